@@ -77,6 +77,8 @@ class _Recurrent:
         self._params = self._init_params(self._rng)
         self.grads = {name: np.zeros_like(w) for name, w in self._params.items()}
         self._tape: dict[str, Any] | None = None
+        self.record_state_grads = False  # backward then fills self.state_grads
+        self.state_grads: dict[str, np.ndarray] = {}
 
     # ---- parameters -------------------------------------------------------------
 
@@ -314,6 +316,12 @@ class _Recurrent:
             d_in = None
             for d in range(D):
                 k = layer * D + d
+                record = None
+                if self.record_state_grads:
+                    record = [np.empty((T, N, size), self.dtype) for size in self._state_sizes()]
+                    sfx = self._suffix(layer, d)
+                    for state_name, rec in zip(self.cell.state_names, record):
+                        self.state_grads[state_name + sfx] = rec
                 dx, ds0 = sequence.backward(
                     self.cell,
                     self._local(self._params, layer, d),
@@ -321,13 +329,34 @@ class _Recurrent:
                     np.ascontiguousarray(d_out[:, :, d * P : (d + 1) * P]),
                     tuple(s[k] for s in dfinal),
                     self._local(self.grads, layer, d),
+                    record,
                 )
                 d_in = dx if d_in is None else d_in + dx
-                for parts, s in zip(dstate0, ds0):
-                    parts[k] = s
+                for parts, ds in zip(dstate0, ds0):
+                    parts[k] = ds
             d_out = d_in
         dx_user = self._to_user_layout(d_out, unbatched)
         return dx_user, self._public_state([np.stack(parts) for parts in dstate0], unbatched)
+
+    def activations(self) -> dict[str, dict[str, np.ndarray]]:
+        """The last forward pass's stored per-step values, by layer-direction suffix.
+
+        ``{"_l0": {"i": (T, N, H), "f": ..., "g": ..., "o": ..., "c": ..., "h": ...}}`` for the
+        LSTM (the cache fields of each cell, stacked over time, plus the states h and c).
+        Time runs forward in every direction; padded steps hold whatever the cell computed.
+        """
+        if self._tape is None:
+            raise RuntimeError("activations: call forward first (no forward pass is recorded)")
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for k, tape in enumerate(self._tape["tapes"]):
+            layer, d = divmod(k, self.num_directions)
+            fields = {
+                name: np.stack([getattr(c, name) for c in tape.caches])
+                for name in tape.caches[0]._fields
+            }
+            fields["h_prev"] = tape.h_prev
+            out[self._suffix(layer, d)] = fields
+        return out
 
     def step(self, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
         """One time step for streaming: x_t (N, I) or (I,) -> (y_t (N, P), new state).

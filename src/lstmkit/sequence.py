@@ -71,11 +71,19 @@ def forward(
 
 
 def backward(
-    cell: Cell, p: Params, tape: Tape, dy: np.ndarray, dstate: State, grads: Params
+    cell: Cell,
+    p: Params,
+    tape: Tape,
+    dy: np.ndarray,
+    dstate: State,
+    grads: Params,
+    record: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, State]:
     """Backpropagate dy (T, N, P) and the final state's gradient through the tape.
 
     Adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), dstate_0).
+    With ``record`` (a list of arrays shaped like the states with a leading T), the
+    total gradient of each state leaving step t, dL/dh_t (and dL/dc_t), is stored there.
     """
     x, h_prev, caches, mask, reverse = tape
     T, N, I = x.shape
@@ -84,6 +92,9 @@ def backward(
     dhw = dxw if cell.num_gates != 3 else np.empty_like(dxw)  # the GRU's n rows differ
     for t in reversed(_time_order(T, reverse)):
         d = (dstate[0] + (dy[t] if mask is None else dy[t] * mask[t]),) + dstate[1:]
+        if record is not None:
+            for rec, dd in zip(record, d):
+                rec[t] = dd
         d_cell = d if mask is None else tuple(dd * mask[t] for dd in d)
         dxw[t], dhw_t, d_prev = cell.step_backward(d_cell, caches[t], p, grads)
         if dhw is not dxw:
