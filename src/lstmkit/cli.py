@@ -1,0 +1,59 @@
+"""The ``lstmkit`` command line: ``lstmkit SUBCOMMAND --help`` describes each one.
+
+Each feature module registers its own subcommands through ``add_commands(subparsers)``;
+a subcommand's handler takes the parsed arguments and returns an exit code.
+Conventions: usage errors exit 2 (argparse), failures exit 1 with a one-line message on
+stderr and no traceback (:class:`UserError`), Ctrl-C exits 130 after the handler saved
+what it had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands, in the order --help lists them.
+_COMMAND_MODULES = [
+    "lstmkit.commands.text",
+    "lstmkit.commands.series",
+    "lstmkit.commands.memory",
+    "lstmkit.commands.export",
+    "lstmkit.commands.bench",
+    "lstmkit.commands.demo",
+]
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad path, bad file, bad option): printed without traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmkit",
+        description="Train, use and inspect LSTM, GRU and RNN models on NumPy.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue  # a feature not present in this build
+        module.add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"lstmkit {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"lstmkit {args.command}: interrupted", file=sys.stderr)
+        return 130
