@@ -42,7 +42,8 @@ def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{_META: blob}, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
+            members = {_META: blob, **{k: np.ascontiguousarray(v) for k, v in arrays.items()}}
+            np.savez(f, **members)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
