@@ -1,0 +1,1 @@
+"""Character-level language modelling: corpus and vocabulary, the model, training, sampling."""

@@ -1,0 +1,72 @@
+"""The character-level language model: embedding -> LSTM stack -> dropout -> linear head.
+
+Shapes, with V the vocabulary size, E the embedding size, H the hidden size:
+
+=========  ===========
+ids        (T, N) int
+embedded   (T, N, E)
+y          (T, N, H)
+logits     (T, N, V)
+=========  ===========
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from lstmkit.container import Model
+from lstmkit.layers import LSTM
+from lstmkit.modules import Dropout, Embedding, Linear
+
+State = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class CharLMConfig:
+    vocab_size: int
+    embed: int = 64
+    hidden: int = 256
+    layers: int = 2
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CharLM(Model):
+    def __init__(self, config: CharLMConfig, seed: int | np.random.Generator | None = None):
+        super().__init__()
+        self.config = config
+        rng = np.random.default_rng(seed)
+        self.embed: Embedding = self.add(
+            "embed", Embedding(config.vocab_size, config.embed, seed=rng)
+        )
+        self.lstm: LSTM = self.add(
+            "lstm",
+            LSTM(config.embed, config.hidden, config.layers, dropout=config.dropout, seed=rng),
+        )
+        self.drop: Dropout = self.add("drop", Dropout(config.dropout, seed=rng))
+        self.head: Linear = self.add("head", Linear(config.hidden, config.vocab_size, seed=rng))
+
+    def initial_state(self, batch: int) -> State:
+        shape = (self.config.layers, batch, self.config.hidden)
+        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+
+    def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+        """ids (T, N) -> logits (T, N, V), final state ((L, N, H), (L, N, H))."""
+        y, state = self.lstm(self.embed(ids), state)  # (T, N, H)
+        return self.head(self.drop(y)), state  # (T, N, V)
+
+    def backward(self, dlogits: np.ndarray) -> None:
+        """Accumulate every parameter's gradient from dlogits (T, N, V)."""
+        dy = self.drop.backward(self.head.backward(dlogits))
+        dx, _ = self.lstm.backward(dy)
+        self.embed.backward(dx)
+
+    def step(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
+        """One character per sequence, for sampling: ids (N,) -> logits (N, V), new state."""
+        y, state = self.lstm.step(self.embed(ids), state)  # (N, H)
+        return self.head(y), state
