@@ -289,3 +289,22 @@ def test_model_with_unknown_children_raises(tmp_path):
     model.add("head", modules.Linear(3, 1))
     with pytest.raises(TypeError, match="'extra': 'GRU'"):
         export(model, tmp_path / "m.onnx")
+
+
+def test_the_char_lm_of_the_text_package(tmp_path):
+    """The project's own CharLM (embed, lstm, drop, head) exports and streams in ORT."""
+    text_model = pytest.importorskip("lstmkit.text.model")
+    config = text_model.CharLMConfig(vocab_size=13, embed=4, hidden=6, layers=2, dropout=0.2)
+    model = text_model.CharLM(config, seed=0).eval()
+    path = tmp_path / "charlm.onnx"
+    export(model, path, sequence_lens=False)
+    session = _session(path)
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, 13, size=(8, 3))
+    logits, (h_n, c_n) = model(ids)
+    h, c = model.initial_state(3)
+    chunks = []
+    for part in np.split(ids, [5], axis=0):  # two chunks, state carried through the graph
+        out, h, c = session.run(None, {"ids": part, "h0": h, "c0": c})
+        chunks.append(out)
+    _assert_close([np.concatenate(chunks), h, c], [logits, h_n, c_n])
