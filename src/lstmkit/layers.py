@@ -185,6 +185,27 @@ class _Recurrent:
             args.append(f"dtype={self.dtype.name}")
         return f"{type(self).__name__}({', '.join(args)})"
 
+    # ---- PyTorch interchange (torch needed only here) --------------------------------
+
+    @classmethod
+    def from_torch(cls, module: Any) -> Any:
+        """A layer with the exact weights and options of a ``torch.nn.LSTM/GRU/RNN``."""
+        from lstmkit.interop import from_torch
+
+        layer = from_torch(module)
+        if not isinstance(layer, cls):
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        return layer
+
+    def to_torch(self) -> Any:
+        """The equivalent ``torch.nn`` module, with this layer's exact weights."""
+        from lstmkit.interop import to_torch
+
+        return to_torch(self)
+
     # ---- input handling ------------------------------------------------------------
 
     def _state_sizes(self) -> tuple[int, ...]:
