@@ -7,6 +7,7 @@
 ((5, 2, 16), (1, 2, 16))
 """
 
+from lstmkit import init as init  # lk.init.orthogonal_ etc., as init.py documents
 from lstmkit.layers import GRU, LSTM, RNN
 
 __all__ = ["GRU", "LSTM", "RNN"]
