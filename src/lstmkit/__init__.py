@@ -8,7 +8,27 @@
 """
 
 from lstmkit import init as init  # lk.init.orthogonal_ etc., as init.py documents
+from lstmkit.container import Model
 from lstmkit.layers import GRU, LSTM, RNN
+from lstmkit.losses import mse, softmax_cross_entropy
+from lstmkit.modules import Dropout, Embedding, Linear
+from lstmkit.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm
 
-__all__ = ["GRU", "LSTM", "RNN"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Dropout",
+    "Embedding",
+    "Linear",
+    "Model",
+    "RMSprop",
+    "clip_grad_norm",
+    "init",
+    "mse",
+    "softmax_cross_entropy",
+]
 __version__ = "0.1.0"
