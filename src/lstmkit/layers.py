@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit import sequence
+from lstmkit import fast
 from lstmkit._checks import as_array, check_finite, check_shape, lengths_mask
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.base import Cell, Params
@@ -78,6 +78,7 @@ class _Recurrent:
         self.grads = {name: np.zeros_like(w) for name, w in self._params.items()}
         self._tape: dict[str, Any] | None = None
         self.record_state_grads = False  # backward then fills self.state_grads
+        self.impl = "auto"  # "reference" (lstmkit.sequence) or "fused": see lstmkit.fast
         self.state_grads: dict[str, np.ndarray] = {}
 
     # ---- parameters -------------------------------------------------------------
@@ -271,20 +272,21 @@ class _Recurrent:
         mask = None if lengths is None else lengths_mask(lengths, T, N)
         D = self.num_directions
         finals: list[list[np.ndarray]] = [[] for _ in state0]
-        tapes: list[sequence.Tape] = []
+        tapes: list[Any] = []
         dropout_masks: list[np.ndarray | None] = []
         layer_input = x
         for layer in range(self.num_layers):
             outputs = []
             for d in range(D):
                 k = layer * D + d
-                y, final, tape = sequence.forward(
+                y, final, tape = fast.forward(
                     self.cell,
                     self._local(self._params, layer, d),
                     layer_input,
                     tuple(s[k] for s in state0),
                     mask,
                     reverse=d == 1,
+                    impl=self.impl,
                 )
                 outputs.append(y)
                 tapes.append(tape)
@@ -343,7 +345,7 @@ class _Recurrent:
                     sfx = self._suffix(layer, d)
                     for state_name, rec in zip(self.cell.state_names, record):
                         self.state_grads[state_name + sfx] = rec
-                dx, ds0 = sequence.backward(
+                dx, ds0 = fast.backward(
                     self.cell,
                     self._local(self._params, layer, d),
                     tape["tapes"][k],
@@ -387,6 +389,8 @@ class _Recurrent:
         """
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer needs the whole sequence; use forward")
+        if fast.applies(self.cell, self.impl) and (fused := fast.step(self, x_t, state)):
+            return fused
         x_t = as_array(x_t, "x_t", self.dtype)
         if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
             raise ValueError(

@@ -1,0 +1,177 @@
+"""The LSTM's loop over time for one layer and one direction, fused.
+
+Same math, inputs and outputs as :func:`lstmkit.sequence.forward` / ``backward`` with
+:class:`lstmkit.cells.LSTMCell`; what differs is how the work is laid out:
+
+* every array is allocated once per call, as a (T, N, ·) block; the loop writes into
+  views of it (no per-step allocation, and the tape is those blocks, not T caches);
+* the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N rows, and
+  the loop adds the recurrent product into it in place;
+* the gates' pointwise work is one fused kernel per step (:mod:`lstmkit.fast.kernels`);
+* after the backward loop, ``dW_ih``, ``dW_hh``, ``dW_hr``, the biases and ``dx`` are
+  single GEMMs (or sums) over all T*N rows; only ``dz @ W_hh`` (and ``dh @ W_hr``) stay in
+  the loop.
+
+Variable lengths follow :mod:`lstmkit.sequence`: on padded steps (``mask`` False) the state
+is carried unchanged and the output is zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from lstmkit.cells.base import Params, State
+from lstmkit.cells.lstm import LSTMCache
+from lstmkit.fast import kernels
+
+
+class FusedTape(NamedTuple):
+    """What the backward pass needs from the forward pass of one direction."""
+
+    x: np.ndarray  # (T, N, I) the layer's input
+    h_prev: np.ndarray  # (T, N, P) the hidden state entering each step
+    c_prev: np.ndarray  # (T, N, H) the cell state entering each step
+    gates: np.ndarray  # (T, N, 4H) the gate activations i, f, g, o
+    tanh_c: np.ndarray  # (T, N, H) tanh of the step's new cell state
+    m: np.ndarray  # (T, N, H) o * tanh_c (the projection's input; y itself without one)
+    mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
+    reverse: bool
+    forget_gate: bool
+
+    @property
+    def caches(self) -> list[LSTMCache]:
+        """The reference's per-step caches, as views (for ``layer.activations()``)."""
+        out = []
+        for t in range(self.x.shape[0]):
+            i, f, g, o = kernels.split4(self.gates[t])
+            out.append(LSTMCache(i, f, g, o, self.c_prev[t], self.tanh_c[t], self.m[t]))
+        return out
+
+
+def _time_order(T: int, reverse: bool) -> list[int]:
+    return list(range(T - 1, -1, -1) if reverse else range(T))
+
+
+def forward(
+    p: Params,
+    x: np.ndarray,
+    state: State,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+    forget_gate: bool = True,
+) -> tuple[np.ndarray, State, FusedTape]:
+    """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
+
+    Returns y (T, N, P), the final (h, c) and the tape.
+    """
+    T, N, I = x.shape
+    W_hh = p["W_hh"]  # (4H, P)
+    GH, P = W_hh.shape
+    H = GH // 4
+    dtype = x.dtype
+    k = kernels.gate_constants(H, forget_gate, dtype)
+    cell_forward, _ = kernels.select(dtype)
+
+    W_ih_s = p["W_ih"] * k.scale[:, None]  # (4H, I) scaled: see kernels
+    gates = np.matmul(x.reshape(T * N, I), W_ih_s.T).reshape(T, N, GH)
+    if "b_ih" in p:
+        gates += (p["b_ih"] + p["b_hh"]) * k.scale
+    W_hh_t = np.ascontiguousarray((W_hh * k.scale[:, None]).T)  # (P, 4H)
+    W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
+
+    y = np.empty((T, N, P), dtype)
+    h_prev = np.empty((T, N, P), dtype)
+    c_prev = np.empty((T, N, H), dtype)
+    tanh_c = np.empty((T, N, H), dtype)
+    m = y if W_hr_t is None and mask is None else np.empty((T, N, H), dtype)
+    hw = np.empty((N, GH), dtype)
+    h_n = np.empty((N, P), dtype)
+    c_n = np.empty((N, H), dtype)
+
+    order = _time_order(T, reverse)
+    h_prev[order[0]] = state[0]
+    c_prev[order[0]] = state[1]
+    for s, t in enumerate(order):
+        last = s == T - 1
+        h_out = h_n if last else h_prev[order[s + 1]]  # the state entering the next step
+        c_out = c_n if last else c_prev[order[s + 1]]
+        np.matmul(h_prev[t], W_hh_t, out=hw)
+        cell_forward(gates[t], hw, k, c_prev[t], c_out, tanh_c[t], m[t])
+        h_new = m[t] if W_hr_t is None else np.matmul(m[t], W_hr_t, out=y[t])  # h = W_hr m
+        if mask is None:
+            h_out[...] = h_new
+        else:  # padded steps carry the state and output zeros
+            valid = mask[t]
+            np.copyto(h_out, h_prev[t])
+            np.copyto(h_out, h_new, where=valid)
+            np.copyto(c_out, c_prev[t], where=~valid)
+            np.multiply(h_new, valid, out=y[t])
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
+    return y, (h_n, c_n), tape
+
+
+def backward(
+    p: Params,
+    tape: FusedTape,
+    dy: np.ndarray,
+    dstate: State,
+    grads: Params,
+    record: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, State]:
+    """Backpropagate dy (T, N, P) and the final state's gradient (dh (N, P), dc (N, H)).
+
+    Adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), (dh0, dc0)).
+    ``record``: as in :func:`lstmkit.sequence.backward`.
+    """
+    x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate = tape
+    T, N, I = x.shape
+    W_hh = p["W_hh"]  # (4H, P)
+    GH, P = W_hh.shape
+    H = GH // 4
+    dtype = x.dtype
+    k = kernels.gate_constants(H, forget_gate, dtype)
+    _, cell_backward = kernels.select(dtype)
+    W_hr = p.get("W_hr")  # (P, H)
+
+    dz = np.empty((T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
+    dh_cell = np.empty((T if W_hr is not None else 0, N, P), dtype)  # for dW_hr
+    dm_buf = np.empty((N, H), dtype)
+    dh = np.array(dstate[0], dtype, order="C")
+    dc = np.array(dstate[1], dtype, order="C")
+    dh_prev = np.empty_like(dh)
+    dc_prev = np.empty_like(dc)
+    if mask is not None:
+        dy = dy * mask
+    for t in reversed(_time_order(T, reverse)):
+        dh += dy[t]
+        if record is not None:
+            record[0][t] = dh
+            record[1][t] = dc
+        dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t], dc * mask[t])
+        if W_hr is None:  # h = m
+            dm = dh_t
+        else:  # h = W_hr m
+            dh_cell[t] = dh_t
+            dm = np.matmul(dh_t, W_hr, out=dm_buf)
+        cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], k, dz[t], dc_prev)
+        np.matmul(dz[t], W_hh, out=dh_prev)
+        if mask is not None:  # padded steps pass the gradient through unchanged
+            keep = ~mask[t]
+            dh_prev += dh * keep
+            dc_prev += dc * keep
+        dh, dh_prev = dh_prev, dh
+        dc, dc_prev = dc_prev, dc
+
+    dz_rows = dz.reshape(T * N, GH)
+    grads["W_ih"] += dz_rows.T @ x.reshape(T * N, I)
+    grads["W_hh"] += dz_rows.T @ h_prev.reshape(T * N, P)
+    if "b_ih" in grads:
+        db = dz_rows.sum(axis=0)
+        grads["b_ih"] += db
+        grads["b_hh"] += db
+    if W_hr is not None:
+        grads["W_hr"] += dh_cell.reshape(T * N, P).T @ m.reshape(T * N, H)
+    dx = (dz_rows @ p["W_ih"]).reshape(T, N, I)
+    return dx, (dh, dc)

@@ -1,0 +1,195 @@
+"""The fused LSTM path (lstmkit.fast) against the reference path (lstmkit.sequence).
+
+Both run the same layer on the same data; forward outputs, final states, dx, dstate and
+every parameter gradient must agree: float64 to 1e-12 (the fused path reorders a few sums),
+float32 to float32 rounding (its compiled tanh is accurate to a few ulp). The reference is
+itself checked against torch and finite differences elsewhere; here one float32 case is
+also checked against torch in float64, so the compiled kernels meet an independent oracle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import (
+    config_id,
+    lk_run,
+    make_layer,
+    random_case,
+    random_config,
+    rel_err,
+    torch_run,
+    torch_twin,
+)
+
+import lstmkit as lk
+from lstmkit.fast import kernels
+
+TOL = {np.float64: 1e-12, np.float32: 2e-5}
+
+
+def _configs() -> list[dict[str, Any]]:
+    rng = np.random.default_rng(5)
+    cfgs = [random_config("LSTM", rng) for _ in range(24)]
+    # make sure the grid has each option, with larger sizes than random_config's
+    base = {
+        "kind": "LSTM",
+        "input_size": 5,
+        "hidden_size": 7,
+        "num_layers": 1,
+        "bias": True,
+        "batch_first": False,
+        "bidirectional": False,
+        "proj_size": 0,
+        "T": 6,
+        "N": 4,
+        "unbatched": False,
+        "lengths": False,
+        "given_state": True,
+        "given_dstate": True,
+    }
+    for change in [
+        {},
+        {"lengths": True},
+        {"proj_size": 3},
+        {"proj_size": 3, "lengths": True, "bidirectional": True},
+        {"num_layers": 2, "bidirectional": True},
+        {"num_layers": 3, "batch_first": True, "lengths": True},
+        {"bias": False, "given_state": False, "given_dstate": False},
+        {"unbatched": True, "N": 1},
+    ]:
+        cfgs.append({**base, **change})
+    return cfgs
+
+
+CONFIGS = _configs()
+
+
+def _compare(got: dict[str, Any], ref: dict[str, Any], tol: float) -> None:
+    assert rel_err(got["y"], ref["y"]) < tol
+    assert rel_err(got["dx"], ref["dx"]) < tol
+    for a, b in zip(got["state_n"], ref["state_n"], strict=True):
+        assert rel_err(a, b) < tol
+    for a, b in zip(got["dstate0"], ref["dstate0"], strict=True):
+        assert rel_err(a, b) < tol
+    assert got["grads"].keys() == ref["grads"].keys()
+    for name in ref["grads"]:
+        assert rel_err(got["grads"][name], ref["grads"][name]) < tol, name
+
+
+def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple[Any, Any]:
+    fused = make_layer(cfg, dtype, seed=1, **extra)
+    reference = make_layer(cfg, dtype, seed=1, **extra)
+    fused.impl, reference.impl = "fused", "reference"
+    return fused, reference
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
+def test_fused_equals_reference(cfg: dict[str, Any], dtype: Any) -> None:
+    fused, reference = _fused_and_reference(cfg, dtype)
+    case = random_case(fused, cfg, np.random.default_rng(3), dtype)
+    got = lk_run(fused, case)
+    assert all(isinstance(t, lk.fast.FusedTape) for t in fused._tape["tapes"])
+    _compare(got, lk_run(reference, case), TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
+def test_without_forget_gate(dtype: Any, lengths: Any) -> None:
+    cfg = {**CONFIGS[-8], "lengths": lengths is not None, "N": 3}
+    fused, reference = _fused_and_reference(cfg, dtype, forget_gate=False)
+    case = random_case(fused, cfg, np.random.default_rng(4), dtype)
+    case["lengths"] = lengths
+    got = lk_run(fused, case)
+    _compare(got, lk_run(reference, case), TOL[dtype])
+    assert np.all(got["grads"]["weight_ih_l0"][7:14] == 0)  # the forget rows learn nothing
+
+
+def test_numpy_kernels_for_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without numba, float32 runs NumPy's kernels; they too equal the reference."""
+    monkeypatch.setattr(
+        kernels, "select", lambda dtype: (kernels.cell_forward, kernels.cell_backward)
+    )
+    for cfg in CONFIGS[-8:-3]:
+        fused, reference = _fused_and_reference(cfg, np.float32)
+        case = random_case(fused, cfg, np.random.default_rng(6), np.float32)
+        _compare(lk_run(fused, case), lk_run(reference, case), TOL[np.float32])
+
+
+def test_float32_fused_against_torch_float64() -> None:
+    """Longer sequences, larger gates: the compiled float32 kernels meet an outside oracle."""
+    cfg = {**CONFIGS[-8], "input_size": 9, "hidden_size": 33, "T": 40, "N": 5, "lengths": True}
+    layer = make_layer(cfg, np.float32, seed=2)
+    layer.impl = "fused"
+    case = random_case(layer, cfg, np.random.default_rng(7), np.float32)
+    got = lk_run(layer, case)
+    twin = make_layer(cfg, np.float64)
+    twin.load_state_dict({k: v.astype(np.float64) for k, v in layer.state_dict().items()})
+    case64 = {
+        k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
+        for k, v in case.items()
+    }
+    case64["state"] = tuple(s.astype(np.float64) for s in case["state"])
+    case64["dstate"] = tuple(s.astype(np.float64) for s in case["dstate"])
+    case64["zeros"] = [z.astype(np.float64) for z in case["zeros"]]
+    ref = torch_run(torch_twin(twin), case64)
+    _compare(got, ref, 1e-4)
+
+
+def test_activations_and_state_grads_match() -> None:
+    cfg = {**CONFIGS[-5], "lengths": True}  # proj, bidirectional, lengths
+    fused, reference = _fused_and_reference(cfg, np.float64)
+    case = random_case(fused, cfg, np.random.default_rng(8), np.float64)
+    for layer in (fused, reference):
+        layer.record_state_grads = True
+    lk_run(fused, case)
+    lk_run(reference, case)
+    act_f, act_r = fused.activations(), reference.activations()
+    assert act_f.keys() == act_r.keys()
+    for key in act_r:
+        assert act_f[key].keys() == act_r[key].keys()
+        for name in act_r[key]:
+            assert rel_err(act_f[key][name], act_r[key][name]) < 1e-12, (key, name)
+    assert fused.state_grads.keys() == reference.state_grads.keys()
+    for name in reference.state_grads:
+        assert rel_err(fused.state_grads[name], reference.state_grads[name]) < 1e-12, name
+
+
+def test_backward_twice_accumulates() -> None:
+    cfg = CONFIGS[-8]
+    fused, reference = _fused_and_reference(cfg, np.float64)
+    case = random_case(fused, cfg, np.random.default_rng(9), np.float64)
+    for layer in (fused, reference):
+        layer(case["x"], case["state"])
+        layer.backward(case["dy"], case["dstate"])
+        layer.backward(case["dy"], case["dstate"])
+    for name in reference.grads:
+        assert rel_err(fused.grads[name], reference.grads[name]) < 1e-12
+
+
+def test_impl_selection() -> None:
+    x = np.ones((3, 2, 4), np.float32)
+    gru = lk.GRU(4, 5, seed=0)
+    gru.impl = "fused"
+    with pytest.raises(ValueError, match="covers the LSTM only"):
+        gru(x)
+    gru.impl = "auto"  # falls back to the reference
+    gru(x)
+    assert not isinstance(gru._tape["tapes"][0], lk.fast.FusedTape)
+    lstm = lk.LSTM(4, 5, seed=0)
+    lstm.impl = "fast"
+    with pytest.raises(ValueError, match="impl: expected one of"):
+        lstm(x)
+    lstm.impl = "reference"
+    lstm(x)
+    assert not isinstance(lstm._tape["tapes"][0], lk.fast.FusedTape)
+
+
+def test_compiled_tanh_accuracy() -> None:
+    numba_kernels = pytest.importorskip("lstmkit.fast._numba")
+    z = np.linspace(-10, 10, 4001).astype(np.float32)
+    t = np.array([numba_kernels._tanh(v) for v in z], np.float32)
+    assert np.max(np.abs(t - np.tanh(z.astype(np.float64)))) < 4e-7
