@@ -193,3 +193,20 @@ def test_compiled_tanh_accuracy() -> None:
     z = np.linspace(-10, 10, 4001).astype(np.float32)
     t = np.array([numba_kernels._tanh(v) for v in z], np.float32)
     assert np.max(np.abs(t - np.tanh(z.astype(np.float64)))) < 4e-7
+
+
+def test_benchmark_smoke() -> None:
+    """The benchmark's training row runs on a tiny shape (timings are not checked)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_lstm.py"
+    spec = importlib.util.spec_from_file_location("bench_lstm", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.train_row((2, 3, 4, 5, 2, True), repeats=1, gemm=1.0)
+    assert set(row["ms"]) == {"lstmkit", "torch", "reference"}
+    assert set(row["ratio"]) == {"torch", "reference"}
+    assert "train" in bench.format_row(row)
+    assert bench.lstm_flops(1, 1, 3, 2, 1, False) == 2 * 4 * 2 * (3 + 2)

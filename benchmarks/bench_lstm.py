@@ -1,0 +1,483 @@
+"""lstmkit's LSTM against torch.nn.LSTM and ONNX Runtime on the CPU, side by side.
+
+Run from the repository root::
+
+    python benchmarks/bench_lstm.py                 # full table (a few minutes)
+    python benchmarks/bench_lstm.py --quick         # small shapes, few repeats
+    python benchmarks/bench_lstm.py --json out.json # also write every number as JSON
+
+One process runs every implementation on the same float32 data with the same number of
+threads (``--threads``, 2 by default: torch.set_num_threads, ONNX Runtime's
+intra_op_num_threads and threadpoolctl for NumPy's BLAS). Each measurement is a warm-up
+followed by repeats taken in turn across the implementations (so a busy machine slows them
+alike); the table shows medians.
+
+Rows:
+
+* train: forward + backward of the layer, loss = sum of the outputs, every gradient
+  (parameters and x); lstmkit (fused, and the plain reference path) vs torch.nn.LSTM;
+* infer: forward over the whole sequence; vs torch under no_grad and ONNX Runtime running
+  the same weights exported with :func:`lstmkit.onnx.export`;
+* stream: one step at a time with the state carried (N = 1), latency per step; vs
+  torch.nn.LSTMCell and ONNX Runtime on a one-step sequence;
+* memory: the peak memory that one training step adds, each implementation in a fresh
+  subprocess (peak RSS above the RSS before the step, after a warm-up on a tiny shape;
+  for lstmkit also tracemalloc's peak, which NumPy's allocations report to).
+
+Columns: median time, tokens/s (N*T per second; steps/s for streaming), GFLOP/s (the
+matrix products' 2*m*n*k; training counts 3x the forward, the usual forward + 2x
+backward), the ratio peer time / lstmkit time (> 1: lstmkit is faster), and the fraction
+of this machine's float32 GEMM rate measured in the same run.
+
+OpenBLAS: environments that set ``OPENBLAS_CORETYPE`` or ``OPENBLAS_L2_SIZE`` pin NumPy's
+BLAS to an older, slower kernel. The benchmark re-runs itself with both unset (they are
+read when NumPy loads) unless ``--keep-blas-env``; the report says which, and which kernel
+NumPy ran (threadpoolctl). Tests and CI leave them alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_UNSET_MARK = "_LSTMKIT_BENCH_UNSET_BLAS_ENV"  # set in the re-executed child
+
+# (N, T, I, H, num_layers, bidirectional)
+SHAPES: list[tuple[int, int, int, int, int, bool]] = [
+    (1, 100, 32, 64, 1, False),
+    (16, 100, 64, 128, 1, False),
+    (32, 100, 128, 256, 1, False),
+    (64, 100, 256, 512, 1, False),
+    (64, 50, 1024, 1024, 1, False),
+    (16, 100, 128, 256, 2, True),
+]
+QUICK_SHAPES = SHAPES[:2] + [(4, 20, 16, 32, 2, True)]
+STREAM_H = (64, 128, 256, 512)
+
+
+# ---- environment ----------------------------------------------------------------------
+
+
+def _reexec_without_blas_env(argv: list[str]) -> None:
+    """Replace this process by one without BLAS_ENV (must run before NumPy is imported)."""
+    present = {k: os.environ[k] for k in BLAS_ENV if k in os.environ}
+    if not present:
+        return
+    env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
+    env[_UNSET_MARK] = json.dumps(present)
+    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
+
+
+def blas_env_note(keep: bool) -> str:
+    if _UNSET_MARK in os.environ:
+        return f"unset by the benchmark (the environment had {os.environ[_UNSET_MARK]})"
+    present = {k: os.environ[k] for k in BLAS_ENV if k in os.environ}
+    if present:
+        return f"kept (--keep-blas-env): {present}" if keep else f"set: {present}"
+    return "not set"
+
+
+def set_threads(n: int) -> dict[str, Any]:
+    """n threads for torch and NumPy's BLAS; returns NumPy's BLAS as threadpoolctl sees it."""
+    import threadpoolctl
+    import torch
+
+    torch.set_num_threads(n)
+    threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    info = [i for i in threadpoolctl.threadpool_info() if "numpy" in i.get("filepath", "")]
+    blas = info[0] if info else {}
+    return {
+        k: blas.get(k)
+        for k in ("internal_api", "version", "architecture", "threading_layer", "num_threads")
+    } | {"library": os.path.basename(blas.get("filepath", "?"))}
+
+
+# ---- timing -----------------------------------------------------------------------------
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, inner: int = 1
+) -> dict[str, float]:
+    """Median seconds per call of each fn; the repeats alternate between the fns."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[name].append((time.perf_counter() - start) / inner)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def gemm_rate(n: int, repeats: int) -> dict[str, float]:
+    """float32 GEMM GFLOP/s of NumPy's BLAS and torch on (n, n) @ (n, n)."""
+    import numpy as np
+    import torch
+
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b, out = a.copy(), np.empty_like(a)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    tout = torch.empty_like(ta)
+    t = time_interleaved(
+        {
+            "numpy": lambda: np.matmul(a, b, out=out),
+            "torch": lambda: torch.matmul(ta, tb, out=tout),
+        },
+        repeats,
+    )
+    return {name: 2.0 * n**3 / sec / 1e9 for name, sec in t.items()}
+
+
+def lstm_flops(N: int, T: int, I: int, H: int, layers: int, bidirectional: bool) -> float:
+    """Forward FLOPs of the matrix products (2 per multiply-add), all layers and directions."""
+    D = 2 if bidirectional else 1
+    total = 0.0
+    for layer in range(layers):
+        layer_in = I if layer == 0 else D * H
+        total += D * 2.0 * T * N * 4 * H * (layer_in + H)
+    return total
+
+
+# ---- the implementations -------------------------------------------------------------
+
+
+def make_models(shape: tuple[int, int, int, int, int, bool], seed: int = 0) -> dict[str, Any]:
+    """lstmkit layer (fused), its reference twin, torch twin, and the float32 input."""
+    import numpy as np
+    import torch
+
+    import lstmkit as lk
+
+    N, T, I, H, L, bi = shape
+    layer = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=seed)
+    reference = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=seed)
+    reference.impl = "reference"
+    module = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
+    x = np.random.default_rng(seed + 1).standard_normal((T, N, I)).astype(np.float32)
+    return {"lstmkit": layer, "reference": reference, "torch": module, "x": x}
+
+
+def _train_fn(layer: Any, x: Any) -> Callable[[], Any]:
+    import numpy as np
+
+    def run() -> None:
+        layer.zero_grad()
+        y, _ = layer(x)
+        layer.backward(np.ones_like(y))
+
+    return run
+
+
+def _torch_train_fn(module: Any, x: Any) -> Callable[[], Any]:
+    import torch
+
+    xt = torch.from_numpy(x).requires_grad_(True)
+
+    def run() -> None:
+        module.zero_grad()
+        xt.grad = None
+        y, _ = module(xt)
+        y.sum().backward()
+
+    return run
+
+
+def _onnx_session(layer: Any, threads: int) -> Any:
+    """An ONNX Runtime session running ``layer``'s weights (inputs x, h0, c0)."""
+    import onnxruntime as ort
+
+    from lstmkit.onnx import export
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "lstm.onnx")
+        export(layer, path, sequence_lens=False)
+        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def _row(kind: str, shape: Any, times: dict[str, float], flops: float, tokens: int, gemm: float):
+    base = times["lstmkit"]
+    row: dict[str, Any] = {"kind": kind, "shape": shape, "ms": {}, "ratio": {}}
+    for name, sec in times.items():
+        row["ms"][name] = sec * 1e3
+        if name != "lstmkit":
+            row["ratio"][name] = sec / base
+    row["tokens_per_s"] = {name: tokens / sec for name, sec in times.items()}
+    row["gflops"] = {name: flops / sec / 1e9 for name, sec in times.items()}
+    row["gemm_fraction"] = {name: flops / sec / 1e9 / gemm for name, sec in times.items()}
+    return row
+
+
+def train_row(
+    shape: tuple[int, int, int, int, int, bool],
+    repeats: int,
+    gemm: float,
+    reference: bool = True,
+) -> dict[str, Any]:
+    m = make_models(shape)
+    fns = {"lstmkit": _train_fn(m["lstmkit"], m["x"]), "torch": _torch_train_fn(m["torch"], m["x"])}
+    if reference:
+        fns["reference"] = _train_fn(m["reference"], m["x"])
+    times = time_interleaved(fns, repeats)
+    N, T = shape[0], shape[1]
+    return _row("train", shape, times, 3 * lstm_flops(*shape), N * T, gemm)
+
+
+def infer_row(
+    shape: tuple[int, int, int, int, int, bool], repeats: int, gemm: float, threads: int
+) -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    m = make_models(shape)
+    layer, module, x = m["lstmkit"], m["torch"], m["x"]
+    layer.eval()
+    xt = torch.from_numpy(x)
+
+    def torch_run() -> None:
+        with torch.no_grad():
+            module(xt)
+
+    N, T, I, H, L, bi = shape
+    zeros = np.zeros((L * (2 if bi else 1), N, H), np.float32)
+    session = _onnx_session(layer, threads)
+    feeds = {"x": x, "h0": zeros, "c0": zeros}
+    fns = {
+        "lstmkit": lambda: layer(x),
+        "torch": torch_run,
+        "onnxruntime": lambda: session.run(None, feeds),
+    }
+    times = time_interleaved(fns, repeats)
+    row = _row("infer", shape, times, lstm_flops(*shape), N * T, gemm)
+    row["ratio"]["best_peer"] = min(times["torch"], times["onnxruntime"]) / times["lstmkit"]
+    return row
+
+
+def stream_row(H: int, steps: int, repeats: int, gemm: float, threads: int) -> dict[str, Any]:
+    """Latency of one step (N = 1, I = H), the state carried from step to step."""
+    import numpy as np
+    import torch
+
+    import lstmkit as lk
+
+    I = H
+    layer = lk.LSTM(I, H, seed=0).eval()
+    cell = torch.nn.LSTMCell(I, H)
+    sd = layer.state_dict()
+    cell.load_state_dict({k[: -len("_l0")]: torch.from_numpy(v) for k, v in sd.items()})
+    xs = np.random.default_rng(1).standard_normal((steps, 1, I)).astype(np.float32)
+    xts = torch.from_numpy(xs)
+    session = _onnx_session(layer, threads)
+
+    def lk_run() -> None:
+        state = None
+        for t in range(steps):
+            _, state = layer.step(xs[t], state)
+
+    def torch_run() -> None:
+        with torch.no_grad():
+            hc = None
+            for t in range(steps):
+                hc = cell(xts[t], hc)
+
+    def ort_run() -> None:
+        h = c = np.zeros((1, 1, H), np.float32)
+        for t in range(steps):
+            _, h, c = session.run(None, {"x": xs[t : t + 1], "h0": h, "c0": c})
+
+    fns = {"lstmkit": lk_run, "torch_cell": torch_run, "onnxruntime": ort_run}
+    times = {k: v / steps for k, v in time_interleaved(fns, repeats).items()}
+    row = _row("stream", (1, 1, I, H, 1, False), times, lstm_flops(1, 1, I, H, 1, False), 1, gemm)
+    row["us"] = {k: v * 1e6 for k, v in times.items()}
+    return row
+
+
+# ---- memory (subprocesses) -----------------------------------------------------------
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def memory_child(impl: str, shape: tuple[int, int, int, int, int, bool]) -> dict[str, Any]:
+    """One training step in this (fresh) process; the peak memory it adds, in MiB."""
+    import tracemalloc
+
+    import torch
+
+    torch.set_num_threads(2)
+    tiny = (2, 3, 4, 5, shape[4], shape[5])
+    for s in (tiny, shape):  # warm up (and compile) on a tiny shape first
+        m = make_models(s)
+        if impl == "torch":
+            for prm in m["torch"].parameters():
+                prm.grad = torch.zeros_like(prm)  # lstmkit allocates its grads up front too
+            fn = _torch_train_fn(m["torch"], m["x"])
+        else:
+            fn = _train_fn(m[impl], m["x"])
+        if s == tiny:
+            fn()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS (VmHWM) to the current RSS
+    before = _rss_kib("VmRSS")
+    tracemalloc.start()
+    fn()
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    out = {"rss_mib": (_rss_kib("VmHWM") - before) / 1024}
+    if impl != "torch":
+        out["tracemalloc_mib"] = traced / 2**20
+    return out
+
+
+def memory_row(shape: tuple[int, int, int, int, int, bool]) -> dict[str, Any]:
+    row: dict[str, Any] = {"kind": "memory", "shape": shape}
+    for impl in ("lstmkit", "torch"):
+        out = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--memory-child", impl, json.dumps(shape)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=os.environ.copy(),
+        )
+        row[impl] = json.loads(out.stdout.strip().splitlines()[-1])
+    row["ratio"] = {"torch": row["torch"]["rss_mib"] / max(row["lstmkit"]["rss_mib"], 1e-9)}
+    return row
+
+
+# ---- report -------------------------------------------------------------------------------
+
+
+def _fmt_shape(shape: Any) -> str:
+    N, T, I, H, L, bi = shape
+    return f"N={N} T={T} I={I} H={H}" + (f" L={L}" if L > 1 else "") + (" bi" if bi else "")
+
+
+def format_row(row: dict[str, Any]) -> str:
+    shape = _fmt_shape(row["shape"])
+    if row["kind"] == "memory":
+        lk_, th = row["lstmkit"], row["torch"]
+        return (
+            f"memory {shape:28s} peak added by a training step: lstmkit "
+            f"{lk_['rss_mib']:.1f} MiB RSS ({lk_['tracemalloc_mib']:.1f} MiB tracemalloc), "
+            f"torch {th['rss_mib']:.1f} MiB RSS; torch/lstmkit {row['ratio']['torch']:.2f}"
+        )
+    unit, scale = ("us", 1e3) if row["kind"] == "stream" else ("ms", 1.0)
+    cells = []
+    for name, ms in row["ms"].items():
+        ratio = f" (x{row['ratio'][name]:.2f})" if name in row["ratio"] else ""
+        cells.append(
+            f"{name} {ms * scale:.3g} {unit}{ratio} {row['gflops'][name]:.1f} GF/s "
+            f"{100 * row['gemm_fraction'][name]:.0f}%"
+        )
+    tok = row["tokens_per_s"]["lstmkit"]
+    return f"{row['kind']:6s} {shape:28s} {tok:9.0f} tok/s | " + " | ".join(cells)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = [
+        f"machine: {result['machine']}",
+        f"threads: {result['threads']}; BLAS: {result['blas']}",
+        f"OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE: {result['blas_env']}",
+        "float32 GEMM rate: "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in result["gemm_gflops"].items())
+        + f" -> reference rate {result['gemm']:.0f} GFLOP/s",
+        "",
+    ]
+    lines += [format_row(row) for row in result["rows"]]
+    lines.append("")
+    lines.append("(xR): peer time / lstmkit time, > 1 means lstmkit is faster; %: of GEMM rate")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    blas = set_threads(args.threads)
+    quick = args.quick
+    shapes = QUICK_SHAPES if quick else SHAPES
+    repeats = 3 if quick else args.repeats
+    rates = gemm_rate(1024 if quick else 2048, 3 if quick else 7)
+    gemm = max(rates.values())
+    result: dict[str, Any] = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "threads": args.threads,
+        "blas": blas,
+        "blas_env": blas_env_note(args.keep_blas_env),
+        "gemm_gflops": rates,
+        "gemm": gemm,
+        "rows": [],
+    }
+    rows = result["rows"]
+    for shape in shapes:
+        big = shape[3] >= 512
+        rows.append(
+            train_row(shape, max(3, repeats // 2) if big else repeats, gemm, args.reference)
+        )
+        print(format_row(rows[-1]), flush=True)
+    for shape in shapes:
+        rows.append(infer_row(shape, repeats, gemm, args.threads))
+        print(format_row(rows[-1]), flush=True)
+    for H in STREAM_H[:2] if quick else STREAM_H:
+        rows.append(stream_row(H, 50 if quick else 200, repeats, gemm, args.threads))
+        print(format_row(rows[-1]), flush=True)
+    if not args.no_memory:
+        for shape in shapes:
+            rows.append(memory_row(shape))
+            print(format_row(rows[-1]), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small shapes, 3 repeats")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (by default they are unset)",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument(
+        "--no-reference", dest="reference", action="store_false", help="skip the plain path"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory rows")
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        impl, shape = args.memory_child
+        print(json.dumps(memory_child(impl, tuple(json.loads(shape)))))
+        return
+    if not args.keep_blas_env:
+        _reexec_without_blas_env(argv)
+    result = run(args)
+    print()
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
