@@ -1,0 +1,357 @@
+"""Train RNN, GRU and LSTM models on the long-lag tasks within a time budget.
+
+One run = one (task, model, lag, seed): a recurrent layer and a linear read-out trained
+with Adam on fresh batches from the generator until the task is solved on a validation
+batch, the step limit is reached or the budget of seconds is spent; then scored on a
+separate test batch against the task's memoryless baseline.
+
+    from lstmkit.memory import train
+    record = train.run_one("adding", "lstm", lag=50, seed=0, config=train.MemoryConfig())
+    records = train.sweep("adding", ["rnn", "lstm"], [10, 50], seeds=1, config=...)
+    print(train.format_table(records)); train.plot_metric_vs_lag(records, "out/")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstmkit import init as lk_init
+from lstmkit.container import Model
+from lstmkit.layers import GRU, LSTM, RNN
+from lstmkit.losses import mse, softmax_cross_entropy
+from lstmkit.memory.tasks import Batch, make_task
+from lstmkit.modules import Linear
+from lstmkit.optim import Adam, clip_grad_norm
+
+__all__ = [
+    "INITS",
+    "MODELS",
+    "MemoryConfig",
+    "SequenceModel",
+    "format_table",
+    "plot_metric_vs_lag",
+    "run_one",
+    "sweep",
+    "train_model",
+]
+
+# "lstm-noforget" is the 1997 cell (no forget gate: f = 1), for the Reber stream.
+MODELS = ("rnn", "gru", "lstm", "lstm-noforget")
+INITS = ("default", "forget1", "chrono")
+
+
+@dataclass
+class MemoryConfig:
+    hidden: int = 64
+    batch: int = 32
+    lr: float = 1e-2
+    clip: float = 1.0
+    budget_seconds: float = 20.0
+    max_steps: int | None = None
+    eval_every: int = 25
+    eval_size: int = 256  # sequences in the validation and the test batch
+    reber_test_steps: int = 10_000  # length of each of the 4 test streams (Reber task)
+    init: str = "forget1"  # the forget gate starts open (Gers et al. 2000)
+
+
+class SequenceModel(Model):
+    """A recurrent layer (rnn, gru, lstm, lstm-noforget) and a linear read-out.
+
+    ``scored="last"`` reads out the last step only: x (T, N, I) -> out (N, C);
+    ``scored="every"`` reads out every step: x (T, N, I) -> out (T, N, C).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        input_size: int,
+        hidden: int,
+        output_size: int,
+        scored: str = "last",
+        seed: int | np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ):
+        super().__init__()
+        if kind not in MODELS:
+            raise ValueError(f"model: expected one of {', '.join(MODELS)}, got {kind!r}")
+        if scored not in ("last", "every"):
+            raise ValueError(f"scored: expected 'last' or 'every', got {scored!r}")
+        rng = np.random.default_rng(seed)
+        self.kind = kind
+        self.scored = scored
+        rnn: Any
+        if kind == "rnn":
+            rnn = RNN(input_size, hidden, dtype=dtype, seed=rng)
+        elif kind == "gru":
+            rnn = GRU(input_size, hidden, dtype=dtype, seed=rng)
+        else:
+            rnn = LSTM(input_size, hidden, dtype=dtype, seed=rng, forget_gate=kind == "lstm")
+        self.rnn = self.add("rnn", rnn)
+        self.head = self.add("head", Linear(hidden, output_size, dtype=dtype, seed=rng))
+        self._T = 0
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.kind.startswith("lstm")
+
+    def forward(self, x: np.ndarray, state: Any = None) -> tuple[np.ndarray, Any]:
+        x = np.asarray(x, dtype=self.rnn.dtype)  # the generators' float32 data
+        y, state = self.rnn(x, state)  # (T, N, H)
+        self._T = y.shape[0]
+        return self.head(y[-1] if self.scored == "last" else y), state
+
+    def backward(self, dout: np.ndarray) -> None:
+        dh = self.head.backward(dout)
+        if self.scored == "last":
+            dy = np.zeros((self._T,) + dh.shape, dtype=dh.dtype)
+            dy[-1] = dh
+        else:
+            dy = dh
+        self.rnn.backward(dy)
+
+
+def initialise(model: SequenceModel, scheme: str, lag: int | None, rng: Any) -> str:
+    """Apply ``scheme`` to the model's recurrent layer; returns what was actually applied.
+
+    "forget1" and "chrono" only concern gated memories with a forget gate (the LSTM);
+    other models keep torch's default and are reported as "default".
+    """
+    if scheme not in INITS:
+        raise ValueError(f"init: expected one of {', '.join(INITS)}, got {scheme!r}")
+    if scheme == "default" or model.kind != "lstm":
+        return "default"
+    if scheme == "forget1":
+        lk_init.forget_bias_(model.rnn, 1.0)
+    else:
+        lk_init.chrono_(model.rnn, T_max=max(3.0, float(lag or 50)), rng=rng)
+    return scheme
+
+
+def _loss(task: Any, out: np.ndarray, batch: Batch) -> tuple[float, np.ndarray]:
+    if task.loss == "mse":
+        return mse(out, batch.y)
+    return softmax_cross_entropy(out, batch.y)
+
+
+@contextlib.contextmanager
+def single_blas_thread() -> Iterator[None]:
+    """The matrices here are tiny: extra BLAS threads cost far more than they save."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it the run is only slower
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def _evaluate(task: Any, model: SequenceModel, batch: Batch) -> tuple[dict[str, float], Any]:
+    """The task's metrics on ``batch`` (from a zero state) and the final state."""
+    model.eval()
+    out, state = model(batch.x)
+    model.train()
+    return task.evaluate(out, batch), state
+
+
+def train_model(
+    task: Any,
+    model: SequenceModel,
+    config: MemoryConfig,
+    rng: np.random.Generator,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[int, float, bool]:
+    """Train in place until solved on a validation batch, out of steps or out of time.
+
+    Solved means solved at two evaluations in a row, so a metric that merely touches the
+    threshold once does not stop training. Returns (steps, seconds, solved on validation).
+    Stateful tasks (the Reber stream) carry the recurrent state across consecutive chunks
+    of one endless stream.
+    """
+    stateful = getattr(task, "stateful", False)
+    params, grads = model.parameters(), model.grads
+    opt = Adam(params, grads, lr=config.lr)
+    if stateful:
+        stream = task.stream(config.batch, rng)
+        val_batch = task.stream(4, rng).next_chunk(1000)
+    else:
+        val_batch = task.sample(config.eval_size, rng)
+    val_baseline = task.baseline(val_batch)
+    state = None
+    steps, solved, streak = 0, False, 0
+    start = time.perf_counter()
+    while config.max_steps is None or steps < config.max_steps:
+        if time.perf_counter() - start >= config.budget_seconds:
+            break
+        batch = stream.next_chunk(task.T) if stateful else task.sample(config.batch, rng)
+        out, state = model(batch.x, state if stateful else None)
+        loss, dout = _loss(task, out, batch)
+        if not math.isfinite(loss):
+            break  # diverged: keep the step count, report the test metric as it is
+        model.zero_grad()
+        model.backward(dout)
+        clip_grad_norm(grads, config.clip)
+        opt.step()
+        steps += 1
+        if steps % config.eval_every == 0:
+            metrics, _ = _evaluate(task, model, val_batch)
+            if on_eval is not None:
+                on_eval(steps, metrics)
+            streak = streak + 1 if task.solved(metrics, val_baseline) else 0
+            if streak >= 2:
+                solved = True
+                break
+    return steps, time.perf_counter() - start, solved
+
+
+def run_one(
+    task_name: str,
+    model_name: str,
+    lag: int,
+    seed: int,
+    config: MemoryConfig,
+) -> tuple[dict[str, Any], SequenceModel]:
+    """Train one model on one task; returns (the result record, the trained model)."""
+    task = make_task(task_name, lag)
+    rng = np.random.default_rng([seed, lag])
+    model = SequenceModel(
+        model_name, task.input_size, config.hidden, task.output_size, task.scored, seed=rng
+    )
+    init_used = initialise(model, config.init, task.lag, rng)
+    with single_blas_thread():
+        steps, seconds, _ = train_model(task, model, config, rng)
+        test_rng = np.random.default_rng([seed, lag, 2**31 - 1])  # disjoint from training
+        stateful = getattr(task, "stateful", False)
+        if stateful:
+            test = task.stream(4, test_rng).next_chunk(config.reber_test_steps)
+        else:
+            test = task.sample(config.eval_size, test_rng)
+        metrics, state = _evaluate(task, model, test)
+    baseline = task.baseline(test)
+    metric = metrics[task.metric_name]
+    record: dict[str, Any] = {
+        "task": task_name,
+        "model": model_name,
+        "lag": task.lag,
+        "seed": seed,
+        "metric_name": task.metric_name,
+        "test_metric": metric,
+        "baseline": baseline,
+        "solved": bool(task.solved(metrics, baseline)),
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "init": init_used,
+        "ratio": metric / baseline if baseline else float("nan"),
+    }
+    record.update({k: v for k, v in metrics.items() if k != task.metric_name})
+    if stateful and model.is_lstm:
+        # Without a forget gate nothing ever shrinks c: it grows along the endless stream.
+        record["final_max_abs_c"] = float(np.abs(state[1]).max())
+    return record, model
+
+
+def sweep(
+    task_name: str,
+    models: Sequence[str],
+    lags: Sequence[int],
+    seeds: int,
+    config: MemoryConfig,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """run_one for every lag, model and seed (in that nesting); returns the records."""
+    records = []
+    for lag in lags:
+        for model_name in models:
+            for seed in range(seeds):
+                record, _ = run_one(task_name, model_name, lag, seed, config)
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+    return records
+
+
+# ---- reporting ------------------------------------------------------------------------
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else str(value)
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    """A plain-text table, one row per run."""
+    header = ["task", "model", "lag", "seed", "metric", "test", "baseline", "ratio"]
+    header += ["solved", "steps", "seconds", "init"]
+    rows = [header]
+    for r in records:
+        rows.append(
+            [
+                r["task"],
+                r["model"],
+                "-" if r["lag"] is None else str(r["lag"]),
+                str(r["seed"]),
+                r["metric_name"],
+                _fmt(r["test_metric"]),
+                _fmt(r["baseline"]),
+                _fmt(r["ratio"]),
+                "yes" if r["solved"] else "no",
+                str(r["steps"]),
+                f"{r['seconds']:.1f}",
+                r["init"],
+            ]
+        )
+    widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def plot_metric_vs_lag(
+    records: Sequence[dict[str, Any]], out_dir: str | Path, init: str = "default"
+) -> Path:
+    """metric_vs_lag.png: the test metric against the lag, one line per model (mean over
+    seeds, each seed a dot), the memoryless baseline dashed. Returns the file's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "metric_vs_lag.png"
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    models = list(dict.fromkeys(r["model"] for r in records))
+    lag_of = {r["lag"]: (r["lag"] if r["lag"] is not None else 0) for r in records}
+    for model_name in models:
+        rows = [r for r in records if r["model"] == model_name]
+        lags = sorted({lag_of[r["lag"]] for r in rows})
+        means = [np.mean([r["test_metric"] for r in rows if lag_of[r["lag"]] == L]) for L in lags]
+        (line,) = ax.plot(lags, means, marker="o", label=model_name)
+        ax.scatter(
+            [lag_of[r["lag"]] for r in rows],
+            [r["test_metric"] for r in rows],
+            color=line.get_color(),
+            alpha=0.35,
+            s=14,
+        )
+    lags = sorted(set(lag_of.values()))
+    base = [np.mean([r["baseline"] for r in records if lag_of[r["lag"]] == L]) for L in lags]
+    ax.plot(lags, base, "k--", label="memoryless baseline")
+    first = records[0]
+    if first["metric_name"] in ("mse", "xent"):
+        ax.set_yscale("log")
+    ax.set_xlabel("lag T")
+    ax.set_ylabel(f"test {first['metric_name']}")
+    ax.set_title(f"{first['task']}: test {first['metric_name']} vs lag (LSTM init: {init})")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,250 @@
+"""The HTML explorer in a real headless browser (Debian's chromium).
+
+Chromium is driven through the Chrome DevTools Protocol over ``--remote-debugging-pipe``
+(JSON messages separated by NUL bytes on file descriptors 3 and 4), so no websocket
+client, selenium or playwright is needed. If chromium is missing, the session-scoped
+fixture tries ``apt-get update && apt-get install -y chromium`` once (CI runs as root with
+Debian's package registry reachable) and skips with the reason if that fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lstmkit.memory import explain
+from lstmkit.memory.explain_html import QUANTITIES, display_value, write_explorer
+from lstmkit.text.corpus import Vocab
+from lstmkit.text.model import CharLM, CharLMConfig
+
+_BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def _find_browser() -> str | None:
+    for name in _BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> str:
+    found = _find_browser()
+    if found:
+        return found
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and apt-get (as root) is not available")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "chromium"],
+            check=True,
+            capture_output=True,
+            timeout=900,
+            env=env,
+        )
+    except (subprocess.SubprocessError, OSError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        pytest.skip(
+            "chromium is not installed and `apt-get install -y chromium` failed: "
+            f"{e} {detail.decode(errors='replace')[-300:]}"
+        )
+    found = _find_browser()
+    if not found:
+        pytest.skip("apt-get installed chromium but no chromium executable is on PATH")
+    return found
+
+
+class DevTools:
+    """A minimal CDP client over chromium's --remote-debugging-pipe."""
+
+    def __init__(self, exe: str, profile: Path, timeout: float = 30.0):
+        self.timeout = timeout
+        to_r, to_w = os.pipe()  # we write, chromium reads on fd 3
+        from_r, from_w = os.pipe()  # chromium writes on fd 4, we read
+        # copies at fds >= 10 so the child's dup2 onto 3 and 4 cannot clobber one another
+        hi_r, hi_w = fcntl.fcntl(to_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_w, fcntl.F_DUPFD, 10)
+
+        def child_fds() -> None:
+            os.dup2(hi_r, 3)
+            os.dup2(hi_w, 4)
+
+        args = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
+        self.proc = subprocess.Popen(
+            args,
+            pass_fds=(3, 4),
+            preexec_fn=child_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for fd in (to_r, from_w, hi_r, hi_w):
+            os.close(fd)
+        self._w, self._r = to_w, from_r
+        self._buf = b""
+        self._next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def _read_message(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                raise TimeoutError("chromium did not answer (exited or timed out)")
+            ready, _, _ = select.select([self._r], [], [], left)
+            if ready:
+                chunk = os.read(self._r, 1 << 20)
+                if not chunk:
+                    raise ConnectionError("chromium closed the DevTools pipe")
+                self._buf += chunk
+        raw, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None):
+        self._next_id += 1
+        msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._read_message(deadline)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._w)
+        os.close(self._r)
+
+
+class Page:
+    def __init__(self, cdp: DevTools, url: str):
+        self.cdp = cdp
+        target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        )
+        self.call("Page.enable")
+        self.call("Page.navigate", {"url": url})
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.cdp.send(method, params, self.session)
+
+    def js(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"page never satisfied {expression}")
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def explorer_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny 2-layer char-LM, its traces over a short code-like text, and the page."""
+    text = 'def f(x):\n    s = "a (b) c"\n    return [x, (x + 1)]\n'
+    vocab = Vocab.build(text)
+    model = CharLM(CharLMConfig(vocab_size=len(vocab), embed=6, hidden=8, layers=2), seed=3)
+    traces = explain.char_model_traces(model, vocab, text)
+    path = tmp_path_factory.mktemp("explorer") / "explorer.html"
+    write_explorer(traces, text, path, top_cells=[], initial=(0, 0))
+    return {"text": text, "traces": traces, "path": path}
+
+
+def test_page_is_self_contained(explorer_case: dict[str, Any]) -> None:
+    html = explorer_case["path"].read_text(encoding="utf-8")
+    assert "http://" not in html and "https://" not in html
+    assert " src=" not in html and " href=" not in html  # no external scripts or styles
+
+
+def test_hover_shows_the_python_values(
+    browser: str, explorer_case: dict[str, Any], tmp_path: Path
+) -> None:
+    text, traces = explorer_case["text"], explorer_case["traces"]
+    layer, cell, t = 1, 5, text.index("(b)") + 1  # the "b" inside the string and parentheses
+    cdp = DevTools(browser, tmp_path / "profile")
+    try:
+        page = Page(cdp, explorer_case["path"].resolve().as_uri())
+        page.wait_for("document.body && document.body.dataset.ready === '1'")
+        # select layer and cell through the controls, as a user would
+        page.js(
+            f"(() => {{ const l = document.getElementById('layer'); l.value = '{layer}';"
+            " l.dispatchEvent(new Event('change'));"
+            f" const c = document.getElementById('cell'); c.value = '{cell}';"
+            " c.dispatchEvent(new Event('change')); return true; })()"
+        )
+        rect = page.js(
+            f"(() => {{ const s = document.getElementById('ch-{t}');"
+            " s.scrollIntoView({block: 'center'}); const r = s.getBoundingClientRect();"
+            " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()"
+        )
+        page.call(
+            "Input.dispatchMouseEvent", {"type": "mouseMoved", "x": rect["x"], "y": rect["y"]}
+        )
+        page.wait_for(f"document.getElementById('step').textContent === '{t}'", timeout=5)
+        shown = page.js(
+            "(() => { const o = {}; for (const q of "
+            + json.dumps(list(QUANTITIES))
+            + ") o[q] = document.getElementById('v-' + q).textContent; "
+            "o.char = document.getElementById('char').textContent;"
+            "o.where = document.getElementById('where').textContent; return o; })()"
+        )
+        png = base64.b64decode(page.call("Page.captureScreenshot", {"format": "png"})["data"])
+    finally:
+        cdp.close()
+    (tmp_path / "explorer.png").write_bytes(png)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    expected = {q: display_value(traces[layer][q][t, cell]) for q in QUANTITIES}
+    assert {q: shown[q] for q in QUANTITIES} == expected
+    assert shown["char"] == json.dumps(text[t]) and shown["where"] == f"layer {layer}, cell {cell}"
+    # the values differ between cells, so a page that ignored the selection would fail
+    other = {q: display_value(traces[0][q][t, 0]) for q in QUANTITIES}
+    assert other != expected
+    assert np.isfinite([traces[layer][q][t, cell] for q in QUANTITIES]).all()
