@@ -26,6 +26,7 @@ from conftest import (
 
 import lstmkit as lk
 from lstmkit.fast import kernels
+from lstmkit.fast import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 
@@ -86,9 +87,15 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
     return fused, reference
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float32-per-step"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
-def test_fused_equals_reference(cfg: dict[str, Any], dtype: Any) -> None:
+def test_fused_equals_reference(
+    cfg: dict[str, Any], dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """float32 runs the compiled whole-sequence loops; per-step: the per-step kernels."""
+    if dtype.endswith("per-step"):
+        monkeypatch.setattr(fast_lstm, "SMALL", 0)
+    dtype = getattr(np, dtype.split("-")[0])
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(3), dtype)
     got = lk_run(fused, case)
@@ -110,9 +117,7 @@ def test_without_forget_gate(dtype: Any, lengths: Any) -> None:
 
 def test_numpy_kernels_for_float32(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without numba, float32 runs NumPy's kernels; they too equal the reference."""
-    monkeypatch.setattr(
-        kernels, "select", lambda dtype: (kernels.cell_forward, kernels.cell_backward)
-    )
+    monkeypatch.setattr(kernels, "compiled_kernels", lambda dtype: None)
     for cfg in CONFIGS[-8:-3]:
         fused, reference = _fused_and_reference(cfg, np.float32)
         case = random_case(fused, cfg, np.random.default_rng(6), np.float32)
@@ -139,10 +144,11 @@ def test_float32_fused_against_torch_float64() -> None:
     _compare(got, ref, 1e-4)
 
 
-def test_activations_and_state_grads_match() -> None:
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_activations_and_state_grads_match(dtype: Any) -> None:
     cfg = {**CONFIGS[-5], "lengths": True}  # proj, bidirectional, lengths
-    fused, reference = _fused_and_reference(cfg, np.float64)
-    case = random_case(fused, cfg, np.random.default_rng(8), np.float64)
+    fused, reference = _fused_and_reference(cfg, dtype)
+    case = random_case(fused, cfg, np.random.default_rng(8), dtype)
     for layer in (fused, reference):
         layer.record_state_grads = True
     lk_run(fused, case)
@@ -152,10 +158,10 @@ def test_activations_and_state_grads_match() -> None:
     for key in act_r:
         assert act_f[key].keys() == act_r[key].keys()
         for name in act_r[key]:
-            assert rel_err(act_f[key][name], act_r[key][name]) < 1e-12, (key, name)
+            assert rel_err(act_f[key][name], act_r[key][name]) < TOL[dtype], (key, name)
     assert fused.state_grads.keys() == reference.state_grads.keys()
     for name in reference.state_grads:
-        assert rel_err(fused.state_grads[name], reference.state_grads[name]) < 1e-12, name
+        assert rel_err(fused.state_grads[name], reference.state_grads[name]) < TOL[dtype], name
 
 
 def test_backward_twice_accumulates() -> None:

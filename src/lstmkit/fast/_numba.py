@@ -1,11 +1,21 @@
-"""numba-compiled float32 versions of :mod:`lstmkit.fast.kernels` (same signatures, same
-math: read that module first).
+"""numba-compiled float32 kernels: the pointwise steps of :mod:`lstmkit.fast.kernels` (same
+signatures, same math: read that module first), whole-sequence loops for small matrices,
+and the streaming step.
 
-Each kernel makes one pass over the step's rows instead of NumPy's ten. numba's scalar
-``tanh`` calls libm and does not vectorise (about 10x slower than NumPy's SIMD ufunc), so
-``_tanh`` is a rational approximation built from multiply, add, divide and clamp only,
-which LLVM vectorises: Eigen's ``ptanh_float``, accurate to a few float32 ulp.
-Importing this module compiles nothing; the first call of each kernel does (cached on disk).
+* ``cell_forward`` / ``cell_backward``: one pass over the step's rows instead of NumPy's
+  ten ufunc calls.
+* ``forward_sequence`` / ``backward_sequence``: the whole time loop of
+  :mod:`lstmkit.fast.lstm` in one call, with the recurrent products written as loops. For
+  small matrices (a few sequences, small H) the per-step cost is then a few hundred
+  nanoseconds instead of the ~5 microseconds of calling BLAS and a kernel from Python.
+* ``step``: one time step of one layer from the live weights (``W_ih x + W_hh h`` as row
+  dot products), for :mod:`lstmkit.fast.streaming`.
+
+numba's scalar ``tanh`` calls libm and does not vectorise (about 10x slower than NumPy's
+SIMD ufunc), so ``_tanh`` is a rational approximation built from multiply, add, divide
+and clamp only, which LLVM vectorises: Eigen's ``ptanh_float``, accurate to a few float32
+ulp. Importing this module compiles nothing; the first call of each kernel does (cached on
+disk).
 """
 
 from __future__ import annotations
@@ -36,11 +46,31 @@ def _tanh(x):
 
 
 @_jit
-def _cell_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
+def _matmul_add(a, b, out):
+    """out += a @ b for a (M, K), b (K, C), out (M, C); four rows of b per pass over out."""
+    M, K = a.shape
+    C = b.shape[1]
+    for r in range(M):
+        k = 0
+        while k + 4 <= K:
+            a0, a1, a2, a3 = a[r, k], a[r, k + 1], a[r, k + 2], a[r, k + 3]
+            for j in range(C):
+                out[r, j] += a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
+            k += 4
+        while k < K:
+            a0 = a[r, k]
+            for j in range(C):
+                out[r, j] += a0 * b[k, j]
+            k += 1
+
+
+@_jit
+def _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m):
+    """z (N, 4H): the whole scaled pre-activation in, gates out; then c, tanh(c), m."""
     N, H = c.shape
     for n in range(N):
         for j in range(4 * H):
-            z[n, j] = alpha[j] * _tanh(z[n, j] + hw[n, j]) + beta[j]
+            z[n, j] = alpha[j] * _tanh(z[n, j]) + beta[j]
         for j in range(H):
             i, f, g, o = z[n, j], z[n, H + j], z[n, 2 * H + j], z[n, 3 * H + j]
             c_nj = f * c_prev[n, j] + i * g
@@ -48,6 +78,12 @@ def _cell_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
             t = _tanh(c_nj)
             tanh_c[n, j] = t
             m[n, j] = o * t
+
+
+@_jit
+def _cell_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
+    z += hw
+    _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m)
 
 
 @_jit
@@ -76,3 +112,119 @@ def cell_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
 def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
     """:func:`lstmkit.fast.kernels.cell_backward`, compiled."""
     _cell_backward(dm, dc, gates, c_prev, tanh_c, k.u, k.v, dz, dc_prev)
+
+
+@_jit
+def forward_sequence(
+    gates, W_hh_t, W_hr_t, alpha, beta, order, valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n
+):
+    """The forward loop of :func:`lstmkit.fast.lstm.forward`, same arrays (``W_hr_t`` has
+    zero rows without a projection; ``valid`` (T, N) is the mask as uint8, all ones without
+    one). ``h_prev`` and ``c_prev`` at ``order[0]`` hold the initial state."""
+    T, N, _ = gates.shape
+    proj = W_hr_t.shape[0] > 0
+    for s in range(T):
+        t = order[s]
+        if s + 1 < T:
+            h_out, c_out = h_prev[order[s + 1]], c_prev[order[s + 1]]
+        else:
+            h_out, c_out = h_n, c_n
+        _matmul_add(h_prev[t], W_hh_t, gates[t])
+        _gates_and_cell(gates[t], alpha, beta, c_prev[t], c_out, tanh_c[t], m[t])
+        if proj:  # h = W_hr m
+            y[t] = 0.0
+            _matmul_add(m[t], W_hr_t, y[t])
+        h_new = y[t] if proj else m[t]
+        for n in range(N):
+            if valid[t, n]:
+                h_out[n] = h_new[n]
+                y[t, n] = h_new[n]
+            else:  # padded step: carry the state, output zero
+                h_out[n] = h_prev[t, n]
+                c_out[n] = c_prev[t, n]
+                y[t, n] = 0.0
+
+
+@_jit
+def backward_sequence(
+    dy, gates, c_prev, tanh_c, W_hh, W_hr, u, v, order, valid, dz, dh_cell, dh, dc
+):
+    """The backward loop of :func:`lstmkit.fast.lstm.backward`; dy already masked. dh (N, P)
+    and dc (N, H) hold the final state's gradient in and the initial state's out."""
+    T, N, _ = gates.shape
+    H, P = dc.shape[1], dh.shape[1]
+    proj = W_hr.shape[0] > 0
+    dh_t, dc_t = np.empty_like(dh), np.empty_like(dc)
+    dm = np.empty_like(dc)
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+    for s in range(T - 1, -1, -1):
+        t = order[s]
+        dh += dy[t]
+        for n in range(N):
+            keep = _f32(valid[t, n])
+            for j in range(P):
+                dh_t[n, j] = dh[n, j] * keep
+            for j in range(H):
+                dc_t[n, j] = dc[n, j] * keep
+        if proj:  # h = W_hr m
+            dh_cell[t] = dh_t
+            dm[:] = 0.0
+            _matmul_add(dh_t, W_hr, dm)
+        else:
+            dm[:] = dh_t
+        _cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], u, v, dz[t], dc_prev)
+        dh_prev[:] = 0.0
+        _matmul_add(dz[t], W_hh, dh_prev)
+        for n in range(N):
+            if not valid[t, n]:  # padded steps pass the gradient through unchanged
+                dh_prev[n] += dh[n]
+                dc_prev[n] += dc[n]
+        dh[:] = dh_prev
+        dc[:] = dc_prev
+
+
+@numba.njit(cache=True, nogil=True)  # no fastmath: it may assume away inf and nan
+def _all_finite(a):
+    for v in a.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@_jit
+def _step(x, h, c, W_ih, W_hh, b, W_hr, scale, alpha, beta, h_out, c_out, z, m):
+    N, H = c.shape
+    I, P = x.shape[1], h.shape[1]
+    for n in range(N):
+        for j in range(4 * H):
+            acc = b[j]
+            for q in range(I):
+                acc += W_ih[j, q] * x[n, q]
+            for q in range(P):
+                acc += W_hh[j, q] * h[n, q]
+            z[j] = alpha[j] * _tanh(scale[j] * acc) + beta[j]
+        for j in range(H):
+            i, f, g, o = z[j], z[H + j], z[2 * H + j], z[3 * H + j]
+            c_nj = f * c[n, j] + i * g
+            c_out[n, j] = c_nj
+            m[j] = o * _tanh(c_nj)
+        if W_hr.shape[0] > 0:
+            for r in range(P):
+                acc = _f32(0.0)
+                for q in range(H):
+                    acc += W_hr[r, q] * m[q]
+                h_out[n, r] = acc
+        else:
+            h_out[n] = m
+
+
+def step(x, h, c, W_ih, W_hh, b, W_hr, k, h_out, c_out) -> bool:
+    """One step of one layer: x (N, I), h (N, P), c (N, H) -> h_out, c_out. ``b`` (4H,) is
+    b_ih + b_hh; ``W_hr`` has zero rows without a projection. False (and nothing computed)
+    if an input is not finite."""
+    if not (_all_finite(x) and _all_finite(h) and _all_finite(c)):
+        return False
+    H = c.shape[1]
+    z, m = np.empty(4 * H, np.float32), np.empty(H, np.float32)
+    _step(x, h, c, W_ih, W_hh, b, W_hr, k.scale, k.alpha, k.beta, h_out, c_out, z, m)
+    return True

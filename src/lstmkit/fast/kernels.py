@@ -19,7 +19,7 @@ for float32. ``select`` returns the pair to use.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -114,11 +114,18 @@ def select(dtype: np.dtype) -> tuple[CellForward, CellBackward]:
 
     float64 stays on NumPy's exact ufuncs (the compiled tanh is accurate to float32 only).
     """
-    if np.dtype(dtype) == np.float32:
-        try:
-            from lstmkit.fast import _numba
-        except ImportError:
-            pass
-        else:
-            return _numba.cell_forward, _numba.cell_backward
+    compiled = compiled_kernels(dtype)
+    if compiled is not None:
+        return compiled.cell_forward, compiled.cell_backward
     return cell_forward, cell_backward
+
+
+def compiled_kernels(dtype: np.dtype) -> Any:
+    """The module :mod:`lstmkit.fast._numba` for float32 if numba imports, else None."""
+    if np.dtype(dtype) != np.float32:
+        return None
+    try:
+        from lstmkit.fast import _numba
+    except ImportError:
+        return None
+    return _numba

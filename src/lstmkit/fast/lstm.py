@@ -8,6 +8,9 @@ Same math, inputs and outputs as :func:`lstmkit.sequence.forward` / ``backward``
 * the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N rows, and
   the loop adds the recurrent product into it in place;
 * the gates' pointwise work is one fused kernel per step (:mod:`lstmkit.fast.kernels`);
+* for small matrices (``N * P * 4H <= SMALL``) in float32 with numba, the whole loop is one
+  compiled call (:mod:`lstmkit.fast._numba`), where Python's per-step overhead would
+  otherwise dominate;
 * after the backward loop, ``dW_ih``, ``dW_hh``, ``dW_hr``, the biases and ``dx`` are
   single GEMMs (or sums) over all T*N rows; only ``dz @ W_hh`` (and ``dh @ W_hr``) stay in
   the loop.
@@ -25,6 +28,8 @@ import numpy as np
 from lstmkit.cells.base import Params, State
 from lstmkit.cells.lstm import LSTMCache
 from lstmkit.fast import kernels
+
+SMALL = 2**18  # N * P * 4H up to which the compiled whole-sequence loops beat BLAS calls
 
 
 class FusedTape(NamedTuple):
@@ -54,6 +59,11 @@ def _time_order(T: int, reverse: bool) -> list[int]:
     return list(range(T - 1, -1, -1) if reverse else range(T))
 
 
+def _valid(mask: np.ndarray | None, T: int, N: int) -> np.ndarray:
+    """The mask as a (T, N) uint8 array for the compiled loops (all ones without one)."""
+    return np.ones((T, N), np.uint8) if mask is None else mask[:, :, 0].view(np.uint8)
+
+
 def forward(
     p: Params,
     x: np.ndarray,
@@ -72,7 +82,6 @@ def forward(
     H = GH // 4
     dtype = x.dtype
     k = kernels.gate_constants(H, forget_gate, dtype)
-    cell_forward, _ = kernels.select(dtype)
 
     W_ih_s = p["W_ih"] * k.scale[:, None]  # (4H, I) scaled: see kernels
     gates = np.matmul(x.reshape(T * N, I), W_ih_s.T).reshape(T, N, GH)
@@ -86,28 +95,37 @@ def forward(
     c_prev = np.empty((T, N, H), dtype)
     tanh_c = np.empty((T, N, H), dtype)
     m = y if W_hr_t is None and mask is None else np.empty((T, N, H), dtype)
-    hw = np.empty((N, GH), dtype)
     h_n = np.empty((N, P), dtype)
     c_n = np.empty((N, H), dtype)
-
     order = _time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0]] = state[1]
-    for s, t in enumerate(order):
-        last = s == T - 1
-        h_out = h_n if last else h_prev[order[s + 1]]  # the state entering the next step
-        c_out = c_n if last else c_prev[order[s + 1]]
-        np.matmul(h_prev[t], W_hh_t, out=hw)
-        cell_forward(gates[t], hw, k, c_prev[t], c_out, tanh_c[t], m[t])
-        h_new = m[t] if W_hr_t is None else np.matmul(m[t], W_hr_t, out=y[t])  # h = W_hr m
-        if mask is None:
-            h_out[...] = h_new
-        else:  # padded steps carry the state and output zeros
-            valid = mask[t]
-            np.copyto(h_out, h_prev[t])
-            np.copyto(h_out, h_new, where=valid)
-            np.copyto(c_out, c_prev[t], where=~valid)
-            np.multiply(h_new, valid, out=y[t])
+
+    compiled = kernels.compiled_kernels(dtype) if N * P * GH <= SMALL else None
+    if compiled is not None:
+        no_proj = np.empty((0, P), dtype)
+        compiled.forward_sequence(
+            *(gates, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
+            *(np.array(order), _valid(mask, T, N), h_prev, c_prev, tanh_c, m, y, h_n, c_n),
+        )
+    else:
+        cell_forward, _ = kernels.select(dtype)
+        hw = np.empty((N, GH), dtype)
+        for s, t in enumerate(order):
+            last = s == T - 1
+            h_out = h_n if last else h_prev[order[s + 1]]  # the state entering the next step
+            c_out = c_n if last else c_prev[order[s + 1]]
+            np.matmul(h_prev[t], W_hh_t, out=hw)
+            cell_forward(gates[t], hw, k, c_prev[t], c_out, tanh_c[t], m[t])
+            h_new = m[t] if W_hr_t is None else np.matmul(m[t], W_hr_t, out=y[t])  # h = W_hr m
+            if mask is None:
+                h_out[...] = h_new
+            else:  # padded steps carry the state and output zeros
+                valid = mask[t]
+                np.copyto(h_out, h_prev[t])
+                np.copyto(h_out, h_new, where=valid)
+                np.copyto(c_out, c_prev[t], where=~valid)
+                np.multiply(h_new, valid, out=y[t])
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     return y, (h_n, c_n), tape
 
@@ -132,37 +150,45 @@ def backward(
     H = GH // 4
     dtype = x.dtype
     k = kernels.gate_constants(H, forget_gate, dtype)
-    _, cell_backward = kernels.select(dtype)
     W_hr = p.get("W_hr")  # (P, H)
 
     dz = np.empty((T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
-    dh_cell = np.empty((T if W_hr is not None else 0, N, P), dtype)  # for dW_hr
-    dm_buf = np.empty((N, H), dtype)
+    dh_cell = np.empty((T if W_hr is not None else 0, N, P), dtype)  # dL/dh per step, for dW_hr
     dh = np.array(dstate[0], dtype, order="C")
     dc = np.array(dstate[1], dtype, order="C")
-    dh_prev = np.empty_like(dh)
-    dc_prev = np.empty_like(dc)
-    if mask is not None:
-        dy = dy * mask
-    for t in reversed(_time_order(T, reverse)):
-        dh += dy[t]
-        if record is not None:
-            record[0][t] = dh
-            record[1][t] = dc
-        dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t], dc * mask[t])
-        if W_hr is None:  # h = m
-            dm = dh_t
-        else:  # h = W_hr m
-            dh_cell[t] = dh_t
-            dm = np.matmul(dh_t, W_hr, out=dm_buf)
-        cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], k, dz[t], dc_prev)
-        np.matmul(dz[t], W_hh, out=dh_prev)
-        if mask is not None:  # padded steps pass the gradient through unchanged
-            keep = ~mask[t]
-            dh_prev += dh * keep
-            dc_prev += dc * keep
-        dh, dh_prev = dh_prev, dh
-        dc, dc_prev = dc_prev, dc
+    dy = np.ascontiguousarray(dy if mask is None else dy * mask)
+    order = _time_order(T, reverse)
+
+    compiled = kernels.compiled_kernels(dtype) if N * P * GH <= SMALL else None
+    if compiled is not None and record is None:
+        no_proj = np.empty((0, H), dtype)
+        compiled.backward_sequence(
+            *(dy, gates, c_prev, tanh_c, W_hh, no_proj if W_hr is None else W_hr, k.u, k.v),
+            *(np.array(order), _valid(mask, T, N), dz, dh_cell, dh, dc),
+        )
+    else:
+        _, cell_backward = kernels.select(dtype)
+        dm_buf = np.empty((N, H), dtype)
+        dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+        for t in reversed(order):
+            dh += dy[t]  # dy is already masked
+            if record is not None:
+                record[0][t] = dh
+                record[1][t] = dc
+            dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t], dc * mask[t])
+            if W_hr is None:  # h = m
+                dm = dh_t
+            else:  # h = W_hr m
+                dh_cell[t] = dh_t
+                dm = np.matmul(dh_t, W_hr, out=dm_buf)
+            cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], k, dz[t], dc_prev)
+            np.matmul(dz[t], W_hh, out=dh_prev)
+            if mask is not None:  # padded steps pass the gradient through unchanged
+                keep = ~mask[t]
+                dh_prev += dh * keep
+                dc_prev += dc * keep
+            dh, dh_prev = dh_prev, dh
+            dc, dc_prev = dc_prev, dc
 
     dz_rows = dz.reshape(T * N, GH)
     grads["W_ih"] += dz_rows.T @ x.reshape(T * N, I)
