@@ -216,3 +216,49 @@ def test_benchmark_smoke() -> None:
     assert set(row["ratio"]) == {"torch", "reference"}
     assert "train" in bench.format_row(row)
     assert bench.lstm_flops(1, 1, 3, 2, 1, False) == 2 * 4 * 2 * (3 + 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"num_layers": 2}, {"proj_size": 3}, {"bias": False}, {"forget_gate": False}],
+    ids=str,
+)
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_streaming_step_equals_reference(kwargs: dict[str, Any], unbatched: bool) -> None:
+    fused, reference = (lk.LSTM(5, 7, seed=0, **kwargs) for _ in range(2))
+    reference.impl = "reference"
+    rng = np.random.default_rng(0)
+    state_f = state_r = None
+    for _ in range(4):
+        x = rng.standard_normal(5 if unbatched else (3, 5)).astype(np.float32)
+        y_f, state_f = fused.step(x, state_f)
+        y_r, state_r = reference.step(x, state_r)
+        assert y_f.shape == y_r.shape
+        assert rel_err(y_f, y_r) < TOL[np.float32]
+        for a, b in zip(state_f, state_r, strict=True):
+            assert a.shape == b.shape
+            assert rel_err(a, b) < TOL[np.float32]
+    # the kernel reads the live weights
+    for layer in (fused, reference):
+        layer.parameters()["weight_hh_l0"] *= 2.0
+    assert rel_err(fused.step(x, state_f)[0], reference.step(x, state_r)[0]) < TOL[np.float32]
+
+
+def test_streaming_step_falls_back_and_validates() -> None:
+    layer = lk.LSTM(3, 4, seed=0)
+    x = np.ones((2, 3), np.float32)
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(ValueError, match="expected finite values"):
+        layer.step(bad)
+    state = (np.zeros((1, 2, 4), np.float32), np.full((1, 2, 4), np.inf, np.float32))
+    with pytest.raises(ValueError, match="expected finite values"):
+        layer.step(x, state)
+    with pytest.raises(ValueError, match="expected shape"):
+        layer.step(x, (np.zeros((1, 3, 4), np.float32),) * 2)
+    with pytest.raises(TypeError, match="expected dtype float32"):
+        layer.step(x.astype(np.float64))
+    y_int, _ = layer.step(x.astype(np.int64))  # not float32: the reference path converts it
+    y_arr, _ = layer.step(x)
+    assert y_int.shape == y_arr.shape
+    assert rel_err(y_int, y_arr) < TOL[np.float32]

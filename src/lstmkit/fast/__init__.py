@@ -25,7 +25,7 @@ import numpy as np
 from lstmkit import sequence
 from lstmkit.cells import LSTMCell
 from lstmkit.cells.base import Cell, Params, State
-from lstmkit.fast import lstm
+from lstmkit.fast import lstm, streaming
 from lstmkit.fast.lstm import FusedTape
 
 IMPLS = ("auto", "reference", "fused")
@@ -81,6 +81,4 @@ def backward(
 
 def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
     """The layer's ``step`` on the fused kernel, or None where it does not apply."""
-    from lstmkit.fast import streaming
-
     return streaming.step(layer, x_t, state)

@@ -183,48 +183,56 @@ def backward_sequence(
         dc[:] = dc_prev
 
 
-@numba.njit(cache=True, nogil=True)  # no fastmath: it may assume away inf and nan
-def _all_finite(a):
+@numba.njit(cache=True, nogil=True)
+def _finite(a):
     for v in a.ravel():
         if not np.isfinite(v):
             return False
     return True
 
 
+@numba.njit(cache=True, nogil=True)
+def all_finite(x, h, c):
+    """Whether three arrays hold only finite values. Without fastmath, which may assume
+    away inf and nan: call it from Python, not from a fastmath kernel (numba compiles a
+    callee with its caller's flags)."""
+    return _finite(x) and _finite(h) and _finite(c)
+
+
 @_jit
-def _step(x, h, c, W_ih, W_hh, b, W_hr, scale, alpha, beta, h_out, c_out, z, m):
+def _sigmoid(x):
+    return _f32(0.5) * _tanh(_f32(0.5) * x) + _f32(0.5)
+
+
+@_jit
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out):
+    """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
+    h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
+    a projection ``W_hr`` has zero rows."""
     N, H = c.shape
-    I, P = x.shape[1], h.shape[1]
+    z = np.empty(4 * H, np.float32)  # W_ih x + b_ih + W_hh h + b_hh of one row
+    m = np.empty(H, np.float32)
     for n in range(N):
         for j in range(4 * H):
-            acc = b[j]
-            for q in range(I):
+            acc = b_ih[j] + b_hh[j] if b_ih.shape[0] > 0 else _f32(0.0)
+            for q in range(x.shape[1]):
                 acc += W_ih[j, q] * x[n, q]
-            for q in range(P):
+            for q in range(h.shape[1]):
                 acc += W_hh[j, q] * h[n, q]
-            z[j] = alpha[j] * _tanh(scale[j] * acc) + beta[j]
+            z[j] = acc
         for j in range(H):
-            i, f, g, o = z[j], z[H + j], z[2 * H + j], z[3 * H + j]
+            i = _sigmoid(z[j])
+            f = _sigmoid(z[H + j]) if forget_gate else _f32(1.0)
+            g = _tanh(z[2 * H + j])
+            o = _sigmoid(z[3 * H + j])
             c_nj = f * c[n, j] + i * g
             c_out[n, j] = c_nj
             m[j] = o * _tanh(c_nj)
-        if W_hr.shape[0] > 0:
-            for r in range(P):
+        if W_hr.shape[0] > 0:  # h = W_hr m
+            for r in range(W_hr.shape[0]):
                 acc = _f32(0.0)
                 for q in range(H):
                     acc += W_hr[r, q] * m[q]
                 h_out[n, r] = acc
         else:
             h_out[n] = m
-
-
-def step(x, h, c, W_ih, W_hh, b, W_hr, k, h_out, c_out) -> bool:
-    """One step of one layer: x (N, I), h (N, P), c (N, H) -> h_out, c_out. ``b`` (4H,) is
-    b_ih + b_hh; ``W_hr`` has zero rows without a projection. False (and nothing computed)
-    if an input is not finite."""
-    if not (_all_finite(x) and _all_finite(h) and _all_finite(c)):
-        return False
-    H = c.shape[1]
-    z, m = np.empty(4 * H, np.float32), np.empty(H, np.float32)
-    _step(x, h, c, W_ih, W_hh, b, W_hr, k.scale, k.alpha, k.beta, h_out, c_out, z, m)
-    return True

@@ -42,35 +42,20 @@ def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
     elif isinstance(state, tuple | list) and len(state) == 2:
         h0 = _as_batch(state[0], (*lead, P), unbatched)
         c0 = _as_batch(state[1], (*lead, H), unbatched)
-    if h0 is None or c0 is None:
+    if h0 is None or c0 is None or not compiled.all_finite(x, h0, c0):
         return None
     h_n, c_n = np.empty((L, N, P), np.float32), np.empty((L, N, H), np.float32)
     params = layer.parameters()
-    k = kernels.gate_constants(H, layer.cell.forget_gate, np.dtype(np.float32))
-    no_proj = np.empty((0, H), np.float32)
-    for layer_index in range(L):
-        s = f"_l{layer_index}"
-        b = (
-            params["bias_ih" + s] + params["bias_hh" + s]
-            if layer.bias
-            else np.zeros(4 * H, np.float32)
-        )
-        W_hr = params.get("weight_hr" + s, no_proj)
+    no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
+    for k in range(L):
+        s = f"_l{k}"
         W_ih, W_hh = params["weight_ih" + s], params["weight_hh" + s]
-        if not compiled.step(
-            x,
-            h0[layer_index],
-            c0[layer_index],
-            W_ih,
-            W_hh,
-            b,
-            W_hr,
-            k,
-            h_n[layer_index],
-            c_n[layer_index],
-        ):
-            return None
-        x = h_n[layer_index]
+        b_ih, b_hh = params.get("bias_ih" + s, no_bias), params.get("bias_hh" + s, no_bias)
+        W_hr = params.get("weight_hr" + s, no_proj)
+        compiled.step(
+            x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, layer.cell.forget_gate, h_n[k], c_n[k]
+        )
+        x = h_n[k]
     y = x[0].copy() if unbatched else x.copy()
     if unbatched:
         return y, (h_n[:, 0, :], c_n[:, 0, :])
