@@ -4,8 +4,9 @@ A checkpoint is a single ``.npz`` (a zip archive, each member CRC-checked) holdi
 
 * the arrays under their names (``model/lstm.weight_ih_l0``, ``optim/exp_avg/...``);
 * ``__meta__``: UTF-8 JSON as a uint8 array, with ``format`` (:data:`FORMAT`),
-  ``version`` (:data:`VERSION`) and whatever the caller stores (config, vocabulary,
-  scaler, optimizer scalars, step, RNG states).
+  ``version`` (:data:`VERSION`), ``__arrays__`` (each array's dtype and shape, so a
+  damaged zip directory that hides a member is caught) and whatever the caller stores
+  (config, vocabulary, scaler, optimizer scalars, step, RNG states).
 
 It is read with ``allow_pickle=False``: nothing in a checkpoint can run code.
 Writes go to a temporary file in the same folder, are fsync'ed, then renamed over
@@ -26,6 +27,7 @@ import numpy as np
 FORMAT = "lstmkit-checkpoint"
 VERSION = 1
 _META = "__meta__"
+_MANIFEST = "__arrays__"
 
 
 class CheckpointError(ValueError):
@@ -35,15 +37,19 @@ class CheckpointError(ValueError):
 def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Atomically write ``arrays`` and the JSON-able ``meta`` to ``path``."""
     path = Path(path)
-    header = {"format": FORMAT, "version": VERSION, **meta}
-    blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     if _META in arrays:
         raise ValueError(f"array name {_META!r} is reserved")
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # 0-d stays 0-d
+    objects = [k for k, v in arrays.items() if v.dtype.hasobject]
+    if objects:  # np.savez would pickle them, and load refuses pickles
+        raise ValueError(f"arrays: expected numeric arrays, got object arrays for {objects}")
+    manifest = {k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()}
+    header = {"format": FORMAT, "version": VERSION, **meta, _MANIFEST: manifest}
+    blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            members = {_META: blob, **{k: np.ascontiguousarray(v) for k, v in arrays.items()}}
-            np.savez(f, **members)  # type: ignore[arg-type]
+            np.savez(f, **{_META: blob}, **arrays)  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -79,14 +85,22 @@ def load(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str,
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
             if _META not in names:
-                raise CheckpointError(f"{path}: an .npz without lstmkit's header: a foreign file")
+                torch = any(n.endswith("data.pkl") for n in names)
+                raise CheckpointError(
+                    f"{path}: a zip archive without lstmkit's header: a foreign file"
+                    + (" (a torch.save checkpoint, which holds pickles)" if torch else "")
+                )
             arrays = {name: npz[name] for name in names}
     except CheckpointError:
         raise
-    except ValueError as e:  # object arrays need pickle, which we refuse
-        raise CheckpointError(f"{path}: refused: holds pickled objects ({e})") from e
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: corrupted or truncated checkpoint ({e})") from e
+    except ValueError as e:
+        if "pickle" in str(e):  # object arrays need pickle, which we refuse
+            raise CheckpointError(f"{path}: refused: holds pickled objects ({e})") from e
+        raise CheckpointError(f"{path}: corrupted checkpoint ({e})") from e
+    except Exception as e:  # a damaged archive: BadZipFile, EOFError, OSError, ...
+        raise CheckpointError(
+            f"{path}: corrupted or truncated checkpoint ({type(e).__name__}: {e})"
+        ) from e
     try:
         meta = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -98,6 +112,17 @@ def load(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str,
             f"{path}: checkpoint format version {meta.get('version')}, this lstmkit reads "
             f"version {VERSION}; use the lstmkit release that wrote it"
         )
+    manifest = meta.pop(_MANIFEST, None)
+    if manifest is not None:
+        found = {k: [v.dtype.str, list(v.shape)] for k, v in arrays.items()}
+        if found != manifest:
+            missing = sorted(set(manifest) - set(found))
+            changed = sorted(k for k in found if manifest.get(k, found[k]) != found[k])
+            extra = sorted(set(found) - set(manifest))
+            raise CheckpointError(
+                f"{path}: corrupted checkpoint: its arrays do not match its header "
+                f"(missing {missing}, changed {changed}, unexpected {extra})"
+            )
     return arrays, meta
 
 

@@ -65,8 +65,16 @@ class Run:
     def read_log(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []
-        lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        lines = [s for s in self.metrics_path.read_text(encoding="utf-8").splitlines() if s.strip()]
+        records = []
+        for k, line in enumerate(lines):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if k < len(lines) - 1:
+                    raise
+                # a last line cut short (a crash mid-write): what was logged before stands
+        return records
 
     def plot_losses(self, keys: tuple[str, ...] = ("train_loss", "val_loss")) -> Path | None:
         """loss.png from metrics.jsonl: each key against step. None if nothing to plot."""

@@ -38,21 +38,28 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--minutes", type=float, help="stop after this many minutes")
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (%(default)s)")
     p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
-    p.add_argument("--schedule", choices=["constant", "cosine"], default=d.schedule)
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default=d.schedule,
+        help="learning-rate schedule after the warm-up (%(default)s; cosine needs --steps)",
+    )
     p.add_argument("--clip", type=float, default=d.clip, help="global grad-norm clip")
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
     p.add_argument("--eval-chars", type=int, default=d.eval_chars, help="validation characters")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed, help="initialisation/dropout seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="generate text from a trained run")
     p.add_argument("--run", required=True, help="run folder or checkpoint file")
     p.add_argument("--prime", default="def ", help="text to start from (%(default)r)")
-    p.add_argument("--length", type=int, default=500)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--length", type=int, default=500, help="characters to generate (%(default)s)")
+    p.add_argument(
+        "--temperature", type=float, default=0.8, help="< 1 safer, > 1 wilder (%(default)s)"
+    )
+    p.add_argument("--top-k", type=int, default=None, help="draw from the k likeliest only")
+    p.add_argument("--seed", type=int, default=None, help="for a reproducible sample")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("eval", help="bits per character on held-out text")

@@ -11,6 +11,7 @@ path relative to the corpus root, so the same corpus always gives the same split
 from __future__ import annotations
 
 import json
+import os
 import sysconfig
 import zlib
 from collections import Counter
@@ -40,10 +41,10 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_file():
             files.append(path)
         elif path.is_dir():
-            files.extend(
+            files.extend(  # skip dot-files and anything below a dot-folder (.git, ...)
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(part.startswith(".") for part in p.parts[-1:])
+                if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
             )
         else:
             raise FileNotFoundError(f"--text: no such file or folder: {path}")
@@ -62,12 +63,21 @@ def split_files(files: Sequence[Path], val_fraction: float = 0.05) -> tuple[list
     if len(files) < 2:
         return list(files), []
     bucket = int(round(1.0 / val_fraction))
-    val = [p for p in files if zlib.crc32(p.as_posix().encode()) % bucket == 0]
+    # Hash the path relative to the files' common folder, so the split does not depend on
+    # where the corpus lives or how its path was spelled (relative or absolute).
+    absolute = [p.absolute() for p in files]
+    root = Path(os.path.commonpath([p.parent for p in absolute]))
+    val = [
+        p
+        for p, a in zip(files, absolute)
+        if zlib.crc32(a.relative_to(root).as_posix().encode()) % bucket == 0
+    ]
     if not val:  # small corpora: at least one validation file
         val = [files[-1]]
     if len(val) == len(files):
         val = val[-1:]
-    train = [p for p in files if p not in set(val)]
+    val_set = set(val)
+    train = [p for p in files if p not in val_set]
     return train, val
 
 
@@ -114,7 +124,10 @@ class Vocab:
 
     def encode(self, text: str) -> np.ndarray:
         """text -> ids (len(text),) int32; unknown characters -> 0."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        # surrogatepass: lone surrogates (from undecodable argv/file names) are unknown, not errors
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        if not self.chars:
+            return np.zeros(points.shape, np.int32)
         sorted_points = self._points[self._order]
         pos = np.searchsorted(sorted_points, points)
         pos = np.minimum(pos, len(sorted_points) - 1)

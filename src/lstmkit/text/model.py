@@ -31,6 +31,7 @@ class CharLMConfig:
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
+    dtype: str = "float32"  # or "float64" (gradient checks); a name, so the config is JSON
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,19 +42,30 @@ class CharLM(Model):
         super().__init__()
         self.config = config
         rng = np.random.default_rng(seed)
+        self.dtype = np.dtype(config.dtype)
+        dt = self.dtype
         self.embed: Embedding = self.add(
-            "embed", Embedding(config.vocab_size, config.embed, seed=rng)
+            "embed", Embedding(config.vocab_size, config.embed, dtype=dt, seed=rng)
         )
         self.lstm: LSTM = self.add(
             "lstm",
-            LSTM(config.embed, config.hidden, config.layers, dropout=config.dropout, seed=rng),
+            LSTM(
+                config.embed,
+                config.hidden,
+                config.layers,
+                dropout=config.dropout,
+                dtype=dt,
+                seed=rng,
+            ),
         )
         self.drop: Dropout = self.add("drop", Dropout(config.dropout, seed=rng))
-        self.head: Linear = self.add("head", Linear(config.hidden, config.vocab_size, seed=rng))
+        self.head: Linear = self.add(
+            "head", Linear(config.hidden, config.vocab_size, dtype=dt, seed=rng)
+        )
 
     def initial_state(self, batch: int) -> State:
         shape = (self.config.layers, batch, self.config.hidden)
-        return np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
     def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
         """ids (T, N) -> logits (T, N, V), final state ((L, N, H), (L, N, H))."""

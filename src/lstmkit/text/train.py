@@ -13,8 +13,10 @@ from __future__ import annotations
 import hashlib
 import math
 import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,50 @@ _MODEL_KEYS = ("embed", "hidden", "layers", "dropout")
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, mismatched resume); the message says why."""
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, but never inside :meth:`hold`.
+
+    A signal that arrives during a held block (a parameter update, saving the best
+    checkpoint) is raised when the block ends, so the checkpoint saved on interrupt never
+    holds half-updated parameters and ``--resume`` stays exact. Handlers are installed only
+    in the main thread and not over an inherited SIG_IGN.
+    """
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(sig)
+                if current is not signal.SIG_IGN and current is not None:
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.holding:
+            self.pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -104,11 +150,14 @@ def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[st
 
 def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -> None:
     stored = meta["train_config"]
+    keys: tuple[str, ...] = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule")
+    keys += ("warmup",)
+    if config.schedule == "cosine":
+        keys += ("steps",)  # the length of the cosine: another --steps changes every lr
     differ = [
-        f"--{f.name.replace('_', '-')} {stored[f.name]} (now {getattr(config, f.name)})"
+        f"--{f.name.replace('_', '-')} {stored.get(f.name)} (now {getattr(config, f.name)})"
         for f in fields(config)
-        if f.name in _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
-        and stored.get(f.name) != getattr(config, f.name)
+        if f.name in keys and stored.get(f.name) != getattr(config, f.name)
     ]
     if differ:
         raise TrainingError(
@@ -152,6 +201,7 @@ def train(
         )
         model = CharLM(model_config, seed=config.seed)
         run.create()
+        run.metrics_path.unlink(missing_ok=True)  # from a run killed before its 1st checkpoint
 
     train_ids = vocab.encode(corpus.train)
     per_epoch = num_windows(len(train_ids), config.batch, config.seq_len, drop_last=True)
@@ -187,11 +237,19 @@ def train(
         nonlocal best
         bpc = bits_per_char(model, val_ids, seq_len=config.seq_len)
         run.log({"step": step, "val_bpc": bpc, "val_loss": bpc * math.log(2.0)})
-        if bpc < best:
-            best = bpc
-            save("best")
+        with interrupts.hold():  # best and best.npz change together
+            if bpc < best:
+                best = bpc
+                save("best")
         save("latest")
         return bpc
+
+    def diverged(what: str) -> TrainingError:
+        last = run.checkpoint_path("latest")
+        kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
+        return TrainingError(
+            f"{what} at step {step + 1}; training stopped ({kept}). Try a lower --lr or --clip"
+        )
 
     schedule: Constant | WarmupCosine = Constant(config.lr)
     if config.schedule == "cosine":
@@ -213,56 +271,59 @@ def train(
     bar.update(step)
     tokens_per_step = config.batch * config.seq_len
     started, start_step, val_bpc = time.monotonic(), step, math.nan
-    # SIGTERM (e.g. from a scheduler) ends the run like Ctrl-C: save, then stop.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM (e.g. from a scheduler) end the run: save, then stop.
+    interrupts = _Interrupts()
     batches = batches_from(step)
     try:
-        while (total is None or step < total) and time.monotonic() < deadline:
-            if step % per_epoch == 0:
-                state = model.initial_state(config.batch)
-            x, y = next(batches)  # (T, B) inputs and next-character targets
-            logits, new_state = model(x, state)
-            loss, dlogits = softmax_cross_entropy(logits, y)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss} at step {step + 1}; stopped. The last good checkpoint "
-                    f"is {run.checkpoint_path('latest')}; try a lower --lr or --clip"
+        with interrupts:
+            while (total is None or step < total) and time.monotonic() < deadline:
+                # One whole step or none: the forward draws dropout masks (RNG state), the
+                # update moves parameters and Adam; a signal waits until the step is done.
+                with interrupts.hold():
+                    if step % per_epoch == 0:
+                        state = model.initial_state(config.batch)
+                    x, y = next(batches)  # (T, B) inputs and next-character targets
+                    logits, new_state = model(x, state)
+                    loss, dlogits = softmax_cross_entropy(logits, y)
+                    if not math.isfinite(loss):
+                        raise diverged(f"the loss became {loss}")
+                    model.zero_grad()
+                    model.backward(dlogits)
+                    norm = clip_grad_norm(model.grads, config.clip)
+                    if not math.isfinite(norm):
+                        raise diverged(f"the gradient norm became {norm}")
+                    optimizer.lr = schedule(step)
+                    optimizer.step()
+                    if not all(np.isfinite(w).all() for w in model.parameters().values()):
+                        raise diverged("the parameters overflowed to inf/NaN")
+                    state, step = new_state, step + 1
+                rate = (step - start_step) * tokens_per_step / (time.monotonic() - started)
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{loss:.3f}", bpc=f"{loss / math.log(2):.3f}", tok_s=f"{rate:.0f}"
                 )
-            model.zero_grad()
-            model.backward(dlogits)
-            norm = clip_grad_norm(model.grads, config.clip)
-            optimizer.lr = schedule(step)
-            optimizer.step()
-            state, step = new_state, step + 1
-            rate = (step - start_step) * tokens_per_step / (time.monotonic() - started)
-            bar.update(1)
-            bar.set_postfix(
-                loss=f"{loss:.3f}", bpc=f"{loss / math.log(2):.3f}", tok_s=f"{rate:.0f}"
-            )
-            if step % 10 == 0 or step == 1:
-                run.log({"step": step, "train_loss": loss, "grad_norm": norm, "tok_s": rate})
-            if step % config.eval_every == 0:
+                if step % 10 == 0 or step == 1:
+                    run.log({"step": step, "train_loss": loss, "grad_norm": norm, "tok_s": rate})
+                if step % config.eval_every == 0:
+                    val_bpc = validate()
+                    bar.write(f"step {step}: validation {val_bpc:.3f} bits/char")
+            elapsed = time.monotonic() - started
+            if step % config.eval_every != 0 or math.isnan(val_bpc):
                 val_bpc = validate()
-                bar.write(f"step {step}: validation {val_bpc:.3f} bits/char")
     except KeyboardInterrupt:
         bar.close()
         save("latest")
         log(f"interrupted at step {step}; saved {run.checkpoint_path('latest')} (--resume goes on)")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
         bar.close()
-    if step % config.eval_every != 0 or math.isnan(val_bpc):
-        val_bpc = validate()
     run.plot_losses()
     return {
         "run": str(run.folder),
         "steps": step,
         "val_bpc": val_bpc,
         "best_val_bpc": best,
-        "tokens_per_s": (step - start_step)
-        * tokens_per_step
-        / max(time.monotonic() - started, 1e-9),
+        "tokens_per_s": (step - start_step) * tokens_per_step / max(elapsed, 1e-9),
         "vocab_size": len(vocab),
         "parameters": model.num_parameters(),
     }
