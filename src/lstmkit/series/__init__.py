@@ -1,0 +1,1 @@
+"""Time-series forecasting: CSV data and scaling, the model, training, roll-out, evaluation."""
