@@ -48,6 +48,9 @@ def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict
     blob = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **{_META: blob}, **arrays)  # type: ignore[arg-type]
             f.flush()
