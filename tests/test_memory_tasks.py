@@ -238,3 +238,14 @@ def test_memory_command_table(tmp_path, capsys) -> None:
 def test_memory_command_rejects_unknown_models(tmp_path, capsys) -> None:
     assert main(["memory", "--models", "rnn,transformer", "--out", str(tmp_path)]) == 1
     assert "--models" in capsys.readouterr().err
+
+
+def test_memory_command_reber(tmp_path, capsys) -> None:
+    argv = ["memory", "--task", "reber", "--max-steps", "2", "--hidden", "4", "--batch", "4"]
+    assert main(argv + ["--reber-test-steps", "1000", "--json", "--out", str(tmp_path)]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["model"] for r in rows] == ["lstm", "lstm-noforget"]
+    assert all(r["lag"] is None and r["metric_name"] == "string_accuracy" for r in rows)
+    for r in rows:  # the curve of max |c| along the test stream ends at the final state's
+        assert r["final_max_abs_c"] > 0 and len(r["max_abs_c_curve"]) == 100
+    assert (tmp_path / "reber.png").read_bytes()[:4] == b"\x89PNG"

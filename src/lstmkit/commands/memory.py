@@ -69,6 +69,7 @@ def _memory(args: argparse.Namespace) -> int:
         budget_seconds=args.budget_seconds,
         max_steps=args.max_steps,
         init=args.init,
+        reber_test_steps=args.reber_test_steps,
     )
     out = Path(args.out or f"runs/memory-{task}")
 
@@ -151,6 +152,9 @@ def _explain(args: argparse.Namespace) -> int:
             raise UserError(f"--text: cannot read {path}: {e}") from None
     if not text:
         raise UserError("--text: expected a non-empty string or file")
+    for flag, value in [("--max-chars", args.max_chars), ("--html-chars", args.html_chars)]:
+        if value < 1:
+            raise UserError(f"{flag}: expected an integer >= 1, got {value}")
     text = text[: args.max_chars]
     try:
         model, vocab = explain.load_run(args.run)
@@ -161,7 +165,9 @@ def _explain(args: argparse.Namespace) -> int:
     if args.cells:
         cells = _int_list(args.cells, "--cells")
     try:
-        report = explain.explain(model, vocab, text, out, cells=cells, top=args.top)
+        report = explain.explain(
+            model, vocab, text, out, cells=cells, top=args.top, html_chars=args.html_chars
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
     print(explain.format_top_cells(report["top_cells"]))
@@ -205,6 +211,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
     p.add_argument("--chunk", type=int, default=50, help="reber: truncated-BPTT chunk length")
+    p.add_argument(
+        "--reber-test-steps",
+        type=int,
+        default=10_000,
+        help="reber: length of each of the 4 test streams, never reset (10000)",
+    )
     p.add_argument("--out", help="output folder (default runs/memory-TASK)")
     p.add_argument("--json", action="store_true", help='print {"results": [...]} as JSON')
     p.set_defaults(func=_memory)
@@ -241,5 +253,8 @@ def add_commands(subparsers: Any) -> None:
     e.add_argument("--out", help="output folder (default RUN/explain)")
     e.add_argument("--cells", help="comma-separated cells of the last layer to plot")
     e.add_argument("--top", type=int, default=8, help="interpretable cells to show")
-    e.add_argument("--max-chars", type=int, default=3000)
+    e.add_argument("--max-chars", type=int, default=3000, help="of the text to analyse")
+    e.add_argument(
+        "--html-chars", type=int, default=1000, help="of the text the explorer shows (1000)"
+    )
     e.set_defaults(func=_explain)

@@ -168,6 +168,8 @@ def interpretable_cells(
 ) -> list[dict[str, Any]]:
     """The ``top`` (layer, cell, feature) triples by |corr(quantity, feature)|, best first.
 
+    Each feature's best cell is always among them (so one strong feature, often the
+    position in the line, cannot crowd out the others), then the best remaining ones.
     A cell appears at most once (with its best feature); constant features are skipped.
     """
     candidates = []
@@ -177,15 +179,17 @@ def interpretable_cells(
             for cell in range(r.shape[0]):
                 candidates.append((abs(r[cell]), layer, cell, name, float(r[cell])))
     candidates.sort(key=lambda c: -c[0])
-    out, seen = [], set()
-    for _, layer, cell, name, corr in candidates:
-        if (layer, cell) in seen or corr == 0.0:
+    firsts = []
+    for name in features:  # each feature's best cell first, then everything by |r|
+        firsts += [c for c in candidates if c[3] == name][:1]
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[int, int]] = set()
+    for _, layer, cell, name, corr in firsts + candidates:
+        if (layer, cell) in seen or corr == 0.0 or len(out) == top:
             continue
         seen.add((layer, cell))
         out.append({"layer": layer, "cell": cell, "feature": name, "corr": corr})
-        if len(out) == top:
-            break
-    return out
+    return sorted(out, key=lambda r: -abs(r["corr"]))
 
 
 def format_top_cells(top: Sequence[dict[str, Any]]) -> str:
@@ -283,8 +287,8 @@ def plot_saturation(
         for gate, (left, right) in saturation[layer].items():
             ax.scatter(left, right, s=10, alpha=0.6, color=colors[gate], label=names[gate])
         ax.plot([0, 1], [1, 0], color="0.7", lw=0.8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.03, 1.03)  # points on the axes (never saturated) stay visible
+        ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("fraction left-saturated (< 0.1)")
         ax.set_title(f"layer {layer}")
         ax.set_aspect("equal")
@@ -301,16 +305,18 @@ def plot_top_cells(
     features: dict[str, np.ndarray],
     top: Sequence[dict[str, Any]],
     path: Path,
+    max_chars: int = 600,
 ) -> Path:
-    """For each top cell: tanh(c) over the text and its feature (scaled to [0, 1])."""
+    """For each top cell: tanh(c) over the first ``max_chars`` characters and its feature
+    (scaled to [0, 1])."""
     plt = _pyplot()
     k = max(1, len(top))
     fig, axes = plt.subplots(k, 1, figsize=(10, 1.5 * k + 0.5), sharex=True, squeeze=False)
     for ax, r in zip(axes[:, 0], top):
         feature = features[r["feature"]]
         span = feature.max() - feature.min()
-        scaled = (feature - feature.min()) / span if span > 0 else feature
-        ax.plot(traces[r["layer"]]["tanh_c"][:, r["cell"]], lw=0.9, label="tanh(c)")
+        scaled = ((feature - feature.min()) / span if span > 0 else feature)[:max_chars]
+        ax.plot(traces[r["layer"]]["tanh_c"][:max_chars, r["cell"]], lw=0.9, label="tanh(c)")
         ax.plot(scaled, lw=0.9, color="0.5", alpha=0.7, label=r["feature"] + " (scaled)")
         ax.set_ylim(-1.05, 1.05)
         ax.set_title(
@@ -336,12 +342,15 @@ def explain(
     out_dir: str | os.PathLike[str],
     cells: Sequence[int] | None = None,
     top: int = 8,
+    html_chars: int = 1000,
 ) -> dict[str, Any]:
     """Write heatmaps.png, trajectories.png, saturation.png, top_cells.png and
     explorer.html to ``out_dir``; returns {"top_cells", "saturation", "files"}.
 
     ``cells``: cells of the last layer to plot; by default the interpretable-cell search's
-    best (up to 6).
+    best (up to 6). The statistics use the whole text; the explorer shows its first
+    ``html_chars`` characters (every value of every cell is embedded: about 11 MB per
+    1000 characters for a 2 x 256 LSTM).
     """
     from lstmkit.memory.explain_html import write_explorer
 
@@ -364,6 +373,12 @@ def explain(
         plot_trajectories(traces, text, chosen, out / "trajectories.png"),
         plot_saturation(saturation, out / "saturation.png"),
         plot_top_cells(traces, features, ranked, out / "top_cells.png"),
-        write_explorer(traces, text, out / "explorer.html", ranked, initial=chosen[0]),
+        write_explorer(
+            [{q: v[:html_chars] for q, v in tr.items()} for tr in traces],
+            text[:html_chars],
+            out / "explorer.html",
+            ranked,
+            initial=chosen[0],
+        ),
     ]
     return {"top_cells": ranked, "saturation": saturation, "files": files}

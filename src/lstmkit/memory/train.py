@@ -27,7 +27,7 @@ from lstmkit import init as lk_init
 from lstmkit.container import Model
 from lstmkit.layers import GRU, LSTM, RNN
 from lstmkit.losses import mse, softmax_cross_entropy
-from lstmkit.memory.tasks import Batch, make_task
+from lstmkit.memory.tasks import TASKS, Batch, make_task
 from lstmkit.modules import Linear
 from lstmkit.optim import Adam, clip_grad_norm
 
@@ -253,7 +253,12 @@ def run_one(
     record.update({k: v for k, v in metrics.items() if k != task.metric_name})
     if stateful and model.is_lstm:
         # Without a forget gate nothing ever shrinks c: it grows along the endless stream.
+        c_prev = model.rnn.activations()["_l0"]["c_prev"]  # (T, N, H), c entering each step
+        growth = np.abs(c_prev).max(axis=(1, 2))
         record["final_max_abs_c"] = float(np.abs(state[1]).max())
+        stride = max(1, len(growth) // 100)
+        record["max_abs_c_curve"] = [float(v) for v in growth[::stride]]
+        record["max_abs_c_every"] = stride  # test steps between the curve's points
     return record, model
 
 
@@ -288,6 +293,8 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one row per run."""
     header = ["task", "model", "lag", "seed", "metric", "test", "baseline", "ratio"]
     header += ["solved", "steps", "seconds", "init"]
+    extra = [k for k in ("copy_accuracy", "final_max_abs_c") if any(k in r for r in records)]
+    header += extra
     rows = [header]
     for r in records:
         rows.append(
@@ -305,6 +312,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                 f"{r['seconds']:.1f}",
                 r["init"],
             ]
+            + [_fmt(r[k]) if k in r else "-" for k in extra]
         )
     widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -316,7 +324,11 @@ def plot_metric_vs_lag(
     records: Sequence[dict[str, Any]], out_dir: str | Path, init: str = "default"
 ) -> Path:
     """metric_vs_lag.png: the test metric against the lag, one line per model (mean over
-    seeds, each seed a dot), the memoryless baseline dashed. Returns the file's path."""
+    seeds, each seed a dot), the memoryless baseline dashed. Returns the file's path.
+
+    The Reber stream has no lag: reber.png shows each model's metric and, for LSTMs, how
+    max |c| evolves along the test stream instead.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -324,6 +336,8 @@ def plot_metric_vs_lag(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if all(r["lag"] is None for r in records):
+        return _plot_reber(records, out / "reber.png", init)
     path = out / "metric_vs_lag.png"
     fig, ax = plt.subplots(figsize=(7, 4.5))
     models = list(dict.fromkeys(r["model"] for r in records))
@@ -344,6 +358,9 @@ def plot_metric_vs_lag(
     base = [np.mean([r["baseline"] for r in records if lag_of[r["lag"]] == L]) for L in lags]
     ax.plot(lags, base, "k--", label="memoryless baseline")
     first = records[0]
+    threshold = TASKS[first["task"]].threshold
+    if threshold is not None:
+        ax.axhline(threshold, color="0.4", ls=":", label=f"solved threshold ({threshold:g})")
     if first["metric_name"] in ("mse", "xent"):
         ax.set_yscale("log")
     ax.set_xlabel("lag T")
@@ -351,6 +368,39 @@ def plot_metric_vs_lag(
     ax.set_title(f"{first['task']}: test {first['metric_name']} vs lag (LSTM init: {init})")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _plot_reber(records: Sequence[dict[str, Any]], path: Path, init: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in records))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    means = [np.mean([r["test_metric"] for r in records if r["model"] == m]) for m in models]
+    left.bar(models, means, color=[f"C{k}" for k in range(len(models))])
+    left.axhline(np.mean([r["baseline"] for r in records]), color="k", ls="--", label="baseline")
+    left.axhline(0.99, color="0.4", ls=":", label="solved threshold (0.99)")
+    left.set_ylim(0, 1.05)
+    left.set_ylabel(f"test {records[0]['metric_name']}")
+    left.set_title(f"continual embedded Reber (LSTM init: {init})")
+    left.legend(fontsize=8, loc="lower right")
+    for k, m in enumerate(models):
+        for r in records:
+            if r["model"] == m and "max_abs_c_curve" in r:
+                curve = np.asarray(r["max_abs_c_curve"])
+                t = np.arange(len(curve)) * r["max_abs_c_every"]
+                right.plot(t, curve, color=f"C{k}", lw=1, label=m)
+    right.set_yscale("log")
+    right.set_xlabel("test stream step (no state reset)")
+    right.set_ylabel("max |c| over cells and streams")
+    right.set_title("cell state along the endless stream")
+    handles, labels = right.get_legend_handles_labels()
+    if handles:
+        right.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys())
+    right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
