@@ -25,7 +25,7 @@ from conftest import (
 )
 
 import lstmkit as lk
-from lstmkit.fast import kernels
+from lstmkit.fast import kernels, parallel
 from lstmkit.fast import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -87,14 +87,35 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
     return fused, reference
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "float32-per-step"])
+def _force(monkeypatch: pytest.MonkeyPatch, per_step: bool, split: bool) -> None:
+    """Select the per-step loop instead of the compiled whole-sequence one, and/or split
+    the batch over two threads, on any size."""
+    if per_step:
+        monkeypatch.setattr(fast_lstm, "SMALL", 0)
+    if split:
+        monkeypatch.setattr(parallel, "MIN_WORK", 0)
+        monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+        monkeypatch.setattr(parallel, "thread_count", lambda: 2)
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "float64",
+        "float64-split",
+        "float32",
+        "float32-per-step",
+        "float32-split",
+        "float32-per-step-split",
+    ],
+)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_fused_equals_reference(
     cfg: dict[str, Any], dtype: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """float32 runs the compiled whole-sequence loops; per-step: the per-step kernels."""
-    if dtype.endswith("per-step"):
-        monkeypatch.setattr(fast_lstm, "SMALL", 0)
+    """float32 runs the compiled whole-sequence loops, per-step the per-step kernels;
+    split: the batch is split over two threads."""
+    _force(monkeypatch, "per-step" in dtype, "split" in dtype)
     dtype = getattr(np, dtype.split("-")[0])
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(3), dtype)

@@ -47,21 +47,41 @@ def _tanh(x):
 
 @_jit
 def _matmul_add(a, b, out):
-    """out += a @ b for a (M, K), b (K, C), out (M, C); four rows of b per pass over out."""
+    """out += a @ b for a (M, K), b (K, C), out (M, C).
+
+    Blocked by two rows of a and four rows of b, so that each pass over a row of ``out``
+    does eight multiply-adds per element loaded (LLVM vectorises the loops over j).
+    """
     M, K = a.shape
     C = b.shape[1]
-    for r in range(M):
+    r = 0
+    while r < M:
+        two = r + 1 < M
+        s = r + 1 if two else r  # the second row (a repeat of the first on an odd last row)
         k = 0
         while k + 4 <= K:
             a0, a1, a2, a3 = a[r, k], a[r, k + 1], a[r, k + 2], a[r, k + 3]
-            for j in range(C):
-                out[r, j] += a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
+            e0, e1, e2, e3 = a[s, k], a[s, k + 1], a[s, k + 2], a[s, k + 3]
+            if two:
+                for j in range(C):
+                    b0, b1, b2, b3 = b[k, j], b[k + 1, j], b[k + 2, j], b[k + 3, j]
+                    out[r, j] += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+                    out[s, j] += e0 * b0 + e1 * b1 + e2 * b2 + e3 * b3
+            else:
+                for j in range(C):
+                    out[r, j] += (
+                        a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
+                    )
             k += 4
         while k < K:
-            a0 = a[r, k]
+            a0, e0 = a[r, k], a[s, k]
             for j in range(C):
                 out[r, j] += a0 * b[k, j]
+            if two:
+                for j in range(C):
+                    out[s, j] += e0 * b[k, j]
             k += 1
+        r += 2
 
 
 @_jit

@@ -27,7 +27,7 @@ import numpy as np
 
 from lstmkit.cells.base import Params, State
 from lstmkit.cells.lstm import LSTMCache
-from lstmkit.fast import kernels
+from lstmkit.fast import kernels, parallel
 
 SMALL = 2**18  # N * P * 4H up to which the compiled whole-sequence loops beat BLAS calls
 
@@ -101,31 +101,41 @@ def forward(
     h_prev[order[0]] = state[0]
     c_prev[order[0]] = state[1]
 
-    compiled = kernels.compiled_kernels(dtype) if N * P * GH <= SMALL else None
-    if compiled is not None:
-        no_proj = np.empty((0, P), dtype)
-        compiled.forward_sequence(
-            *(gates, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
-            *(np.array(order), _valid(mask, T, N), h_prev, c_prev, tanh_c, m, y, h_n, c_n),
-        )
-    else:
+    compiled = kernels.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
+
+    def run(rows: slice) -> None:
+        """The loop over time for the sequences ``rows``."""
+        n = rows.stop - rows.start
+        if compiled is not None and n * P * GH <= SMALL:
+            no_proj = np.empty((0, P), dtype)
+            compiled.forward_sequence(
+                *(gates[:, rows], W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha),
+                *(k.beta, np.array(order), valid[:, rows], h_prev[:, rows], c_prev[:, rows]),
+                *(tanh_c[:, rows], m[:, rows], y[:, rows], h_n[rows], c_n[rows]),
+            )
+            return
         cell_forward, _ = kernels.select(dtype)
-        hw = np.empty((N, GH), dtype)
+        hw = np.empty((n, GH), dtype)
         for s, t in enumerate(order):
             last = s == T - 1
-            h_out = h_n if last else h_prev[order[s + 1]]  # the state entering the next step
-            c_out = c_n if last else c_prev[order[s + 1]]
-            np.matmul(h_prev[t], W_hh_t, out=hw)
-            cell_forward(gates[t], hw, k, c_prev[t], c_out, tanh_c[t], m[t])
-            h_new = m[t] if W_hr_t is None else np.matmul(m[t], W_hr_t, out=y[t])  # h = W_hr m
+            h_out = h_n[rows] if last else h_prev[order[s + 1], rows]  # the next step's state
+            c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
+            h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
+            np.matmul(h_t, W_hh_t, out=hw)
+            cell_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
+            h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
             if mask is None:
                 h_out[...] = h_new
             else:  # padded steps carry the state and output zeros
-                valid = mask[t]
-                np.copyto(h_out, h_prev[t])
-                np.copyto(h_out, h_new, where=valid)
-                np.copyto(c_out, c_prev[t], where=~valid)
-                np.multiply(h_new, valid, out=y[t])
+                valid_t = mask[t, rows]
+                np.copyto(h_out, h_t)
+                np.copyto(h_out, h_new, where=valid_t)
+                np.copyto(c_out, c_t, where=~valid_t)
+                np.multiply(h_new, valid_t, out=y_t)
+
+    parts = parallel.batch_parts(N, T * N * P * GH, needs_blas=N * P * GH > SMALL)
+    parallel.run(run, parts if compiled is not None else [slice(0, N)])
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     return y, (h_n, c_n), tape
 
@@ -154,41 +164,54 @@ def backward(
 
     dz = np.empty((T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
     dh_cell = np.empty((T if W_hr is not None else 0, N, P), dtype)  # dL/dh per step, for dW_hr
-    dh = np.array(dstate[0], dtype, order="C")
-    dc = np.array(dstate[1], dtype, order="C")
+    dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
+    dc0 = np.array(dstate[1], dtype, order="C")
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = _time_order(T, reverse)
+    compiled = kernels.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
 
-    compiled = kernels.compiled_kernels(dtype) if N * P * GH <= SMALL else None
-    if compiled is not None and record is None:
-        no_proj = np.empty((0, H), dtype)
-        compiled.backward_sequence(
-            *(dy, gates, c_prev, tanh_c, W_hh, no_proj if W_hr is None else W_hr, k.u, k.v),
-            *(np.array(order), _valid(mask, T, N), dz, dh_cell, dh, dc),
-        )
-    else:
+    def run(rows: slice) -> None:
+        """The loop back over time for the sequences ``rows``."""
+        n = rows.stop - rows.start
+        if compiled is not None and n * P * GH <= SMALL and record is None:
+            no_proj = np.empty((0, H), dtype)
+            compiled.backward_sequence(
+                *(dy[:, rows], gates[:, rows], c_prev[:, rows], tanh_c[:, rows], W_hh),
+                *(no_proj if W_hr is None else W_hr, k.u, k.v, np.array(order), valid[:, rows]),
+                *(dz[:, rows], dh_cell[:, rows], dh0[rows], dc0[rows]),
+            )
+            return
         _, cell_backward = kernels.select(dtype)
-        dm_buf = np.empty((N, H), dtype)
+        dm_buf = np.empty((n, H), dtype)
+        dh, dc = dh0[rows].copy(), dc0[rows].copy()
         dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
         for t in reversed(order):
-            dh += dy[t]  # dy is already masked
+            dh += dy[t, rows]  # dy is already masked
             if record is not None:
-                record[0][t] = dh
-                record[1][t] = dc
-            dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t], dc * mask[t])
+                record[0][t, rows] = dh
+                record[1][t, rows] = dc
+            dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t, rows], dc * mask[t, rows])
             if W_hr is None:  # h = m
                 dm = dh_t
             else:  # h = W_hr m
-                dh_cell[t] = dh_t
+                dh_cell[t, rows] = dh_t
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
-            cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], k, dz[t], dc_prev)
-            np.matmul(dz[t], W_hh, out=dh_prev)
+            cell_backward(
+                dm, dc_t, gates[t, rows], c_prev[t, rows], tanh_c[t, rows], k, dz[t, rows], dc_prev
+            )
+            np.matmul(dz[t, rows], W_hh, out=dh_prev)
             if mask is not None:  # padded steps pass the gradient through unchanged
-                keep = ~mask[t]
+                keep = ~mask[t, rows]
                 dh_prev += dh * keep
                 dc_prev += dc * keep
             dh, dh_prev = dh_prev, dh
             dc, dc_prev = dc_prev, dc
+        dh0[rows] = dh
+        dc0[rows] = dc
+
+    parts = parallel.batch_parts(N, T * N * P * GH, needs_blas=N * P * GH > SMALL)
+    parallel.run(run, parts if compiled is not None else [slice(0, N)])
 
     dz_rows = dz.reshape(T * N, GH)
     grads["W_ih"] += dz_rows.T @ x.reshape(T * N, I)
@@ -200,4 +223,4 @@ def backward(
     if W_hr is not None:
         grads["W_hr"] += dh_cell.reshape(T * N, P).T @ m.reshape(T * N, H)
     dx = (dz_rows @ p["W_ih"]).reshape(T, N, I)
-    return dx, (dh, dc)
+    return dx, (dh0, dc0)

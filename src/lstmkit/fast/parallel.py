@@ -1,0 +1,68 @@
+"""Splitting the batch across threads for a whole sequence.
+
+The sequences of a batch are independent, so each thread can run the whole time loop on
+its own rows, with no synchronisation between steps (a multi-threaded BLAS call per step
+synchronises its threads at every step, which costs more than the product itself for
+small matrices and stalls whenever another process holds a core). The compiled kernels
+release the GIL, and so does NumPy's matmul; during the split BLAS runs one thread per
+caller (through threadpoolctl, when it is installed).
+
+The thread count is numba's (``numba.set_num_threads`` or ``NUMBA_NUM_THREADS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+MIN_ROWS = 4  # fewest sequences per thread
+MIN_WORK = 2**22  # fewest multiply-adds (T * N * P * 4H) worth starting threads for
+
+
+def batch_parts(N: int, work: int, needs_blas: bool) -> list[slice]:
+    """Row ranges of the batch, one per thread (a single one when splitting does not pay)."""
+    threads = min(thread_count(), N // MIN_ROWS) if work >= MIN_WORK else 1
+    if threads > 1 and needs_blas and _blas_limits() is None:
+        threads = 1  # without threadpoolctl, each BLAS call would start its own threads
+    bounds = [N * k // max(threads, 1) for k in range(max(threads, 1) + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def thread_count() -> int:
+    """numba's thread count (1 without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return 1
+    return int(numba.get_num_threads())
+
+
+def _blas_limits() -> Callable[..., contextlib.AbstractContextManager[object]] | None:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    limits = _blas_limits()
+    if limits is None:
+        yield
+    else:
+        with limits(limits=1, user_api="blas"):
+            yield
+
+
+def run(fn: Callable[[slice], None], parts: list[slice]) -> None:
+    """fn(part) for every part, the first in this thread, the others in their own."""
+    if len(parts) == 1:
+        fn(parts[0])
+        return
+    with _single_threaded_blas(), ThreadPoolExecutor(len(parts) - 1) as pool:
+        futures = [pool.submit(fn, part) for part in parts[1:]]
+        fn(parts[0])
+        for future in futures:
+            future.result()
