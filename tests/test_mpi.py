@@ -380,3 +380,37 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_resumes_exactly(tmp_pat
     _ok(_lstmkit(args))
     _resumable(out, runs["corpus"])
     _assert_same_run(out, oracle, rtol=1e-12, logs=False)
+
+
+@needs_mpi
+def test_forecaster_two_ranks_equal_one_process_and_resume_on_one(tmp_path):
+    import math
+
+    csv = tmp_path / "series.csv"
+    rows = [f"{t},{math.sin(t / 5) + 0.1 * math.cos(1.7 * t) + 0.01 * t:.6f}" for t in range(200)]
+    csv.write_text("t,value\n" + "\n".join(rows) + "\n")
+
+    def args(out: Path, steps: int, *extra: str) -> list[str]:
+        return [
+            "series", "train", "--csv", str(csv), "--column", "value", "--out", str(out),
+            "--lookback", "12", "--horizon", "6", "--hidden", "8", "--batch", "8",
+            "--steps", str(steps), "--eval-every", "10", "--lr", "0.01", "--dtype", "float64",
+            "--no-progress", *extra,
+        ]  # fmt: skip
+
+    single, double, split = tmp_path / "single", tmp_path / "double", tmp_path / "split"
+    _ok(_lstmkit(args(single, 30)))
+    assert "on 2 MPI processes" in _ok(_lstmkit(args(double, 30), n=2)).stdout
+    _ok(_lstmkit(args(split, 15), n=2))
+    _ok(_lstmkit(args(split, 30, "--resume")))
+    for got, logs in ((double, True), (split, False)):
+        a, ma = checkpoint.load(got / "latest.npz")
+        b, mb = checkpoint.load(single / "latest.npz")
+        assert sorted(a) == sorted(b) and ma["step"] == mb["step"] == 30
+        for key in b:
+            assert _rel(a[key], b[key]) <= 1e-12, (got.name, key, _rel(a[key], b[key]))
+        assert ma["best_val_loss"] == pytest.approx(mb["best_val_loss"], rel=1e-12)
+        if logs:
+            assert (got / "metrics.jsonl").read_text().count("\n") == (
+                single / "metrics.jsonl"
+            ).read_text().count("\n")
