@@ -20,6 +20,8 @@ Rows:
   the same weights exported with :func:`lstmkit.onnx.export`;
 * stream: one step at a time with the state carried (N = 1), latency per step; vs
   torch.nn.LSTMCell and ONNX Runtime on a one-step sequence;
+* charlm: one training step of a char-level language model end to end (embedding,
+  2-layer LSTM, head, cross-entropy, clipping, Adam) vs the same script in torch;
 * memory: the peak memory that one training step adds, each implementation in a fresh
   subprocess (peak RSS above the RSS before the step, after a warm-up on a tiny shape;
   for lstmkit also tracemalloc's peak, which NumPy's allocations report to).
@@ -309,6 +311,54 @@ def stream_row(H: int, steps: int, repeats: int, gemm: float, threads: int) -> d
     return row
 
 
+def charlm_row(repeats: int, gemm: float, batch: int = 64, seq_len: int = 128) -> dict[str, Any]:
+    """One char-LM training step end to end (embedding, 2-layer LSTM 256, linear head,
+    softmax cross-entropy, gradient clipping at 5, Adam; the state carried between steps),
+    with :mod:`lstmkit.text`'s model and optimizer, against the same script in torch."""
+    import numpy as np
+    import torch
+
+    from lstmkit.losses import softmax_cross_entropy
+    from lstmkit.optim import Adam, clip_grad_norm
+    from lstmkit.text.model import CharLM, CharLMConfig
+
+    V, E, H, L = 96, 64, 256, 2
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, V, size=(seq_len + 1, batch))
+    x, targets = ids[:-1], ids[1:]
+    model = CharLM(CharLMConfig(V, embed=E, hidden=H, layers=L), seed=0)
+    optimizer = Adam(model.parameters(), model.grads, lr=2e-3)
+    carry: dict[str, Any] = {"lk": None, "torch": None}
+
+    def lk_step() -> None:
+        logits, state = model(x, carry["lk"])
+        _, dlogits = softmax_cross_entropy(logits, targets)
+        model.zero_grad()
+        model.backward(dlogits)
+        clip_grad_norm(model.grads, 5.0)
+        optimizer.step()
+        carry["lk"] = state
+
+    embed, lstm, head = torch.nn.Embedding(V, E), torch.nn.LSTM(E, H, L), torch.nn.Linear(H, V)
+    params = [*embed.parameters(), *lstm.parameters(), *head.parameters()]
+    t_opt = torch.optim.Adam(params, lr=2e-3)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(targets)
+
+    def torch_step() -> None:
+        y, state = lstm(embed(tx), carry["torch"])
+        loss = torch.nn.functional.cross_entropy(head(y).reshape(-1, V), ty.reshape(-1))
+        t_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        t_opt.step()
+        carry["torch"] = tuple(s.detach() for s in state)
+
+    times = time_interleaved({"lstmkit": lk_step, "torch": torch_step}, repeats)
+    shape = (batch, seq_len, E, H, L, False)
+    flops = 3 * (lstm_flops(*shape) + 2.0 * seq_len * batch * H * V)
+    return _row("charlm", shape, times, flops, batch * seq_len, gemm)
+
+
 # ---- memory (subprocesses) -----------------------------------------------------------
 
 
@@ -440,6 +490,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for H in STREAM_H[:2] if quick else STREAM_H:
         rows.append(stream_row(H, 50 if quick else 200, repeats, gemm, args.threads))
         print(format_row(rows[-1]), flush=True)
+    rows.append(charlm_row(repeats, gemm, batch=16 if quick else 64, seq_len=32 if quick else 128))
+    print(format_row(rows[-1]), flush=True)
     if not args.no_memory:
         for shape in shapes:
             rows.append(memory_row(shape))
