@@ -203,9 +203,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--init",
         choices=list(INITS),
-        default="forget1",
-        help="LSTM initialisation: torch's default, forget-gate bias 1 (default), or chrono "
-        "(Tallec & Ollivier 2018, T_max = lag); other models keep the default",
+        default="chrono",
+        help="LSTM initialisation: torch's default, forget-gate bias 1, or chrono (Tallec & "
+        "Ollivier 2018, T_max = lag; the default); other models keep torch's default",
     )
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
@@ -233,7 +233,12 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("--models", default="rnn,gru,lstm")
     g.add_argument("--train-seconds", type=float, default=20.0, help="per model (default 20)")
     g.add_argument("--train-steps", type=int, default=None)
-    g.add_argument("--init", choices=list(INITS), default="forget1")
+    g.add_argument(
+        "--init",
+        choices=list(INITS),
+        default="forget1",
+        help="LSTM initialisation (default forget1: forget-gate bias 1)",
+    )
     g.add_argument("--hidden", type=int, default=64)
     g.add_argument("--batch", type=int, default=64, help="sequences the norms average over")
     g.add_argument("--seed", type=int, default=0)
