@@ -13,18 +13,25 @@ The thread count is numba's (``numba.set_num_threads`` or ``NUMBA_NUM_THREADS``)
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 MIN_ROWS = 4  # fewest sequences per thread
 MIN_WORK = 2**22  # fewest multiply-adds (T * N * P * 4H) worth starting threads for
 
 
-def batch_parts(N: int, work: int, needs_blas: bool) -> list[slice]:
-    """Row ranges of the batch, one per thread (a single one when splitting does not pay)."""
+def batch_parts(N: int, work: int, uses_blas: Callable[[int], bool]) -> list[slice]:
+    """Row ranges of the batch, one per thread (a single one when splitting does not pay).
+
+    ``work``: multiply-adds of the whole loop; ``uses_blas(rows)``: whether the loop over
+    that many rows calls BLAS (then splitting needs threadpoolctl, or each call would start
+    BLAS's own threads on top of ours).
+    """
     threads = min(thread_count(), N // MIN_ROWS) if work >= MIN_WORK else 1
-    if threads > 1 and needs_blas and _blas_limits() is None:
-        threads = 1  # without threadpoolctl, each BLAS call would start its own threads
+    if threads > 1 and uses_blas(N // threads) and _blas_controller() is None:
+        threads = 1
     bounds = [N * k // max(threads, 1) for k in range(max(threads, 1) + 1)]
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
@@ -38,21 +45,26 @@ def thread_count() -> int:
     return int(numba.get_num_threads())
 
 
-def _blas_limits() -> Callable[..., contextlib.AbstractContextManager[object]] | None:
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    """threadpoolctl's handle on the loaded BLAS libraries, or None without threadpoolctl.
+
+    Cached: finding the libraries takes ~1 ms, limiting them through the handle ~10 us.
+    """
     try:
-        from threadpoolctl import threadpool_limits
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
-    return threadpool_limits
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    limits = _blas_limits()
-    if limits is None:
+    controller = _blas_controller()
+    if controller is None:
         yield
     else:
-        with limits(limits=1, user_api="blas"):
+        with controller.limit(limits=1, user_api="blas"):
             yield
 
 
