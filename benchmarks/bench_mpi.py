@@ -1,11 +1,12 @@
-"""Data-parallel training on one host: 1 process x 2 BLAS threads vs 2 MPI processes x 1 thread.
+"""Data-parallel training on one host: 1 process x 2 threads vs 2 MPI processes x 1 thread.
 
 The char-LM configuration of the training issue (embedding 64, 2x256 LSTM, seq 128,
 batch 64, Adam 2e-3, clip 5) on the default corpus, trained by ``lstmkit.text.train`` —
-the same code path as ``lstmkit text train`` — in both layouts. Reports training tokens/s,
-the share of step time spent in the gradient Allreduce (including waiting for the slower
-rank), the cost of one bare Allreduce of the gradient buffer, and from that cost, on paper,
-the expected scaling to K nodes over a network link.
+the same code path as ``lstmkit text train`` — in both layouts, plus 1 process x 1 thread
+as the per-core reference ("threads": OMP/OpenBLAS/MKL/NUMBA_NUM_THREADS). Reports training
+tokens/s, the share of step time spent in the gradient Allreduce (including waiting for the
+slower rank), the cost of one bare Allreduce of the gradient buffer, and from that cost, on
+paper, the expected scaling to K nodes over a network link (see :func:`scaling`).
 
     .venv/bin/python benchmarks/bench_mpi.py --steps 20 [--repeats 2] [--json]
 
@@ -81,7 +82,7 @@ def worker(steps: int) -> None:
 
 def _launch(processes: int, threads: int, steps: int, mpiexec: str | None) -> dict:
     env = {**os.environ}
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[name] = str(threads)
     cmd = [sys.executable, __file__, "--worker", "--steps", str(steps)]
     if processes > 1:
@@ -146,18 +147,21 @@ def main() -> None:
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which(
         "mpiexec"
     )
-    runs: dict[int, list[dict]] = {1: [], 2: []}
-    for _ in range(args.repeats):  # alternating, so a busy moment hits both layouts alike
-        runs[1].append(_launch(1, 2, args.steps, mpiexec))
-        runs[2].append(_launch(2, 1, args.steps, mpiexec))
-    one, two = (max(runs[k], key=lambda r: r["tokens_per_s"]) for k in (1, 2))
+    layouts = {"1x2": (1, 2), "2x1": (2, 1), "1x1": (1, 1)}  # 1x1: the per-core reference
+    runs: dict[str, list[dict]] = {name: [] for name in layouts}
+    for _ in range(args.repeats):  # alternating, so a busy moment hits every layout alike
+        for name, (processes, threads) in layouts.items():
+            runs[name].append(_launch(processes, threads, args.steps, mpiexec))
+    best = {name: max(rs, key=lambda r: r["tokens_per_s"]) for name, rs in runs.items()}
+    one, two, single = best["1x2"], best["2x1"], best["1x1"]
     model = scaling(one, two)
     if args.json:
-        print(json.dumps({"1x2": one, "2x1": two, "scaling": model}, indent=2))
+        print(json.dumps({**best, "scaling": model}, indent=2))
         return
     print(f"char-LM E={EMBED} 2x{HIDDEN} LSTM, seq {SEQ}, batch {BATCH}: {one['parameters']:,} "
           f"parameters, {two['bytes_per_step']:,} bytes all-reduced per step")  # fmt: skip
-    for name, r in (("1 process x 2 threads", one), ("2 processes x 1 thread", two)):
+    named = [("1 process x 2 threads", one), ("2 processes x 1 thread", two)]
+    for name, r in named + [("(1 process x 1 thread)", single)]:
         print(f"  {name:24s} {r['tokens_per_s']:8.0f} tokens/s  step {r['step_s'] * 1e3:7.1f} ms"
               f"  allreduce {r['allreduce_s_per_step'] * 1e3:6.2f} ms/step "
               f"({100 * r['allreduce_share']:.1f}% of the step)")  # fmt: skip
