@@ -24,12 +24,13 @@ from lstmkit import fast
 from lstmkit._checks import as_array, check_finite, check_shape, lengths_mask
 from lstmkit.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.cells.base import Cell, Params
+from lstmkit.module import Module
 
 _LOCAL_NAMES = {"weight_ih": "W_ih", "weight_hh": "W_hh", "bias_ih": "b_ih", "bias_hh": "b_hh"}
 _LOCAL_NAMES["weight_hr"] = "W_hr"
 
 
-class _Recurrent:
+class _Recurrent(Module):
     """Shared machinery of the three layers (stacking, directions, lengths, state dicts)."""
 
     _mode = ""
@@ -72,10 +73,9 @@ class _Recurrent:
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)
         self.proj_size = int(proj_size)
-        self.training = True
+        super().__init__()
         self._rng = np.random.default_rng(seed)
-        self._params = self._init_params(self._rng)
-        self.grads = {name: np.zeros_like(w) for name, w in self._params.items()}
+        self._register(self._init_params(self._rng))
         self._tape: dict[str, Any] | None = None
         self.record_state_grads = False  # backward then fills self.state_grads
         self.impl = "auto"  # "reference" (lstmkit.sequence) or "fused": see lstmkit.fast
@@ -127,49 +127,6 @@ class _Recurrent:
             local: tensors[name + s] for name, local in _LOCAL_NAMES.items() if name + s in tensors
         }
 
-    def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays (updating them in place updates the layer)."""
-        return self._params
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters under torch's names."""
-        return {name: w.copy() for name, w in self._params.items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load torch-named arrays (anything np.asarray takes); strict about keys and shapes."""
-        shapes = self._param_shapes()
-        missing = [k for k in shapes if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in shapes]
-        if missing or unexpected:
-            raise ValueError(
-                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"for {self!r}"
-            )
-        arrays = {}
-        for name, shape in shapes.items():
-            arr = np.asarray(state_dict[name])
-            if arr.shape != shape:
-                raise ValueError(
-                    f"load_state_dict: {name}: expected shape {shape}, got {arr.shape}"
-                )
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"load_state_dict: {name}: expected numbers, got {arr.dtype.name}")
-            check_finite(arr, f"load_state_dict: {name}")
-            arrays[name] = arr
-        for name, arr in arrays.items():
-            self._params[name][...] = arr
-
-    def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def train(self, mode: bool = True) -> _Recurrent:
-        self.training = mode
-        return self
-
-    def eval(self) -> _Recurrent:
-        return self.train(False)
-
     def __repr__(self) -> str:
         args = [f"{self.input_size}", f"{self.hidden_size}"]
         for name, default in [
@@ -205,7 +162,7 @@ class _Recurrent:
         """The equivalent ``torch.nn`` module, with this layer's exact weights."""
         from lstmkit.interop import to_torch
 
-        return to_torch(self)
+        return to_torch(self)  # type: ignore[arg-type]  # always an LSTM, GRU or RNN
 
     # ---- input handling ------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit._checks import as_array, check_finite
+from lstmkit._checks import as_array
+from lstmkit.module import Module
 
 __all__ = ["Dropout", "Embedding", "Linear"]
 
@@ -36,80 +37,7 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-class _Module:
-    """Parameter bookkeeping shared by the modules (subclasses fill ``_params``)."""
-
-    def __init__(self) -> None:
-        self.training = True
-        self._params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-
-    def _register(self, params: dict[str, np.ndarray]) -> None:
-        self._params = params
-        self.grads = {name: np.zeros_like(w) for name, w in params.items()}
-
-    def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays (updating them in place updates the module)."""
-        return self._params
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of the parameters under torch's names."""
-        return {name: w.copy() for name, w in self._params.items()}
-
-    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
-        """Copy arrays into the parameters (in place, so live references stay valid).
-
-        ``strict``: every key must be present and no other; without it, missing keys keep
-        their values and unknown keys are ignored. Shapes must always match.
-        """
-        missing = [k for k in self._params if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in self._params]
-        if strict and (missing or unexpected):
-            raise ValueError(
-                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected} "
-                f"for {self!r}"
-            )
-        arrays = {}
-        for name, w in self._params.items():
-            if name not in state_dict:
-                continue
-            arr = np.asarray(state_dict[name])
-            if arr.shape != w.shape:
-                raise ValueError(
-                    f"load_state_dict: {name}: expected shape {w.shape}, got {arr.shape}"
-                )
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(f"load_state_dict: {name}: expected numbers, got {arr.dtype.name}")
-            check_finite(arr, f"load_state_dict: {name}")
-            arrays[name] = arr
-        for name, arr in arrays.items():  # only after every check passed
-            self._params[name][...] = arr
-
-    def zero_grad(self) -> None:
-        for g in self.grads.values():
-            g.fill(0.0)
-
-    def train(self, mode: bool = True) -> _Module:
-        self.training = bool(mode)
-        return self
-
-    def eval(self) -> _Module:
-        return self.train(False)
-
-    def __call__(self, x: Any) -> np.ndarray:
-        return self.forward(x)
-
-    def forward(self, x: Any) -> np.ndarray:
-        raise NotImplementedError
-
-    def _stored(self, what: str) -> Any:
-        value = getattr(self, "_cache", None)
-        if value is None:
-            raise RuntimeError(f"backward: call forward first (no {what} is recorded)")
-        return value
-
-
-class Embedding(_Module):
+class Embedding(Module):
     """A lookup table: ``out[...] = weight[ids[...]]``.
 
     ==========  =============================
@@ -168,7 +96,7 @@ class Embedding(_Module):
         return f"Embedding({self.num_embeddings}, {self.dim}{extra})"
 
 
-class Linear(_Module):
+class Linear(Module):
     """An affine map on the last axis: ``y = x @ W.T + b``.
 
     ==========  =============================
@@ -233,7 +161,7 @@ class Linear(_Module):
         return f"Linear({self.in_features}, {self.out_features}{extra})"
 
 
-class Dropout(_Module):
+class Dropout(Module):
     """Inverted dropout: in training, ``y = x * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)``.
 
     In eval mode (or with p = 0) it is the identity. The masks come from the module's own
