@@ -321,8 +321,10 @@ class _Recurrent(Module):
     def activations(self) -> dict[str, dict[str, np.ndarray]]:
         """The last forward pass's stored per-step values, by layer-direction suffix.
 
-        ``{"_l0": {"i": (T, N, H), "f": ..., "g": ..., "o": ..., "c": ..., "h": ...}}`` for the
-        LSTM (the cache fields of each cell, stacked over time, plus the states h and c).
+        For the LSTM ``{"_l0": {"i", "f", "g", "o": (T, N, H) gates, "c_prev": c entering each
+        step, "tanh_c": tanh(c'), "m": o * tanh(c'), "h_prev": (T, N, P) h entering each step}}``;
+        the GRU's are r, z, n, hw_n, h_prev; the RNN's h (the output) and h_prev: the fields
+        of each cell's cache, stacked over time.
         Time runs forward in every direction; padded steps hold whatever the cell computed.
         """
         if self._tape is None:
