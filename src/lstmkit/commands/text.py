@@ -14,6 +14,8 @@ from lstmkit.cli import UserError
 
 
 def add_commands(subparsers: Any) -> None:
+    from lstmkit import distributed
+
     text = subparsers.add_parser("text", help="character-level language model")
     sub = text.add_subparsers(dest="text_command", metavar="ACTION", required=True)
 
@@ -49,6 +51,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--eval-chars", type=int, default=d.eval_chars, help="validation characters")
     p.add_argument("--seed", type=int, default=d.seed, help="initialisation/dropout seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed.add_arguments(p)
+    p.add_argument(
+        "--dtype", choices=["float32", "float64"], default=d.dtype, help=argparse.SUPPRESS
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="generate text from a trained run")
@@ -83,6 +89,7 @@ def _positive(args: argparse.Namespace, *names: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from lstmkit import distributed
     from lstmkit.text.train import TrainConfig, TrainingError, train
 
     _positive(args, "embed", "hidden", "layers", "seq_len", "batch", "steps", "minutes", "lr")
@@ -93,6 +100,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.minutes and args.steps == TrainConfig.steps:
         config.steps = None  # --minutes alone: the time budget decides
     try:
+        comm = distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    try:
         summary = train(
             config,
             args.out,
@@ -100,11 +111,21 @@ def _train(args: argparse.Namespace) -> int:
             args.resume,
             not args.no_progress,
             log=lambda s: print(s, file=sys.stderr),
+            comm=comm,
         )
-    except (TrainingError, CheckpointError, FileNotFoundError, ValueError) as e:
+    except (TrainingError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        if comm.rank != 0:
+            return 1  # every rank has the same error: rank 0 reports it
         raise UserError(str(e)) from None
+    except Exception as e:
+        if comm.size > 1:  # a failure of this rank alone: stop the job rather than hang it
+            comm.abort(f"{type(e).__name__}: {e}")
+        raise
+    if comm.rank != 0:
+        return 0
+    where = f" on {comm.size} MPI processes" if comm.size > 1 else ""
     print(
-        f"trained {summary['steps']} steps: validation {summary['val_bpc']:.3f} bits/char "
+        f"trained {summary['steps']} steps{where}: validation {summary['val_bpc']:.3f} bits/char "
         f"(best {summary['best_val_bpc']:.3f}), {summary['tokens_per_s']:.0f} chars/s; "
         f"run folder {summary['run']}"
     )
