@@ -136,67 +136,81 @@ def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
 
 @_jit
 def forward_sequence(
-    gates, W_hh_t, W_hr_t, alpha, beta, order, valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n
+    gates, W_hh_t, W_hr_t, alpha, beta, order, valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n, r0, r1
 ):
-    """The forward loop of :func:`lstmkit.fast.lstm.forward`, same arrays (``W_hr_t`` has
-    zero rows without a projection; ``valid`` (T, N) is the mask as uint8, all ones without
-    one). ``h_prev`` and ``c_prev`` at ``order[0]`` hold the initial state."""
-    T, N, _ = gates.shape
+    """The forward loop of :func:`lstmkit.fast.lstm.forward` for the sequences r0:r1, on the
+    same (whole, C-contiguous) arrays; ``W_hr_t`` has zero rows without a projection,
+    ``valid`` (T, N) is the mask as uint8 (all ones without one). ``h_prev`` and ``c_prev``
+    at ``order[0]`` hold the initial state. (Slicing the rows inside keeps every (n, .)
+    block C-contiguous for numba, so the inner loops vectorise.)"""
+    T = gates.shape[0]
     proj = W_hr_t.shape[0] > 0
     for s in range(T):
         t = order[s]
         if s + 1 < T:
-            h_out, c_out = h_prev[order[s + 1]], c_prev[order[s + 1]]
+            h_out, c_out = h_prev[order[s + 1], r0:r1], c_prev[order[s + 1], r0:r1]
         else:
-            h_out, c_out = h_n, c_n
-        _matmul_add(h_prev[t], W_hh_t, gates[t])
-        _gates_and_cell(gates[t], alpha, beta, c_prev[t], c_out, tanh_c[t], m[t])
+            h_out, c_out = h_n[r0:r1], c_n[r0:r1]
+        z, h_t, c_t, m_t, y_t = (
+            gates[t, r0:r1],
+            h_prev[t, r0:r1],
+            c_prev[t, r0:r1],
+            m[t, r0:r1],
+            y[t, r0:r1],
+        )
+        _matmul_add(h_t, W_hh_t, z)
+        _gates_and_cell(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
-            y[t] = 0.0
-            _matmul_add(m[t], W_hr_t, y[t])
-        h_new = y[t] if proj else m[t]
-        for n in range(N):
-            if valid[t, n]:
+            y_t[:] = 0.0
+            _matmul_add(m_t, W_hr_t, y_t)
+        h_new = y_t if proj else m_t
+        for n in range(r1 - r0):
+            if valid[t, r0 + n]:
                 h_out[n] = h_new[n]
-                y[t, n] = h_new[n]
+                y_t[n] = h_new[n]
             else:  # padded step: carry the state, output zero
-                h_out[n] = h_prev[t, n]
-                c_out[n] = c_prev[t, n]
-                y[t, n] = 0.0
+                h_out[n] = h_t[n]
+                c_out[n] = c_t[n]
+                y_t[n] = 0.0
 
 
 @_jit
 def backward_sequence(
-    dy, gates, c_prev, tanh_c, W_hh, W_hr, u, v, order, valid, dz, dh_cell, dh, dc
+    dy, gates, c_prev, tanh_c, W_hh, W_hr, u, v, order, valid, dz, dh_cell, dh0, dc0, r0, r1
 ):
-    """The backward loop of :func:`lstmkit.fast.lstm.backward`; dy already masked. dh (N, P)
-    and dc (N, H) hold the final state's gradient in and the initial state's out."""
-    T, N, _ = gates.shape
-    H, P = dc.shape[1], dh.shape[1]
+    """The backward loop of :func:`lstmkit.fast.lstm.backward` for the sequences r0:r1 (as
+    ``forward_sequence``); dy already masked. dh0 (N, P) and dc0 (N, H) hold the final
+    state's gradient in and the initial state's out."""
+    T = gates.shape[0]
+    dh, dc = dh0[r0:r1], dc0[r0:r1]
+    n_rows, H, P = r1 - r0, dc.shape[1], dh.shape[1]
     proj = W_hr.shape[0] > 0
     dh_t, dc_t = np.empty_like(dh), np.empty_like(dc)
     dm = np.empty_like(dc)
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     for s in range(T - 1, -1, -1):
         t = order[s]
-        dh += dy[t]
-        for n in range(N):
-            keep = _f32(valid[t, n])
+        dh += dy[t, r0:r1]
+        for n in range(n_rows):
+            keep = _f32(valid[t, r0 + n])
             for j in range(P):
                 dh_t[n, j] = dh[n, j] * keep
             for j in range(H):
                 dc_t[n, j] = dc[n, j] * keep
         if proj:  # h = W_hr m
-            dh_cell[t] = dh_t
+            dh_cell[t, r0:r1] = dh_t
             dm[:] = 0.0
             _matmul_add(dh_t, W_hr, dm)
         else:
             dm[:] = dh_t
-        _cell_backward(dm, dc_t, gates[t], c_prev[t], tanh_c[t], u, v, dz[t], dc_prev)
+        dz_t = dz[t, r0:r1]
+        _cell_backward(
+            dm, dc_t, gates[t, r0:r1], c_prev[t, r0:r1], tanh_c[t, r0:r1], u, v, dz_t, dc_prev
+        )
         dh_prev[:] = 0.0
-        _matmul_add(dz[t], W_hh, dh_prev)
-        for n in range(N):
-            if not valid[t, n]:  # padded steps pass the gradient through unchanged
+        _matmul_add(dz_t, W_hh, dh_prev)
+        for n in range(n_rows):
+            if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
                 dh_prev[n] += dh[n]
                 dc_prev[n] += dc[n]
         dh[:] = dh_prev

@@ -112,9 +112,9 @@ def forward(
         if compiled is not None and n * P * GH <= SMALL:
             no_proj = np.empty((0, P), dtype)
             compiled.forward_sequence(
-                *(gates[:, rows], W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha),
-                *(k.beta, np.array(order), valid[:, rows], h_prev[:, rows], c_prev[:, rows]),
-                *(tanh_c[:, rows], m[:, rows], y[:, rows], h_n[rows], c_n[rows]),
+                *(gates, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
+                *(np.array(order), valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n),
+                *(rows.start, rows.stop),
             )
             return
         cell_forward, _ = kernels.select(dtype)
@@ -179,9 +179,8 @@ def backward(
         if compiled is not None and n * P * GH <= SMALL and record is None:
             no_proj = np.empty((0, H), dtype)
             compiled.backward_sequence(
-                *(dy[:, rows], gates[:, rows], c_prev[:, rows], tanh_c[:, rows], W_hh),
-                *(no_proj if W_hr is None else W_hr, k.u, k.v, np.array(order), valid[:, rows]),
-                *(dz[:, rows], dh_cell[:, rows], dh0[rows], dc0[rows]),
+                *(dy, gates, c_prev, tanh_c, W_hh, no_proj if W_hr is None else W_hr, k.u, k.v),
+                *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
             )
             return
         _, cell_backward = kernels.select(dtype)
