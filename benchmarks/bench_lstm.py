@@ -8,9 +8,11 @@ Run from the repository root::
 
 One process runs every implementation on the same float32 data with the same number of
 threads (``--threads``, 2 by default: torch.set_num_threads, ONNX Runtime's
-intra_op_num_threads and threadpoolctl for NumPy's BLAS). Each measurement is a warm-up
-followed by repeats taken in turn across the implementations (so a busy machine slows them
-alike); the table shows medians.
+intra_op_num_threads and threadpoolctl for NumPy's BLAS). Each implementation is measured
+in its own block: a warm-up of at least 0.3 s (which also lets the previous block's
+threads stop spinning: OpenMP, OpenBLAS and ONNX Runtime keep idle threads busy-waiting
+for a while, which slows whatever runs next on a 2-core machine), then the repeats (at
+least ``--repeats`` and 0.5 s); the table shows medians (the JSON also the minimum).
 
 Rows:
 
@@ -107,20 +109,26 @@ def set_threads(n: int) -> dict[str, Any]:
 # ---- timing -----------------------------------------------------------------------------
 
 
-def time_interleaved(
-    fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1, inner: int = 1
-) -> dict[str, float]:
-    """Median seconds per call of each fn; the repeats alternate between the fns."""
-    for fn in fns.values():
-        for _ in range(warmup):
+def time_each(
+    fns: dict[str, Callable[[], Any]], repeats: int, warmup_s: float = 0.3, min_s: float = 0.5
+) -> dict[str, list[float]]:
+    """Seconds per call of each fn, measured one fn after the other (see the module doc)."""
+    times: dict[str, list[float]] = {}
+    for name, fn in fns.items():
+        start = time.perf_counter()
+        fn()
+        while time.perf_counter() - start < warmup_s:
             fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+        runs: list[float] = []
+        while len(runs) < repeats or (sum(runs) < min_s and len(runs) < 1000):
             start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append((time.perf_counter() - start) / inner)
+            fn()
+            runs.append(time.perf_counter() - start)
+        times[name] = runs
+    return times
+
+
+def medians(times: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -133,12 +141,14 @@ def gemm_rate(n: int, repeats: int) -> dict[str, float]:
     b, out = a.copy(), np.empty_like(a)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     tout = torch.empty_like(ta)
-    t = time_interleaved(
-        {
-            "numpy": lambda: np.matmul(a, b, out=out),
-            "torch": lambda: torch.matmul(ta, tb, out=tout),
-        },
-        repeats,
+    t = medians(
+        time_each(
+            {
+                "numpy": lambda: np.matmul(a, b, out=out),
+                "torch": lambda: torch.matmul(ta, tb, out=tout),
+            },
+            repeats,
+        )
     )
     return {name: 2.0 * n**3 / sec / 1e9 for name, sec in t.items()}
 
@@ -214,9 +224,13 @@ def _onnx_session(layer: Any, threads: int) -> Any:
         return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
-def _row(kind: str, shape: Any, times: dict[str, float], flops: float, tokens: int, gemm: float):
+def _row(
+    kind: str, shape: Any, runs: dict[str, list[float]], flops: float, tokens: int, gemm: float
+) -> dict[str, Any]:
+    times = medians(runs)
     base = times["lstmkit"]
     row: dict[str, Any] = {"kind": kind, "shape": shape, "ms": {}, "ratio": {}}
+    row["ms_min"] = {name: min(ts) * 1e3 for name, ts in runs.items()}
     for name, sec in times.items():
         row["ms"][name] = sec * 1e3
         if name != "lstmkit":
@@ -232,14 +246,15 @@ def train_row(
     repeats: int,
     gemm: float,
     reference: bool = True,
+    **timing: float,
 ) -> dict[str, Any]:
     m = make_models(shape)
     fns = {"lstmkit": _train_fn(m["lstmkit"], m["x"]), "torch": _torch_train_fn(m["torch"], m["x"])}
     if reference:
         fns["reference"] = _train_fn(m["reference"], m["x"])
-    times = time_interleaved(fns, repeats)
+    runs = time_each(fns, repeats, **timing)
     N, T = shape[0], shape[1]
-    return _row("train", shape, times, 3 * lstm_flops(*shape), N * T, gemm)
+    return _row("train", shape, runs, 3 * lstm_flops(*shape), N * T, gemm)
 
 
 def infer_row(
@@ -266,8 +281,9 @@ def infer_row(
         "torch": torch_run,
         "onnxruntime": lambda: session.run(None, feeds),
     }
-    times = time_interleaved(fns, repeats)
-    row = _row("infer", shape, times, lstm_flops(*shape), N * T, gemm)
+    runs = time_each(fns, repeats)
+    row = _row("infer", shape, runs, lstm_flops(*shape), N * T, gemm)
+    times = medians(runs)
     row["ratio"]["best_peer"] = min(times["torch"], times["onnxruntime"]) / times["lstmkit"]
     return row
 
@@ -305,9 +321,9 @@ def stream_row(H: int, steps: int, repeats: int, gemm: float, threads: int) -> d
             _, h, c = session.run(None, {"x": xs[t : t + 1], "h0": h, "c0": c})
 
     fns = {"lstmkit": lk_run, "torch_cell": torch_run, "onnxruntime": ort_run}
-    times = {k: v / steps for k, v in time_interleaved(fns, repeats).items()}
-    row = _row("stream", (1, 1, I, H, 1, False), times, lstm_flops(1, 1, I, H, 1, False), 1, gemm)
-    row["us"] = {k: v * 1e6 for k, v in times.items()}
+    runs = {k: [t / steps for t in v] for k, v in time_each(fns, repeats).items()}
+    row = _row("stream", (1, 1, I, H, 1, False), runs, lstm_flops(1, 1, I, H, 1, False), 1, gemm)
+    row["us"] = {k: v * 1e6 for k, v in medians(runs).items()}
     return row
 
 
@@ -353,10 +369,10 @@ def charlm_row(repeats: int, gemm: float, batch: int = 64, seq_len: int = 128) -
         t_opt.step()
         carry["torch"] = tuple(s.detach() for s in state)
 
-    times = time_interleaved({"lstmkit": lk_step, "torch": torch_step}, repeats)
+    runs = time_each({"lstmkit": lk_step, "torch": torch_step}, repeats)
     shape = (batch, seq_len, E, H, L, False)
     flops = 3 * (lstm_flops(*shape) + 2.0 * seq_len * batch * H * V)
-    return _row("charlm", shape, times, flops, batch * seq_len, gemm)
+    return _row("charlm", shape, runs, flops, batch * seq_len, gemm)
 
 
 # ---- memory (subprocesses) -----------------------------------------------------------
