@@ -16,8 +16,6 @@ one-step-ahead MSE (scaled units, comparable to the training loss) and picks ``b
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
@@ -29,7 +27,7 @@ import numpy as np
 from lstmkit import checkpoint, distributed
 from lstmkit.losses import mse
 from lstmkit.optim import Adam, clip_grad_norm
-from lstmkit.runs import Run, progress
+from lstmkit.runs import Run, StopRequests, progress
 from lstmkit.schedules import Constant, WarmupCosine
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
@@ -267,7 +265,7 @@ def train(
     started, start_step = time.monotonic(), step
     last: dict[str, float] = {}
     loss = math.nan
-    updating, stop = False, _StopRequests()
+    updating, stop = False, StopRequests()
     # K ranks: the ranks agree (through the step's Allreduce) on the loss, on a stop request
     # and on rank 0's clock, so all leave the loop after the same step.
     flat = distributed.FlatGradients(model.grads, scalars=3) if comm.size > 1 else None
@@ -361,32 +359,6 @@ def train(
         "parameters": model.num_parameters(),
         "processes": comm.size,
     }
-
-
-class _StopRequests:
-    """Within ``with``: Ctrl-C (SIGINT) or SIGTERM only sets ``requested``; the loop then stops
-    between two steps, so the saved state is always a step boundary. A second Ctrl-C raises
-    KeyboardInterrupt at once. Outside the main thread (no signal handlers) it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 def _diverged(what: str, step: int, run: Run) -> TrainingError:

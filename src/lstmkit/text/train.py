@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ import numpy as np
 from lstmkit import checkpoint, distributed
 from lstmkit.losses import softmax_cross_entropy
 from lstmkit.optim import Adam, clip_grad_norm
-from lstmkit.runs import Run, progress
+from lstmkit.runs import Run, StopRequests, progress
 from lstmkit.schedules import Constant, WarmupCosine
 from lstmkit.tbptt import num_windows, windows
 from lstmkit.text.corpus import Corpus, Vocab, load_corpus
@@ -39,57 +36,6 @@ _MODEL_KEYS: tuple[str, ...] = ("embed", "hidden", "layers", "dropout", "dtype")
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, mismatched resume); the message says why."""
-
-
-class _Interrupts:
-    """SIGINT and SIGTERM raise KeyboardInterrupt, but never inside :meth:`hold`.
-
-    A signal that arrives during a held block (a parameter update, saving the best
-    checkpoint) is raised when the block ends, so the checkpoint saved on interrupt never
-    holds half-updated parameters and ``--resume`` stays exact. Handlers are installed only
-    in the main thread and not over an inherited SIG_IGN.
-
-    ``defer=True`` (data-parallel runs): a signal only sets ``pending``; the ranks agree
-    through their next Allreduce to stop after the same step (see :func:`train`).
-    """
-
-    def __init__(self, defer: bool = False) -> None:
-        self.defer = defer
-        self.holding = defer
-        self.pending = False
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                current = signal.getsignal(sig)
-                if current is not signal.SIG_IGN and current is not None:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.holding:
-            self.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        if self.defer:
-            yield
-            return
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
 
 
 @dataclass
@@ -302,10 +248,9 @@ def train(
         bpc = _validation_bpc(model, val_ids, config.seq_len, comm)
         if root:
             run.log({"step": step, "val_bpc": bpc, "val_loss": bpc * math.log(2.0)})
-        with interrupts.hold():  # best and best.npz change together
-            if bpc < best:
-                best = bpc
-                save("best")
+        if bpc < best:
+            best = bpc
+            save("best")
         save("latest")
         return bpc
 
@@ -339,7 +284,7 @@ def train(
     # Ctrl-C and SIGTERM (e.g. from a scheduler) end the run: save, then stop.
     # K ranks: signals only set a flag, and the ranks agree (through the step's Allreduce) on
     # the loss, on stopping and on rank 0's clock, so all leave the loop after the same step.
-    interrupts = _Interrupts(defer=comm.size > 1)
+    stop = StopRequests()
     flat = distributed.FlatGradients(model.grads, scalars=3) if comm.size > 1 else None
     stopping = late = False
 
@@ -348,40 +293,39 @@ def train(
 
     batches = batches_from(step)
     try:
-        with interrupts, comm.watchdog() as watchdog:
+        with stop, comm.watchdog() as watchdog:
             while (total is None or step < total) and not out_of_time():
+                if stopping if flat is not None else stop.requested:  # agreed by the ranks
+                    raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
                 # One whole step or none: the forward draws dropout masks (RNG state), the
                 # update moves parameters and Adam; a signal waits until the step is done.
-                with interrupts.hold():
-                    if step % per_epoch == 0:
-                        state = model.initial_state(streams.stop - streams.start)
-                    x, y = next(batches)  # (T, B) inputs and next-character targets
-                    x, y = x[:, streams], y[:, streams]  # this rank's streams (T, B/K)
-                    logits, new_state = model(x, state)
-                    loss, dlogits = softmax_cross_entropy(logits, y)
-                    if flat is None and not math.isfinite(loss):
+                if step % per_epoch == 0:
+                    state = model.initial_state(streams.stop - streams.start)
+                x, y = next(batches)  # (T, B) inputs and next-character targets
+                x, y = x[:, streams], y[:, streams]  # this rank's streams (T, B/K)
+                logits, new_state = model(x, state)
+                loss, dlogits = softmax_cross_entropy(logits, y)
+                if flat is None and not math.isfinite(loss):
+                    raise diverged(f"the loss became {loss}")
+                model.zero_grad()
+                model.backward(dlogits)
+                if flat is not None:  # mean gradient and loss over the ranks, in place
+                    now_late = root and time.monotonic() >= deadline
+                    loss, stops, now = flat.allreduce_mean(
+                        comm, model.grads, loss, stop.requested, now_late
+                    )
+                    stopping, late = stops > 0, now > 0
+                    watchdog.beat()
+                    if not math.isfinite(loss):
                         raise diverged(f"the loss became {loss}")
-                    model.zero_grad()
-                    model.backward(dlogits)
-                    if flat is not None:  # mean gradient and loss over the ranks, in place
-                        now_late = root and time.monotonic() >= deadline
-                        loss, stop, now = flat.allreduce_mean(
-                            comm, model.grads, loss, interrupts.pending, now_late
-                        )
-                        stopping, late = stop > 0, now > 0
-                        watchdog.beat()
-                        if not math.isfinite(loss):
-                            raise diverged(f"the loss became {loss}")
-                    norm = clip_grad_norm(model.grads, config.clip)
-                    if not math.isfinite(norm):
-                        raise diverged(f"the gradient norm became {norm}")
-                    optimizer.lr = schedule(step)
-                    optimizer.step()
-                    if not all(np.isfinite(w).all() for w in model.parameters().values()):
-                        raise diverged("the parameters overflowed to inf/NaN")
-                    state, step = new_state, step + 1
-                if stopping:
-                    raise KeyboardInterrupt  # a rank was signalled: all stop after this step
+                norm = clip_grad_norm(model.grads, config.clip)
+                if not math.isfinite(norm):
+                    raise diverged(f"the gradient norm became {norm}")
+                optimizer.lr = schedule(step)
+                optimizer.step()
+                if not all(np.isfinite(w).all() for w in model.parameters().values()):
+                    raise diverged("the parameters overflowed to inf/NaN")
+                state, step = new_state, step + 1
                 rate = (step - start_step) * tokens_per_step / (time.monotonic() - started)
                 bar.update(1)
                 bar.set_postfix(
