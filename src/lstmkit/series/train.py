@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lstmkit import checkpoint, distributed
+from lstmkit import distributed, training
 from lstmkit.losses import mse
 from lstmkit.optim import Adam, clip_grad_norm
 from lstmkit.runs import Run, StopRequests, progress
@@ -32,6 +32,7 @@ from lstmkit.schedules import Constant, WarmupCosine
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.training import TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
 
@@ -41,10 +42,6 @@ _RESUME_KEYS = (
     "lookback", "holdout", "val", "difference", "hidden", "layers", "dropout", "batch",
     "lr", "warmup", "schedule", "clip", "seed", "dtype",
 )  # fmt: skip
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, mismatched resume); the message says why."""
 
 
 @dataclass
@@ -77,49 +74,17 @@ class TrainConfig:
         )
 
 
-def save_model(
-    run: Run,
-    name: str,
-    model: Forecaster,
-    meta: dict[str, Any],
-    extra_arrays: dict[str, np.ndarray] | None = None,
-) -> Path:
-    arrays = {f"model/{k}": v for k, v in model.parameters().items()}
-    arrays.update(extra_arrays or {})
-    return run.save(name, arrays, {"kind": KIND, "model": model.config.to_dict(), **meta})
-
-
 def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, np.ndarray]]:
     """A forecaster from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        run = Run(path)
-        path = run.checkpoint_path("best" if run.exists("best") else "latest")
-    arrays, meta = checkpoint.load(path)
-    if meta.get("kind") != KIND:
-        raise checkpoint.CheckpointError(
-            f"{path}: holds a {meta.get('kind')!r} model, expected a forecaster ({KIND!r})"
-        )
+    arrays, meta, params = training.load_model_checkpoint(path, KIND, "a forecaster")
     model = Forecaster(ForecasterConfig(**meta["model"]))
-    params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     model.load_state_dict(params)
     return model, meta, arrays
 
 
 def _check_resume(meta: dict[str, Any], config: TrainConfig, data: dict[str, Any]) -> None:
-    stored = meta["train_config"]
     keys = _RESUME_KEYS + (("steps",) if config.schedule == "cosine" else ())
-    differ = [
-        f"--{f.name.replace('_', '-')} {stored.get(f.name)} (now {getattr(config, f.name)})"
-        for f in fields(config)
-        if f.name in keys and stored.get(f.name) != getattr(config, f.name)
-    ]
-    if differ:
-        raise TrainingError(
-            "cannot resume: the run was trained with "
-            + ", ".join(differ)
-            + "; pass the same options (or start a new run with another --out)"
-        )
+    training.check_same_options(meta["train_config"], config, keys)
     old = meta["data"]
     if (old["column"], old["fingerprint"]) != (data["column"], data["fingerprint"]):
         raise TrainingError(
@@ -230,7 +195,8 @@ def train(
         }
         if comm.size > 1:
             meta["rng_ranks"] = rng_ranks
-        save_model(run, name, model, meta, {f"optim/{k}": v for k, v in opt_arrays.items()})
+        optim = {f"optim/{k}": v for k, v in opt_arrays.items()}
+        training.save_model(run, name, KIND, model, meta, optim)
 
     def validate() -> dict[str, float]:
         """Score the validation part, log it, save latest (and best if it improved)."""

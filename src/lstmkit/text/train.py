@@ -14,13 +14,13 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lstmkit import checkpoint, distributed
+from lstmkit import distributed, training
 from lstmkit.losses import softmax_cross_entropy
 from lstmkit.optim import Adam, clip_grad_norm
 from lstmkit.runs import Run, StopRequests, progress
@@ -29,13 +29,10 @@ from lstmkit.tbptt import num_windows, windows
 from lstmkit.text.corpus import Corpus, Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig
+from lstmkit.training import TrainingError
 
 KIND = "charlm"
 _MODEL_KEYS: tuple[str, ...] = ("embed", "hidden", "layers", "dropout", "dtype")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, mismatched resume); the message says why."""
 
 
 @dataclass
@@ -72,53 +69,23 @@ def save_model(
     extra_meta: dict[str, Any] | None = None,
     extra_arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    arrays = {f"model/{k}": v for k, v in model.parameters().items()}
-    arrays.update(extra_arrays or {})
-    meta = {
-        "kind": KIND,
-        "model": model.config.to_dict(),
-        "vocab": vocab.chars,
-        "train_config": asdict(config),
-        **(extra_meta or {}),
-    }
-    return run.save(name, arrays, meta)
+    meta = {"vocab": vocab.chars, "train_config": asdict(config), **(extra_meta or {})}
+    return training.save_model(run, name, KIND, model, meta, extra_arrays)
 
 
 def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[str, np.ndarray]]:
     """A char-LM from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    path = Path(path)
-    if path.is_dir():
-        run = Run(path)
-        path = run.checkpoint_path("best" if run.exists("best") else "latest")
-    arrays, meta = checkpoint.load(path)
-    if meta.get("kind") != KIND:
-        raise checkpoint.CheckpointError(
-            f"{path}: holds a {meta.get('kind')!r} model, expected a char-LM ({KIND!r})"
-        )
-    vocab = Vocab(meta["vocab"])
+    arrays, meta, params = training.load_model_checkpoint(path, KIND, "a char-LM")
     model = CharLM(CharLMConfig(**meta["model"]))
-    params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     model.load_state_dict(params)
-    return model, vocab, meta, arrays
+    return model, Vocab(meta["vocab"]), meta, arrays
 
 
 def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -> None:
-    stored = meta["train_config"]
-    keys: tuple[str, ...] = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule")
-    keys += ("warmup",)
+    keys = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
     if config.schedule == "cosine":
         keys += ("steps",)  # the length of the cosine: another --steps changes every lr
-    differ = [
-        f"--{f.name.replace('_', '-')} {stored.get(f.name)} (now {getattr(config, f.name)})"
-        for f in fields(config)
-        if f.name in keys and stored.get(f.name) != getattr(config, f.name)
-    ]
-    if differ:
-        raise TrainingError(
-            "cannot resume: the run was trained with "
-            + ", ".join(differ)
-            + "; pass the same options (or start a new run with another --out)"
-        )
+    training.check_same_options(meta["train_config"], config, keys)
     if meta.get("corpus") != fingerprint:
         raise TrainingError(
             "cannot resume: the training text differs from the run's (its vocabulary and "
