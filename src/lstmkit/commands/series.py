@@ -13,13 +13,13 @@ from typing import Any
 
 from lstmkit.checkpoint import CheckpointError
 from lstmkit.cli import UserError
+from lstmkit.commands._options import add_training_options, check_positive
 
 
 def add_commands(subparsers: Any) -> None:
     series = subparsers.add_parser("series", help="time-series forecaster")
     sub = series.add_subparsers(dest="series_command", metavar="ACTION", required=True)
 
-    from lstmkit import distributed
     from lstmkit.series.datasets import DATASETS
     from lstmkit.series.train import TrainConfig
 
@@ -33,31 +33,13 @@ def add_commands(subparsers: Any) -> None:
         "training part only and stored with the model.",
     )
     _data_options(p, column_required=True)
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    add_training_options(p, d, "windows per step")
     p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
     p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
     p.add_argument("--holdout", type=int, help="tail kept out of training (default: horizon)")
     p.add_argument("--val", type=int, help="validation values before it (default: horizon)")
     p.add_argument(
         "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
-    )
-    p.add_argument("--hidden", type=int, default=d.hidden, help="LSTM size (%(default)s)")
-    p.add_argument("--layers", type=int, default=d.layers, help="LSTM layers (%(default)s)")
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout (%(default)s)")
-    p.add_argument("--batch", type=int, default=d.batch, help="windows per step (%(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps (%(default)s)")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (%(default)s)")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
-    p.add_argument("--schedule", choices=["constant", "cosine"], default=d.schedule)
-    p.add_argument("--clip", type=float, default=d.clip, help="global grad-norm clip")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    distributed.add_arguments(p)
-    p.add_argument(
-        "--dtype", choices=["float32", "float64"], default=d.dtype, help=argparse.SUPPRESS
     )
     p.set_defaults(func=_train)
 
@@ -112,13 +94,6 @@ def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
     p.add_argument("--time-column", help=f"time stamp column, optional{where}")
 
 
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
-
-
 def _read(path: str, column: str, time_column: str | None) -> Any:
     from lstmkit.series.data import CSVError, read_csv
 
@@ -132,8 +107,8 @@ def _train(args: argparse.Namespace) -> int:
     from lstmkit import distributed
     from lstmkit.series.train import TrainConfig, TrainingError, train
 
-    _positive(args, "horizon", "lookback", "hidden", "layers", "batch", "steps", "minutes", "lr")
-    _positive(args, "eval_every", "clip")
+    check_positive(args, "horizon", "lookback", "hidden", "layers", "batch", "steps", "minutes")
+    check_positive(args, "lr", "eval_every", "clip")
     for name in ("holdout", "val", "warmup", "seed"):
         if getattr(args, name) is not None and getattr(args, name) < 0:
             raise UserError(f"--{name}: expected >= 0, got {getattr(args, name)}")
@@ -204,7 +179,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from lstmkit.series.data import future_times
     from lstmkit.series.forecast import forecast_run
 
-    _positive(args, "horizon")
+    check_positive(args, "horizon")
     model, meta, series = _load(args)
     n, holdout = len(series), args.holdout
     need = 1 + int(meta["train_config"]["difference"])

@@ -11,10 +11,10 @@ from typing import Any
 
 from lstmkit.checkpoint import CheckpointError
 from lstmkit.cli import UserError
+from lstmkit.commands._options import add_training_options, check_positive
 
 
 def add_commands(subparsers: Any) -> None:
-    from lstmkit import distributed
 
     text = subparsers.add_parser("text", help="character-level language model")
     sub = text.add_subparsers(dest="text_command", metavar="ACTION", required=True)
@@ -28,33 +28,10 @@ def add_commands(subparsers: Any) -> None:
         description="Train a char-LM on text files/folders (default: Python's own stdlib).",
     )
     p.add_argument("--text", nargs="+", metavar="PATH", help="files or folders (default: stdlib)")
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    add_training_options(p, d, "parallel streams")
     p.add_argument("--embed", type=int, default=d.embed, help="embedding size (%(default)s)")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="LSTM size (%(default)s)")
-    p.add_argument("--layers", type=int, default=d.layers, help="LSTM layers (%(default)s)")
-    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout (%(default)s)")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="BPTT window (%(default)s)")
-    p.add_argument("--batch", type=int, default=d.batch, help="parallel streams (%(default)s)")
-    p.add_argument("--steps", type=int, default=d.steps, help="training steps (%(default)s)")
-    p.add_argument("--minutes", type=float, help="stop after this many minutes")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (%(default)s)")
-    p.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps")
-    p.add_argument(
-        "--schedule",
-        choices=["constant", "cosine"],
-        default=d.schedule,
-        help="learning-rate schedule after the warm-up (%(default)s; cosine needs --steps)",
-    )
-    p.add_argument("--clip", type=float, default=d.clip, help="global grad-norm clip")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
     p.add_argument("--eval-chars", type=int, default=d.eval_chars, help="validation characters")
-    p.add_argument("--seed", type=int, default=d.seed, help="initialisation/dropout seed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    distributed.add_arguments(p)
-    p.add_argument(
-        "--dtype", choices=["float32", "float64"], default=d.dtype, help=argparse.SUPPRESS
-    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="generate text from a trained run")
@@ -81,19 +58,12 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_eval)
 
 
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise UserError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
-
-
 def _train(args: argparse.Namespace) -> int:
     from lstmkit import distributed
     from lstmkit.text.train import TrainConfig, TrainingError, train
 
-    _positive(args, "embed", "hidden", "layers", "seq_len", "batch", "steps", "minutes", "lr")
-    _positive(args, "eval_every", "eval_chars", "clip")
+    check_positive(args, "embed", "hidden", "layers", "seq_len", "batch", "steps", "minutes", "lr")
+    check_positive(args, "eval_every", "eval_chars", "clip")
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
@@ -147,7 +117,7 @@ def _sample(args: argparse.Namespace) -> int:
     from lstmkit.text.sample import generate
 
     model, vocab, _, _ = _load(args.run)
-    _positive(args, "temperature", "top_k")
+    check_positive(args, "temperature", "top_k")
     if args.length < 0:
         raise UserError(f"--length: expected >= 0, got {args.length}")
     sys.stdout.write(args.prime)
