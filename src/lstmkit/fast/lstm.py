@@ -85,10 +85,18 @@ def forward(
     dtype = x.dtype
     k = kernels.gate_constants(H, forget_gate, dtype)
 
-    W_ih_s = p["W_ih"] * k.scale[:, None]  # (4H, I) scaled: see kernels
-    gates = np.matmul(x.reshape(T * N, I), W_ih_s.T).reshape(T, N, GH)
-    if "b_ih" in p:
-        gates += (p["b_ih"] + p["b_hh"]) * k.scale
+    W_ih_s_t = (p["W_ih"] * k.scale[:, None]).T  # (I, 4H) scaled: see kernels
+    b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None
+    x_rows = x.reshape(T * N, I)
+    gates = np.empty((T, N, GH), dtype)
+    gate_rows = gates.reshape(T * N, GH)
+
+    def project(rows: slice) -> None:  # x @ W_ih.T + b_ih + b_hh, scaled
+        np.matmul(x_rows[rows], W_ih_s_t, out=gate_rows[rows])
+        if b is not None:
+            gate_rows[rows] += b
+
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH))
     W_hh_t = np.ascontiguousarray((W_hh * k.scale[:, None]).T)  # (P, 4H)
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
@@ -136,8 +144,8 @@ def forward(
                 np.copyto(c_out, c_t, where=~valid_t)
                 np.multiply(h_new, valid_t, out=y_t)
 
-    parts = parallel.batch_parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL)
-    parallel.run(run, parts if compiled is not None else [slice(0, N)])
+    blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL)
+    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     return y, (h_n, c_n), tape
 
@@ -214,17 +222,28 @@ def backward(
     def uses_blas(rows: int) -> bool:
         return record is not None or rows * P * GH > SMALL
 
-    parts = parallel.batch_parts(N, T * N * P * GH, uses_blas)
-    parallel.run(run, parts if compiled is not None else [slice(0, N)])
+    blocks = parallel.parts(N, T * N * P * GH, uses_blas)
+    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
 
-    dz_rows = dz.reshape(T * N, GH)
-    grads["W_ih"] += dz_rows.T @ x.reshape(T * N, I)
-    grads["W_hh"] += dz_rows.T @ h_prev.reshape(T * N, P)
-    if "b_ih" in grads:
-        db = dz_rows.sum(axis=0)
-        grads["b_ih"] += db
-        grads["b_hh"] += db
-    if W_hr is not None:
-        grads["W_hr"] += dh_cell.reshape(T * N, P).T @ m.reshape(T * N, H)
-    dx = (dz_rows @ p["W_ih"]).reshape(T, N, I)
+    # the products over all T*N rows, each thread on a block of every result's rows
+    dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
+    h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
+    dx = np.empty((T, N, I), dtype)
+    dx_rows = dx.reshape(T * N, I)
+    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P)))
+
+    def products(i: int) -> None:
+        rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
+        np.matmul(dz_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dz @ W_ih
+        grads["W_ih"][g] += dz_rows[:, g].T @ x_rows
+        grads["W_hh"][g] += dz_rows[:, g].T @ h_rows
+        if "b_ih" in grads:
+            db = dz_rows[:, g].sum(axis=0)
+            grads["b_ih"][g] += db
+            grads["b_hh"][g] += db
+        if W_hr is not None:
+            r = parallel.block(P, n_parts, i)
+            grads["W_hr"][r] += dh_rows[:, r].T @ m_rows
+
+    parallel.run(products, range(n_parts))
     return dx, (dh0, dc0)
