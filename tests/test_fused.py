@@ -283,3 +283,13 @@ def test_streaming_step_falls_back_and_validates() -> None:
     y_arr, _ = layer.step(x)
     assert y_int.shape == y_arr.shape
     assert rel_err(y_int, y_arr) < TOL[np.float32]
+
+
+@pytest.mark.parametrize("H", [64, 256])
+def test_float32_larger_hidden(H: int) -> None:
+    """Sizes where the compiled loops switch to their register-sum products (K >= 256)."""
+    cfg = {**CONFIGS[-8], "hidden_size": H, "T": 4, "N": 5, "lengths": True}
+    cfg["bidirectional"] = True
+    fused, reference = _fused_and_reference(cfg, np.float32)
+    case = random_case(fused, cfg, np.random.default_rng(10), np.float32)
+    _compare(lk_run(fused, case), lk_run(reference, case), TOL[np.float32])

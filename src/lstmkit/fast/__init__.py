@@ -8,9 +8,17 @@ A layer picks its implementation with its ``impl`` attribute:
 
 The fused path covers the LSTM (every option the layer has: lengths, ``proj_size``,
 ``forget_gate``, both directions; layers and dropout stay in the layer's loop). GRU and RNN
-layers always run the reference. What makes it faster is in :mod:`lstmkit.fast.lstm`; the
-pointwise kernels are NumPy ufuncs with preallocated outputs, or compiled with numba for
-float32 when numba is installed (``pip install lstmkit[fast]``).
+layers always run the reference. The modules:
+
+* :mod:`lstmkit.fast.lstm`: the loop over time, forward and backward (what is fused, and why);
+* :mod:`lstmkit.fast.kernels`: the pointwise gate math of one step, in NumPy;
+* :mod:`lstmkit.fast._numba`: the same compiled for float32, whole-sequence loops and the
+  streaming step (used when numba is installed: ``pip install lstmkit[fast]``);
+* :mod:`lstmkit.fast.parallel`: how work is split across threads;
+* :mod:`lstmkit.fast.streaming`: ``layer.step`` on the compiled kernel.
+
+float64 runs NumPy's kernels (exact ufuncs), so it equals the reference to ~1e-15; float32
+with numba equals it to float32 rounding (a test proves both, forward and backward).
 
 ``forward`` and ``backward`` have the signatures of :func:`lstmkit.sequence.forward` and
 :func:`lstmkit.sequence.backward`; ``backward`` accepts the tape of either implementation.

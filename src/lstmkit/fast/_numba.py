@@ -85,6 +85,50 @@ def _matmul_add(a, b, out):
 
 
 @_jit
+def _matmul_dot_add(a, w, out):
+    """out += a @ w.T for a (M, K), w (C, K): dot products, two rows of w by four rows of a
+    at a time, eight sums kept in registers along K (LLVM vectorises the loop over k)."""
+    M, K = a.shape
+    C = w.shape[0]
+    for j in range(0, C, 2):
+        j1 = min(j + 1, C - 1)  # the second row of w (a repeat of the first on an odd last)
+        for r in range(0, M, 4):
+            r1, r2, r3 = min(r + 1, M - 1), min(r + 2, M - 1), min(r + 3, M - 1)
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = _f32(0.0)
+            for k in range(K):
+                w0, w1 = w[j, k], w[j1, k]
+                h0, h1, h2, h3 = a[r, k], a[r1, k], a[r2, k], a[r3, k]
+                s00 += w0 * h0
+                s01 += w0 * h1
+                s02 += w0 * h2
+                s03 += w0 * h3
+                s10 += w1 * h0
+                s11 += w1 * h1
+                s12 += w1 * h2
+                s13 += w1 * h3
+            for rr, s0, s1 in (
+                (r, s00, s10),
+                (r + 1, s01, s11),
+                (r + 2, s02, s12),
+                (r + 3, s03, s13),
+            ):
+                if rr < M:
+                    out[rr, j] += s0
+                    if j + 1 < C:
+                        out[rr, j + 1] += s1
+
+
+@_jit
+def _matmul_into(a, b, b_t, out):
+    """out += a @ b, with b_t = b.T (contiguous) too: register sums along K where a's rows
+    fit in L1 (256 <= K <= 1024, measured), else row updates."""
+    if 256 <= a.shape[1] <= 1024:
+        _matmul_dot_add(a, b_t, out)
+    else:
+        _matmul_add(a, b, out)
+
+
+@_jit
 def _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m):
     """z (N, 4H): the whole scaled pre-activation in, gates out; then c, tanh(c), m."""
     N, H = c.shape
@@ -136,10 +180,27 @@ def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
 
 @_jit
 def forward_sequence(
-    gates, W_hh_t, W_hr_t, alpha, beta, order, valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n, r0, r1
+    gates,
+    W_hh_s,
+    W_hh_t,
+    W_hr_t,
+    alpha,
+    beta,
+    order,
+    valid,
+    h_prev,
+    c_prev,
+    tanh_c,
+    m,
+    y,
+    h_n,
+    c_n,
+    r0,
+    r1,
 ):
     """The forward loop of :func:`lstmkit.fast.lstm.forward` for the sequences r0:r1, on the
-    same (whole, C-contiguous) arrays; ``W_hr_t`` has zero rows without a projection,
+    same (whole, C-contiguous) arrays, ``W_hh_s`` being the scaled (4H, P) ``W_hh`` and
+    ``W_hh_t`` its transpose; ``W_hr_t`` has zero rows without a projection,
     ``valid`` (T, N) is the mask as uint8 (all ones without one). ``h_prev`` and ``c_prev``
     at ``order[0]`` hold the initial state. (Slicing the rows inside keeps every (n, .)
     block C-contiguous for numba, so the inner loops vectorise.)"""
@@ -158,7 +219,7 @@ def forward_sequence(
             m[t, r0:r1],
             y[t, r0:r1],
         )
-        _matmul_add(h_t, W_hh_t, z)
+        _matmul_into(h_t, W_hh_t, W_hh_s, z)
         _gates_and_cell(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
@@ -176,11 +237,11 @@ def forward_sequence(
 
 @_jit
 def backward_sequence(
-    dy, gates, c_prev, tanh_c, W_hh, W_hr, u, v, order, valid, dz, dh_cell, dh0, dc0, r0, r1
+    dy, gates, c_prev, tanh_c, W_hh, W_hh_t, W_hr, u, v, order, valid, dz, dh_cell, dh0, dc0, r0, r1
 ):
     """The backward loop of :func:`lstmkit.fast.lstm.backward` for the sequences r0:r1 (as
-    ``forward_sequence``); dy already masked. dh0 (N, P) and dc0 (N, H) hold the final
-    state's gradient in and the initial state's out."""
+    ``forward_sequence``; ``W_hh_t`` is ``W_hh.T`` contiguous); dy already masked. dh0 (N, P)
+    and dc0 (N, H) hold the final state's gradient in and the initial state's out."""
     T = gates.shape[0]
     dh, dc = dh0[r0:r1], dc0[r0:r1]
     n_rows, H, P = r1 - r0, dc.shape[1], dh.shape[1]
@@ -208,7 +269,7 @@ def backward_sequence(
             dm, dc_t, gates[t, r0:r1], c_prev[t, r0:r1], tanh_c[t, r0:r1], u, v, dz_t, dc_prev
         )
         dh_prev[:] = 0.0
-        _matmul_add(dz_t, W_hh, dh_prev)
+        _matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
             if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
                 dh_prev[n] += dh[n]

@@ -97,7 +97,8 @@ def forward(
             gate_rows[rows] += b
 
     parallel.run(project, parallel.parts(T * N, T * N * I * GH))
-    W_hh_t = np.ascontiguousarray((W_hh * k.scale[:, None]).T)  # (P, 4H)
+    W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
+    W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
     y = np.empty((T, N, P), dtype)
@@ -120,7 +121,7 @@ def forward(
         if compiled is not None and n * P * GH <= SMALL:
             no_proj = np.empty((0, P), dtype)
             compiled.forward_sequence(
-                *(gates, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
+                *(gates, W_hh_s, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
                 *(np.array(order), valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n),
                 *(rows.start, rows.stop),
             )
@@ -187,7 +188,8 @@ def backward(
         if compiled is not None and n * P * GH <= SMALL and record is None:
             no_proj = np.empty((0, H), dtype)
             compiled.backward_sequence(
-                *(dy, gates, c_prev, tanh_c, W_hh, no_proj if W_hr is None else W_hr, k.u, k.v),
+                *(dy, gates, c_prev, tanh_c, W_hh, np.ascontiguousarray(W_hh.T)),
+                *(no_proj if W_hr is None else W_hr, k.u, k.v),
                 *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
             )
             return
