@@ -25,7 +25,7 @@ from conftest import (
 )
 
 import lstmkit as lk
-from lstmkit.fast import kernels, parallel
+from lstmkit.fast import kernels, parallel, streaming
 from lstmkit.fast import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -245,7 +245,13 @@ def test_benchmark_smoke() -> None:
     ids=str,
 )
 @pytest.mark.parametrize("unbatched", [False, True])
-def test_streaming_step_equals_reference(kwargs: dict[str, Any], unbatched: bool) -> None:
+@pytest.mark.parametrize("threads", [1, 2])
+def test_streaming_step_equals_reference(
+    kwargs: dict[str, Any], unbatched: bool, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if threads > 1:  # split the weight rows across threads whatever the size
+        monkeypatch.setattr(streaming, "PARALLEL_WEIGHTS", 0)
+        monkeypatch.setattr(parallel, "thread_count", lambda: threads)
     fused, reference = (lk.LSTM(5, 7, seed=0, **kwargs) for _ in range(2))
     reference.impl = "reference"
     rng = np.random.default_rng(0)

@@ -300,34 +300,68 @@ def _sigmoid(x):
 
 
 @_jit
+def _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z):
+    """z[j] = (W_ih x + b_ih + W_hh h + b_hh)[j] for row n of x and h, j in ``rows``."""
+    for j in rows:
+        acc = b_ih[j] + b_hh[j] if b_ih.shape[0] > 0 else _f32(0.0)
+        for q in range(x.shape[1]):
+            acc += W_ih[j, q] * x[n, q]
+        for q in range(h.shape[1]):
+            acc += W_hh[j, q] * h[n, q]
+        z[j] = acc
+
+
+@_jit
+def _cell_row(z, c, forget_gate, n, c_out, m):
+    """The gates from z (4H,), then c_out[n] and m = o * tanh(c)."""
+    H = c.shape[1]
+    for j in range(H):
+        i = _sigmoid(z[j])
+        f = _sigmoid(z[H + j]) if forget_gate else _f32(1.0)
+        g = _tanh(z[2 * H + j])
+        o = _sigmoid(z[3 * H + j])
+        c_nj = f * c[n, j] + i * g
+        c_out[n, j] = c_nj
+        m[j] = o * _tanh(c_nj)
+
+
+@_jit
+def _project_row(W_hr, m, n, h_out):
+    """h_out[n] = W_hr m (m itself without a projection: W_hr with zero rows)."""
+    if W_hr.shape[0] == 0:
+        h_out[n] = m
+        return
+    for r in range(W_hr.shape[0]):
+        acc = _f32(0.0)
+        for q in range(m.shape[0]):
+            acc += W_hr[r, q] * m[q]
+        h_out[n, r] = acc
+
+
+@_jit
 def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out):
     """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
     h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
     a projection ``W_hr`` has zero rows."""
     N, H = c.shape
     z = np.empty(4 * H, np.float32)  # W_ih x + b_ih + W_hh h + b_hh of one row
+    m = np.empty(H, np.float32)  # o * tanh(c) of one row
+    for n in range(N):
+        _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, range(4 * H), z)
+        _cell_row(z, c, forget_gate, n, c_out, m)
+        _project_row(W_hr, m, n, h_out)
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
+def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out, blocks):
+    """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
+    H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
+    N, H = c.shape
+    z = np.empty(4 * H, np.float32)
     m = np.empty(H, np.float32)
     for n in range(N):
-        for j in range(4 * H):
-            acc = b_ih[j] + b_hh[j] if b_ih.shape[0] > 0 else _f32(0.0)
-            for q in range(x.shape[1]):
-                acc += W_ih[j, q] * x[n, q]
-            for q in range(h.shape[1]):
-                acc += W_hh[j, q] * h[n, q]
-            z[j] = acc
-        for j in range(H):
-            i = _sigmoid(z[j])
-            f = _sigmoid(z[H + j]) if forget_gate else _f32(1.0)
-            g = _tanh(z[2 * H + j])
-            o = _sigmoid(z[3 * H + j])
-            c_nj = f * c[n, j] + i * g
-            c_out[n, j] = c_nj
-            m[j] = o * _tanh(c_nj)
-        if W_hr.shape[0] > 0:  # h = W_hr m
-            for r in range(W_hr.shape[0]):
-                acc = _f32(0.0)
-                for q in range(H):
-                    acc += W_hr[r, q] * m[q]
-                h_out[n, r] = acc
-        else:
-            h_out[n] = m
+        for block in numba.prange(blocks):
+            rows = range(block * 4 * H // blocks, (block + 1) * 4 * H // blocks)
+            _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z)
+        _cell_row(z, c, forget_gate, n, c_out, m)
+        _project_row(W_hr, m, n, h_out)

@@ -5,7 +5,8 @@ apply (not float32, numba missing, inputs that are not float32 arrays of the exp
 shapes, or not finite), and the layer then takes its reference path, which also does the
 validation and raises the errors. On the fast path the per-call Python work is a few
 attribute lookups and one compiled call per layer: the kernel reads the live weights, so
-updating them in place is seen at the next step.
+updating them in place is seen at the next step. Large layers split the weight rows across
+numba's threads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.fast import kernels
+from lstmkit.fast import kernels, parallel
+
+# Weights (floats) from which a step splits its rows across threads: beyond ~1 MB (a core's
+# L2) a step is bound by one core's bandwidth; below, starting the threads costs more.
+PARALLEL_WEIGHTS = 2**18
 
 
 def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray | None:
@@ -52,9 +57,12 @@ def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
         W_ih, W_hh = params["weight_ih" + s], params["weight_hh" + s]
         b_ih, b_hh = params.get("bias_ih" + s, no_bias), params.get("bias_hh" + s, no_bias)
         W_hr = params.get("weight_hr" + s, no_proj)
-        compiled.step(
-            x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, layer.cell.forget_gate, h_n[k], c_n[k]
-        )
+        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, layer.cell.forget_gate, h_n[k])
+        threads = parallel.thread_count() if W_ih.size + W_hh.size >= PARALLEL_WEIGHTS else 1
+        if threads > 1:
+            compiled.step_parallel(*args, c_n[k], threads)
+        else:
+            compiled.step(*args, c_n[k])
         x = h_n[k]
     y = x[0].copy() if unbatched else x.copy()
     if unbatched:
