@@ -299,3 +299,16 @@ def test_float32_larger_hidden(H: int) -> None:
     fused, reference = _fused_and_reference(cfg, np.float32)
     case = random_case(fused, cfg, np.random.default_rng(10), np.float32)
     _compare(lk_run(fused, case), lk_run(reference, case), TOL[np.float32])
+
+
+def test_parallel_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "thread_count", lambda: 2)
+    assert parallel.parts(10, parallel.MIN_WORK) == [slice(0, 5), slice(5, 10)]
+    assert parallel.parts(10, parallel.MIN_WORK - 1) == [slice(0, 10)]  # not worth threads
+    assert parallel.parts(2 * parallel.MIN_ROWS - 1, parallel.MIN_WORK) == [slice(0, 7)]
+    monkeypatch.setattr(parallel, "_blas_controller", lambda: None)  # no threadpoolctl
+    assert parallel.parts(10, parallel.MIN_WORK, uses_blas=True) == [slice(0, 10)]
+    assert len(parallel.parts(10, parallel.MIN_WORK, uses_blas=lambda rows: rows > 5)) == 2
+    seen: list[int] = []
+    parallel.run(seen.append, [0, 1, 2])
+    assert sorted(seen) == [0, 1, 2]
