@@ -165,14 +165,29 @@ def test_float32_fused_against_torch_float64() -> None:
     _compare(got, ref, 1e-4)
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_activations_and_state_grads_match(dtype: Any) -> None:
+def test_activations_and_state_grads_match(
+    dtype: Any, split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """split: the two directions run concurrently, one thread each (checked)."""
     cfg = {**CONFIGS[-5], "lengths": True}  # proj, bidirectional, lengths
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(8), dtype)
     for layer in (fused, reference):
         layer.record_state_grads = True
+    _force(monkeypatch, False, split)
+    threads: list[Any] = []
+    for name in ("forward", "backward"):
+        run = getattr(fast_lstm, name)
+
+        def spy(*args: Any, _run: Any = run, **kwargs: Any) -> Any:
+            threads.append(kwargs.get("threads"))
+            return _run(*args, **kwargs)
+
+        monkeypatch.setattr(fast_lstm, name, spy)
     lk_run(fused, case)
+    assert threads == ([1] * 4 if split else [None] * 4)  # forward, backward x 2 directions
     lk_run(reference, case)
     act_f, act_r = fused.activations(), reference.activations()
     assert act_f.keys() == act_r.keys()

@@ -234,17 +234,15 @@ class _Recurrent(Module):
         layer_input = x
         for layer in range(self.num_layers):
             outputs = []
-            for d in range(D):
-                k = layer * D + d
-                y, final, tape = fast.forward(
-                    self.cell,
-                    self._local(self._params, layer, d),
-                    layer_input,
-                    tuple(s[k] for s in state0),
-                    mask,
-                    reverse=d == 1,
-                    impl=self.impl,
-                )
+            runs = fast.forward_directions(
+                self.cell,
+                [self._local(self._params, layer, d) for d in range(D)],
+                layer_input,
+                [tuple(s[layer * D + d] for s in state0) for d in range(D)],
+                mask,
+                impl=self.impl,
+            )
+            for y, final, tape in runs:
                 outputs.append(y)
                 tapes.append(tape)
                 for parts, s in zip(finals, final):
@@ -294,26 +292,28 @@ class _Recurrent(Module):
             if drop is not None:
                 d_out = d_out * drop
             d_in = None
+            records: list[list[np.ndarray] | None] = []
             for d in range(D):
-                k = layer * D + d
                 record = None
                 if self.record_state_grads:
                     record = [np.empty((T, N, size), self.dtype) for size in self._state_sizes()]
                     sfx = self._suffix(layer, d)
                     for state_name, rec in zip(self.cell.state_names, record):
                         self.state_grads[state_name + sfx] = rec
-                dx, ds0 = fast.backward(
-                    self.cell,
-                    self._local(self._params, layer, d),
-                    tape["tapes"][k],
-                    np.ascontiguousarray(d_out[:, :, d * P : (d + 1) * P]),
-                    tuple(s[k] for s in dfinal),
-                    self._local(self.grads, layer, d),
-                    record,
-                )
+                records.append(record)
+            runs = fast.backward_directions(
+                self.cell,
+                [self._local(self._params, layer, d) for d in range(D)],
+                tape["tapes"][layer * D : (layer + 1) * D],
+                [np.ascontiguousarray(d_out[:, :, d * P : (d + 1) * P]) for d in range(D)],
+                [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
+                [self._local(self.grads, layer, d) for d in range(D)],
+                records,
+            )
+            for d, (dx, ds0) in enumerate(runs):
                 d_in = dx if d_in is None else d_in + dx
                 for parts, ds in zip(dstate0, ds0):
-                    parts[k] = ds
+                    parts[layer * D + d] = ds
             d_out = d_in
         dx_user = self._to_user_layout(d_out, unbatched)
         return dx_user, self._public_state([np.stack(parts) for parts in dstate0], unbatched)

@@ -33,12 +33,21 @@ import numpy as np
 from lstmkit import sequence
 from lstmkit.cells import LSTMCell
 from lstmkit.cells.base import Cell, Params, State
-from lstmkit.fast import lstm, streaming
+from lstmkit.fast import lstm, parallel, streaming
 from lstmkit.fast.lstm import FusedTape
 
 IMPLS = ("auto", "reference", "fused")
 
-__all__ = ["IMPLS", "FusedTape", "applies", "backward", "forward", "step"]
+__all__ = [
+    "IMPLS",
+    "FusedTape",
+    "applies",
+    "backward",
+    "backward_directions",
+    "forward",
+    "forward_directions",
+    "step",
+]
 
 
 def applies(cell: Cell, impl: str) -> bool:
@@ -85,6 +94,70 @@ def backward(
     if isinstance(tape, FusedTape):
         return lstm.backward(p, tape, dy, dstate, grads, record)
     return sequence.backward(cell, p, tape, dy, dstate, grads, record)
+
+
+def _concurrent(cell: Cell, impl: str, params: list[Params], x: np.ndarray) -> bool:
+    """Whether a layer's two directions run at once, one thread each (fused float32 or
+    float64, threads for BLAS, enough work): they are independent sequences, so each thread
+    runs its whole direction with no synchronisation, on all of the batch's rows."""
+    T, N, _ = x.shape
+    return (
+        len(params) == 2
+        and applies(cell, impl)
+        and parallel.can_split_blas()
+        and T * N * params[0]["W_hh"].size >= parallel.MIN_WORK
+    )
+
+
+def forward_directions(
+    cell: Cell,
+    params: list[Params],
+    x: np.ndarray,
+    states: list[State],
+    mask: np.ndarray | None = None,
+    impl: str = "auto",
+) -> list[tuple[np.ndarray, State, Any]]:
+    """:func:`forward` for each direction d of one layer (``reverse = d == 1``), on the same
+    input; two fused directions run concurrently (see ``_concurrent``)."""
+    D = len(params)
+    if not _concurrent(cell, impl, params, x):
+        return [forward(cell, params[d], x, states[d], mask, d == 1, impl) for d in range(D)]
+    assert isinstance(cell, LSTMCell)
+    out: list[Any] = [None] * D
+
+    def one(d: int) -> None:
+        out[d] = lstm.forward(params[d], x, states[d], mask, d == 1, cell.forget_gate, threads=1)
+
+    parallel.run(one, range(D))
+    return out
+
+
+def backward_directions(
+    cell: Cell,
+    params: list[Params],
+    tapes: list[Any],
+    dys: list[np.ndarray],
+    dstates: list[State],
+    grads: list[Params],
+    records: list[list[np.ndarray] | None],
+) -> list[tuple[np.ndarray, State]]:
+    """:func:`backward` for each direction of one layer; concurrently as the forward ran."""
+    D = len(params)
+    both_fused = all(isinstance(tape, FusedTape) for tape in tapes)
+    if not (both_fused and _concurrent(cell, "fused", params, tapes[0].x)):
+        return [
+            backward(cell, params[d], tapes[d], dys[d], dstates[d], grads[d], records[d])
+            for d in range(D)
+        ]
+    out: list[Any] = [None] * D
+
+    def one(d: int) -> None:
+        out[d] = lstm.backward(
+            params[d], tapes[d], dys[d], dstates[d], grads[d], records[d], threads=1
+        )
+
+    parallel.run(one, range(D))
+    return out
 
 
 def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:

@@ -73,10 +73,12 @@ def forward(
     mask: np.ndarray | None = None,
     reverse: bool = False,
     forget_gate: bool = True,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, State, FusedTape]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
 
-    Returns y (T, N, P), the final (h, c) and the tape.
+    Returns y (T, N, P), the final (h, c) and the tape. ``threads``: at most that many
+    (default: :func:`lstmkit.fast.parallel.thread_count`).
     """
     T, N, I = x.shape
     W_hh = p["W_hh"]  # (4H, P)
@@ -96,7 +98,7 @@ def forward(
         if b is not None:
             gate_rows[rows] += b
 
-    parallel.run(project, parallel.parts(T * N, T * N * I * GH))
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
     W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
@@ -145,7 +147,7 @@ def forward(
                 np.copyto(c_out, c_t, where=~valid_t)
                 np.multiply(h_new, valid_t, out=y_t)
 
-    blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL)
+    blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
     parallel.run(run, blocks if compiled is not None else [slice(0, N)])
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     return y, (h_n, c_n), tape
@@ -158,11 +160,12 @@ def backward(
     dstate: State,
     grads: Params,
     record: list[np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, State]:
     """Backpropagate dy (T, N, P) and the final state's gradient (dh (N, P), dc (N, H)).
 
     Adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), (dh0, dc0)).
-    ``record``: as in :func:`lstmkit.sequence.backward`.
+    ``record``: as in :func:`lstmkit.sequence.backward`; ``threads`` as in :func:`forward`.
     """
     x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate = tape
     T, N, I = x.shape
@@ -224,7 +227,7 @@ def backward(
     def uses_blas(rows: int) -> bool:
         return record is not None or rows * P * GH > SMALL
 
-    blocks = parallel.parts(N, T * N * P * GH, uses_blas)
+    blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
     parallel.run(run, blocks if compiled is not None else [slice(0, N)])
 
     # the products over all T*N rows, each thread on a block of every result's rows
@@ -232,7 +235,7 @@ def backward(
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), dtype)
     dx_rows = dx.reshape(T * N, I)
-    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P)))
+    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), threads=threads))
 
     def products(i: int) -> None:
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)

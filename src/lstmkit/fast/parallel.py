@@ -9,7 +9,11 @@ each, and synchronises once at the end:
 
 * the time loop: the sequences of a batch are independent, so each thread runs the whole
   loop on its own rows, with no synchronisation between steps;
-* the large products before and after the loop: each thread computes a block of rows.
+* the large products before and after the loop: each thread computes a block of rows;
+* a bidirectional layer's two directions: each thread runs one whole direction on all the
+  batch's rows (:func:`lstmkit.fast.forward_directions`), which keeps every per-step
+  product twice as tall as splitting each direction's batch (measured 14% faster on a
+  2-layer bidirectional (N, T, I, H) = (16, 100, 128, 256) training step).
 
 The compiled kernels release the GIL, and so does NumPy's matmul. BLAS is limited to one
 thread per caller through threadpoolctl; without threadpoolctl nothing that calls BLAS is
@@ -53,16 +57,29 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
-def parts(n: int, work: float, uses_blas: bool | Callable[[int], bool] = True) -> list[slice]:
+def parts(
+    n: int,
+    work: float,
+    uses_blas: bool | Callable[[int], bool] = True,
+    threads: int | None = None,
+) -> list[slice]:
     """``range(n)`` cut into one block of rows per thread, or a single block when splitting
     does not pay: ``work`` (multiply-adds) below MIN_WORK, fewer than MIN_ROWS rows per
-    block, or BLAS inside (``uses_blas(rows per block)``) without threadpoolctl."""
-    threads = min(thread_count(), n // MIN_ROWS) if work >= MIN_WORK else 1
+    block, or BLAS inside (``uses_blas(rows per block)``) without threadpoolctl.
+    ``threads``: at most that many blocks (default: :func:`thread_count`)."""
+    most = thread_count() if threads is None else threads
+    threads = min(most, n // MIN_ROWS) if work >= MIN_WORK else 1
     blas = uses_blas(n // threads) if callable(uses_blas) and threads > 1 else uses_blas
     if threads > 1 and blas and _blas_controller() is None:
         threads = 1
     threads = max(threads, 1)
     return [block(n, threads, i) for i in range(threads)]
+
+
+def can_split_blas() -> bool:
+    """Whether work that calls BLAS can run on several of our threads (threadpoolctl
+    present, so BLAS runs one thread per caller)."""
+    return thread_count() > 1 and _blas_controller() is not None
 
 
 @contextlib.contextmanager
