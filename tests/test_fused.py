@@ -92,6 +92,7 @@ def _force(monkeypatch: pytest.MonkeyPatch, per_step: bool, split: bool) -> None
     the batch over two threads, on any size."""
     if per_step:
         monkeypatch.setattr(fast_lstm, "SMALL", 0)
+        monkeypatch.setattr(fast_lstm, "SMALL_BACKWARD", 0)
     if split:
         monkeypatch.setattr(parallel, "MIN_WORK", 0)
         monkeypatch.setattr(parallel, "MIN_ROWS", 1)
