@@ -328,3 +328,6 @@ def test_parallel_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
     parallel.run(seen.append, [0, 1, 2])
     assert sorted(seen) == [0, 1, 2]
+    nested: list[int] = []  # run from a worker thread runs inline instead of waiting on it
+    parallel.run(lambda i: parallel.run(nested.append, [i, i + 10]), [0, 1])
+    assert sorted(nested) == [0, 1, 10, 11]
