@@ -291,3 +291,17 @@ def test_more_usage_errors_exit_2(args, words, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and all(w in err for w in words), err
+
+
+def test_sample_into_a_closed_pipe_exits_quietly(run):
+    """`lstmkit text sample ... | head -c 10`: the reader leaves; no traceback, exit 0."""
+    cmd = [sys.executable, "-m", "lstmkit", "text", "sample", "--run", str(run), "--length",
+           "20000", "--seed", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.read(10)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert len(first) == 10
+    assert "Traceback" not in err and "BrokenPipe" not in err

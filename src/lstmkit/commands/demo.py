@@ -55,9 +55,9 @@ def _demo(args: argparse.Namespace) -> int:
         f"({summary['tokens_per_s']:.0f} chars/s, {summary['parameters']} parameters)"
     )
     model, vocab, _, _ = load_model(out)
-    print("\nsample (temperature 0.7):\n")
+    print("\nsample (temperature 0.8, top-k 20):\n")
     sys.stdout.write("def ")
-    for ch in generate(model, vocab, "def ", 400, temperature=0.7, seed=args.seed):
+    for ch in generate(model, vocab, "def ", 400, temperature=0.8, top_k=20, seed=args.seed):
         sys.stdout.write(ch)
     print(f"\n\nrun folder: {out}  (metrics.jsonl, loss.png, best.npz, latest.npz)")
     print(f"more: lstmkit text sample --run {out} --prime 'class ' --length 500")
