@@ -16,6 +16,7 @@ import numpy as np
 
 from lstmkit import checkpoint
 from lstmkit.runs import Run
+from lstmkit.schedules import Constant, WarmupCosine
 
 
 class TrainingError(RuntimeError):
@@ -71,3 +72,23 @@ def check_same_options(stored: dict[str, Any], config: Any, keys: Iterable[str])
             + ", ".join(differ)
             + "; pass the same options (or start a new run with another --out)"
         )
+
+
+def lr_schedule(
+    lr: float, schedule: str, warmup: int, steps: int | None
+) -> Constant | WarmupCosine:
+    """The learning rate per step: constant, or cosine to ``steps``, after a linear warm-up."""
+    if schedule == "cosine":
+        if not steps:
+            raise TrainingError("--schedule cosine needs --steps")
+        return WarmupCosine(lr, warmup, steps)
+    if warmup:
+        return WarmupCosine(lr, warmup, 2**62, min_lr=lr)  # warm-up, then constant
+    return Constant(lr)
+
+
+def diverged(what: str, step: int, run: Run) -> TrainingError:
+    """The error that stops a run whose loss, gradients or parameters became non-finite."""
+    last = run.checkpoint_path("latest")
+    kept = f"The last good checkpoint is {last}" if last.is_file() else "There is no checkpoint yet"
+    return TrainingError(f"{what} at step {step + 1}; stopped. {kept}. Try a lower --lr or --clip")

@@ -28,7 +28,6 @@ from lstmkit import distributed, training
 from lstmkit.losses import mse
 from lstmkit.optim import Adam, clip_grad_norm
 from lstmkit.runs import Run, StopRequests, progress
-from lstmkit.schedules import Constant, WarmupCosine
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
@@ -215,12 +214,7 @@ def train(
         save("latest")
         return record
 
-    schedule: Constant | WarmupCosine = Constant(config.lr)
-    if config.schedule == "cosine":
-        assert config.steps is not None
-        schedule = WarmupCosine(config.lr, config.warmup, config.steps)
-    elif config.warmup:
-        schedule = WarmupCosine(config.lr, config.warmup, 2**62, min_lr=config.lr)
+    schedule = training.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
 
     if not resume:
         save("latest")  # a divergence in the first steps still leaves a good checkpoint
@@ -252,13 +246,15 @@ def train(
                     pred, _ = model(X[:, idx])  # (L, B, 1)
                     loss, dpred = mse(pred, Y[:, idx])
                     if flat is None and not math.isfinite(loss):
-                        raise _diverged(f"the loss became {loss}", step, run)
+                        raise training.diverged(f"the loss became {loss}", step, run)
                     model.zero_grad()
                     try:
                         model.backward(dpred)
                     except ValueError as e:  # the LSTM refuses a non-finite gradient
                         if flat is None:
-                            raise _diverged(f"the gradient overflowed ({e})", step, run) from None
+                            raise training.diverged(
+                                f"the gradient overflowed ({e})", step, run
+                            ) from None
                         loss = math.nan  # the other ranks learn it through the Allreduce
                     if flat is not None:  # mean gradient and loss over the ranks, in place
                         now_late = root and time.monotonic() >= deadline
@@ -268,10 +264,10 @@ def train(
                         stopping, late = asked > 0, now > 0
                         watchdog.beat()
                         if not math.isfinite(loss):
-                            raise _diverged(f"the loss became {loss}", step, run)
+                            raise training.diverged(f"the loss became {loss}", step, run)
                     norm = clip_grad_norm(model.grads, config.clip)
                     if not math.isfinite(norm):
-                        raise _diverged(f"the gradient norm became {norm}", step, run)
+                        raise training.diverged(f"the gradient norm became {norm}", step, run)
                     optimizer.lr = schedule(step)
                     updating = True
                     optimizer.step()
@@ -325,13 +321,6 @@ def train(
         "parameters": model.num_parameters(),
         "processes": comm.size,
     }
-
-
-def _diverged(what: str, step: int, run: Run) -> TrainingError:
-    return TrainingError(
-        f"{what} at step {step + 1}; stopped. The last good checkpoint is "
-        f"{run.checkpoint_path('latest')}; try a lower --lr or --clip"
-    )
 
 
 def validation_scores(

@@ -24,7 +24,6 @@ from lstmkit import distributed, training
 from lstmkit.losses import softmax_cross_entropy
 from lstmkit.optim import Adam, clip_grad_norm
 from lstmkit.runs import Run, StopRequests, progress
-from lstmkit.schedules import Constant, WarmupCosine
 from lstmkit.tbptt import num_windows, windows
 from lstmkit.text.corpus import Corpus, Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
@@ -221,19 +220,7 @@ def train(
         save("latest")
         return bpc
 
-    def diverged(what: str) -> TrainingError:
-        last = run.checkpoint_path("latest")
-        kept = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint yet"
-        return TrainingError(
-            f"{what} at step {step + 1}; training stopped ({kept}). Try a lower --lr or --clip"
-        )
-
-    schedule: Constant | WarmupCosine = Constant(config.lr)
-    if config.schedule == "cosine":
-        assert config.steps is not None
-        schedule = WarmupCosine(config.lr, config.warmup, config.steps)
-    elif config.warmup:
-        schedule = WarmupCosine(config.lr, config.warmup, 2**62, min_lr=config.lr)
+    schedule = training.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
 
     def batches_from(k: int) -> Any:
         """Windows from global step k on; each new pass over the text starts from zero state."""
@@ -273,7 +260,7 @@ def train(
                 logits, new_state = model(x, state)
                 loss, dlogits = softmax_cross_entropy(logits, y)
                 if flat is None and not math.isfinite(loss):
-                    raise diverged(f"the loss became {loss}")
+                    raise training.diverged(f"the loss became {loss}", step, run)
                 model.zero_grad()
                 model.backward(dlogits)
                 if flat is not None:  # mean gradient and loss over the ranks, in place
@@ -284,14 +271,14 @@ def train(
                     stopping, late = stops > 0, now > 0
                     watchdog.beat()
                     if not math.isfinite(loss):
-                        raise diverged(f"the loss became {loss}")
+                        raise training.diverged(f"the loss became {loss}", step, run)
                 norm = clip_grad_norm(model.grads, config.clip)
                 if not math.isfinite(norm):
-                    raise diverged(f"the gradient norm became {norm}")
+                    raise training.diverged(f"the gradient norm became {norm}", step, run)
                 optimizer.lr = schedule(step)
                 optimizer.step()
                 if not all(np.isfinite(w).all() for w in model.parameters().values()):
-                    raise diverged("the parameters overflowed to inf/NaN")
+                    raise training.diverged("the parameters overflowed to inf/NaN", step, run)
                 state, step = new_state, step + 1
                 rate = (step - start_step) * tokens_per_step / (time.monotonic() - started)
                 bar.update(1)
