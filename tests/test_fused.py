@@ -87,15 +87,21 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
     return fused, reference
 
 
-def _force(monkeypatch: pytest.MonkeyPatch, per_step: bool, split: bool) -> None:
-    """Select the per-step loop instead of the compiled whole-sequence one, and/or split
-    the batch over two threads, on any size."""
-    if per_step:
+def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """On any size, select: ``per-step`` the per-step loop instead of the compiled
+    whole-sequence one; ``cells`` the loops of lstmkit.fast._split (``projected``: with
+    the input projection as one GEMM before the loop); ``split`` two threads (splitting
+    the batch, or with ``cells`` the cells)."""
+    if "per-step" in mode:
         monkeypatch.setattr(fast_lstm, "SMALL", 0)
         monkeypatch.setattr(fast_lstm, "SMALL_BACKWARD", 0)
-    if split:
+    monkeypatch.setattr(fast_lstm, "SPLIT_FROM", 0 if "cells" in mode else 2**62)
+    if "projected" in mode:
+        monkeypatch.setattr(fast_lstm, "PROJECT_IN_LOOP", 0)
+    if "split" in mode:
         monkeypatch.setattr(parallel, "MIN_WORK", 0)
         monkeypatch.setattr(parallel, "MIN_ROWS", 1)
+        monkeypatch.setattr(parallel, "MIN_CELLS", 1)
         monkeypatch.setattr(parallel, "thread_count", lambda: 2)
 
 
@@ -108,15 +114,18 @@ def _force(monkeypatch: pytest.MonkeyPatch, per_step: bool, split: bool) -> None
         "float32-per-step",
         "float32-split",
         "float32-per-step-split",
+        "float32-cells",
+        "float32-cells-split",
+        "float32-cells-split-projected",
     ],
 )
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_fused_equals_reference(
     cfg: dict[str, Any], dtype: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """float32 runs the compiled whole-sequence loops, per-step the per-step kernels;
-    split: the batch is split over two threads."""
-    _force(monkeypatch, "per-step" in dtype, "split" in dtype)
+    """float32 runs the compiled whole-sequence loops, per-step the per-step kernels,
+    cells the loops split by cells; split: over two threads (see ``_force``)."""
+    _force(monkeypatch, dtype)
     dtype = getattr(np, dtype.split("-")[0])
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(3), dtype)
@@ -166,18 +175,22 @@ def test_float32_fused_against_torch_float64() -> None:
     _compare(got, ref, 1e-4)
 
 
-@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("mode", ["", "split", "cells-split"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_activations_and_state_grads_match(
-    dtype: Any, split: bool, monkeypatch: pytest.MonkeyPatch
+    dtype: Any, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """split: the two directions run concurrently, one thread each (checked)."""
+    """split: the two directions run concurrently, one thread each (checked); cells: a
+    layer without projection, on the loops split by cells."""
+    split = "split" in mode
     cfg = {**CONFIGS[-5], "lengths": True}  # proj, bidirectional, lengths
+    if "cells" in mode:
+        cfg["proj_size"] = 0
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(8), dtype)
     for layer in (fused, reference):
         layer.record_state_grads = True
-    _force(monkeypatch, False, split)
+    _force(monkeypatch, mode)
     threads: list[Any] = []
     for name in ("forward", "backward"):
         run = getattr(fast_lstm, name)

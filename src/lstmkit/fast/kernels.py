@@ -120,6 +120,18 @@ def select(dtype: np.dtype) -> tuple[CellForward, CellBackward]:
     return cell_forward, cell_backward
 
 
+def split_loops(dtype: np.dtype) -> Any:
+    """The module :mod:`lstmkit.fast._split` for float32 if numba imports and NumPy's BLAS
+    has ``cblas_sgemm`` (see :mod:`lstmkit.fast._blas`), else None."""
+    if compiled_kernels(dtype) is None:
+        return None
+    try:
+        from lstmkit.fast import _split
+    except ImportError:
+        return None
+    return _split
+
+
 def compiled_kernels(dtype: np.dtype) -> Any:
     """The module :mod:`lstmkit.fast._numba` for float32 if numba imports, else None."""
     if np.dtype(dtype) != np.float32:

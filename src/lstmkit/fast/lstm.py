@@ -32,6 +32,10 @@ from lstmkit.cells.base import Params, State
 from lstmkit.cells.lstm import LSTMCache
 from lstmkit.fast import kernels, parallel
 
+SPLIT_FROM = 2**17  # N * P * 4H from which the loops of lstmkit.fast._split run (no projection)
+# bytes of W_ih up to which the split loops project x step by step (the weights stay in
+# cache; measured (16, 100, 64, 128) inference 3.3 -> 2.9 ms); larger: one GEMM before
+PROJECT_IN_LOOP = 2**23
 SMALL = 2**25  # rows * P * 4H up to which the compiled whole-sequence loops beat BLAS
 # the same for the backward loop: its product dz @ W_hh (K = 4H) runs ~10% faster in BLAS
 # from 32 rows of H = 512 on (measured: a (64, 100, 256, 512) backward 260 -> 240 ms)
@@ -91,22 +95,12 @@ def forward(
     dtype = x.dtype
     k = kernels.gate_constants(H, forget_gate, dtype)
 
-    W_ih_s_t = (p["W_ih"] * k.scale[:, None]).T  # (I, 4H) scaled: see kernels
+    W_ih_s = p["W_ih"] * k.scale[:, None]  # (4H, I) scaled: see kernels
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None
-    x_rows = x.reshape(T * N, I)
-    gates = np.empty((T, N, GH), dtype)
-    gate_rows = gates.reshape(T * N, GH)
-
-    def project(rows: slice) -> None:  # x @ W_ih.T + b_ih + b_hh, scaled
-        np.matmul(x_rows[rows], W_ih_s_t, out=gate_rows[rows])
-        if b is not None:
-            gate_rows[rows] += b
-
-    parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
     W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
-    W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
+    gates = np.empty((T, N, GH), dtype)
     y = np.empty((T, N, P), dtype)
     h_prev = np.empty((T, N, P), dtype)
     c_prev = np.empty((T, N, H), dtype)
@@ -117,9 +111,46 @@ def forward(
     order = _time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0]] = state[1]
-
-    compiled = kernels.compiled_kernels(dtype)
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     valid = _valid(mask, T, N)
+
+    x_rows = x.reshape(T * N, I)
+    gate_rows = gates.reshape(T * N, GH)
+
+    def project(rows: slice) -> None:  # x @ W_ih.T + b_ih + b_hh, scaled
+        np.matmul(x_rows[rows], W_ih_s.T, out=gate_rows[rows])
+        if b is not None:
+            gate_rows[rows] += b
+
+    split = kernels.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
+    if split is not None:
+        cells = parallel.cell_blocks(H, T * N * P * GH, threads)
+        flags = split.flags(len(cells))
+        b_s = np.zeros(GH, dtype) if b is None else b
+        x_c = np.ascontiguousarray(x)
+        in_loop = W_ih_s.nbytes <= PROJECT_IN_LOOP  # else one GEMM first, as below
+        if not in_loop:
+            parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
+
+        def part(q: int) -> None:  # the loop over time for the cells cells[q]
+            c0, c1 = cells[q].start, cells[q].stop
+            rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
+            W_x = (
+                np.ascontiguousarray(W_ih_s[rows].T) if in_loop else np.empty((0, rows.size), dtype)
+            )
+            W_h = np.ascontiguousarray(W_hh_s[rows].T)  # (P, 4 * (c1 - c0))
+            split.forward(
+                *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
+                *(k.alpha[rows], k.beta[rows], np.array(order), valid, gates),
+                *(h_prev, c_prev, tanh_c, m, y, h_n, c_n, flags),
+            )
+
+        parallel.run(part, range(len(cells)), blas_threads=1)
+        return y, (h_n, c_n), tape
+
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
+    W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
+    compiled = kernels.compiled_kernels(dtype)
 
     def run(rows: slice) -> None:
         """The loop over time for the sequences ``rows``."""
@@ -153,7 +184,6 @@ def forward(
 
     blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
     parallel.run(run, blocks if compiled is not None else [slice(0, N)])
-    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     return y, (h_n, c_n), tape
 
 
@@ -188,6 +218,14 @@ def backward(
     order = _time_order(T, reverse)
     compiled = kernels.compiled_kernels(dtype)
     valid = _valid(mask, T, N)
+    split = kernels.split_loops(dtype) if W_hr is None and record is None else None
+
+    def part(q: int) -> None:  # the loop back over time for the cells cells[q]
+        assert split is not None
+        split.backward(
+            *(q, len(cells), cells[q].start, cells[q].stop, dy, gates, c_prev, tanh_c, W_hh),
+            *(np.array(order), valid, dz, dh0, dc0, flags),
+        )
 
     def run(rows: slice) -> None:
         """The loop back over time for the sequences ``rows``."""
@@ -231,8 +269,13 @@ def backward(
     def uses_blas(rows: int) -> bool:
         return record is not None or rows * P * GH > SMALL_BACKWARD
 
-    blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
-    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+    if split is not None:
+        cells = parallel.cell_blocks(H, T * N * P * GH, threads)
+        flags = split.flags(len(cells))
+        parallel.run(part, range(len(cells)), blas_threads=1)
+    else:
+        blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
+        parallel.run(run, blocks if compiled is not None else [slice(0, N)])
 
     # the products over all T*N rows, each thread on a block of every result's rows
     dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)

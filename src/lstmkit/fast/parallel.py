@@ -38,6 +38,7 @@ _T = TypeVar("_T")
 
 MIN_ROWS = 4  # fewest rows (sequences, or rows of a product) per thread
 MIN_WORK = 2**22  # fewest multiply-adds worth starting threads for
+MIN_CELLS = 16  # fewest cells per thread when threads share the cells of one layer
 
 
 def thread_count() -> int:
@@ -81,6 +82,19 @@ def parts(
     return [block(n, threads, i) for i in range(threads)]
 
 
+def cell_blocks(H: int, work: float, threads: int | None = None) -> list[slice]:
+    """``range(H)`` (a layer's cells) cut into one block per thread, for threads that wait
+    for each other at every step: so only where they surely run at once (not from inside a
+    worker, which would run them in turn), with BLAS on one thread each, at least
+    MIN_CELLS cells and MIN_WORK multiply-adds; else one block."""
+    most = thread_count() if threads is None else threads
+    n = min(most, H // MIN_CELLS) if work >= MIN_WORK else 1
+    if n > 1 and (_in_worker() or not can_split_blas()):
+        n = 1
+    n = max(n, 1)
+    return [block(H, n, i) for i in range(n)]
+
+
 def can_split_blas() -> bool:
     """Whether work that calls BLAS can run on several of our threads (threadpoolctl
     present, so BLAS runs one thread per caller)."""
@@ -113,10 +127,19 @@ def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
 _WORKER = "lstmkit-fast"
 
 
-def run(fn: Callable[[_T], None], items: Sequence[_T]) -> None:
+def _in_worker() -> bool:
+    return threading.current_thread().name.startswith(_WORKER)
+
+
+def run(fn: Callable[[_T], None], items: Sequence[_T], blas_threads: int | None = None) -> None:
     """fn(item) for every item, the first in this thread, the others in kept worker threads
-    (in turn in this thread when called from a worker, which must not wait on its pool)."""
-    if len(items) == 1 or threading.current_thread().name.startswith(_WORKER):
+    (in turn in this thread when called from a worker, which must not wait on its pool).
+    With several items, or ``blas_threads=1``, BLAS runs on one thread per caller."""
+    if len(items) == 1 and blas_threads == 1:
+        with _single_threaded_blas():
+            fn(items[0])
+        return
+    if len(items) == 1 or _in_worker():
         for item in items:
             fn(item)
         return

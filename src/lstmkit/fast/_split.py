@@ -1,0 +1,177 @@
+"""The LSTM's loops over time as compiled float32 code, each thread owning a block of cells.
+
+Same arrays and math as :mod:`lstmkit.fast.lstm` and :mod:`lstmkit.fast.kernels` (read
+those first); what differs is how the work of each step is divided between threads. With
+``parts`` threads, thread ``me`` owns the cells ``c0:c1`` of the layer and, at every step,
+
+* forward: computes the four gates of its cells, ``h_prev @ W`` for the matching 4 * (c1 - c0)
+  columns of the scaled ``W_hh.T`` (one BLAS call on every row of the batch), then their
+  ``c``, ``tanh(c)`` and ``h = m = o * tanh(c)``, and publishes the step; before the next
+  step's product it waits for the other threads' halves of ``h``;
+* backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
+  for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``.
+
+So each product keeps the batch's full height and each thread reads only its share of
+the weights (splitting the batch instead halves the height and has every thread read all
+of them); the price is one wait per step (:mod:`lstmkit.fast._sync`). One part (``parts``
+= 1) is the same loop on one thread, without waiting. Layers with a projection
+(``proj_size``) keep the loops of :mod:`lstmkit.fast._numba`: their ``h`` needs every cell.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from lstmkit.fast._blas import product
+from lstmkit.fast._numba import _tanh
+from lstmkit.fast._sync import flags, publish, wait_for
+
+__all__ = ["backward", "flags", "forward"]
+
+_f32 = np.float32
+_jit = numba.njit(fastmath=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def _own_columns(z, a, c0, c1):
+    """a (N, 4 * (c1 - c0)) = the columns of cells c0:c1 of z (N, 4H), gate by gate."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for n in range(N):
+        for q in range(4):
+            a[n, q * n_cells : (q + 1) * n_cells] = z[n, q * H + c0 : q * H + c1]
+
+
+@_jit
+def _gates(z, a, alpha, beta, c0, c1):
+    """The gates of cells c0:c1: z[:, q*H + c0 + j] = alpha * tanh(a) + beta for gate q
+    (i, f, g, o), from a (N, 4 * (c1 - c0)) the scaled pre-activations of those columns
+    (alpha, beta: theirs, (4 * (c1 - c0),))."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for n in range(N):
+        for q in range(4):
+            zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * n_cells : (q + 1) * n_cells]
+            alpha_q, beta_q = (
+                alpha[q * n_cells : (q + 1) * n_cells],
+                beta[q * n_cells : (q + 1) * n_cells],
+            )
+            for j in range(n_cells):
+                zq[j] = alpha_q[j] * _tanh(aq[j]) + beta_q[j]
+
+
+@_jit
+def _cells_forward(z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+    """c = f * c_prev + i * g, m = o * tanh(c) for cells c0:c1 of the gates z (N, 4H); the
+    state carried and y = 0 on padded rows (valid_t (N,) 0). (One array written per loop:
+    LLVM vectorises a loop only when it can check that its arrays do not overlap.)"""
+    N, H = c_t.shape
+    for n in range(N):
+        i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
+        g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
+        cp, c, tc, m = c_t[n, c0:c1], c_out[n, c0:c1], tanh_c_t[n, c0:c1], m_t[n, c0:c1]
+        h, y = h_out[n, c0:c1], y_t[n, c0:c1]
+        for j in range(c1 - c0):
+            c[j] = f[j] * cp[j] + i[j] * g[j]
+        for j in range(c1 - c0):
+            tc[j] = _tanh(c[j])
+        for j in range(c1 - c0):
+            m[j] = o[j] * tc[j]
+        if valid_t[n]:
+            for j in range(c1 - c0):
+                h[j] = m[j]
+            for j in range(c1 - c0):
+                y[j] = m[j]
+        else:
+            for j in range(c1 - c0):
+                h[j] = h_t[n, c0 + j]
+            for j in range(c1 - c0):
+                c[j] = cp[j]
+            for j in range(c1 - c0):
+                y[j] = 0.0
+
+
+@_jit
+def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
+            tanh_c, m, y, h_n, c_n, flags):  # fmt: skip
+    """Thread ``me``'s share of :func:`lstmkit.fast.lstm.forward`'s loop, input projection
+    included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
+    W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
+    the other arrays whole, as there (``m`` may be ``y``), gates (T, N, 4H) out. A W_x with
+    no rows: gates holds the scaled input projection with the biases already."""
+    T, N = gates.shape[0], gates.shape[1]
+    a = np.empty((N, W_h.shape[1]), _f32)  # the step's scaled pre-activations
+    for s in range(T):
+        t = order[s]
+        h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
+        c_out = c_n if s + 1 == T else c_prev[order[s + 1]]
+        if W_x.shape[0] > 0:
+            product(x[t], W_x, a, 0.0)
+            for n in range(N):
+                a[n] += b
+        else:  # projected before the loop, into gates
+            _own_columns(gates[t], a, c0, c1)
+        wait_for(flags, me, parts, s)  # every part of h_prev[t] is written
+        product(h_prev[t], W_h, a, 1.0)
+        _gates(gates[t], a, alpha, beta, c0, c1)
+        _cells_forward(gates[t], c_prev[t], h_prev[t], valid[t], c_out, h_out, tanh_c[t], m[t],
+                       y[t], c0, c1)  # fmt: skip
+        publish(flags, me, s + 1)
+
+
+@_jit
+def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, c0, c1):
+    """One step back for cells c0:c1. dh, dc (N, c1 - c0): the later steps' gradient in
+    (dh gets dy_t added); dz_t (N, 4H) of those cells' gates and dc_prev out; dc_total
+    (c1 - c0,) scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o
+    (0 for the constant f = 1 of a layer without forget gate), 1 - g^2 for g. (One array
+    written per loop, as in ``_cells_forward``.)"""
+    N, H = c_t.shape
+    one = _f32(1.0)
+    for n in range(N):
+        keep = _f32(valid_t[n])
+        i, f = gates_t[n, c0:c1], gates_t[n, H + c0 : H + c1]
+        g, o = gates_t[n, 2 * H + c0 : 2 * H + c1], gates_t[n, 3 * H + c0 : 3 * H + c1]
+        d_i, d_f = dz_t[n, c0:c1], dz_t[n, H + c0 : H + c1]
+        d_g, d_o = dz_t[n, 2 * H + c0 : 2 * H + c1], dz_t[n, 3 * H + c0 : 3 * H + c1]
+        cp, tc, dy, dh_n, dc_n = c_t[n, c0:c1], tanh_c_t[n, c0:c1], dy_t[n, c0:c1], dh[n], dc[n]
+        for j in range(c1 - c0):
+            dh_n[j] += dy[j]
+        for j in range(c1 - c0):  # dL/dc: through m = o * tanh(c), plus the later steps'
+            dc_total[j] = keep * (dh_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
+        for j in range(c1 - c0):
+            d_o[j] = keep * dh_n[j] * tc[j] * o[j] * (one - o[j])
+        for j in range(c1 - c0):
+            d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
+        for j in range(c1 - c0):
+            d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
+        for j in range(c1 - c0):
+            d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
+        for j in range(c1 - c0):  # padded steps pass dc through unchanged
+            dc_prev[n, j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]
+
+
+@_jit
+def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, dz, dh0, dc0,
+             flags):  # fmt: skip
+    """Thread ``me``'s share of :func:`lstmkit.fast.lstm.backward`'s loop: cells c0:c1 of
+    dh0 (N, P) and dc0 (N, H), which hold the final state's gradient in and the initial
+    state's out; dy already masked; ``W_hh`` (4H, P) unscaled."""
+    T, N = gates.shape[0], gates.shape[1]
+    dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+    dc_total = np.empty(c1 - c0, _f32)
+    W = W_hh[:, c0:c1]
+    for s in range(T - 1, -1, -1):
+        t = order[s]
+        _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
+                        dc_total, c0, c1)  # fmt: skip
+        publish(flags, me, T - s)
+        wait_for(flags, me, parts, T - s)  # every part of dz[t] is written
+        product(dz[t], W, dh_prev, 0.0)
+        for n in range(N):
+            if not valid[t, n]:  # padded steps pass the gradient through unchanged
+                dh_prev[n] += dh[n]
+        dh, dh_prev = dh_prev, dh
+        dc, dc_prev = dc_prev, dc
+    dh0[:, c0:c1] = dh
+    dc0[:, c0:c1] = dc
