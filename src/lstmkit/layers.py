@@ -77,6 +77,10 @@ class _Recurrent(Module):
         self._rng = np.random.default_rng(seed)
         self._register(self._init_params(self._rng))
         self._tape: dict[str, Any] | None = None
+        # per layer-direction: arrays the fused path reuses from call to call for its tape
+        self._workspaces: list[dict[str, np.ndarray]] = [
+            {} for _ in range(self.num_layers * self.num_directions)
+        ]
         self.record_state_grads = False  # backward then fills self.state_grads
         self.impl = "auto"  # "reference" (lstmkit.sequence) or "fused": see lstmkit.fast
         self.state_grads: dict[str, np.ndarray] = {}
@@ -241,6 +245,7 @@ class _Recurrent(Module):
                 [tuple(s[layer * D + d] for s in state0) for d in range(D)],
                 mask,
                 impl=self.impl,
+                workspaces=self._workspaces[layer * D : (layer + 1) * D],
             )
             for y, final, tape in runs:
                 outputs.append(y)
@@ -309,6 +314,7 @@ class _Recurrent(Module):
                 [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
                 [self._local(self.grads, layer, d) for d in range(D)],
                 records,
+                self._workspaces[layer * D : (layer + 1) * D],
             )
             for d, (dx, ds0) in enumerate(runs):
                 d_in = dx if d_in is None else d_in + dx
@@ -336,7 +342,7 @@ class _Recurrent(Module):
                 name: np.stack([getattr(c, name) for c in tape.caches])
                 for name in tape.caches[0]._fields
             }
-            fields["h_prev"] = tape.h_prev
+            fields["h_prev"] = tape.h_prev.copy()  # the tape's arrays are reused by forward
             out[self._suffix(layer, d)] = fields
         return out
 

@@ -26,6 +26,7 @@ with numba equals it to float32 rounding (a test proves both, forward and backwa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from lstmkit import sequence
 from lstmkit.cells import LSTMCell
 from lstmkit.cells.base import Cell, Params, State
 from lstmkit.fast import lstm, parallel, streaming
-from lstmkit.fast.lstm import FusedTape
+from lstmkit.fast.lstm import FusedTape, Workspace
 
 IMPLS = ("auto", "reference", "fused")
 
@@ -73,11 +74,17 @@ def forward(
     mask: np.ndarray | None = None,
     reverse: bool = False,
     impl: str = "auto",
+    workspace: Workspace | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, State, Any]:
-    """:func:`lstmkit.sequence.forward`, fused where ``impl`` allows."""
+    """:func:`lstmkit.sequence.forward`, fused where ``impl`` allows (``workspace``,
+    ``threads``: see :func:`lstmkit.fast.lstm.forward`)."""
     if applies(cell, impl):
         assert isinstance(cell, LSTMCell)
-        return lstm.forward(p, x, state, mask, reverse, cell.forget_gate)
+        forget_gate = cell.forget_gate
+        return lstm.forward(
+            p, x, state, mask, reverse, forget_gate, threads=threads, workspace=workspace
+        )
     return sequence.forward(cell, p, x, state, mask, reverse)
 
 
@@ -89,10 +96,14 @@ def backward(
     dstate: State,
     grads: Params,
     record: list[np.ndarray] | None = None,
+    workspace: Workspace | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, State]:
     """:func:`lstmkit.sequence.backward` for a tape from either implementation."""
     if isinstance(tape, FusedTape):
-        return lstm.backward(p, tape, dy, dstate, grads, record)
+        return lstm.backward(
+            p, tape, dy, dstate, grads, record, threads=threads, workspace=workspace
+        )
     return sequence.backward(cell, p, tape, dy, dstate, grads, record)
 
 
@@ -116,19 +127,21 @@ def forward_directions(
     states: list[State],
     mask: np.ndarray | None = None,
     impl: str = "auto",
+    workspaces: list[Workspace] | None = None,
 ) -> list[tuple[np.ndarray, State, Any]]:
     """:func:`forward` for each direction d of one layer (``reverse = d == 1``), on the same
-    input; two fused directions run concurrently (see ``_concurrent``)."""
+    input; two fused directions run concurrently (see ``_concurrent``). ``workspaces``: one
+    per direction, kept by the caller (see :func:`lstmkit.fast.lstm.forward`)."""
     D = len(params)
-    if not _concurrent(cell, impl, params, x):
-        return [forward(cell, params[d], x, states[d], mask, d == 1, impl) for d in range(D)]
-    assert isinstance(cell, LSTMCell)
+    spaces = workspaces or [{} for _ in range(D)]
+    concurrent = _concurrent(cell, impl, params, x)
     out: list[Any] = [None] * D
 
     def one(d: int) -> None:
-        out[d] = lstm.forward(params[d], x, states[d], mask, d == 1, cell.forget_gate, threads=1)
+        threads = 1 if concurrent else None
+        out[d] = forward(cell, params[d], x, states[d], mask, d == 1, impl, spaces[d], threads)
 
-    parallel.run(one, range(D))
+    _each(one, D, concurrent)
     return out
 
 
@@ -140,24 +153,31 @@ def backward_directions(
     dstates: list[State],
     grads: list[Params],
     records: list[list[np.ndarray] | None],
+    workspaces: list[Workspace] | None = None,
 ) -> list[tuple[np.ndarray, State]]:
     """:func:`backward` for each direction of one layer; concurrently as the forward ran."""
     D = len(params)
+    spaces = workspaces or [{} for _ in range(D)]
     both_fused = all(isinstance(tape, FusedTape) for tape in tapes)
-    if not (both_fused and _concurrent(cell, "fused", params, tapes[0].x)):
-        return [
-            backward(cell, params[d], tapes[d], dys[d], dstates[d], grads[d], records[d])
-            for d in range(D)
-        ]
+    concurrent = both_fused and _concurrent(cell, "fused", params, tapes[0].x)
     out: list[Any] = [None] * D
 
     def one(d: int) -> None:
-        out[d] = lstm.backward(
-            params[d], tapes[d], dys[d], dstates[d], grads[d], records[d], threads=1
-        )
+        threads = 1 if concurrent else None
+        args = (params[d], tapes[d], dys[d], dstates[d], grads[d], records[d], spaces[d], threads)
+        out[d] = backward(cell, *args)
 
-    parallel.run(one, range(D))
+    _each(one, D, concurrent)
     return out
+
+
+def _each(fn: Callable[[int], None], D: int, concurrent: bool) -> None:
+    """fn(d) for each direction: one thread each when ``concurrent``, else in turn."""
+    if concurrent:
+        parallel.run(fn, range(D))
+    else:
+        for d in range(D):
+            fn(d)
 
 
 def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
