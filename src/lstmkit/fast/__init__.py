@@ -14,6 +14,9 @@ layers always run the reference. The modules:
 * :mod:`lstmkit.fast.kernels`: the pointwise gate math of one step, in NumPy;
 * :mod:`lstmkit.fast._numba`: the same compiled for float32, whole-sequence loops and the
   streaming step (used when numba is installed: ``pip install lstmkit[fast]``);
+* :mod:`lstmkit.fast._split`: float32 whole-sequence loops that split each step's work by
+  cells across threads, on NumPy's BLAS (:mod:`lstmkit.fast._blas`) with one wait per step
+  (:mod:`lstmkit.fast._sync`);
 * :mod:`lstmkit.fast.parallel`: how work is split across threads;
 * :mod:`lstmkit.fast.streaming`: ``layer.step`` on the compiled kernel.
 

@@ -91,28 +91,20 @@ def _cells_forward(z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c
 
 
 @_jit
-def _row(a, order, s):
-    """Step s's row of a: the tape's row order[s], or a ring buffer's s % len(a) (an array
-    shorter than the sequence; two rows for the state, one for scratch)."""
-    return a[order[s]] if a.shape[0] == order.shape[0] else a[s % a.shape[0]]
-
-
-@_jit
 def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
             tanh_c, m, y, h_n, c_n, flags):  # fmt: skip
     """Thread ``me``'s share of :func:`lstmkit.fast.lstm.forward`'s loop, input projection
     included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
     W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
     the other arrays whole, as there (``m`` may be ``y``), gates (T, N, 4H) out. A W_x with
-    no rows: gates holds the scaled input projection with the biases already. Without a
-    tape, h_prev and c_prev may be rings of two rows, gates, tanh_c and m of one."""
+    no rows: gates holds the scaled input projection with the biases already."""
     T, N = y.shape[0], y.shape[1]
     a = np.empty((N, W_h.shape[1]), _f32)  # the step's scaled pre-activations
     for s in range(T):
         t = order[s]
-        z, h_t, c_t = _row(gates, order, s), _row(h_prev, order, s), _row(c_prev, order, s)
-        h_out = h_n if s + 1 == T else _row(h_prev, order, s + 1)
-        c_out = c_n if s + 1 == T else _row(c_prev, order, s + 1)
+        z, h_t, c_t = gates[t], h_prev[t], c_prev[t]
+        h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
+        c_out = c_n if s + 1 == T else c_prev[order[s + 1]]
         if W_x.shape[0] > 0:
             product(x[t], W_x, a, 0.0)
             for n in range(N):
@@ -122,8 +114,7 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
         wait_for(flags, me, parts, s)  # every part of h_t is written
         product(h_t, W_h, a, 1.0)
         _gates(z, a, alpha, beta, c0, c1)
-        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, _row(tanh_c, order, s),
-                       _row(m, order, s), y[t], c0, c1)  # fmt: skip
+        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tanh_c[t], m[t], y[t], c0, c1)
         publish(flags, me, s + 1)
 
 

@@ -3,16 +3,20 @@
 Same math, inputs and outputs as :func:`lstmkit.sequence.forward` / ``backward`` with
 :class:`lstmkit.cells.LSTMCell`; what differs is how the work is laid out:
 
-* every array is allocated once per call, as a (T, N, ·) block; the loop writes into
-  views of it (no per-step allocation, and the tape is those blocks, not T caches);
-* the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N rows, and
-  the loop adds the recurrent product into it in place;
+* every array is allocated once per call (or reused from the caller's workspace), as a
+  (T, N, ·) block; the loop writes into views of it (no per-step allocation, and the tape
+  is those blocks, not T caches);
 * the gates' pointwise work is one fused kernel per step (:mod:`lstmkit.fast.kernels`);
-* in float32 with numba, the whole loop is one compiled call (:mod:`lstmkit.fast._numba`)
-  with its own matrix products, which match single-threaded BLAS up to H = 512 and save
-  Python's ~5 us per step; beyond (``rows * P * 4H > SMALL``, ``SMALL_BACKWARD`` backward)
-  the loop calls BLAS per step;
-* large batches are split across threads, each running the whole loop on its own
+* float32 with numba, from ``N * P * 4H >= SPLIT_FROM`` and without projection: the loops
+  of :mod:`lstmkit.fast._split`, one compiled call per thread, each thread owning a block
+  of cells and calling BLAS for its columns of every step's products (the input
+  projection too, while ``W_ih`` stays small enough to stay in cache);
+* otherwise the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N
+  rows, and the loop adds the recurrent product into it in place: in float32 with numba
+  the whole loop is one compiled call (:mod:`lstmkit.fast._numba`) with its own matrix
+  products (small sizes, where Python's ~5 us per step would dominate); beyond
+  (``rows * P * 4H > SMALL``, ``SMALL_BACKWARD`` backward) the loop calls BLAS per step;
+  large batches are split across threads, each running the whole loop on its own
   sequences (:mod:`lstmkit.fast.parallel`);
 * after the backward loop, ``dW_ih``, ``dW_hh``, ``dW_hr``, the biases and ``dx`` are
   single GEMMs (or sums) over all T*N rows; only ``dz @ W_hh`` (and ``dh @ W_hr``) stay in
@@ -97,16 +101,14 @@ def forward(
     reverse: bool = False,
     forget_gate: bool = True,
     threads: int | None = None,
-    keep_tape: bool = True,
     workspace: Workspace | None = None,
-) -> tuple[np.ndarray, State, FusedTape | None]:
+) -> tuple[np.ndarray, State, FusedTape]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
 
-    Returns y (T, N, P), the final (h, c) and the tape (None with ``keep_tape=False``, for
-    inference: the split loops then keep only the last two steps' state). ``threads``: at
-    most that many (default: :func:`lstmkit.fast.parallel.thread_count`). ``workspace``: a
-    dict kept by the caller from call to call, whose arrays the tape reuses (so a tape is
-    valid until the next call with the same workspace; y and the states are always new).
+    Returns y (T, N, P), the final (h, c) and the tape. ``threads``: at most that many
+    (default: :func:`lstmkit.fast.parallel.thread_count`). ``workspace``: a dict kept by
+    the caller from call to call, whose arrays the tape reuses (so a tape is valid until the
+    next call with the same workspace; y and the states are always new arrays).
     """
     T, N, I = x.shape
     W_hh = p["W_hh"]  # (4H, P)
@@ -122,20 +124,18 @@ def forward(
 
     split = kernels.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
     in_loop = W_ih_s.nbytes <= PROJECT_IN_LOOP  # the split loops project x step by step
-    ring = split is not None and not keep_tape  # rows kept: 2 of the state, 1 of scratch
-    gates = _empty(workspace, "gates", (1 if ring and in_loop else T, N, GH), dtype)
+    gates = _empty(workspace, "gates", (T, N, GH), dtype)
     y = np.empty((T, N, P), dtype)
-    h_prev = _empty(workspace, "h_prev", (2 if ring else T, N, P), dtype)
-    c_prev = _empty(workspace, "c_prev", (2 if ring else T, N, H), dtype)
-    tanh_c = _empty(workspace, "tanh_c", (1 if ring else T, N, H), dtype)
+    h_prev = _empty(workspace, "h_prev", (T, N, P), dtype)
+    c_prev = _empty(workspace, "c_prev", (T, N, H), dtype)
+    tanh_c = _empty(workspace, "tanh_c", (T, N, H), dtype)
     separate_m = W_hr_t is not None or mask is not None
-    m = _empty(workspace, "m", (1 if ring else T, N, H), dtype) if separate_m else y
+    m = _empty(workspace, "m", (T, N, H), dtype) if separate_m else y
     h_n = np.empty((N, P), dtype)
     c_n = np.empty((N, H), dtype)
     order = _time_order(T, reverse)
-    first = order[0] if len(h_prev) == T else 0  # step 0's row, as _split._row picks it
-    h_prev[first] = state[0]
-    c_prev[first] = state[1]
+    h_prev[order[0]] = state[0]
+    c_prev[order[0]] = state[1]
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     valid = _valid(mask, T, N)
 
@@ -169,7 +169,7 @@ def forward(
             )
 
         parallel.run(part, range(len(cells)), blas_threads=1)
-        return y, (h_n, c_n), tape if keep_tape else None
+        return y, (h_n, c_n), tape
 
     parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
@@ -207,7 +207,7 @@ def forward(
 
     blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
     parallel.run(run, blocks if compiled is not None else [slice(0, N)])
-    return y, (h_n, c_n), tape if keep_tape else None
+    return y, (h_n, c_n), tape
 
 
 def backward(

@@ -7,8 +7,10 @@ product measured 1.1 ms on one thread and 6.8 ms on two. So the fused path split
 into as many independent parts as threads, runs them concurrently with BLAS on one thread
 each, and synchronises once at the end:
 
-* the time loop: the sequences of a batch are independent, so each thread runs the whole
-  loop on its own rows, with no synchronisation between steps;
+* the time loop: each thread owns a block of the layer's cells and runs the whole loop
+  for them, waiting for the others once per step (:mod:`lstmkit.fast._split`,
+  :func:`cell_blocks`); where that does not apply, the sequences of a batch are
+  independent, so each thread runs the whole loop on its own rows (:func:`parts`);
 * the large products before and after the loop: each thread computes a block of rows;
 * a bidirectional layer's two directions: each thread runs one whole direction on all the
   batch's rows (:func:`lstmkit.fast.forward_directions`), which keeps every per-step
