@@ -77,9 +77,13 @@ class _Recurrent(Module):
         self._rng = np.random.default_rng(seed)
         self._register(self._init_params(self._rng))
         self._tape: dict[str, Any] | None = None
-        # per layer-direction: arrays the fused path reuses from call to call for its tape
+        # arrays the fused path reuses from call to call: the tape's, per layer-direction;
+        # backward's scratch (used one layer at a time), per direction
         self._workspaces: list[dict[str, np.ndarray]] = [
             {} for _ in range(self.num_layers * self.num_directions)
+        ]
+        self._backward_workspaces: list[dict[str, np.ndarray]] = [
+            {} for _ in range(self.num_directions)
         ]
         self.record_state_grads = False  # backward then fills self.state_grads
         self.impl = "auto"  # "reference" (lstmkit.sequence) or "fused": see lstmkit.fast
@@ -314,7 +318,7 @@ class _Recurrent(Module):
                 [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
                 [self._local(self.grads, layer, d) for d in range(D)],
                 records,
-                self._workspaces[layer * D : (layer + 1) * D],
+                self._backward_workspaces,
             )
             for d, (dx, ds0) in enumerate(runs):
                 d_in = dx if d_in is None else d_in + dx
