@@ -253,6 +253,24 @@ def test_reused_workspace_keeps_results_exact(mode: str, monkeypatch: pytest.Mon
             assert np.array_equal(acts[key][name], again[key][name]), (key, name)
 
 
+def test_concurrent_inference_on_one_layer_is_exact() -> None:
+    """Threads running forward on the same layer at once: each gets its own result (the
+    reused tape arrays go to one call at a time; the others allocate their own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    layer = lk.LSTM(16, 64, num_layers=2, seed=3)
+    layer.eval()
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((40, 8, 16)).astype(np.float32) for _ in range(4)]
+    expected = [layer(x)[0] for x in xs]
+
+    def run(k: int) -> bool:
+        return all(np.array_equal(layer(xs[k])[0], expected[k]) for _ in range(5))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(run, range(4)))
+
+
 def test_impl_selection() -> None:
     x = np.ones((3, 2, 4), np.float32)
     gru = lk.GRU(4, 5, seed=0)

@@ -77,10 +77,11 @@ class _Recurrent(Module):
         self._rng = np.random.default_rng(seed)
         self._register(self._init_params(self._rng))
         self._tape: dict[str, Any] | None = None
-        # arrays the fused path reuses from call to call: the tape's, per layer-direction;
-        # backward's scratch (used one layer at a time), per direction
-        self._workspaces: list[dict[str, np.ndarray]] = [
-            {} for _ in range(self.num_layers * self.num_directions)
+        # arrays the fused path reuses from call to call: the tape's, per layer-direction
+        # (one set, taken by a forward while it runs: see _take_workspaces); backward's
+        # scratch (used one layer at a time), per direction
+        self._free_workspaces: list[list[dict[str, np.ndarray]]] = [
+            [{} for _ in range(self.num_layers * self.num_directions)]
         ]
         self._backward_workspaces: list[dict[str, np.ndarray]] = [
             {} for _ in range(self.num_directions)
@@ -240,36 +241,50 @@ class _Recurrent(Module):
         tapes: list[Any] = []
         dropout_masks: list[np.ndarray | None] = []
         layer_input = x
-        for layer in range(self.num_layers):
-            outputs = []
-            runs = fast.forward_directions(
-                self.cell,
-                [self._local(self._params, layer, d) for d in range(D)],
-                layer_input,
-                [tuple(s[layer * D + d] for s in state0) for d in range(D)],
-                mask,
-                impl=self.impl,
-                workspaces=self._workspaces[layer * D : (layer + 1) * D],
-            )
-            for y, final, tape in runs:
-                outputs.append(y)
-                tapes.append(tape)
-                for parts, s in zip(finals, final):
-                    parts.append(s)
-            layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
-            if layer < self.num_layers - 1 and self.training and self.dropout > 0:
-                keep = self._rng.random(layer_input.shape) >= self.dropout
-                drop = keep.astype(self.dtype) / (1.0 - self.dropout)
-                dropout_masks.append(drop)
-                layer_input = layer_input * drop
-            else:
-                dropout_masks.append(None)
+        spaces = self._take_workspaces()
+        try:
+            for layer in range(self.num_layers):
+                outputs = []
+                runs = fast.forward_directions(
+                    self.cell,
+                    [self._local(self._params, layer, d) for d in range(D)],
+                    layer_input,
+                    [tuple(s[layer * D + d] for s in state0) for d in range(D)],
+                    mask,
+                    impl=self.impl,
+                    workspaces=None if spaces is None else spaces[layer * D : (layer + 1) * D],
+                )
+                for y, final, tape in runs:
+                    outputs.append(y)
+                    tapes.append(tape)
+                    for parts, s in zip(finals, final):
+                        parts.append(s)
+                layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
+                if layer < self.num_layers - 1 and self.training and self.dropout > 0:
+                    keep = self._rng.random(layer_input.shape) >= self.dropout
+                    drop = keep.astype(self.dtype) / (1.0 - self.dropout)
+                    dropout_masks.append(drop)
+                    layer_input = layer_input * drop
+                else:
+                    dropout_masks.append(None)
+        finally:
+            if spaces is not None:
+                self._free_workspaces.append(spaces)
         self._tape = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
         self._tape["unbatched"] = unbatched
         final_state = [np.stack(parts) for parts in finals]
         return self._to_user_layout(layer_input, unbatched), self._public_state(
             final_state, unbatched
         )
+
+    def _take_workspaces(self) -> list[dict[str, np.ndarray]] | None:
+        """The tape's reusable arrays, or None while another thread's forward holds them:
+        that call then allocates its own, so concurrent inference stays exact. (list.pop
+        is atomic under the GIL.)"""
+        try:
+            return self._free_workspaces.pop()
+        except IndexError:
+            return None
 
     def backward(self, dy: Any, dstate: Any = None) -> tuple[np.ndarray, Any]:
         """Gradients of the last forward's inputs; adds parameter gradients to ``grads``.
