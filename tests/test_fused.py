@@ -271,6 +271,39 @@ def test_concurrent_inference_on_one_layer_is_exact() -> None:
         assert all(pool.map(run, range(4)))
 
 
+def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When one thread of the split loops raises, the other stops waiting for it and the
+    error reaches the caller (run in a thread with a timeout, so a hang fails the test)."""
+    import threading
+
+    from lstmkit.fast import _split
+
+    _force(monkeypatch, "float32-cells-split")
+    real = _split.forward
+
+    def broken(q: int, *args: Any) -> None:
+        if q == 1:
+            raise MemoryError("part 1 failed")
+        real(q, *args)
+
+    monkeypatch.setattr(_split, "forward", broken)
+    layer = lk.LSTM(8, 32, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 4, 8)).astype(np.float32)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            layer(x)
+        except BaseException as e:
+            errors.append(e)
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive(), "the other part kept waiting"
+    assert len(errors) == 1 and "part 1 failed" in str(errors[0])
+
+
 def test_impl_selection() -> None:
     x = np.ones((3, 2, 4), np.float32)
     gru = lk.GRU(4, 5, seed=0)

@@ -28,6 +28,7 @@ is carried unchanged and the output is zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -85,6 +86,21 @@ def _empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype
     if a is None or a.shape != shape or a.dtype != dtype:
         a = workspace[name] = np.empty(shape, dtype)
     return a
+
+
+def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
+    """part(q) for q < n, one thread each, threads that wait for each other's step counters
+    in ``flags``. If one raises, the others stop waiting (setting every counter past the
+    end) instead of hanging; the error propagates."""
+
+    def guarded(q: int) -> None:
+        try:
+            part(q)
+        except BaseException:
+            flags[:] = np.iinfo(np.int64).max
+            raise
+
+    parallel.run(guarded, range(n), blas_threads=1)
 
 
 def _time_order(T: int, reverse: bool) -> list[int]:
@@ -171,7 +187,7 @@ def forward(
                 *(h_prev, c_prev, tanh_c, m, y, h_n, c_n, flags),
             )
 
-        parallel.run(part, range(len(cells)), blas_threads=1)
+        _run_parts(part, len(cells), flags)
         return y, (h_n, c_n), tape
 
     parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
@@ -300,7 +316,7 @@ def backward(
     if split is not None:
         cells = parallel.cell_blocks(H, T * N * P * GH, threads)
         flags = split.flags(len(cells))
-        parallel.run(part, range(len(cells)), blas_threads=1)
+        _run_parts(part, len(cells), flags)
     else:
         blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
         parallel.run(run, blocks if compiled is not None else [slice(0, N)])
