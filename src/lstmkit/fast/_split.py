@@ -4,10 +4,11 @@ Same arrays and math as :mod:`lstmkit.fast.lstm` and :mod:`lstmkit.fast.kernels`
 those first); what differs is how the work of each step is divided between threads. With
 ``parts`` threads, thread ``me`` owns the cells ``c0:c1`` of the layer and, at every step,
 
-* forward: computes the four gates of its cells, ``h_prev @ W`` for the matching 4 * (c1 - c0)
-  columns of the scaled ``W_hh.T`` (one BLAS call on every row of the batch), then their
-  ``c``, ``tanh(c)`` and ``h = m = o * tanh(c)``, and publishes the step; before the next
-  step's product it waits for the other threads' halves of ``h``;
+* forward: computes the four gates of its cells, ``x_t @ W_x + b + h_prev @ W_h`` with the
+  matching 4 * (c1 - c0) columns of the scaled ``W_ih.T`` and ``W_hh.T`` (BLAS calls on
+  every row of the batch; the first before waiting, as it needs no other thread), then
+  their ``c``, ``tanh(c)`` and ``h = m = o * tanh(c)``, and publishes the step; before the
+  next step's ``h_prev`` product it waits for the other threads' parts of ``h``;
 * backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
   for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``.
 

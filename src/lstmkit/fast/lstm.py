@@ -156,43 +156,94 @@ def forward(
     h_prev[order[0]] = state[0]
     c_prev[order[0]] = state[1]
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
-    valid = _valid(mask, T, N)
+    if split is None or not in_loop:
+        _project(x, W_ih_s, b, gates, threads)
+    if split is not None:
+        W_ih_in_loop = W_ih_s if in_loop else None
+        _forward_cells(split, tape, W_ih_in_loop, W_hh_s, b, k, order, y, (h_n, c_n), threads)
+    else:
+        _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
+    return y, (h_n, c_n), tape
 
-    x_rows = x.reshape(T * N, I)
 
-    def project(rows: slice) -> None:  # x @ W_ih.T + b_ih + b_hh, scaled
-        gate_rows = gates.reshape(T * N, GH)
+def _project(
+    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, threads: Any
+) -> None:
+    """gates (T, N, 4H) = x @ W_ih_s.T + b (the scaled input projection), one GEMM over all
+    T*N rows, each thread on a block of them."""
+    T, N, I = x.shape
+    GH = gates.shape[2]
+    x_rows, gate_rows = x.reshape(T * N, I), gates.reshape(T * N, GH)
+
+    def project(rows: slice) -> None:
         np.matmul(x_rows[rows], W_ih_s.T, out=gate_rows[rows])
         if b is not None:
             gate_rows[rows] += b
 
-    if split is not None:
-        cells = parallel.cell_blocks(H, T * N * P * GH, threads)
-        flags = split.flags(len(cells))
-        b_s = np.zeros(GH, dtype) if b is None else b
-        x_c = np.ascontiguousarray(x)
-        if not in_loop:  # one GEMM first, as below
-            parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
-
-        def part(q: int) -> None:  # the loop over time for the cells cells[q]
-            c0, c1 = cells[q].start, cells[q].stop
-            rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
-            W_x = (
-                np.ascontiguousarray(W_ih_s[rows].T) if in_loop else np.empty((0, rows.size), dtype)
-            )
-            W_h = np.ascontiguousarray(W_hh_s[rows].T)  # (P, 4 * (c1 - c0))
-            split.forward(
-                *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
-                *(k.alpha[rows], k.beta[rows], np.array(order), valid, gates),
-                *(h_prev, c_prev, tanh_c, m, y, h_n, c_n, flags),
-            )
-
-        _run_parts(part, len(cells), flags)
-        return y, (h_n, c_n), tape
-
     parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
+
+
+def _forward_cells(
+    split: Any,
+    tape: FusedTape,
+    W_ih_s: np.ndarray | None,
+    W_hh_s: np.ndarray,
+    b: np.ndarray | None,
+    k: kernels.GateConstants,
+    order: list[int],
+    y: np.ndarray,
+    final: State,
+    threads: Any,
+) -> None:
+    """The loop of :mod:`lstmkit.fast._split`, each thread owning a block of cells; with
+    ``W_ih_s`` (scaled, (4H, I)) it projects x step by step, without it ``tape.gates``
+    holds the projection. Fills the tape, y (T, N, P) and the final state (h_n, c_n)."""
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh_s.shape
+    H = GH // 4
+    cells = parallel.cell_blocks(H, T * N * P * GH, threads)
+    flags = split.flags(len(cells))
+    b_s = np.zeros(GH, x.dtype) if b is None else b
+    x_c = np.ascontiguousarray(x)
+    h_n, c_n = final
+
+    def part(q: int) -> None:  # the loop over time for the cells cells[q]
+        c0, c1 = cells[q].start, cells[q].stop
+        rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
+        no_x = np.empty((0, rows.size), x.dtype)
+        W_x = no_x if W_ih_s is None else np.ascontiguousarray(W_ih_s[rows].T)  # (I, .)
+        W_h = np.ascontiguousarray(W_hh_s[rows].T)  # (P, 4 * (c1 - c0))
+        split.forward(
+            *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
+            *(k.alpha[rows], k.beta[rows], np.array(order), _valid(mask, T, N), gates),
+            *(h_prev, c_prev, tanh_c, m, y, h_n, c_n, flags),
+        )
+
+    _run_parts(part, len(cells), flags)
+
+
+def _forward_rows(
+    tape: FusedTape,
+    W_hh_s: np.ndarray,
+    W_hr_t: np.ndarray | None,
+    k: kernels.GateConstants,
+    order: list[int],
+    y: np.ndarray,
+    final: State,
+    threads: Any,
+) -> None:
+    """The loop adding the recurrent product into the projected ``tape.gates``: compiled
+    (:mod:`lstmkit.fast._numba`) or per step, the batch split across threads. Fills the
+    tape, y (T, N, P) and the final state (h_n, c_n)."""
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh_s.shape
+    dtype = x.dtype
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
     compiled = kernels.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
+    h_n, c_n = final
 
     def run(rows: slice) -> None:
         """The loop over time for the sequences ``rows``."""
@@ -226,7 +277,6 @@ def forward(
 
     blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
     parallel.run(run, blocks if compiled is not None else [slice(0, N)])
-    return y, (h_n, c_n), tape
 
 
 def backward(
