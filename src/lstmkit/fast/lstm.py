@@ -295,13 +295,12 @@ def backward(
     ``record``: as in :func:`lstmkit.sequence.backward`; ``threads``, ``workspace`` as in
     :func:`forward`.
     """
-    x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate = tape
-    T, N, I = x.shape
+    x, mask = tape.x, tape.mask
+    T, N, _ = x.shape
     W_hh = p["W_hh"]  # (4H, P)
     GH, P = W_hh.shape
-    H = GH // 4
     dtype = x.dtype
-    k = kernels.gate_constants(H, forget_gate, dtype)
+    k = kernels.gate_constants(GH // 4, tape.forget_gate, dtype)
     W_hr = p.get("W_hr")  # (P, H)
 
     dz = _empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
@@ -309,17 +308,68 @@ def backward(
     dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
     dc0 = np.array(dstate[1], dtype, order="C")
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
-    order = _time_order(T, reverse)
-    compiled = kernels.compiled_kernels(dtype)
-    valid = _valid(mask, T, N)
+    order = _time_order(T, tape.reverse)
     split = kernels.split_loops(dtype) if W_hr is None and record is None else None
+    if split is not None:
+        _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), threads)
+    else:
+        _backward_rows(tape, dy, W_hh, W_hr, k, order, dz, dh_cell, (dh0, dc0), record, threads)
+    return _products(p, tape, dz, dh_cell, grads, threads), (dh0, dc0)
+
+
+def _backward_cells(
+    split: Any,
+    tape: FusedTape,
+    dy: np.ndarray,
+    W_hh: np.ndarray,
+    order: list[int],
+    dz: np.ndarray,
+    dstate: State,
+    threads: Any,
+) -> None:
+    """The loop back of :mod:`lstmkit.fast._split`, each thread owning a block of cells:
+    fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
+    c0's out."""
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh.shape
+    cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
+    flags = split.flags(len(cells))
+    valid = _valid(mask, T, N)
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
-        assert split is not None
         split.backward(
             *(q, len(cells), cells[q].start, cells[q].stop, dy, gates, c_prev, tanh_c, W_hh),
-            *(np.array(order), valid, dz, dh0, dc0, flags),
+            *(np.array(order), valid, dz, *dstate, flags),
         )
+
+    _run_parts(part, len(cells), flags)
+
+
+def _backward_rows(
+    tape: FusedTape,
+    dy: np.ndarray,
+    W_hh: np.ndarray,
+    W_hr: np.ndarray | None,
+    k: kernels.GateConstants,
+    order: list[int],
+    dz: np.ndarray,
+    dh_cell: np.ndarray,
+    dstate: State,
+    record: list[np.ndarray] | None,
+    threads: Any,
+) -> None:
+    """The loop back, compiled (:mod:`lstmkit.fast._numba`) or per step, the batch split
+    across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
+    :func:`_backward_cells`."""
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh.shape
+    H = GH // 4
+    dtype = x.dtype
+    compiled = kernels.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
+    dh0, dc0 = dstate
 
     def run(rows: slice) -> None:
         """The loop back over time for the sequences ``rows``."""
@@ -363,18 +413,24 @@ def backward(
     def uses_blas(rows: int) -> bool:
         return record is not None or rows * P * GH > SMALL_BACKWARD
 
-    if split is not None:
-        cells = parallel.cell_blocks(H, T * N * P * GH, threads)
-        flags = split.flags(len(cells))
-        _run_parts(part, len(cells), flags)
-    else:
-        blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
-        parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+    blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
+    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
 
-    # the products over all T*N rows, each thread on a block of every result's rows
+
+def _products(
+    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, threads: Any
+) -> np.ndarray:
+    """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
+    ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
+    of every result's rows."""
+    x, h_prev, _, _, _, m, _, _, _ = tape
+    T, N, I = x.shape
+    GH, P = p["W_hh"].shape
+    H = GH // 4
+    W_hr = p.get("W_hr")
     dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
-    dx = np.empty((T, N, I), dtype)
+    dx = np.empty((T, N, I), x.dtype)
     dx_rows = dx.reshape(T * N, I)
     n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), threads=threads))
 
@@ -392,4 +448,4 @@ def backward(
             grads["W_hr"][r] += dh_rows[:, r].T @ m_rows
 
     parallel.run(products, range(n_parts))
-    return dx, (dh0, dc0)
+    return dx
