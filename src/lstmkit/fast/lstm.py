@@ -207,6 +207,7 @@ def _forward_cells(
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
     h_n, c_n = final
+    valid = _valid(mask, T, N)
 
     def part(q: int) -> None:  # the loop over time for the cells cells[q]
         c0, c1 = cells[q].start, cells[q].stop
@@ -216,7 +217,7 @@ def _forward_cells(
         W_h = np.ascontiguousarray(W_hh_s[rows].T)  # (P, 4 * (c1 - c0))
         split.forward(
             *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
-            *(k.alpha[rows], k.beta[rows], np.array(order), _valid(mask, T, N), gates),
+            *(k.alpha[rows], k.beta[rows], np.array(order), valid, gates),
             *(h_prev, c_prev, tanh_c, m, y, h_n, c_n, flags),
         )
 
