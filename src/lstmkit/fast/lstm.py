@@ -144,8 +144,7 @@ def forward(
     split = kernels.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
     in_loop = W_ih_s.nbytes <= PROJECT_IN_LOOP  # the split loops project x step by step
     gates = _empty(workspace, "gates", (T, N, GH), dtype)
-    y = np.empty((T, N, P), dtype)
-    h_prev = _empty(workspace, "h_prev", (T, N, P), dtype)
+    y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
     c_prev = _empty(workspace, "c_prev", (T, N, H), dtype)
     tanh_c = _empty(workspace, "tanh_c", (T, N, H), dtype)
     separate_m = W_hr_t is not None or mask is not None
@@ -164,6 +163,24 @@ def forward(
     else:
         _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
     return y, (h_n, c_n), tape
+
+
+def _outputs_and_inputs(
+    workspace: Workspace | None,
+    T: int,
+    N: int,
+    P: int,
+    dtype: Any,
+    reverse: bool,
+    shared: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """y (T, N, P), a new array, and the tape's h_prev (T, N, P). Without padding (``shared``)
+    h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
+    array: the loops then write each h once, and the tape holds it once."""
+    if not shared:  # padded steps output zeros but carry h
+        return np.empty((T, N, P), dtype), _empty(workspace, "h_prev", (T, N, P), dtype)
+    hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
+    return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
 
 
 def _project(
