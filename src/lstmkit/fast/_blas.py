@@ -11,7 +11,7 @@ this module raises ImportError and the callers keep their other paths.
 when the right-hand matrix fits in L2-sized memory: OpenBLAS then runs its small-matrix
 kernel, which skips packing the matrices. Measured here (one core, SkylakeX kernel on an
 AMD EPYC): (32, 256) @ (256, 512) 80 -> 114 GFLOP/s, (64, 512) @ (512, 1024) 78 -> 108,
-(64, 2048) @ (2048, 256) 92 -> 110; for a 8 MB right-hand matrix blocks gained nothing.
+(64, 2048) @ (2048, 256) 92 -> 110; for an 8 MB right-hand matrix no consistent gain.
 
 Compiled code calls the function by a fixed name bound at import (``llvmlite``'s symbol
 table), not through a ctypes pointer, so numba can cache it and its callers on disk.
