@@ -136,13 +136,11 @@ def forward(
     dtype = x.dtype
     k = kernels.gate_constants(H, forget_gate, dtype)
 
-    W_ih_s = p["W_ih"] * k.scale[:, None]  # (4H, I) scaled: see kernels
-    b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None
-    W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
+    b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
     split = kernels.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
-    in_loop = W_ih_s.nbytes <= PROJECT_IN_LOOP  # the split loops project x step by step
+    in_loop = p["W_ih"].nbytes <= PROJECT_IN_LOOP  # the split loops project x step by step
     gates = _empty(workspace, "gates", (T, N, GH), dtype)
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
     c_prev = _empty(workspace, "c_prev", (T, N, H), dtype)
@@ -156,11 +154,12 @@ def forward(
     c_prev[order[0]] = state[1]
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     if split is None or not in_loop:
-        _project(x, W_ih_s, b, gates, threads)
+        _project(x, p["W_ih"] * k.scale[:, None], b, gates, threads)
     if split is not None:
-        W_ih_in_loop = W_ih_s if in_loop else None
-        _forward_cells(split, tape, W_ih_in_loop, W_hh_s, b, k, order, y, (h_n, c_n), threads)
+        W_ih_in_loop = p["W_ih"] if in_loop else None
+        _forward_cells(split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), threads)
     else:
+        W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
         _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
     return y, (h_n, c_n), tape
 
@@ -203,8 +202,8 @@ def _project(
 def _forward_cells(
     split: Any,
     tape: FusedTape,
-    W_ih_s: np.ndarray | None,
-    W_hh_s: np.ndarray,
+    W_ih: np.ndarray | None,
+    W_hh: np.ndarray,
     b: np.ndarray | None,
     k: kernels.GateConstants,
     order: list[int],
@@ -213,11 +212,12 @@ def _forward_cells(
     threads: Any,
 ) -> None:
     """The loop of :mod:`lstmkit.fast._split`, each thread owning a block of cells; with
-    ``W_ih_s`` (scaled, (4H, I)) it projects x step by step, without it ``tape.gates``
-    holds the projection. Fills the tape, y (T, N, P) and the final state (h_n, c_n)."""
+    ``W_ih`` (4H, I) it projects x step by step, without it ``tape.gates`` holds the scaled
+    projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
+    (see kernels), in its own thread. Fills the tape, y (T, N, P) and the final state."""
     x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
     T, N, _ = x.shape
-    GH, P = W_hh_s.shape
+    GH, P = W_hh.shape
     H = GH // 4
     cells = parallel.cell_blocks(H, T * N * P * GH, threads)
     flags = split.flags(len(cells))
@@ -229,9 +229,11 @@ def _forward_cells(
     def part(q: int) -> None:  # the loop over time for the cells cells[q]
         c0, c1 = cells[q].start, cells[q].stop
         rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
-        no_x = np.empty((0, rows.size), x.dtype)
-        W_x = no_x if W_ih_s is None else np.ascontiguousarray(W_ih_s[rows].T)  # (I, .)
-        W_h = np.ascontiguousarray(W_hh_s[rows].T)  # (P, 4 * (c1 - c0))
+        W_x = np.empty((0 if W_ih is None else W_ih.shape[1], rows.size), x.dtype)  # (I, .)
+        if W_ih is not None:
+            split.gate_columns(W_ih, k.scale, c0, c1, W_x)
+        W_h = np.empty((P, rows.size), x.dtype)  # (P, 4 * (c1 - c0))
+        split.gate_columns(W_hh, k.scale, c0, c1, W_h)
         split.forward(
             *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
             *(k.alpha[rows], k.beta[rows], np.array(order), valid, gates),
