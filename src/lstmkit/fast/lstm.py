@@ -100,7 +100,7 @@ def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
             flags[:] = np.iinfo(np.int64).max
             raise
 
-    parallel.run(guarded, range(n), blas_threads=1)
+    parallel.run(guarded, range(n), one_blas_thread=True)
 
 
 def _time_order(T: int, reverse: bool) -> list[int]:

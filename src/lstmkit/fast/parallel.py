@@ -133,11 +133,11 @@ def _in_worker() -> bool:
     return threading.current_thread().name.startswith(_WORKER)
 
 
-def run(fn: Callable[[_T], None], items: Sequence[_T], blas_threads: int | None = None) -> None:
+def run(fn: Callable[[_T], None], items: Sequence[_T], one_blas_thread: bool = False) -> None:
     """fn(item) for every item, the first in this thread, the others in kept worker threads
     (in turn in this thread when called from a worker, which must not wait on its pool).
-    With several items, or ``blas_threads=1``, BLAS runs on one thread per caller."""
-    if len(items) == 1 and blas_threads == 1:
+    With several items, or ``one_blas_thread``, BLAS runs on one thread per caller."""
+    if len(items) == 1 and one_blas_thread:
         with _single_threaded_blas():
             fn(items[0])
         return
