@@ -347,6 +347,27 @@ def test_benchmark_smoke() -> None:
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [
+        ["--quick", "--json", "out.json"],
+        ["--", "--quick", "--json", "out.json"],
+        ["--json", "out.json", "--no-memory", "--repeats", "3"],
+        [],
+    ],
+)
+def test_bench_command_passes_every_argument_on(argv: list[str], monkeypatch: Any) -> None:
+    """`lstmkit bench --json out.json` reaches the script as given (an option first was
+    rejected by argparse once)."""
+    from lstmkit import cli
+    from lstmkit.commands import bench
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(bench.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert cli.main(["bench", *argv]) == 0
+    assert calls[0][2:] == [a for a in argv if a != "--"]
+
+
+@pytest.mark.parametrize(
     "kwargs",
     [{}, {"num_layers": 2}, {"proj_size": 3}, {"bias": False}, {"forget_gate": False}],
     ids=str,

@@ -47,9 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Subcommands that hand every argument on to another program (``lstmkit bench --json
+# out.json``): argparse's REMAINDER alone rejects a first argument that looks like an option.
+_PASS_THROUGH = ("bench",)
+
+
+def _pass_on(argv: list[str]) -> list[str]:
+    """argv with ``--`` after a pass-through subcommand (unless it asks for its own help)."""
+    if argv[:1] and argv[0] in _PASS_THROUGH and argv[1:2] not in (["--"], ["-h"], ["--help"]):
+        return [argv[0], "--", *argv[1:]]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_pass_on(list(sys.argv[1:] if argv is None else argv)))
     try:
         return int(args.func(args) or 0)
     except UserError as e:
