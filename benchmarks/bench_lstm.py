@@ -18,7 +18,8 @@ Rows:
 
 * train: forward + backward of the layer, loss = sum of the outputs, every gradient
   (parameters and x); lstmkit (fused, and the plain reference path) vs torch.nn.LSTM;
-* infer: forward over the whole sequence; vs torch under no_grad and ONNX Runtime running
+* infer: forward over the whole sequence (lstmkit with ``inference=True``, nothing recorded
+  for backward); vs torch under no_grad and ONNX Runtime running
   the same weights exported with :func:`lstmkit.onnx.export`;
 * stream: one step at a time with the state carried (N = 1), latency per step; vs
   torch.nn.LSTMCell and ONNX Runtime on a one-step sequence;
@@ -277,7 +278,7 @@ def infer_row(
     session = _onnx_session(layer, threads)
     feeds = {"x": x, "h0": zeros, "c0": zeros}
     fns = {
-        "lstmkit": lambda: layer(x),
+        "lstmkit": lambda: layer(x, inference=True),
         "torch": torch_run,
         "onnxruntime": lambda: session.run(None, feeds),
     }

@@ -17,6 +17,7 @@ from conftest import (
     config_id,
     lk_run,
     make_layer,
+    parts,
     random_case,
     random_config,
     rel_err,
@@ -132,6 +133,58 @@ def test_fused_equals_reference(
     got = lk_run(fused, case)
     assert all(isinstance(t, lk.fast.FusedTape) for t in fused._tape["tapes"])
     _compare(got, lk_run(reference, case), TOL[dtype])
+
+
+@pytest.mark.parametrize(
+    "mode",
+    ["float64", "float32", "float32-cells", "float32-cells-split", "float32-cells-split-projected"],
+)
+@pytest.mark.parametrize("cfg", CONFIGS[::3] + CONFIGS[-8:], ids=config_id)
+def test_inference_gives_the_same_results_and_records_nothing(
+    cfg: dict[str, Any], mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """forward(..., inference=True) (two-step rings in the split loops) equals the
+    recording forward bit for bit, on the same kernels; then backward and activations
+    refuse instead of using a stale tape."""
+    _force(monkeypatch, mode)
+    dtype = getattr(np, mode.split("-")[0])
+    layer = make_layer(cfg, dtype, seed=1)
+    case = random_case(layer, cfg, np.random.default_rng(3), dtype)
+    args = (case["x"], case["state"], case["lengths"])
+    y, state = layer(*args)
+    y_inf, state_inf = layer(*args, inference=True)
+    np.testing.assert_array_equal(y_inf, y)
+    for a, b in zip(parts(state_inf), parts(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(RuntimeError, match="inference=True"):
+        layer.backward(case["dy"], case["dstate"])
+    with pytest.raises(RuntimeError, match="inference=True"):
+        layer.activations()
+    layer(*args)  # recording again: backward works
+    layer.backward(case["dy"], case["dstate"])
+
+
+def test_inference_keeps_two_steps_of_the_split_loops_arrays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inference on the split loops allocates no (T, N, 4H) tape: tracemalloc's peak of a
+    (200, 8, 16, 64) forward is below the recording one's by about the tape's size."""
+    import tracemalloc
+
+    _force(monkeypatch, "float32-cells-split")
+    T, N, H = 200, 8, 64
+    x = np.random.default_rng(0).standard_normal((T, N, 16)).astype(np.float32)
+    peaks = {}
+    for inference in (False, True):
+        layer = lk.LSTM(16, H, seed=0)
+        layer(x[:2], inference=inference)  # compiled code and pools outside the measurement
+        tracemalloc.start()
+        layer(x, inference=inference)
+        peaks[inference] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    tape = T * N * (4 * H + H + H) * 4  # gates, c_prev, tanh_c
+    assert peaks[False] - peaks[True] > 0.9 * tape
+    assert peaks[True] < 0.5 * peaks[False]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -227,11 +227,20 @@ class _Recurrent(Module):
 
     # ---- forward and backward ------------------------------------------------------
 
-    def __call__(self, x: Any, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
-        return self.forward(x, state, lengths)
+    def __call__(
+        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        return self.forward(x, state, lengths, inference=inference)
 
-    def forward(self, x: Any, state: Any = None, lengths: Any = None) -> tuple[np.ndarray, Any]:
-        """Run the whole sequence. Returns (y, final state); see the module doc for shapes."""
+    def forward(
+        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """Run the whole sequence. Returns (y, final state); see the module doc for shapes.
+
+        ``inference=True`` (like running torch under ``no_grad``): nothing is recorded, so
+        neither ``backward`` nor ``activations`` can follow; the fused float32 loops then
+        keep two steps of their gates and cell states instead of all T (less memory, and
+        faster on several threads). Results are the same either way."""
         x, unbatched = self._prepare_input(x)
         T, N, _ = x.shape
         state0 = self._prepare_state(state, N, unbatched, "state")
@@ -253,6 +262,7 @@ class _Recurrent(Module):
                     mask,
                     impl=self.impl,
                     workspaces=None if spaces is None else spaces[layer * D : (layer + 1) * D],
+                    keep_tape=not inference,
                 )
                 for y, final, tape in runs:
                     outputs.append(y)
@@ -272,6 +282,8 @@ class _Recurrent(Module):
                 self._free_workspaces.append(spaces)
         self._tape = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
         self._tape["unbatched"] = unbatched
+        if inference:
+            self._tape = None
         final_state = [np.stack(parts) for parts in finals]
         return self._to_user_layout(layer_input, unbatched), self._public_state(
             final_state, unbatched
@@ -292,7 +304,10 @@ class _Recurrent(Module):
         dy has y's shape; dstate the final state's (None: zeros). Returns (dx, dstate_0).
         """
         if self._tape is None:
-            raise RuntimeError("backward: call forward first (no forward pass is recorded)")
+            raise RuntimeError(
+                "backward: call forward first (none is recorded; forward(..., inference=True) "
+                "records nothing)"
+            )
         tape = self._tape
         unbatched = tape["unbatched"]
         T, N, _ = tape["shape"]
@@ -353,7 +368,10 @@ class _Recurrent(Module):
         Time runs forward in every direction; padded steps hold whatever the cell computed.
         """
         if self._tape is None:
-            raise RuntimeError("activations: call forward first (no forward pass is recorded)")
+            raise RuntimeError(
+                "activations: call forward first (none is recorded; forward(..., "
+                "inference=True) records nothing)"
+            )
         out: dict[str, dict[str, np.ndarray]] = {}
         for k, tape in enumerate(self._tape["tapes"]):
             layer, d = divmod(k, self.num_directions)

@@ -79,16 +79,21 @@ def forward(
     impl: str = "auto",
     workspace: Workspace | None = None,
     threads: int | None = None,
+    keep_tape: bool = True,
 ) -> tuple[np.ndarray, State, Any]:
     """:func:`lstmkit.sequence.forward`, fused where ``impl`` allows (``workspace``,
-    ``threads``: see :func:`lstmkit.fast.lstm.forward`)."""
+    ``threads``, ``keep_tape``: see :func:`lstmkit.fast.lstm.forward`; without the tape,
+    the third result is None)."""
     if applies(cell, impl):
         assert isinstance(cell, LSTMCell)
-        forget_gate = cell.forget_gate
         return lstm.forward(
-            p, x, state, mask, reverse, forget_gate, threads=threads, workspace=workspace
+            *(p, x, state, mask, reverse, cell.forget_gate),
+            threads=threads,
+            workspace=workspace,
+            keep_tape=keep_tape,
         )
-    return sequence.forward(cell, p, x, state, mask, reverse)
+    y, final, tape = sequence.forward(cell, p, x, state, mask, reverse)
+    return y, final, tape if keep_tape else None
 
 
 def backward(
@@ -131,6 +136,7 @@ def forward_directions(
     mask: np.ndarray | None = None,
     impl: str = "auto",
     workspaces: list[Workspace] | None = None,
+    keep_tape: bool = True,
 ) -> list[tuple[np.ndarray, State, Any]]:
     """:func:`forward` for each direction d of one layer (``reverse = d == 1``), on the same
     input; two fused directions run concurrently (see ``_concurrent``). ``workspaces``: one
@@ -142,7 +148,8 @@ def forward_directions(
 
     def one(d: int) -> None:
         threads = 1 if concurrent else None
-        out[d] = forward(cell, params[d], x, states[d], mask, d == 1, impl, spaces[d], threads)
+        args = (params[d], x, states[d], mask, d == 1, impl, spaces[d], threads, keep_tape)
+        out[d] = forward(cell, *args)
 
     _each(one, D, concurrent)
     return out

@@ -116,14 +116,18 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
     included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
     W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
     the other arrays whole, as there (``m`` may be ``y``), gates (T, N, 4H) out. A W_x with
-    no rows: gates holds the scaled input projection with the biases already."""
+    no rows: gates holds the scaled input projection with the biases already.
+
+    ``gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
+    along time, step t at t % R) that only this thread writes: inference without a tape."""
     T, N = y.shape[0], y.shape[1]
+    Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
     a = np.empty((N, W_h.shape[1]), _f32)  # the step's scaled pre-activations
     for s in range(T):
         t = order[s]
-        z, h_t, c_t = gates[t], h_prev[t], c_prev[t]
+        z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
         h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
-        c_out = c_n if s + 1 == T else c_prev[order[s + 1]]
+        c_out = c_n if s + 1 == T else c_prev[order[s + 1] % Rc]
         if W_x.shape[0] > 0:
             product(x[t], W_x, a, 0.0)
             for n in range(N):
@@ -133,7 +137,8 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
         wait_for(flags, me, parts, s)  # every part of h_t is written
         product(h_t, W_h, a, 1.0)
         _gates(z, a, alpha, beta, c0, c1)
-        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tanh_c[t], m[t], y[t], c0, c1)
+        tc, m_t = tanh_c[t % Rt], m[t % Rm]
+        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
         publish(flags, me, s + 1)
 
 

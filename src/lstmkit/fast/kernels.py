@@ -18,6 +18,7 @@ for float32. ``select`` returns the pair to use.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -34,9 +35,15 @@ class GateConstants(NamedTuple):
     v: np.ndarray  # (4H,)
 
 
+@functools.lru_cache(maxsize=64)
 def gate_constants(H: int, forget_gate: bool, dtype: np.dtype) -> GateConstants:
+    """The constants of an H-cell layer, read-only and kept from call to call (building
+    them took ~10 us, a tenth of a whole small forward)."""
+
     def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
-        return np.repeat(np.array([i, f, g, o], dtype=dtype), H)
+        a = np.repeat(np.array([i, f, g, o], dtype=dtype), H)
+        a.flags.writeable = False
+        return a
 
     f_alpha, f_beta = (0.5, 0.5) if forget_gate else (0.0, 1.0)
     return GateConstants(

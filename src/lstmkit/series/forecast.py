@@ -29,7 +29,7 @@ def roll_out(model: Forecaster, context: np.ndarray, horizon: int) -> np.ndarray
     was_training = model.training
     model.eval()
     try:
-        pred, state = model(context.astype(model.dtype)[:, :, None])  # (T, N, 1)
+        pred, state = model(context.astype(model.dtype)[:, :, None], inference=True)  # (T, N, 1)
         z = pred[-1]  # (N, 1)
         out = [z]
         for _ in range(horizon - 1):

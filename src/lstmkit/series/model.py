@@ -64,9 +64,12 @@ class Forecaster(Model):
         shape = (self.config.layers, batch, self.config.hidden)
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
-    def forward(self, x: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
-        """x (T, N, 1) -> predictions of the next value (T, N, 1), final state."""
-        y, state = self.lstm(x, state)  # (T, N, H)
+    def forward(
+        self, x: np.ndarray, state: State | None = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, State]:
+        """x (T, N, 1) -> predictions of the next value (T, N, 1), final state.
+        ``inference``: the LSTM records nothing for backward (see :class:`lstmkit.LSTM`)."""
+        y, state = self.lstm(x, state, inference=inference)  # (T, N, H)
         return self.head(self.drop(y)), state  # (T, N, 1)
 
     def backward(self, dpred: np.ndarray) -> None:

@@ -335,7 +335,7 @@ def validation_scores(
     was_training = model.training
     model.eval()
     try:
-        pred, _ = model(z[contexts][..., None].astype(model.dtype))  # (L, n_val, 1)
+        pred, _ = model(z[contexts][..., None].astype(model.dtype), inference=True)  # (L, n_val, 1)
     finally:
         model.train(was_training)
     val_loss, _ = mse(pred[-1, :, 0], z[targets].astype(model.dtype))

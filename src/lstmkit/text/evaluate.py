@@ -26,7 +26,7 @@ def bits_per_char(model: CharLM, ids: np.ndarray, batch: int = 32, seq_len: int 
     total, count, state = 0.0, 0, None
     try:
         for x, y in windows(ids, batch, seq_len):  # (T, B) each
-            logits, state = model(x, state)
+            logits, state = model(x, state, inference=True)
             loss, _ = softmax_cross_entropy(logits, y, reduction="sum")
             total += loss
             count += y.size

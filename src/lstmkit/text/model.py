@@ -67,9 +67,12 @@ class CharLM(Model):
         shape = (self.config.layers, batch, self.config.hidden)
         return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
 
-    def forward(self, ids: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
-        """ids (T, N) -> logits (T, N, V), final state ((L, N, H), (L, N, H))."""
-        y, state = self.lstm(self.embed(ids), state)  # (T, N, H)
+    def forward(
+        self, ids: np.ndarray, state: State | None = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, State]:
+        """ids (T, N) -> logits (T, N, V), final state ((L, N, H), (L, N, H)).
+        ``inference``: the LSTM records nothing for backward (see :class:`lstmkit.LSTM`)."""
+        y, state = self.lstm(self.embed(ids), state, inference=inference)  # (T, N, H)
         return self.head(self.drop(y)), state  # (T, N, V)
 
     def backward(self, dlogits: np.ndarray) -> None:

@@ -45,7 +45,7 @@ def generate(
     rng = np.random.default_rng(seed)
     model.eval()
     ids = vocab.encode(prime or "\n")
-    logits, state = model(ids[:, None])  # (T, 1, V)
+    logits, state = model(ids[:, None], inference=True)  # (T, 1, V)
     last = logits[-1, 0]
     for _ in range(length):
         p = next_char_distribution(last, temperature, top_k)

@@ -107,7 +107,7 @@ def _validation_bpc(
         state = None
         for x, y in windows(ids, batch, seq_len) if mine.size else ():  # (T, batch) each
             cols = slice(int(mine[0]), int(mine[-1]) + 1)
-            logits, state = model(x[:, cols], state)
+            logits, state = model(x[:, cols], state, inference=True)
             loss, _ = softmax_cross_entropy(logits, y[:, cols], reduction="sum")
             sums += (loss, y[:, cols].size)
     finally:
