@@ -11,8 +11,11 @@ threads (``--threads``, 2 by default: torch.set_num_threads, ONNX Runtime's
 intra_op_num_threads and threadpoolctl for NumPy's BLAS). Each implementation is measured
 in its own block: a warm-up of at least 0.3 s (which also lets the previous block's
 threads stop spinning: OpenMP, OpenBLAS and ONNX Runtime keep idle threads busy-waiting
-for a while, which slows whatever runs next on a 2-core machine), then the repeats (at
-least ``--repeats`` and 0.5 s); the table shows medians (the JSON also the minimum).
+for a while, which slows whatever runs next on a 2-core machine), then its share of the
+repeats (at least ``--repeats`` and 0.5 s in all); the blocks run in three rounds
+(lstmkit, torch, ONNX Runtime, lstmkit, ...), so that the machine's drifts (a shared
+2-core machine's speed moves by up to ~1.5x from minute to minute) reach every
+implementation alike. The table shows medians (the JSON also the minimum).
 
 Rows:
 
@@ -111,21 +114,33 @@ def set_threads(n: int) -> dict[str, Any]:
 
 
 def time_each(
-    fns: dict[str, Callable[[], Any]], repeats: int, warmup_s: float = 0.3, min_s: float = 0.5
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup_s: float = 0.3,
+    min_s: float = 0.5,
+    rounds: int = 3,
 ) -> dict[str, list[float]]:
-    """Seconds per call of each fn, measured one fn after the other (see the module doc)."""
-    times: dict[str, list[float]] = {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        while time.perf_counter() - start < warmup_s:
-            fn()
-        runs: list[float] = []
-        while len(runs) < repeats or (sum(runs) < min_s and len(runs) < 1000):
+    """Seconds per call of each fn: ``rounds`` rounds, each measuring one fn after the
+    other in its own block (see the module doc), so that a drift of the machine's speed
+    during a row reaches every implementation alike; in all, at least ``repeats`` calls
+    and ``min_s`` seconds per fn."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = -(-repeats // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
             start = time.perf_counter()
             fn()
-            runs.append(time.perf_counter() - start)
-        times[name] = runs
+            while time.perf_counter() - start < warmup_s:
+                fn()
+            runs = times[name]
+            goal = len(runs) + per_round
+            begun = time.perf_counter()
+            while len(runs) < goal or (
+                time.perf_counter() - begun < min_s / rounds and len(runs) < 1000
+            ):
+                start = time.perf_counter()
+                fn()
+                runs.append(time.perf_counter() - start)
     return times
 
 
