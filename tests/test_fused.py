@@ -396,6 +396,10 @@ def test_benchmark_smoke() -> None:
     assert set(row["ms"]) == {"lstmkit", "torch", "reference"}
     assert set(row["ratio"]) == {"torch", "reference"}
     assert "train" in bench.format_row(row)
+    ms, fraction = row["ms"], row["gemm_fraction"]
+    # meeting the target = running at 1.3x torch's speed, so at 1.3x its share of the rate
+    assert row["target_needs"] == pytest.approx(bench.TRAIN_TARGET * fraction["torch"])
+    assert fraction["lstmkit"] / fraction["torch"] == pytest.approx(ms["torch"] / ms["lstmkit"])
     assert bench.lstm_flops(1, 1, 3, 2, 1, False) == 2 * 4 * 2 * (3 + 2)
 
 
