@@ -91,14 +91,17 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
 def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     """On any size, select: ``per-step`` the per-step loop instead of the compiled
     whole-sequence one; ``cells`` the loops of lstmkit.fast._split (``projected``: with
-    the input projection as one GEMM before the loop); ``split`` two threads (splitting
-    the batch, or with ``cells`` the cells)."""
+    the input projection as one GEMM before the loop; ``transposed``: the backward loop's
+    product transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
+    cells)."""
     if "per-step" in mode:
         monkeypatch.setattr(fast_lstm, "SMALL", 0)
         monkeypatch.setattr(fast_lstm, "SMALL_BACKWARD", 0)
     monkeypatch.setattr(fast_lstm, "SPLIT_FROM", 0 if "cells" in mode else 2**62)
     if "projected" in mode:
         monkeypatch.setattr(fast_lstm, "PROJECT_IN_LOOP", 0)
+    if "transposed" in mode:
+        monkeypatch.setattr(fast_lstm, "TRANSPOSED_BACKWARD_FROM", 0)
     if "split" in mode:
         monkeypatch.setattr(parallel, "MIN_WORK", 0)
         monkeypatch.setattr(parallel, "MIN_ROWS", 1)
@@ -118,6 +121,8 @@ def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
         "float32-cells",
         "float32-cells-split",
         "float32-cells-split-projected",
+        "float32-cells-transposed",
+        "float32-cells-split-transposed",
     ],
 )
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)

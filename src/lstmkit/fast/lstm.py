@@ -48,6 +48,10 @@ SMALL = 2**25  # rows * P * 4H up to which the compiled whole-sequence loops bea
 # the same for the backward loop: its product dz @ W_hh (K = 4H) runs ~10% faster in BLAS
 # from 32 rows of H = 512 on (measured: a (64, 100, 256, 512) backward 260 -> 240 ms)
 SMALL_BACKWARD = 2**24
+# bytes of a thread's block of W_hh's columns from which the split backward loop computes
+# dh_prev transposed (see lstmkit.fast._split.backward); measured: (64, 50, 1024, 1024),
+# 8 MB a thread, 251 -> 203 ms; (64, 100, 256, 512), 2 MB, 86 -> 98 ms
+TRANSPOSED_BACKWARD_FROM = 2**22
 
 
 class FusedTape(NamedTuple):
@@ -379,11 +383,13 @@ def _backward_cells(
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
     flags = split.flags(len(cells))
     valid = _valid(mask, T, N)
+    by_rows = GH * (cells[0].stop - cells[0].start) * W_hh.itemsize > TRANSPOSED_BACKWARD_FROM
+    dz_rows = np.empty((2, GH, N) if by_rows else (0, 0, 0), dz.dtype)
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         split.backward(
             *(q, len(cells), cells[q].start, cells[q].stop, dy, gates, c_prev, tanh_c, W_hh),
-            *(np.array(order), valid, dz, *dstate, flags),
+            *(np.array(order), valid, dz, *dstate, flags, dz_rows),
         )
 
     _run_parts(part, len(cells), flags)
