@@ -91,8 +91,8 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
 def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     """On any size, select: ``per-step`` the per-step loop instead of the compiled
     whole-sequence one; ``cells`` the loops of lstmkit.fast._split (``projected``: with
-    the input projection as one GEMM before the loop; ``transposed``: the backward loop's
-    product transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
+    the input projection as one GEMM before the loop; ``transposed``: the recurrent
+    products transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
     cells)."""
     if "per-step" in mode:
         monkeypatch.setattr(fast_lstm, "SMALL", 0)
@@ -101,7 +101,7 @@ def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     if "projected" in mode:
         monkeypatch.setattr(fast_lstm, "PROJECT_IN_LOOP", 0)
     if "transposed" in mode:
-        monkeypatch.setattr(fast_lstm, "TRANSPOSED_BACKWARD_FROM", 0)
+        monkeypatch.setattr(fast_lstm, "TRANSPOSED_FROM", 0)
     if "split" in mode:
         monkeypatch.setattr(parallel, "MIN_WORK", 0)
         monkeypatch.setattr(parallel, "MIN_ROWS", 1)
@@ -142,7 +142,14 @@ def test_fused_equals_reference(
 
 @pytest.mark.parametrize(
     "mode",
-    ["float64", "float32", "float32-cells", "float32-cells-split", "float32-cells-split-projected"],
+    [
+        "float64",
+        "float32",
+        "float32-cells",
+        "float32-cells-split",
+        "float32-cells-split-projected",
+        "float32-cells-split-transposed",
+    ],
 )
 @pytest.mark.parametrize("cfg", CONFIGS[::3] + CONFIGS[-8:], ids=config_id)
 def test_inference_gives_the_same_results_and_records_nothing(

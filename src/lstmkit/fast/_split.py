@@ -110,8 +110,22 @@ def _cells_forward(z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c
 
 
 @_jit
+def _add_transposed(z, a_t, a, c0, c1):
+    """a (N, 4 * (c1 - c0)) = the columns of cells c0:c1 of z (N, 4H), gate by gate, plus
+    a_t (4 * (c1 - c0), N) transposed; in 16 x 16 tiles."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for q in range(4):
+        for j0 in range(0, n_cells, 16):
+            j1 = min(j0 + 16, n_cells)
+            for n0 in range(0, N, 16):
+                for n in range(n0, min(n0 + 16, N)):
+                    for j in range(j0, j1):
+                        a[n, q * n_cells + j] = z[n, q * H + c0 + j] + a_t[q * n_cells + j, n]
+
+
+@_jit
 def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
-            tanh_c, m, y, h_n, c_n, flags):  # fmt: skip
+            tanh_c, m, y, h_n, c_n, flags, h_rows):  # fmt: skip
     """Thread ``me``'s share of :func:`lstmkit.fast.lstm.forward`'s loop, input projection
     included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
     W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
@@ -119,10 +133,19 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
     no rows: gates holds the scaled input projection with the biases already.
 
     ``gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
-    along time, step t at t % R) that only this thread writes: inference without a tape."""
+    along time, step t at t % R) that only this thread writes: inference without a tape.
+
+    ``h_rows`` (2, P, N), shared by the threads, or empty: then (with the projection
+    before the loop) the recurrent product is computed transposed, ``W_h @ h_prev.T``,
+    with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
+    thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
+    step 0 holds h0). See :func:`backward` for why and when."""
     T, N = y.shape[0], y.shape[1]
     Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
-    a = np.empty((N, W_h.shape[1]), _f32)  # the step's scaled pre-activations
+    by_rows = h_rows.shape[0] > 0
+    n_gates = W_h.shape[0] if by_rows else W_h.shape[1]
+    a = np.empty((N, n_gates), _f32)  # the step's scaled pre-activations
+    a_t = np.empty((n_gates if by_rows else 0, N), _f32)
     for s in range(T):
         t = order[s]
         z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
@@ -132,13 +155,19 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
             product(x[t], W_x, a, 0.0)
             for n in range(N):
                 a[n] += b
-        else:  # projected before the loop, into gates
+        elif not by_rows:  # projected before the loop, into gates
             _own_columns(z, a, c0, c1)
         wait_for(flags, me, parts, s)  # every part of h_t is written
-        product(h_t, W_h, a, 1.0)
+        if by_rows:
+            product(W_h, h_rows[s % 2], a_t, 0.0)
+            _add_transposed(z, a_t, a, c0, c1)
+        else:
+            product(h_t, W_h, a, 1.0)
         _gates(z, a, alpha, beta, c0, c1)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
         _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
+        if by_rows and s + 1 < T:  # the next step's h, transposed (after all read step s - 1)
+            h_rows[(s + 1) % 2, c0:c1] = h_out[:, c0:c1].T
         publish(flags, me, s + 1)
 
 
@@ -210,8 +239,9 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
     ``dh_prev.T = W_hh[:, c0:c1].T @ dz_t.T`` (each thread writing its columns of dz_t
     there transposed, two steps in turn) instead of ``dz_t @ W_hh[:, c0:c1]``: faster where
     a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
-    right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111; the
-    backward loop of a (64, 50, 1024, 1024) step 251 -> 203 ms with the transposes)."""
+    right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
+    forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
+    :data:`lstmkit.fast.lstm.TRANSPOSED_FROM`)."""
     T, N = gates.shape[0], gates.shape[1]
     dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)

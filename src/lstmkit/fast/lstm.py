@@ -48,10 +48,13 @@ SMALL = 2**25  # rows * P * 4H up to which the compiled whole-sequence loops bea
 # the same for the backward loop: its product dz @ W_hh (K = 4H) runs ~10% faster in BLAS
 # from 32 rows of H = 512 on (measured: a (64, 100, 256, 512) backward 260 -> 240 ms)
 SMALL_BACKWARD = 2**24
-# bytes of a thread's block of W_hh's columns from which the split backward loop computes
-# dh_prev transposed (see lstmkit.fast._split.backward); measured: (64, 50, 1024, 1024),
-# 8 MB a thread, 251 -> 203 ms; (64, 100, 256, 512), 2 MB, 86 -> 98 ms
-TRANSPOSED_BACKWARD_FROM = 2**22
+# bytes of W_hh beyond which the split loops run their recurrent products transposed, the
+# weights as the left matrix (see lstmkit.fast._split.backward), with the projection before
+# the loop. Measured (two threads, training step / inference): (64, 50, 1024, 1024)
+# 961 -> 917 / 361 -> 337 ms, (8, 100, 128, 1024) 341 -> 217 / 139 -> 94, (16, 50, 256,
+# 768) 114 -> 95 / 50 -> 34, (64, 50, 512, 768) 467 -> 454 / even; but at H = 512 slower
+# ((64, 100, 256, 512) 328 -> 370 / 123 -> 144, (8, 100, 128, 512) 51 -> 65 / 18 -> 25)
+TRANSPOSED_FROM = 2**23
 
 
 class FusedTape(NamedTuple):
@@ -150,7 +153,9 @@ def forward(
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
     split = kernels.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
-    in_loop = p["W_ih"].nbytes <= PROJECT_IN_LOOP  # the split loops project x step by step
+    transposed = split is not None and W_hh.nbytes > TRANSPOSED_FROM
+    # the split loops project x step by step (not with transposed products)
+    in_loop = p["W_ih"].nbytes <= PROJECT_IN_LOOP and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
     gates = _empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
@@ -168,7 +173,9 @@ def forward(
         _project(x, p["W_ih"] * k.scale[:, None], b, gates, threads)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
-        _forward_cells(split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), threads)
+        _forward_cells(
+            split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), threads, transposed
+        )
     else:
         W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
         _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
@@ -221,11 +228,14 @@ def _forward_cells(
     y: np.ndarray,
     final: State,
     threads: Any,
+    transposed: bool = False,
 ) -> None:
     """The loop of :mod:`lstmkit.fast._split`, each thread owning a block of cells; with
     ``W_ih`` (4H, I) it projects x step by step, without it ``tape.gates`` holds the scaled
     projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
-    (see kernels), in its own thread. Fills the tape, y (T, N, P) and the final state; a
+    (see kernels), in its own thread (``transposed``, without ``W_ih``: its gates' rows of
+    W_hh, for the transposed recurrent product). Fills the tape, y (T, N, P) and the final
+    state; a
     tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a template: each
     thread runs on its own rings of two steps, zeros but its cells' initial c."""
     x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
@@ -238,6 +248,9 @@ def _forward_cells(
     x_c = np.ascontiguousarray(x)
     h_n, c_n = final
     valid = _valid(mask, T, N)
+    h_rows = np.empty((2, P, N) if transposed else (0, 0, 0), x.dtype)  # h transposed
+    if transposed:
+        h_rows[0] = h_prev[order[0]].T
 
     def part(q: int) -> None:  # the loop over time for the cells cells[q]
         c0, c1 = cells[q].start, cells[q].stop
@@ -245,13 +258,16 @@ def _forward_cells(
         W_x = np.empty((0 if W_ih is None else W_ih.shape[1], rows.size), x.dtype)  # (I, .)
         if W_ih is not None:
             split.gate_columns(W_ih, k.scale, c0, c1, W_x)
-        W_h = np.empty((P, rows.size), x.dtype)  # (P, 4 * (c1 - c0))
-        split.gate_columns(W_hh, k.scale, c0, c1, W_h)
+        if transposed:  # (4 * (c1 - c0), P)
+            W_h = W_hh[rows] * k.scale[rows, None]
+        else:  # (P, 4 * (c1 - c0))
+            W_h = np.empty((P, rows.size), x.dtype)
+            split.gate_columns(W_hh, k.scale, c0, c1, W_h)
         rings = _rings(tape, T, len(cells), W_ih is not None)
         split.forward(
             *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
             *(k.alpha[rows], k.beta[rows], np.array(order), valid, rings[0]),
-            *(h_prev, rings[1], rings[2], rings[3], y, h_n, c_n, flags),
+            *(h_prev, rings[1], rings[2], rings[3], y, h_n, c_n, flags, h_rows),
         )
 
     _run_parts(part, len(cells), flags)
@@ -383,7 +399,7 @@ def _backward_cells(
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
     flags = split.flags(len(cells))
     valid = _valid(mask, T, N)
-    by_rows = GH * (cells[0].stop - cells[0].start) * W_hh.itemsize > TRANSPOSED_BACKWARD_FROM
+    by_rows = W_hh.nbytes > TRANSPOSED_FROM
     dz_rows = np.empty((2, GH, N) if by_rows else (0, 0, 0), dz.dtype)
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
