@@ -17,6 +17,12 @@ the weights (splitting the batch instead halves the height and has every thread 
 of them); the price is one wait per step (:mod:`lstmkit.fast._sync`). One part (``parts``
 = 1) is the same loop on one thread, without waiting. Layers with a projection
 (``proj_size``) keep the loops of :mod:`lstmkit.fast._numba`: their ``h`` needs every cell.
+
+Where a thread's weights are far larger than its L2 (from 8 MB of ``W_hh``), both loops
+compute the recurrent product transposed, the weights as the left matrix
+(``W_hh[gate rows] @ h_prev.T``, ``W_hh[:, c0:c1].T @ dz.T``), which streams them faster;
+the small right-hand matrices then pass between the threads transposed, through two-step
+rings in which each thread writes its own rows.
 """
 
 from __future__ import annotations
@@ -124,6 +130,17 @@ def _add_transposed(z, a_t, a, c0, c1):
 
 
 @_jit
+def _transpose(a, out):
+    """out (N, C) = a (C, N) transposed, in 16 x 16 tiles (either may be a strided view)."""
+    C, N = a.shape
+    for j0 in range(0, C, 16):
+        for n0 in range(0, N, 16):
+            for n in range(n0, min(n0 + 16, N)):
+                for j in range(j0, min(j0 + 16, C)):
+                    out[n, j] = a[j, n]
+
+
+@_jit
 def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
             tanh_c, m, y, h_n, c_n, flags, h_rows):  # fmt: skip
     """Thread ``me``'s share of :func:`lstmkit.fast.lstm.forward`'s loop, input projection
@@ -167,7 +184,7 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
         _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
         if by_rows and s + 1 < T:  # the next step's h, transposed (after all read step s - 1)
-            h_rows[(s + 1) % 2, c0:c1] = h_out[:, c0:c1].T
+            _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
         publish(flags, me, s + 1)
 
 
@@ -204,31 +221,6 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
 
 
 @_jit
-def _own_rows(dz_t, dz_rows, c0, c1):
-    """dz_rows (4H, N) = dz_t (N, 4H) transposed, for the columns of cells c0:c1 only."""
-    N, H = dz_t.shape[0], dz_t.shape[1] // 4
-    for q in range(4):
-        for j0 in range(q * H + c0, q * H + c1, 16):
-            j1 = min(j0 + 16, q * H + c1)
-            for n0 in range(0, N, 16):
-                for j in range(j0, j1):
-                    row = dz_rows[j]
-                    for n in range(n0, min(n0 + 16, N)):
-                        row[n] = dz_t[n, j]
-
-
-@_jit
-def _transpose(a, out):
-    """out (N, C) = a (C, N) transposed, in 16 x 16 tiles."""
-    C, N = a.shape
-    for j0 in range(0, C, 16):
-        for n0 in range(0, N, 16):
-            for n in range(n0, min(n0 + 16, N)):
-                for j in range(j0, min(j0 + 16, C)):
-                    out[n, j] = a[j, n]
-
-
-@_jit
 def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, dz, dh0, dc0,
              flags, dz_rows):  # fmt: skip
     """Thread ``me``'s share of :func:`lstmkit.fast.lstm.backward`'s loop: cells c0:c1 of
@@ -242,7 +234,7 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
     right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
     :data:`lstmkit.fast.lstm.TRANSPOSED_FROM`)."""
-    T, N = gates.shape[0], gates.shape[1]
+    T, N, H = gates.shape[0], gates.shape[1], dc0.shape[1]
     dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     dc_total = np.empty(c1 - c0, _f32)
@@ -254,8 +246,9 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
         t = order[s]
         _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
                         dc_total, c0, c1)  # fmt: skip
-        if by_rows:  # (a thread overwrites this half of the ring only once the others
-            _own_rows(dz[t], dz_rows[s % 2], c0, c1)  # have published the step after)
+        for q in range(4 if by_rows else 0):  # its columns of dz_t, transposed (a thread
+            cols = slice(q * H + c0, q * H + c1)  # overwrites this slot of the ring only
+            _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # once all passed step s + 1)
         publish(flags, me, T - s)
         wait_for(flags, me, parts, T - s)  # every part of dz[t] is written
         if by_rows:
