@@ -159,10 +159,10 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
     step 0 holds h0). See :func:`backward` for why and when."""
     T, N = y.shape[0], y.shape[1]
     Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
-    by_rows = h_rows.shape[0] > 0
-    n_gates = W_h.shape[0] if by_rows else W_h.shape[1]
+    transposed = h_rows.shape[0] > 0
+    n_gates = W_h.shape[0] if transposed else W_h.shape[1]
     a = np.empty((N, n_gates), _f32)  # the step's scaled pre-activations
-    a_t = np.empty((n_gates if by_rows else 0, N), _f32)
+    a_t = np.empty((n_gates if transposed else 0, N), _f32)
     for s in range(T):
         t = order[s]
         z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
@@ -172,10 +172,10 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
             product(x[t], W_x, a, 0.0)
             for n in range(N):
                 a[n] += b
-        elif not by_rows:  # projected before the loop, into gates
+        elif not transposed:  # projected before the loop, into gates
             _own_columns(z, a, c0, c1)
         wait_for(flags, me, parts, s)  # every part of h_t is written
-        if by_rows:
+        if transposed:
             product(W_h, h_rows[s % 2], a_t, 0.0)
             _add_transposed(z, a_t, a, c0, c1)
         else:
@@ -183,7 +183,8 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
         _gates(z, a, alpha, beta, c0, c1)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
         _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
-        if by_rows and s + 1 < T:  # the next step's h, transposed (after all read step s - 1)
+        if transposed and s + 1 < T:  # the next step's h; the others read this slot at
+            # step s - 1, which they finished before publishing s (awaited above)
             _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
         publish(flags, me, s + 1)
 
@@ -239,19 +240,19 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     dc_total = np.empty(c1 - c0, _f32)
     W = W_hh[:, c0:c1]
-    by_rows = dz_rows.shape[0] > 0
-    W_t = np.ascontiguousarray(W.T) if by_rows else np.empty((0, 0), _f32)  # (c1 - c0, 4H)
+    transposed = dz_rows.shape[0] > 0
+    W_t = np.ascontiguousarray(W.T) if transposed else np.empty((0, 0), _f32)  # (c1 - c0, 4H)
     dh_t = np.empty((c1 - c0, N), _f32)  # dh_prev transposed
     for s in range(T - 1, -1, -1):
         t = order[s]
         _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
                         dc_total, c0, c1)  # fmt: skip
-        for q in range(4 if by_rows else 0):  # its columns of dz_t, transposed (a thread
-            cols = slice(q * H + c0, q * H + c1)  # overwrites this slot of the ring only
-            _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # once all passed step s + 1)
+        for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
+            cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
+            _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
         publish(flags, me, T - s)
         wait_for(flags, me, parts, T - s)  # every part of dz[t] is written
-        if by_rows:
+        if transposed:
             product(W_t, dz_rows[s % 2], dh_t, 0.0)
             _transpose(dh_t, dh_prev)
         else:

@@ -235,9 +235,9 @@ def _forward_cells(
     projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
     (see kernels), in its own thread (``transposed``, without ``W_ih``: its gates' rows of
     W_hh, for the transposed recurrent product). Fills the tape, y (T, N, P) and the final
-    state; a
-    tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a template: each
-    thread runs on its own rings of two steps, zeros but its cells' initial c."""
+    state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
+    template: each thread runs on its own rings of two steps, zeros but its cells' initial
+    c."""
     x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
@@ -399,8 +399,8 @@ def _backward_cells(
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
     flags = split.flags(len(cells))
     valid = _valid(mask, T, N)
-    by_rows = W_hh.nbytes > TRANSPOSED_FROM
-    dz_rows = np.empty((2, GH, N) if by_rows else (0, 0, 0), dz.dtype)
+    transposed = W_hh.nbytes > TRANSPOSED_FROM  # dz passes between threads transposed
+    dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         split.backward(
