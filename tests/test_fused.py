@@ -176,6 +176,20 @@ def test_inference_gives_the_same_results_and_records_nothing(
     layer.backward(case["dy"], case["dstate"])
 
 
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_inference_on_the_reference_layers(kind: str) -> None:
+    """GRU and RNN (always the reference loop) take inference=True alike: same results,
+    nothing recorded."""
+    layer = getattr(lk, kind)(4, 6, num_layers=2, bidirectional=True, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
+    y, h = layer(x)
+    y_inf, h_inf = layer(x, inference=True)
+    np.testing.assert_array_equal(y_inf, y)
+    np.testing.assert_array_equal(h_inf, h)
+    with pytest.raises(RuntimeError, match="inference=True"):
+        layer.backward(np.ones_like(y))
+
+
 def test_inference_keeps_two_steps_of_the_split_loops_arrays(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
