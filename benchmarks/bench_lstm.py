@@ -80,13 +80,35 @@ TRAIN_TARGET, INFER_TARGET = 1.3, 1.0
 
 
 def _reexec_without_blas_env(argv: list[str]) -> None:
-    """Replace this process by one without BLAS_ENV (must run before NumPy is imported)."""
+    """Replace this process by one running the same script without BLAS_ENV (must run
+    before NumPy is imported)."""
     present = {k: os.environ[k] for k in BLAS_ENV if k in os.environ}
-    if not present:
+    if not present or _UNSET_MARK in os.environ:
         return
     env = {k: v for k, v in os.environ.items() if k not in BLAS_ENV}
     env[_UNSET_MARK] = json.dumps(present)
-    os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *argv], env)
+    os.execve(sys.executable, [sys.executable, os.path.abspath(sys.argv[0]), *argv], env)
+
+
+def add_blas_env_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--keep-blas-env",
+        action="store_true",
+        help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (by default they are unset)",
+    )
+
+
+def parse_args_without_blas_env(
+    parser: argparse.ArgumentParser, argv: list[str] | None
+) -> argparse.Namespace:
+    """The script's arguments (``parser`` gets ``--keep-blas-env``), after re-running it
+    without BLAS_ENV unless that flag is given. For the small benchmark scripts."""
+    add_blas_env_flag(parser)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if not args.keep_blas_env:
+        _reexec_without_blas_env(argv)
+    return args
 
 
 def blas_env_note(keep: bool) -> str:
@@ -552,11 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, 3 repeats")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument(
-        "--keep-blas-env",
-        action="store_true",
-        help="keep OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE (by default they are unset)",
-    )
+    add_blas_env_flag(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument(

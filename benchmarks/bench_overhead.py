@@ -44,10 +44,7 @@ def median_us(fn: Callable[[], Any], seconds: float = 0.5) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keep-blas-env", action="store_true")
-    args = parser.parse_args(argv)
-    if not args.keep_blas_env and bench_lstm._UNSET_MARK not in os.environ:
-        bench_lstm._reexec_without_blas_env(sys.argv[1:])
+    args = bench_lstm.parse_args_without_blas_env(parser, argv)
 
     import numba
     import numpy as np
