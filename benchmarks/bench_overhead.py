@@ -7,7 +7,9 @@ Run from the repository root::
 * hand-off: :func:`lstmkit.fast.parallel.run` of two compiled parts of ~15 us each, against
   the same two parts in turn on the calling thread (2 threads);
 * per call and per step: an inference call (``inference=True``) at T = 5 and T = 405;
-  a step costs the difference / 400 and a call its T = 5 time less five steps.
+  a step costs the difference / 400 and a call its T = 5 time less five steps;
+* ``inference=True`` against a recording forward (which keeps the tape for backward) at
+  T = 100, the two alternating.
 
 Medians of repeated calls; like ``bench_lstm.py`` it re-runs itself without
 ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE`` (``--keep-blas-env`` keeps them).
@@ -21,6 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,6 +43,20 @@ def median_us(fn: Callable[[], Any], seconds: float = 0.5) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1e6
+
+
+def alternating(
+    first: Callable[[], Any], second: Callable[[], Any], seconds: float = 1.0
+) -> tuple[float, float]:
+    """Median microseconds of first() and second(), called in turn (same conditions)."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    while len(times[0]) < 20 or sum(times[0]) + sum(times[1]) < seconds:
+        for fn, out in zip((first, second), times):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]) * 1e6, statistics.median(times[1]) * 1e6
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,11 +95,14 @@ def main(argv: list[str] | None = None) -> None:
         times = {}
         for T in (5, 405):
             x = rng.standard_normal((T, N, I)).astype(np.float32)
-            times[T] = median_us(lambda x=x, layer=layer: layer(x, inference=True))
+            times[T] = median_us(partial(layer, x, inference=True))
         step = (times[405] - times[5]) / 400
+        x = rng.standard_normal((100, N, I)).astype(np.float32)
+        recording, inference = alternating(partial(layer, x), partial(layer, x, inference=True))
         print(
             f"inference (N, I, H) = ({N}, {I}, {H}): {step:.1f} us a step, "
-            f"{times[5] - 5 * step:.0f} us a call besides its steps"
+            f"{times[5] - 5 * step:.0f} us a call besides its steps; T = 100: "
+            f"{inference / 1e3:.2f} ms, recording the tape {recording / 1e3:.2f} ms"
         )
 
 
