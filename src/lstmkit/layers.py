@@ -280,10 +280,8 @@ class _Recurrent(Module):
         finally:
             if spaces is not None:
                 self._free_workspaces.append(spaces)
-        self._tape = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
-        self._tape["unbatched"] = unbatched
-        if inference:
-            self._tape = None
+        record = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
+        self._tape = None if inference else {**record, "unbatched": unbatched}
         final_state = [np.stack(parts) for parts in finals]
         return self._to_user_layout(layer_input, unbatched), self._public_state(
             final_state, unbatched
