@@ -426,6 +426,19 @@ def test_benchmark_smoke() -> None:
     # meeting the target = running at 1.3x torch's speed, so at 1.3x its share of the rate
     assert row["target_needs"] == pytest.approx(bench.TRAIN_TARGET * fraction["torch"])
     assert fraction["lstmkit"] / fraction["torch"] == pytest.approx(ms["torch"] / ms["lstmkit"])
+    # against a measured peak instead: the same GFLOP/s as a share of it
+    row = bench.train_row((2, 3, 4, 5, 1, False), 1, 1.0, False, 2.0, warmup_s=0.0, min_s=0.0)
+    assert row["target_needs"] == pytest.approx(bench.TRAIN_TARGET * row["gflops"]["torch"] / 2)
+    peak = bench.fma_peak(2, seconds=0.01)
+    assert peak is None or peak > 0
+    # restated against rates measured again (twice as high): every share halves
+    result = {"gemm": 1.0, "peak": 2.0, "rows": [dict(row, gemm_fraction=dict(fraction))]}
+    needs = row["target_needs"]
+    bench.rescale(result, 2.0, 4.0)
+    (again,) = result["rows"]
+    assert again["target_needs"] == pytest.approx(needs / 2)
+    assert again["gemm_fraction"]["torch"] == pytest.approx(fraction["torch"] / 2)
+    assert (result["gemm"], result["peak"]) == (2.0, 4.0)
     assert bench.lstm_flops(1, 1, 3, 2, 1, False) == 2 * 4 * 2 * (3 + 2)
 
 
