@@ -432,12 +432,12 @@ def test_benchmark_smoke() -> None:
     peak = bench.fma_peak(2, seconds=0.01)
     assert peak is None or peak > 0
     # restated against rates measured again (twice as high): every share halves
-    result = {"gemm": 1.0, "peak": 2.0, "rows": [dict(row, gemm_fraction=dict(fraction))]}
-    needs = row["target_needs"]
+    needs, share = row["target_needs"], row["gemm_fraction"]["torch"]
+    result = {"gemm": 1.0, "peak": 2.0, "rows": [row]}
     bench.rescale(result, 2.0, 4.0)
     (again,) = result["rows"]
     assert again["target_needs"] == pytest.approx(needs / 2)
-    assert again["gemm_fraction"]["torch"] == pytest.approx(fraction["torch"] / 2)
+    assert again["gemm_fraction"]["torch"] == pytest.approx(share / 2)
     assert (result["gemm"], result["peak"]) == (2.0, 4.0)
     assert bench.lstm_flops(1, 1, 3, 2, 1, False) == 2 * 4 * 2 * (3 + 2)
 
