@@ -18,12 +18,12 @@ import time
 
 import numpy as np
 
-from lstmkit.losses import softmax_cross_entropy
-from lstmkit.optim import Adam, clip_grad_norm
-from lstmkit.tbptt import windows
+from lstmkit.nn.losses import softmax_cross_entropy
+from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.text.corpus import Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig
+from lstmkit.text.tbptt import windows
 
 EMBED, HIDDEN, LAYERS, SEQ, BATCH, LR, CLIP = 64, 256, 2, 128, 64, 2e-3, 5.0
 

@@ -23,7 +23,7 @@ Rows:
   (parameters and x); lstmkit (fused, and the plain reference path) vs torch.nn.LSTM;
 * infer: forward over the whole sequence (lstmkit with ``inference=True``, nothing recorded
   for backward); vs torch under no_grad and ONNX Runtime running
-  the same weights exported with :func:`lstmkit.onnx.export`;
+  the same weights exported with :func:`lstmkit.io.onnx.export`;
 * stream: one step at a time with the state carried (N = 1), latency per step; vs
   torch.nn.LSTMCell and ONNX Runtime on a one-step sequence;
 * charlm: one training step of a char-level language model end to end (embedding,
@@ -295,7 +295,7 @@ def _onnx_session(layer: Any, threads: int) -> Any:
     """An ONNX Runtime session running ``layer``'s weights (inputs x, h0, c0)."""
     import onnxruntime as ort
 
-    from lstmkit.onnx import export
+    from lstmkit.io.onnx import export
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -428,8 +428,8 @@ def charlm_row(repeats: int, gemm: float, batch: int = 64, seq_len: int = 128) -
     import numpy as np
     import torch
 
-    from lstmkit.losses import softmax_cross_entropy
-    from lstmkit.optim import Adam, clip_grad_norm
+    from lstmkit.nn.losses import softmax_cross_entropy
+    from lstmkit.nn.optim import Adam, clip_grad_norm
     from lstmkit.text.model import CharLM, CharLMConfig
 
     V, E, H, L = 96, 64, 256, 2

@@ -35,8 +35,8 @@ def worker(steps: int) -> None:
     import numpy as np
     from threadpoolctl import threadpool_info
 
-    from lstmkit import distributed
     from lstmkit.text.train import TrainConfig, train
+    from lstmkit.train import distributed
 
     comm = distributed.from_environment(timeout=None)
     folder = comm.broadcast(tempfile.mkdtemp(prefix="bench_mpi_") if comm.rank == 0 else None)

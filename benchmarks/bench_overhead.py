@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_overhead.py
 
-* hand-off: :func:`lstmkit.fast.parallel.run` of two compiled parts of ~15 us each, against
+* hand-off: :func:`lstmkit.kernels.parallel.run` of two compiled parts of ~15 us each, against
   the same two parts in turn on the calling thread (2 threads);
 * per call and per step: an inference call (``inference=True``) at T = 5 and T = 405;
   a step costs the difference / 400 and a call its T = 5 time less five steps;
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     import lstmkit as lk
-    from lstmkit.fast import parallel
+    from lstmkit.kernels import parallel
 
     print(f"BLAS environment: {bench_lstm.blas_env_note(args.keep_blas_env)}")
     print(f"threads: {bench_lstm.set_threads(2)['num_threads']}")

@@ -4,8 +4,8 @@ Run from the repository root::
 
     python benchmarks/bench_products.py
 
-The split loops (:mod:`lstmkit.fast._split`) call NumPy's own ``cblas_sgemm`` from compiled
-code through :func:`lstmkit.fast._blas.product`. This measures, on one core, the products
+The split loops (:mod:`lstmkit.kernels.cell_split`) call NumPy's own ``cblas_sgemm`` from compiled
+code through :func:`lstmkit.kernels.blas.product`. This measures, on one core, the products
 they run for a few layer sizes, each in the ways the loops can run it:
 
 * ``one call``: a single ``cblas_sgemm``;
@@ -13,7 +13,7 @@ they run for a few layer sizes, each in the ways the loops can run it:
   (where the right-hand matrix is at most 4 MB);
 * ``transposed``: the same product computed as its transpose, the weights as the left
   matrix (``W @ h.T``), which the loops use from 8 MB of ``W_hh``
-  (:data:`lstmkit.fast.lstm.TRANSPOSED_FROM`).
+  (:data:`lstmkit.kernels.lstm.TRANSPOSED_FROM`).
 
 Like ``bench_lstm.py`` it re-runs itself without ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``
 (``--keep-blas-env`` keeps them).
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import threadpoolctl
 
-    from lstmkit.fast._blas import _call, product
+    from lstmkit.kernels.blas import _call, product
 
     threadpoolctl.threadpool_limits(limits=1, user_api="blas")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import fd_check, rel_err
 
-from lstmkit.losses import softmax_cross_entropy
+from lstmkit.nn.losses import softmax_cross_entropy
 from lstmkit.text.corpus import Vocab
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig

@@ -1,4 +1,4 @@
-"""Checkpoint files (lstmkit.checkpoint): round trip, atomic writes, and refusing bad files.
+"""Checkpoint files (lstmkit.train.checkpoint): round trip, atomic writes, and refusing bad files.
 
 Every unusable file must be refused with a :class:`CheckpointError` whose message says what
 is wrong, and loading must never unpickle anything.
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmkit import checkpoint
-from lstmkit.checkpoint import CheckpointError
+from lstmkit.train import checkpoint
+from lstmkit.train.checkpoint import CheckpointError
 
 META = {
     "kind": "test",

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmkit import checkpoint
-from lstmkit.cli import build_parser, main
+from lstmkit.cli.app import build_parser, main
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.sample import generate
 from lstmkit.text.train import load_model
+from lstmkit.train import checkpoint
 
 TRAIN_OPTIONS = [
     "--embed", "16", "--hidden", "32", "--layers", "1", "--seq-len", "16", "--batch", "8",
@@ -231,7 +231,7 @@ def test_bad_text_paths(run, tmp_path):
 
 
 def in_process(capsys: pytest.CaptureFixture, *args: str | Path) -> tuple[int, str]:
-    """``lstmkit.cli.main`` in this process (same code path, no interpreter start-up)."""
+    """``lstmkit.cli.app.main`` in this process (same code path, no interpreter start-up)."""
     code = main([str(a) for a in args])
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err

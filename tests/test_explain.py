@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import lstmkit as lk
-from lstmkit.cli import main
-from lstmkit.memory import explain
-from lstmkit.memory.explain_html import QUANTITIES, display_value, explorer_data
-from lstmkit.runs import Run
+from lstmkit.cli.app import main
+from lstmkit.explain import explorer as explain
+from lstmkit.explain.html import QUANTITIES, display_value, explorer_data
 from lstmkit.text.corpus import Vocab
 from lstmkit.text.model import CharLM, CharLMConfig
 from lstmkit.text.train import TrainConfig, save_model
+from lstmkit.train.run_folder import Run
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

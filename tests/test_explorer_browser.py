@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lstmkit.memory import explain
-from lstmkit.memory.explain_html import QUANTITIES, display_value, write_explorer
+from lstmkit.explain import explorer as explain
+from lstmkit.explain.html import QUANTITIES, display_value, write_explorer
 from lstmkit.text.corpus import Vocab
 from lstmkit.text.model import CharLM, CharLMConfig
 

@@ -1,4 +1,4 @@
-"""The fused LSTM path (lstmkit.fast) against the reference path (lstmkit.sequence).
+"""The fused LSTM path (lstmkit.kernels) against the reference path (lstmkit.nn.time_loop).
 
 Both run the same layer on the same data; forward outputs, final states, dx, dstate and
 every parameter gradient must agree: float64 to 1e-12 (the fused path reorders a few sums),
@@ -26,8 +26,8 @@ from conftest import (
 )
 
 import lstmkit as lk
-from lstmkit.fast import kernels, parallel, streaming
-from lstmkit.fast import lstm as fast_lstm
+from lstmkit.kernels import cell_split, parallel, pointwise, streaming
+from lstmkit.kernels import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
 
@@ -90,7 +90,7 @@ def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple
 
 def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     """On any size, select: ``per-step`` the per-step loop instead of the compiled
-    whole-sequence one; ``cells`` the loops of lstmkit.fast._split (``projected``: with
+    whole-sequence one; ``cells`` the loops of lstmkit.kernels.cell_split (``projected``: with
     the input projection as one GEMM before the loop; ``transposed``: the recurrent
     products transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
     cells)."""
@@ -136,7 +136,7 @@ def test_fused_equals_reference(
     fused, reference = _fused_and_reference(cfg, dtype)
     case = random_case(fused, cfg, np.random.default_rng(3), dtype)
     got = lk_run(fused, case)
-    assert all(isinstance(t, lk.fast.FusedTape) for t in fused._tape["tapes"])
+    assert all(isinstance(t, lk.kernels.FusedTape) for t in fused._tape["tapes"])
     _compare(got, lk_run(reference, case), TOL[dtype])
 
 
@@ -227,7 +227,7 @@ def test_without_forget_gate(dtype: Any, lengths: Any) -> None:
 
 def test_numpy_kernels_for_float32(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without numba, float32 runs NumPy's kernels; they too equal the reference."""
-    monkeypatch.setattr(kernels, "compiled_kernels", lambda dtype: None)
+    monkeypatch.setattr(pointwise, "compiled_kernels", lambda dtype: None)
     for cfg in CONFIGS[-8:-3]:
         fused, reference = _fused_and_reference(cfg, np.float32)
         case = random_case(fused, cfg, np.random.default_rng(6), np.float32)
@@ -355,17 +355,15 @@ def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch
     error reaches the caller (run in a thread with a timeout, so a hang fails the test)."""
     import threading
 
-    from lstmkit.fast import _split
-
     _force(monkeypatch, "float32-cells-split")
-    real = _split.forward
+    real = cell_split.forward
 
     def broken(q: int, *args: Any) -> None:
         if q == 1:
             raise MemoryError("part 1 failed")
         real(q, *args)
 
-    monkeypatch.setattr(_split, "forward", broken)
+    monkeypatch.setattr(cell_split, "forward", broken)
     layer = lk.LSTM(8, 32, seed=0)
     x = np.random.default_rng(0).standard_normal((50, 4, 8)).astype(np.float32)
     errors: list[BaseException] = []
@@ -391,18 +389,18 @@ def test_impl_selection() -> None:
         gru(x)
     gru.impl = "auto"  # falls back to the reference
     gru(x)
-    assert not isinstance(gru._tape["tapes"][0], lk.fast.FusedTape)
+    assert not isinstance(gru._tape["tapes"][0], lk.kernels.FusedTape)
     lstm = lk.LSTM(4, 5, seed=0)
     lstm.impl = "fast"
     with pytest.raises(ValueError, match="impl: expected one of"):
         lstm(x)
     lstm.impl = "reference"
     lstm(x)
-    assert not isinstance(lstm._tape["tapes"][0], lk.fast.FusedTape)
+    assert not isinstance(lstm._tape["tapes"][0], lk.kernels.FusedTape)
 
 
 def test_compiled_tanh_accuracy() -> None:
-    numba_kernels = pytest.importorskip("lstmkit.fast._numba")
+    numba_kernels = pytest.importorskip("lstmkit.kernels.compiled")
     z = np.linspace(-10, 10, 4001).astype(np.float32)
     t = np.array([numba_kernels._tanh(v) for v in z], np.float32)
     assert np.max(np.abs(t - np.tanh(z.astype(np.float64)))) < 4e-7
@@ -454,8 +452,8 @@ def test_benchmark_smoke() -> None:
 def test_bench_command_passes_every_argument_on(argv: list[str], monkeypatch: Any) -> None:
     """`lstmkit bench --json out.json` reaches the script as given (an option first was
     rejected by argparse once)."""
-    from lstmkit import cli
-    from lstmkit.commands import bench
+    from lstmkit.cli import app as cli
+    from lstmkit.cli import bench
 
     calls: list[list[str]] = []
     monkeypatch.setattr(bench.subprocess, "call", lambda cmd: calls.append(cmd) or 0)

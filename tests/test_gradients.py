@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lstmkit.cli import main
+from lstmkit.cli.app import main
 from lstmkit.memory import gradients, tasks, train
 
 

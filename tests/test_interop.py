@@ -15,7 +15,7 @@ import pytest
 from conftest import rel_err
 
 import lstmkit as lk
-from lstmkit.interop import from_torch, load_torch_state_dict, onnx_gate_order, to_torch
+from lstmkit.io.pytorch import from_torch, load_torch_state_dict, onnx_gate_order, to_torch
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
@@ -192,8 +192,8 @@ def test_load_never_unpickles_objects(tmp_path):
 
 def test_char_lm_state_dict_from_torch(tmp_path):
     """A torch char-LM's checkpoint loads into an lstmkit Model with the same children."""
-    container = pytest.importorskip("lstmkit.container")
-    modules = pytest.importorskip("lstmkit.modules")
+    container = pytest.importorskip("lstmkit.nn.model")
+    modules = pytest.importorskip("lstmkit.nn.feedforward")
     V, E, H = 7, 3, 5
 
     class TorchCharLM(torch.nn.Module):

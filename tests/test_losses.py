@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmkit.losses import log_softmax, mse, softmax_cross_entropy
+from lstmkit.nn.losses import log_softmax, mse, softmax_cross_entropy
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from lstmkit.cli import main
+from lstmkit.cli.app import main
 from lstmkit.memory import tasks, train
 from lstmkit.memory.tasks import REBER_SYMBOLS, TEMPORAL_SYMBOLS
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmkit.container import Model
-from lstmkit.layers import LSTM
-from lstmkit.modules import Dropout, Embedding, Linear
+from lstmkit.nn.feedforward import Dropout, Embedding, Linear
+from lstmkit.nn.model import Model
+from lstmkit.nn.recurrent import LSTM
 
 torch = pytest.importorskip("torch")
 

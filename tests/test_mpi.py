@@ -1,4 +1,4 @@
-"""Data-parallel training on MPI (lstmkit.distributed): `mpiexec -n 2 python -m lstmkit ...`.
+"""Data-parallel training on MPI (lstmkit.train.distributed): `mpiexec -n 2 python -m lstmkit ...`.
 
 The oracle is the one-process run: with the same seed, K ranks sharing the B streams of
 every window must end with the parameters, Adam moments, carried state and metrics of one
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lstmkit import checkpoint, distributed
+from lstmkit.train import checkpoint, distributed
 
 # ---- without MPI ------------------------------------------------------------------------
 
@@ -189,7 +189,7 @@ def _hook(event, args):
         os.write(2, f"RANK-1-WROTE {event} {path}\\n".encode())
         os._exit(3)
 sys.addaudithook(_hook)
-from lstmkit.cli import main
+from lstmkit.cli.app import main
 sys.exit(main(sys.argv[2:]))
 """
 

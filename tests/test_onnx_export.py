@@ -16,7 +16,7 @@ import pytest
 from conftest import rel_err
 
 import lstmkit as lk
-from lstmkit.onnx import export
+from lstmkit.io.onnx import export
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -189,8 +189,8 @@ def test_unsupported_options_raise(tmp_path):
 # ---- whole models ----------------------------------------------------------------------
 
 
-container = pytest.importorskip("lstmkit.container")
-modules = pytest.importorskip("lstmkit.modules")
+container = pytest.importorskip("lstmkit.nn.model")
+modules = pytest.importorskip("lstmkit.nn.feedforward")
 
 
 class CharLM(container.Model):

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from lstmkit.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm
+from lstmkit.nn.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm
 
 torch = pytest.importorskip("torch")
 
@@ -218,8 +218,8 @@ def test_optimizer_validation():
 
 
 def test_model_container_with_optimizer_updates_children():
-    from lstmkit.container import Model
-    from lstmkit.modules import Linear
+    from lstmkit.nn.feedforward import Linear
+    from lstmkit.nn.model import Model
 
     class Two(Model):
         def __init__(self):

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import lstmkit.text.train as text_train
-from lstmkit import checkpoint
-from lstmkit.modules import Dropout
-from lstmkit.optim import Adam
-from lstmkit.runs import Run
+from lstmkit.nn.feedforward import Dropout
+from lstmkit.nn.optim import Adam
 from lstmkit.text.train import TrainConfig, TrainingError, load_model, train
+from lstmkit.train import checkpoint
+from lstmkit.train.run_folder import Run
 
 SMALL = dict(embed=8, hidden=16, layers=2, dropout=0.3, seq_len=16, batch=4, lr=5e-3, seed=3)
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lstmkit.schedules import Constant, StepDecay, WarmupCosine, make_schedule
+from lstmkit.nn.schedules import Constant, StepDecay, WarmupCosine, make_schedule
 
 torch = pytest.importorskip("torch")
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from conftest import fd_check
 
-from lstmkit.runs import Run
 from lstmkit.series import data, evaluate, forecast, train
 from lstmkit.series.data import CSVError, Scaler, Split, make_windows, read_csv
 from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.train.run_folder import Run
 
 # ---- helpers --------------------------------------------------------------------------------
 

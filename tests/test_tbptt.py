@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lstmkit.layers import LSTM
-from lstmkit.tbptt import carry_state, num_windows, windows
+from lstmkit.nn.recurrent import LSTM
+from lstmkit.text.tbptt import carry_state, num_windows, windows
 
 torch = pytest.importorskip("torch")
 

@@ -7,12 +7,13 @@
 ((5, 2, 16), (1, 2, 16))
 """
 
-from lstmkit import init as init  # lk.init.orthogonal_ etc., as init.py documents
-from lstmkit.container import Model
-from lstmkit.layers import GRU, LSTM, RNN
-from lstmkit.losses import mse, softmax_cross_entropy
-from lstmkit.modules import Dropout, Embedding, Linear
-from lstmkit.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm
+from lstmkit import _compat
+from lstmkit.nn import init as init  # lk.init.orthogonal_ etc., as init.py documents
+from lstmkit.nn.feedforward import Dropout, Embedding, Linear
+from lstmkit.nn.losses import mse, softmax_cross_entropy
+from lstmkit.nn.model import Model
+from lstmkit.nn.optim import SGD, Adam, AdamW, RMSprop, clip_grad_norm
+from lstmkit.nn.recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "GRU",
@@ -32,3 +33,5 @@ __all__ = [
     "softmax_cross_entropy",
 ]
 __version__ = "0.1.0"
+
+_compat.install()  # old module paths (lstmkit.layers, ...) with a DeprecationWarning

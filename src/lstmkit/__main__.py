@@ -2,6 +2,6 @@
 
 import sys
 
-from lstmkit.cli import main
+from lstmkit.cli.app import main
 
 sys.exit(main())

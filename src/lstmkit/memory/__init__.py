@@ -1,2 +1,2 @@
-"""Long memory, shown: long-lag tasks (``tasks``, ``train``), vanishing gradients measured
-(``gradients``) and the LSTM's gates made visible (``explain``, ``explain_html``)."""
+"""Long memory, shown: long-lag tasks (``tasks``, ``train``) and vanishing gradients
+measured (``gradients``). The gate explorer is :mod:`lstmkit.explain`."""

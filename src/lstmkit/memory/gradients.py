@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.losses import mse, softmax_cross_entropy
 from lstmkit.memory.tasks import Batch, make_task
 from lstmkit.memory.train import (
     MemoryConfig,
@@ -31,6 +30,7 @@ from lstmkit.memory.train import (
     single_blas_thread,
     train_model,
 )
+from lstmkit.nn.losses import mse, softmax_cross_entropy
 
 __all__ = [
     "GradientsConfig",

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit import init as lk_init
-from lstmkit.container import Model
-from lstmkit.layers import GRU, LSTM, RNN
-from lstmkit.losses import mse, softmax_cross_entropy
 from lstmkit.memory.tasks import TASKS, Batch, make_task
-from lstmkit.modules import Linear
-from lstmkit.optim import Adam, clip_grad_norm
+from lstmkit.nn import init as lk_init
+from lstmkit.nn.feedforward import Linear
+from lstmkit.nn.losses import mse, softmax_cross_entropy
+from lstmkit.nn.model import Model
+from lstmkit.nn.optim import Adam, clip_grad_norm
+from lstmkit.nn.recurrent import GRU, LSTM, RNN
 
 __all__ = [
     "INITS",

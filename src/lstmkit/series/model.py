@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.container import Model
-from lstmkit.layers import LSTM
-from lstmkit.modules import Dropout, Linear
+from lstmkit.nn.feedforward import Dropout, Linear
+from lstmkit.nn.model import Model
+from lstmkit.nn.recurrent import LSTM
 
 __all__ = ["Forecaster", "ForecasterConfig"]
 

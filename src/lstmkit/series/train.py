@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit import distributed, training
-from lstmkit.losses import mse
-from lstmkit.optim import Adam, clip_grad_norm
-from lstmkit.runs import Run, StopRequests, progress
+from lstmkit.nn.losses import mse
+from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
-from lstmkit.training import TrainingError
+from lstmkit.train import distributed, trainer
+from lstmkit.train.run_folder import Run, StopRequests, progress
+from lstmkit.train.trainer import TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
 
@@ -75,7 +75,7 @@ class TrainConfig:
 
 def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, np.ndarray]]:
     """A forecaster from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    arrays, meta, params = training.load_model_checkpoint(path, KIND, "a forecaster")
+    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a forecaster")
     model = Forecaster(ForecasterConfig(**meta["model"]))
     model.load_state_dict(params)
     return model, meta, arrays
@@ -83,7 +83,7 @@ def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, 
 
 def _check_resume(meta: dict[str, Any], config: TrainConfig, data: dict[str, Any]) -> None:
     keys = _RESUME_KEYS + (("steps",) if config.schedule == "cosine" else ())
-    training.check_same_options(meta["train_config"], config, keys)
+    trainer.check_same_options(meta["train_config"], config, keys)
     old = meta["data"]
     if (old["column"], old["fingerprint"]) != (data["column"], data["fingerprint"]):
         raise TrainingError(
@@ -103,7 +103,7 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a forecaster on ``series`` into the run folder ``out``.
 
-    ``comm`` with K > 1 ranks (see :mod:`lstmkit.distributed`) trains data-parallel: rank r
+    ``comm`` with K > 1 ranks (see :mod:`lstmkit.train.distributed`) trains data-parallel: rank r
     takes windows [r B/K, (r + 1) B/K) of every batch, one Allreduce per step averages the
     gradients and the loss; rank 0 alone reads and writes the run folder.
     """
@@ -195,7 +195,7 @@ def train(
         if comm.size > 1:
             meta["rng_ranks"] = rng_ranks
         optim = {f"optim/{k}": v for k, v in opt_arrays.items()}
-        training.save_model(run, name, KIND, model, meta, optim)
+        trainer.save_model(run, name, KIND, model, meta, optim)
 
     def validate() -> dict[str, float]:
         """Score the validation part, log it, save latest (and best if it improved)."""
@@ -214,7 +214,7 @@ def train(
         save("latest")
         return record
 
-    schedule = training.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
+    schedule = trainer.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
 
     if not resume:
         save("latest")  # a divergence in the first steps still leaves a good checkpoint
@@ -246,13 +246,13 @@ def train(
                     pred, _ = model(X[:, idx])  # (L, B, 1)
                     loss, dpred = mse(pred, Y[:, idx])
                     if flat is None and not math.isfinite(loss):
-                        raise training.diverged(f"the loss became {loss}", step, run)
+                        raise trainer.diverged(f"the loss became {loss}", step, run)
                     model.zero_grad()
                     try:
                         model.backward(dpred)
                     except ValueError as e:  # the LSTM refuses a non-finite gradient
                         if flat is None:
-                            raise training.diverged(
+                            raise trainer.diverged(
                                 f"the gradient overflowed ({e})", step, run
                             ) from None
                         loss = math.nan  # the other ranks learn it through the Allreduce
@@ -264,10 +264,10 @@ def train(
                         stopping, late = asked > 0, now > 0
                         watchdog.beat()
                         if not math.isfinite(loss):
-                            raise training.diverged(f"the loss became {loss}", step, run)
+                            raise trainer.diverged(f"the loss became {loss}", step, run)
                     norm = clip_grad_norm(model.grads, config.clip)
                     if not math.isfinite(norm):
-                        raise training.diverged(f"the gradient norm became {norm}", step, run)
+                        raise trainer.diverged(f"the gradient norm became {norm}", step, run)
                     optimizer.lr = schedule(step)
                     updating = True
                     optimizer.step()

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from lstmkit.losses import softmax_cross_entropy
-from lstmkit.tbptt import windows
+from lstmkit.nn.losses import softmax_cross_entropy
 from lstmkit.text.model import CharLM
+from lstmkit.text.tbptt import windows
 
 
 def bits_per_char(model: CharLM, ids: np.ndarray, batch: int = 32, seq_len: int = 256) -> float:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.container import Model
-from lstmkit.layers import LSTM
-from lstmkit.modules import Dropout, Embedding, Linear
+from lstmkit.nn.feedforward import Dropout, Embedding, Linear
+from lstmkit.nn.model import Model
+from lstmkit.nn.recurrent import LSTM
 
 State = tuple[np.ndarray, np.ndarray]
 

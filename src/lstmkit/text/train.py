@@ -20,15 +20,15 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit import distributed, training
-from lstmkit.losses import softmax_cross_entropy
-from lstmkit.optim import Adam, clip_grad_norm
-from lstmkit.runs import Run, StopRequests, progress
-from lstmkit.tbptt import num_windows, windows
+from lstmkit.nn.losses import softmax_cross_entropy
+from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.text.corpus import Corpus, Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig
-from lstmkit.training import TrainingError
+from lstmkit.text.tbptt import num_windows, windows
+from lstmkit.train import distributed, trainer
+from lstmkit.train.run_folder import Run, StopRequests, progress
+from lstmkit.train.trainer import TrainingError
 
 KIND = "charlm"
 _MODEL_KEYS: tuple[str, ...] = ("embed", "hidden", "layers", "dropout", "dtype")
@@ -69,12 +69,12 @@ def save_model(
     extra_arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
     meta = {"vocab": vocab.chars, "train_config": asdict(config), **(extra_meta or {})}
-    return training.save_model(run, name, KIND, model, meta, extra_arrays)
+    return trainer.save_model(run, name, KIND, model, meta, extra_arrays)
 
 
 def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[str, np.ndarray]]:
     """A char-LM from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    arrays, meta, params = training.load_model_checkpoint(path, KIND, "a char-LM")
+    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a char-LM")
     model = CharLM(CharLMConfig(**meta["model"]))
     model.load_state_dict(params)
     return model, Vocab(meta["vocab"]), meta, arrays
@@ -84,7 +84,7 @@ def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -
     keys = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
     if config.schedule == "cosine":
         keys += ("steps",)  # the length of the cosine: another --steps changes every lr
-    training.check_same_options(meta["train_config"], config, keys)
+    trainer.check_same_options(meta["train_config"], config, keys)
     if meta.get("corpus") != fingerprint:
         raise TrainingError(
             "cannot resume: the training text differs from the run's (its vocabulary and "
@@ -127,7 +127,7 @@ def train(
 ) -> dict[str, Any]:
     """Train (or resume) a char-LM into the run folder ``out``; returns a summary.
 
-    ``comm`` (from :func:`lstmkit.distributed.from_environment`) with K > 1 ranks trains
+    ``comm`` (from :func:`lstmkit.train.distributed.from_environment`) with K > 1 ranks trains
     data-parallel: rank r takes streams [r B/K, (r + 1) B/K) of every window and keeps
     their carried state; one Allreduce per step averages the gradients (and the loss), so
     every rank applies the same update. Rank 0 alone reads and writes the run folder; its
@@ -220,7 +220,7 @@ def train(
         save("latest")
         return bpc
 
-    schedule = training.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
+    schedule = trainer.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
 
     def batches_from(k: int) -> Any:
         """Windows from global step k on; each new pass over the text starts from zero state."""
@@ -260,7 +260,7 @@ def train(
                 logits, new_state = model(x, state)
                 loss, dlogits = softmax_cross_entropy(logits, y)
                 if flat is None and not math.isfinite(loss):
-                    raise training.diverged(f"the loss became {loss}", step, run)
+                    raise trainer.diverged(f"the loss became {loss}", step, run)
                 model.zero_grad()
                 model.backward(dlogits)
                 if flat is not None:  # mean gradient and loss over the ranks, in place
@@ -271,14 +271,14 @@ def train(
                     stopping, late = stops > 0, now > 0
                     watchdog.beat()
                     if not math.isfinite(loss):
-                        raise training.diverged(f"the loss became {loss}", step, run)
+                        raise trainer.diverged(f"the loss became {loss}", step, run)
                 norm = clip_grad_norm(model.grads, config.clip)
                 if not math.isfinite(norm):
-                    raise training.diverged(f"the gradient norm became {norm}", step, run)
+                    raise trainer.diverged(f"the gradient norm became {norm}", step, run)
                 optimizer.lr = schedule(step)
                 optimizer.step()
                 if not all(np.isfinite(w).all() for w in model.parameters().values()):
-                    raise training.diverged("the parameters overflowed to inf/NaN", step, run)
+                    raise trainer.diverged("the parameters overflowed to inf/NaN", step, run)
                 state, step = new_state, step + 1
                 rate = (step - start_step) * tokens_per_step / (time.monotonic() - started)
                 bar.update(1)

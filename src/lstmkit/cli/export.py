@@ -1,0 +1,72 @@
+"""``lstmkit export onnx``: a trained run's model as an ONNX file that ONNX Runtime runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from lstmkit.cli.errors import UserError
+from lstmkit.train.checkpoint import CheckpointError
+
+
+def add_commands(subparsers: Any) -> None:
+    export = subparsers.add_parser("export", help="export a trained model (ONNX)")
+    sub = export.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    p = sub.add_parser(
+        "onnx",
+        help="write the run's model as ONNX (standard LSTM/GRU/RNN operators)",
+        description="Export a char-LM or forecaster run to ONNX; needs lstmkit[onnx]. "
+        "Inputs: the sequence, initial states and (unless --no-sequence-lens) sequence_lens; "
+        "outputs: the result and the final states, so the model can stream chunk by chunk.",
+    )
+    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (%(default)s)")
+    p.add_argument(
+        "--no-sequence-lens",
+        action="store_true",
+        help="no sequence_lens input (every sequence runs all steps)",
+    )
+    p.set_defaults(func=_onnx)
+
+
+def load_run_model(run: str) -> Any:
+    """The model of a run folder or checkpoint, whatever kind of run it is."""
+    from lstmkit.train import checkpoint
+    from lstmkit.train.run_folder import Run
+
+    path = Path(run)
+    if path.is_dir():
+        r = Run(path)
+        path = r.checkpoint_path("best" if r.exists("best") else "latest")
+    if not path.exists():
+        raise UserError(f"--run: no checkpoint in {run}")
+    try:
+        _, meta = checkpoint.load(path)
+        kind = meta.get("kind")
+        if kind == "charlm":
+            from lstmkit.text.train import load_model
+
+            return load_model(path)[0]
+        if kind == "forecaster":
+            from lstmkit.series.train import load_model as load_forecaster
+
+            return load_forecaster(path)[0]
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    raise UserError(f"{path}: a {kind!r} run has no exportable model")
+
+
+def _onnx(args: argparse.Namespace) -> int:
+    try:
+        from lstmkit.io.onnx import export
+    except ModuleNotFoundError as e:
+        raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
+    model = load_run_model(args.run)
+    try:
+        export(model, args.out, opset=args.opset, sequence_lens=not args.no_sequence_lens)
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,277 @@
+"""``lstmkit series train | forecast | eval | dataset``: the time-series forecaster."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import add_training_options, check_positive
+from lstmkit.train.checkpoint import CheckpointError
+
+
+def add_commands(subparsers: Any) -> None:
+    series = subparsers.add_parser("series", help="time-series forecaster")
+    sub = series.add_subparsers(dest="series_command", metavar="ACTION", required=True)
+
+    from lstmkit.series.datasets import DATASETS
+    from lstmkit.series.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a forecaster on a CSV column",
+        description="Train an LSTM forecaster on one numeric column of a CSV file. The series "
+        "is split in time order: training part | validation part (--val, picks best.npz) | "
+        "held-out tail (--holdout, left for `series eval`). The scaler is fitted on the "
+        "training part only and stored with the model.",
+    )
+    _data_options(p, column_required=True)
+    add_training_options(p, d, "windows per step")
+    p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
+    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--holdout", type=int, help="tail kept out of training (default: horizon)")
+    p.add_argument("--val", type=int, help="validation values before it (default: horizon)")
+    p.add_argument(
+        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+    )
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "forecast",
+        help="forecast the next values of a series",
+        description="Forecast --horizon values after the end of the CSV's series (or, with "
+        "--holdout N, after its first n - N values, next to the N actual ones) by recursive "
+        "roll-out. Writes a CSV and a PNG of history, forecast and actuals.",
+    )
+    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    _data_options(p, column_required=False)
+    p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    p.add_argument("--out", required=True, help="output CSV, e.g. forecast.csv")
+    p.add_argument("--holdout", type=int, default=0, help="forecast from before the last N")
+    p.add_argument("--plot", help="PNG path (default: --out with .png)")
+    p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.set_defaults(func=_forecast)
+
+    p = sub.add_parser(
+        "eval",
+        help="MAE, RMSE, sMAPE, MASE on a held-out tail, next to naive baselines",
+        description="Forecast the last --holdout values from the ones before and score it "
+        "next to the naive (last value) and seasonal-naive (last season) forecasts. MASE "
+        "divides by the in-sample MAE of the seasonal-naive forecast. The season is --season, "
+        "else inferred from the time column (monthly 12, quarterly 4, weekly 52, daily 7, "
+        "hourly 24, yearly 1), else 1.",
+    )
+    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    _data_options(p, column_required=False)
+    p.add_argument("--holdout", type=int, help="values to score (default: the run's holdout)")
+    p.add_argument("--season", type=int, help="seasonal period (default: inferred, else 1)")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=_eval)
+
+    names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
+    p = sub.add_parser(
+        "dataset",
+        help="write a real series bundled with statsmodels to CSV",
+        description=f"Write a dataset bundled with statsmodels to CSV: {names}. "
+        "Needs: pip install 'lstmkit[datasets]'. The value column is named 'value'.",
+    )
+    p.add_argument("name", choices=list(DATASETS), help="dataset name")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.set_defaults(func=_dataset)
+
+
+def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
+    p.add_argument("--csv", required=True, help="CSV file with a header row")
+    where = "" if column_required else " (default: the run's)"
+    p.add_argument("--column", required=column_required, help=f"value column{where}")
+    p.add_argument("--time-column", help=f"time stamp column, optional{where}")
+
+
+def _read(path: str, column: str, time_column: str | None) -> Any:
+    from lstmkit.series.data import CSVError, read_csv
+
+    try:
+        return read_csv(path, column, time_column)
+    except (CSVError, FileNotFoundError, UnicodeDecodeError) as e:
+        raise UserError(str(e)) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lstmkit.series.train import TrainConfig, TrainingError, train
+    from lstmkit.train import distributed
+
+    check_positive(args, "horizon", "lookback", "hidden", "layers", "batch", "steps", "minutes")
+    check_positive(args, "lr", "eval_every", "clip")
+    for name in ("holdout", "val", "warmup", "seed"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            raise UserError(f"--{name}: expected >= 0, got {getattr(args, name)}")
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if args.minutes and args.steps == TrainConfig.steps:
+        config.steps = None  # --minutes alone: the time budget decides
+    series = _read(args.csv, args.column, args.time_column)
+    try:
+        comm = distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    try:
+        s = train(
+            config,
+            args.out,
+            series,
+            args.resume,
+            not args.no_progress,
+            log=lambda m: print(m, file=sys.stderr),
+            comm=comm,
+        )
+    except (TrainingError, CheckpointError, ValueError, RuntimeError) as e:
+        if comm.rank != 0:
+            return 1  # every rank has the same error: rank 0 reports it
+        raise UserError(str(e)) from None
+    except Exception as e:
+        if comm.size > 1:  # a failure of this rank alone: stop the job rather than hang it
+            comm.abort(f"{type(e).__name__}: {e}")
+        raise
+    if comm.rank != 0:
+        return 0
+    split = s["split"]
+    val = (
+        f"validation loss {s['val_loss']:.4f} (best {s['best_val_loss']:.4f}), "
+        f"{split['n_val']}-step forecast MAE {s['val_mae']:.4g}; "
+        if split["n_val"]
+        else ""
+    )
+    where = f" on {comm.size} MPI processes" if comm.size > 1 else ""
+    print(
+        f"trained {s['steps']} steps{where} on {split['n_fit']} values ({s['windows']} windows): "
+        f"train loss {s['train_loss']:.4f}, {val}{split['n_holdout']} values held out; "
+        f"run folder {s['run']}"
+    )
+    return 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
+    """The run's model and meta, and the CSV series (column defaults from the run)."""
+    from lstmkit.series.train import load_model
+
+    if not Path(args.run).exists():
+        raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
+    try:
+        model, meta, _ = load_model(args.run)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+    column = args.column or meta["data"]["column"]
+    time_column = args.time_column
+    if time_column is None and args.column is None:
+        time_column = meta["data"]["time_column"]
+    return model, meta, _read(args.csv, column, time_column)
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from lstmkit.series.data import future_times
+    from lstmkit.series.forecast import forecast_run
+
+    check_positive(args, "horizon")
+    model, meta, series = _load(args)
+    n, holdout = len(series), args.holdout
+    need = 1 + int(meta["train_config"]["difference"])
+    if holdout < 0 or n - holdout < need:
+        raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
+    history = series.values[: n - holdout]
+    actual = series.values[n - holdout : n - holdout + args.horizon]
+    predicted = forecast_run(model, meta, history, args.horizon)
+    origin = n - holdout
+    if series.times is None:  # label rows by position in the series (0-based)
+        times = [str(origin + k) for k in range(args.horizon)]
+    else:  # the CSV's own stamps over the held-out part, then stamps continued past the end
+        known = series.times[origin : origin + args.horizon]
+        times = known + future_times(series.times, args.horizon - len(known))
+    time_name = series.time_column or "step"
+    with open(args.out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
+        for k, (t, v) in enumerate(zip(times, predicted)):
+            row = [t, repr(float(v))]
+            if holdout:
+                row.append(repr(float(actual[k])) if k < len(actual) else "")
+            writer.writerow(row)
+    message = f"wrote {args.horizon} forecast values to {args.out}"
+    if not args.no_plot:
+        from lstmkit.series.plot import plot_forecast
+
+        png = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png")
+        plot_forecast(
+            png,
+            history,
+            predicted,
+            actual if holdout else None,
+            title=f"{series.column}: {args.horizon}-step forecast",
+            ylabel=series.column,
+            show_last=max(4 * args.horizon, 5 * int(meta["train_config"]["lookback"])),
+        )
+        message += f" and a plot to {png}"
+    if holdout:
+        from lstmkit.series.evaluate import mae
+
+        m = len(actual)
+        message += f"; MAE on the {m} held-out values {mae(actual, predicted[:m]):.4g}"
+    print(message)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from lstmkit.series.evaluate import evaluate, format_report
+
+    model, meta, series = _load(args)
+    holdout = args.holdout if args.holdout is not None else meta["data"]["split"]["n_holdout"]
+    if holdout < 1:
+        raise UserError(
+            "the run kept no held-out tail (--holdout 0 at training); pass --holdout N "
+            "(values the model may have seen in training)"
+        )
+    try:
+        report = evaluate(model, meta, series, holdout, args.season)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    n_seen = meta["data"]["split"]["n_fit"] + meta["data"]["split"]["n_val"]
+    report["overlaps_training"] = report["origin"] < n_seen
+    if args.json:
+        print(json.dumps(_finite_or_null(report)))
+        return 0
+    print(format_report(report, title=f"{series.column} ({series.source}): "))
+    if report["overlaps_training"]:
+        print(
+            f"note: the run trained and validated on the first {n_seen} values; this tail "
+            "starts inside them, so the LSTM's scores are optimistic"
+        )
+    return 0
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """NaN/inf (e.g. a MASE with a zero scale) as JSON null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite_or_null(v) for v in obj]
+    return obj
+
+
+def _dataset(args: argparse.Namespace) -> int:
+    from lstmkit.series.datasets import write_csv
+
+    try:
+        path, n = write_csv(args.name, args.out)
+    except ModuleNotFoundError as e:
+        raise UserError(str(e)) from None
+    print(f"wrote {n} values of {args.name} to {path}")
+    return 0

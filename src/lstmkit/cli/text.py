@@ -1,0 +1,159 @@
+"""``lstmkit text train | sample | eval``: the character-level language model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import add_training_options, check_positive
+from lstmkit.train.checkpoint import CheckpointError
+
+
+def add_commands(subparsers: Any) -> None:
+
+    text = subparsers.add_parser("text", help="character-level language model")
+    sub = text.add_subparsers(dest="text_command", metavar="ACTION", required=True)
+
+    from lstmkit.text.train import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser(
+        "train",
+        help="train a char-LM",
+        description="Train a char-LM on text files/folders (default: Python's own stdlib).",
+    )
+    p.add_argument("--text", nargs="+", metavar="PATH", help="files or folders (default: stdlib)")
+    add_training_options(p, d, "parallel streams")
+    p.add_argument("--embed", type=int, default=d.embed, help="embedding size (%(default)s)")
+    p.add_argument("--seq-len", type=int, default=d.seq_len, help="BPTT window (%(default)s)")
+    p.add_argument("--eval-chars", type=int, default=d.eval_chars, help="validation characters")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sample", help="generate text from a trained run")
+    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    p.add_argument("--prime", default="def ", help="text to start from (%(default)r)")
+    p.add_argument("--length", type=int, default=500, help="characters to generate (%(default)s)")
+    p.add_argument(
+        "--temperature", type=float, default=0.8, help="< 1 safer, > 1 wilder (%(default)s)"
+    )
+    p.add_argument("--top-k", type=int, default=None, help="draw from the k likeliest only")
+    p.add_argument("--seed", type=int, default=None, help="for a reproducible sample")
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("eval", help="bits per character on held-out text")
+    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    p.add_argument(
+        "--text",
+        nargs="+",
+        metavar="PATH",
+        help="text to score (default: the validation part of the default corpus)",
+    )
+    p.add_argument("--max-chars", type=int, default=None, help="score at most this many")
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=_eval)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lstmkit.text.train import TrainConfig, TrainingError, train
+    from lstmkit.train import distributed
+
+    check_positive(args, "embed", "hidden", "layers", "seq_len", "batch", "steps", "minutes", "lr")
+    check_positive(args, "eval_every", "eval_chars", "clip")
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if args.minutes and args.steps == TrainConfig.steps:
+        config.steps = None  # --minutes alone: the time budget decides
+    try:
+        comm = distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    try:
+        summary = train(
+            config,
+            args.out,
+            args.text,
+            args.resume,
+            not args.no_progress,
+            log=lambda s: print(s, file=sys.stderr),
+            comm=comm,
+        )
+    except (TrainingError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        if comm.rank != 0:
+            return 1  # every rank has the same error: rank 0 reports it
+        raise UserError(str(e)) from None
+    except Exception as e:
+        if comm.size > 1:  # a failure of this rank alone: stop the job rather than hang it
+            comm.abort(f"{type(e).__name__}: {e}")
+        raise
+    if comm.rank != 0:
+        return 0
+    where = f" on {comm.size} MPI processes" if comm.size > 1 else ""
+    print(
+        f"trained {summary['steps']} steps{where}: validation {summary['val_bpc']:.3f} bits/char "
+        f"(best {summary['best_val_bpc']:.3f}), {summary['tokens_per_s']:.0f} chars/s; "
+        f"run folder {summary['run']}"
+    )
+    return 0
+
+
+def _load(run: str) -> Any:
+    from lstmkit.text.train import load_model
+
+    if not Path(run).exists():
+        raise UserError(f"--run: no such run folder or checkpoint: {run}")
+    try:
+        return load_model(run)
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from lstmkit.text.sample import generate
+
+    model, vocab, _, _ = _load(args.run)
+    check_positive(args, "temperature", "top_k")
+    if args.length < 0:
+        raise UserError(f"--length: expected >= 0, got {args.length}")
+    sys.stdout.write(args.prime)
+    for ch in generate(
+        model, vocab, args.prime, args.length, args.temperature, args.top_k, args.seed
+    ):
+        sys.stdout.write(ch)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from lstmkit.text.corpus import load_corpus
+    from lstmkit.text.evaluate import bits_per_char
+
+    model, vocab, _, _ = _load(args.run)
+    try:
+        text = load_corpus(args.text).val if not args.text else _read_all(args.text)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    if args.max_chars:
+        text = text[: args.max_chars]
+    ids = vocab.encode(text)
+    if len(ids) < 2:
+        raise UserError("the text to evaluate has fewer than 2 characters")
+    bpc = bits_per_char(model, ids)
+    unknown = int((ids == 0).sum())
+    if args.json:
+        print(json.dumps({"bits_per_char": bpc, "characters": len(ids), "unknown": unknown}))
+    else:
+        print(f"{bpc:.4f} bits/char over {len(ids)} characters ({unknown} outside the vocabulary)")
+    return 0
+
+
+def _read_all(paths: list[str]) -> str:
+    from lstmkit.text.corpus import collect_files, read_text
+
+    return "".join(read_text(p) for p in collect_files(paths))

@@ -1,0 +1,266 @@
+"""The LSTM's loops over time as compiled float32 code, each thread owning a block of cells.
+
+Same arrays and math as :mod:`lstmkit.kernels.lstm` and :mod:`lstmkit.kernels.pointwise` (read
+those first); what differs is how the work of each step is divided between threads. With
+``parts`` threads, thread ``me`` owns the cells ``c0:c1`` of the layer and, at every step,
+
+* forward: computes the four gates of its cells, ``x_t @ W_x + b + h_prev @ W_h`` with the
+  matching 4 * (c1 - c0) columns of the scaled ``W_ih.T`` and ``W_hh.T`` (BLAS calls on
+  every row of the batch; the first before waiting, as it needs no other thread), then
+  their ``c``, ``tanh(c)`` and ``h = m = o * tanh(c)``, and publishes the step; before the
+  next step's ``h_prev`` product it waits for the other threads' parts of ``h``;
+* backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
+  for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``.
+
+So each product keeps the batch's full height and each thread reads only its share of
+the weights (splitting the batch instead halves the height and has every thread read all
+of them); the price is one wait per step (:mod:`lstmkit.kernels.sync`). One part (``parts``
+= 1) is the same loop on one thread, without waiting. Layers with a projection
+(``proj_size``) keep the loops of :mod:`lstmkit.kernels.compiled`: their ``h`` needs every cell.
+
+Where a thread's weights are far larger than its L2 (from 8 MB of ``W_hh``), both loops
+compute the recurrent product transposed, the weights as the left matrix
+(``W_hh[gate rows] @ h_prev.T``, ``W_hh[:, c0:c1].T @ dz.T``), which streams them faster;
+the small right-hand matrices then pass between the threads transposed, through two-step
+rings in which each thread writes its own rows.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from lstmkit.kernels.blas import product
+from lstmkit.kernels.compiled import _tanh
+from lstmkit.kernels.sync import flags, publish, wait_for
+
+__all__ = ["backward", "flags", "forward", "gate_columns"]
+
+_f32 = np.float32
+_jit = numba.njit(fastmath=True, nogil=True, error_model="numpy", cache=True)
+
+
+@_jit
+def gate_columns(W, scale, c0, c1, out):
+    """out (K, 4 * (c1 - c0)) = (W[rows] * scale[rows]).T for W (4H, K): the rows of cells
+    c0:c1's gates, i, f, g, o blocks, scaled and transposed in one pass, in 16 x 16 tiles
+    written a row at a time (an 8 MB block: 4.0 ms, against 12.8 for NumPy's gather,
+    scale and transposed copy; 9.3 for tiles read a row at a time)."""
+    K, H, n_cells = W.shape[1], W.shape[0] // 4, c1 - c0
+    for q in range(4):
+        for j0 in range(0, n_cells, 16):
+            j1 = min(j0 + 16, n_cells)
+            for k0 in range(0, K, 16):
+                for k in range(k0, min(k0 + 16, K)):
+                    row = out[k, q * n_cells + j0 : q * n_cells + j1]
+                    for j in range(j1 - j0):
+                        r = q * H + c0 + j0 + j
+                        row[j] = W[r, k] * scale[r]
+
+
+@_jit
+def _own_columns(z, a, c0, c1):
+    """a (N, 4 * (c1 - c0)) = the columns of cells c0:c1 of z (N, 4H), gate by gate."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for n in range(N):
+        for q in range(4):
+            a[n, q * n_cells : (q + 1) * n_cells] = z[n, q * H + c0 : q * H + c1]
+
+
+@_jit
+def _gates(z, a, alpha, beta, c0, c1):
+    """The gates of cells c0:c1: z[:, q*H + c0 + j] = alpha * tanh(a) + beta for gate q
+    (i, f, g, o), from a (N, 4 * (c1 - c0)) the scaled pre-activations of those columns
+    (alpha, beta: theirs, (4 * (c1 - c0),))."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for n in range(N):
+        for q in range(4):
+            zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * n_cells : (q + 1) * n_cells]
+            alpha_q, beta_q = (
+                alpha[q * n_cells : (q + 1) * n_cells],
+                beta[q * n_cells : (q + 1) * n_cells],
+            )
+            for j in range(n_cells):
+                zq[j] = alpha_q[j] * _tanh(aq[j]) + beta_q[j]
+
+
+@_jit
+def _cells_forward(z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+    """c = f * c_prev + i * g, m = o * tanh(c) for cells c0:c1 of the gates z (N, 4H); the
+    state carried and y = 0 on padded rows (valid_t (N,) 0). (One array written per loop:
+    LLVM vectorises a loop only when it can check that its arrays do not overlap.)"""
+    N, H = c_t.shape
+    for n in range(N):
+        i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
+        g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
+        cp, c, tc, m = c_t[n, c0:c1], c_out[n, c0:c1], tanh_c_t[n, c0:c1], m_t[n, c0:c1]
+        h, y = h_out[n, c0:c1], y_t[n, c0:c1]
+        for j in range(c1 - c0):
+            c[j] = f[j] * cp[j] + i[j] * g[j]
+        for j in range(c1 - c0):
+            tc[j] = _tanh(c[j])
+        for j in range(c1 - c0):
+            m[j] = o[j] * tc[j]
+        if valid_t[n]:
+            for j in range(c1 - c0):
+                h[j] = m[j]
+            for j in range(c1 - c0):
+                y[j] = m[j]
+        else:
+            for j in range(c1 - c0):
+                h[j] = h_t[n, c0 + j]
+            for j in range(c1 - c0):
+                c[j] = cp[j]
+            for j in range(c1 - c0):
+                y[j] = 0.0
+
+
+@_jit
+def _add_transposed(z, a_t, a, c0, c1):
+    """a (N, 4 * (c1 - c0)) = the columns of cells c0:c1 of z (N, 4H), gate by gate, plus
+    a_t (4 * (c1 - c0), N) transposed; in 16 x 16 tiles."""
+    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
+    for q in range(4):
+        for j0 in range(0, n_cells, 16):
+            j1 = min(j0 + 16, n_cells)
+            for n0 in range(0, N, 16):
+                for n in range(n0, min(n0 + 16, N)):
+                    for j in range(j0, j1):
+                        a[n, q * n_cells + j] = z[n, q * H + c0 + j] + a_t[q * n_cells + j, n]
+
+
+@_jit
+def _transpose(a, out):
+    """out (N, C) = a (C, N) transposed, in 16 x 16 tiles (either may be a strided view)."""
+    C, N = a.shape
+    for j0 in range(0, C, 16):
+        for n0 in range(0, N, 16):
+            for n in range(n0, min(n0 + 16, N)):
+                for j in range(j0, min(j0 + 16, C)):
+                    out[n, j] = a[j, n]
+
+
+@_jit
+def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
+            tanh_c, m, y, h_n, c_n, flags, h_rows):  # fmt: skip
+    """Thread ``me``'s share of :func:`lstmkit.kernels.lstm.forward`'s loop, input projection
+    included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
+    W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
+    the other arrays whole, as there (``m`` may be ``y``), gates (T, N, 4H) out. A W_x with
+    no rows: gates holds the scaled input projection with the biases already.
+
+    ``gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
+    along time, step t at t % R) that only this thread writes: inference without a tape.
+
+    ``h_rows`` (2, P, N), shared by the threads, or empty: then (with the projection
+    before the loop) the recurrent product is computed transposed, ``W_h @ h_prev.T``,
+    with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
+    thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
+    step 0 holds h0). See :func:`backward` for why and when."""
+    T, N = y.shape[0], y.shape[1]
+    Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
+    transposed = h_rows.shape[0] > 0
+    n_gates = W_h.shape[0] if transposed else W_h.shape[1]
+    a = np.empty((N, n_gates), _f32)  # the step's scaled pre-activations
+    a_t = np.empty((n_gates if transposed else 0, N), _f32)
+    for s in range(T):
+        t = order[s]
+        z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
+        h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
+        c_out = c_n if s + 1 == T else c_prev[order[s + 1] % Rc]
+        if W_x.shape[0] > 0:
+            product(x[t], W_x, a, 0.0)
+            for n in range(N):
+                a[n] += b
+        elif not transposed:  # projected before the loop, into gates
+            _own_columns(z, a, c0, c1)
+        wait_for(flags, me, parts, s)  # every part of h_t is written
+        if transposed:
+            product(W_h, h_rows[s % 2], a_t, 0.0)
+            _add_transposed(z, a_t, a, c0, c1)
+        else:
+            product(h_t, W_h, a, 1.0)
+        _gates(z, a, alpha, beta, c0, c1)
+        tc, m_t = tanh_c[t % Rt], m[t % Rm]
+        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
+        if transposed and s + 1 < T:  # the next step's h; the others read this slot at
+            # step s - 1, which they finished before publishing s (awaited above)
+            _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
+        publish(flags, me, s + 1)
+
+
+@_jit
+def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, c0, c1):
+    """One step back for cells c0:c1. dh, dc (N, c1 - c0): the later steps' gradient in
+    (dh gets dy_t added); dz_t (N, 4H) of those cells' gates and dc_prev out; dc_total
+    (c1 - c0,) scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o
+    (0 for the constant f = 1 of a layer without forget gate), 1 - g^2 for g. (One array
+    written per loop, as in ``_cells_forward``.)"""
+    N, H = c_t.shape
+    one = _f32(1.0)
+    for n in range(N):
+        keep = _f32(valid_t[n])
+        i, f = gates_t[n, c0:c1], gates_t[n, H + c0 : H + c1]
+        g, o = gates_t[n, 2 * H + c0 : 2 * H + c1], gates_t[n, 3 * H + c0 : 3 * H + c1]
+        d_i, d_f = dz_t[n, c0:c1], dz_t[n, H + c0 : H + c1]
+        d_g, d_o = dz_t[n, 2 * H + c0 : 2 * H + c1], dz_t[n, 3 * H + c0 : 3 * H + c1]
+        cp, tc, dy, dh_n, dc_n = c_t[n, c0:c1], tanh_c_t[n, c0:c1], dy_t[n, c0:c1], dh[n], dc[n]
+        for j in range(c1 - c0):
+            dh_n[j] += dy[j]
+        for j in range(c1 - c0):  # dL/dc: through m = o * tanh(c), plus the later steps'
+            dc_total[j] = keep * (dh_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
+        for j in range(c1 - c0):
+            d_o[j] = keep * dh_n[j] * tc[j] * o[j] * (one - o[j])
+        for j in range(c1 - c0):
+            d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
+        for j in range(c1 - c0):
+            d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
+        for j in range(c1 - c0):
+            d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
+        for j in range(c1 - c0):  # padded steps pass dc through unchanged
+            dc_prev[n, j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]
+
+
+@_jit
+def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, dz, dh0, dc0,
+             flags, dz_rows):  # fmt: skip
+    """Thread ``me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop: cells c0:c1 of
+    dh0 (N, P) and dc0 (N, H), which hold the final state's gradient in and the initial
+    state's out; dy already masked; ``W_hh`` (4H, P) unscaled.
+
+    ``dz_rows`` (2, 4H, N), shared by the threads, or empty: then each step computes
+    ``dh_prev.T = W_hh[:, c0:c1].T @ dz_t.T`` (each thread writing its columns of dz_t
+    there transposed, two steps in turn) instead of ``dz_t @ W_hh[:, c0:c1]``: faster where
+    a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
+    right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
+    forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
+    :data:`lstmkit.kernels.lstm.TRANSPOSED_FROM`)."""
+    T, N, H = gates.shape[0], gates.shape[1], dc0.shape[1]
+    dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+    dc_total = np.empty(c1 - c0, _f32)
+    W = W_hh[:, c0:c1]
+    transposed = dz_rows.shape[0] > 0
+    W_t = np.ascontiguousarray(W.T) if transposed else np.empty((0, 0), _f32)  # (c1 - c0, 4H)
+    dh_t = np.empty((c1 - c0, N), _f32)  # dh_prev transposed
+    for s in range(T - 1, -1, -1):
+        t = order[s]
+        _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
+                        dc_total, c0, c1)  # fmt: skip
+        for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
+            cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
+            _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
+        publish(flags, me, T - s)
+        wait_for(flags, me, parts, T - s)  # every part of dz[t] is written
+        if transposed:
+            product(W_t, dz_rows[s % 2], dh_t, 0.0)
+            _transpose(dh_t, dh_prev)
+        else:
+            product(dz[t], W, dh_prev, 0.0)
+        for n in range(N):
+            if not valid[t, n]:  # padded steps pass the gradient through unchanged
+                dh_prev[n] += dh[n]
+        dh, dh_prev = dh_prev, dh
+        dc, dc_prev = dc_prev, dc
+    dh0[:, c0:c1] = dh
+    dc0[:, c0:c1] = dc

@@ -1,0 +1,367 @@
+"""numba-compiled float32 kernels: the pointwise steps of :mod:`lstmkit.kernels.pointwise` (same
+signatures, same math: read that module first), whole-sequence loops for small matrices,
+and the streaming step.
+
+* ``cell_forward`` / ``cell_backward``: one pass over the step's rows instead of NumPy's
+  ten ufunc calls.
+* ``forward_sequence`` / ``backward_sequence``: the whole time loop of
+  :mod:`lstmkit.kernels.lstm` in one call, with the recurrent products written as loops. For
+  small matrices (a few sequences, small H) the per-step cost is then a few hundred
+  nanoseconds instead of the ~5 microseconds of calling BLAS and a kernel from Python.
+* ``step``: one time step of one layer from the live weights (``W_ih x + W_hh h`` as row
+  dot products), for :mod:`lstmkit.kernels.streaming`.
+
+numba's scalar ``tanh`` calls libm and does not vectorise (about 10x slower than NumPy's
+SIMD ufunc), so ``_tanh`` is a rational approximation built from multiply, add, divide
+and clamp only, which LLVM vectorises: Eigen's ``ptanh_float``, accurate to a few float32
+ulp. Importing this module compiles nothing; the first call of each kernel does (cached on
+disk).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_f32 = np.float32
+# Eigen's generic_fast_tanh_float: tanh(x) = x * P(x^2) / Q(x^2) on |x| <= 7.905..., where
+# float32's tanh rounds to +-1.
+_CLAMP = _f32(7.90531110763549805)
+_A1, _A3, _A5 = _f32(4.89352455891786e-03), _f32(6.37261928875436e-04), _f32(1.48572235717979e-05)
+_A7, _A9 = _f32(5.12229709037114e-08), _f32(-8.60467152213735e-11)
+_A11, _A13 = _f32(2.00018790482477e-13), _f32(-2.76076847742355e-16)
+_B0, _B2 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03)
+_B4, _B6 = _f32(1.18534705686654e-04), _f32(1.19825839466702e-06)
+
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def _tanh(x):
+    x = min(max(x, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = x2 * (x2 * (x2 * (x2 * (x2 * (x2 * _A13 + _A11) + _A9) + _A7) + _A5) + _A3) + _A1
+    q = x2 * (x2 * (x2 * _B6 + _B4) + _B2) + _B0
+    return x * p / q
+
+
+@_jit
+def _matmul_add(a, b, out):
+    """out += a @ b for a (M, K), b (K, C), out (M, C).
+
+    Blocked by two rows of a and four rows of b, so that each pass over a row of ``out``
+    does eight multiply-adds per element loaded (LLVM vectorises the loops over j).
+    """
+    M, K = a.shape
+    C = b.shape[1]
+    r = 0
+    while r < M:
+        two = r + 1 < M
+        s = r + 1 if two else r  # the second row (a repeat of the first on an odd last row)
+        k = 0
+        while k + 4 <= K:
+            a0, a1, a2, a3 = a[r, k], a[r, k + 1], a[r, k + 2], a[r, k + 3]
+            e0, e1, e2, e3 = a[s, k], a[s, k + 1], a[s, k + 2], a[s, k + 3]
+            if two:
+                for j in range(C):
+                    b0, b1, b2, b3 = b[k, j], b[k + 1, j], b[k + 2, j], b[k + 3, j]
+                    out[r, j] += a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+                    out[s, j] += e0 * b0 + e1 * b1 + e2 * b2 + e3 * b3
+            else:
+                for j in range(C):
+                    out[r, j] += (
+                        a0 * b[k, j] + a1 * b[k + 1, j] + a2 * b[k + 2, j] + a3 * b[k + 3, j]
+                    )
+            k += 4
+        while k < K:
+            a0, e0 = a[r, k], a[s, k]
+            for j in range(C):
+                out[r, j] += a0 * b[k, j]
+            if two:
+                for j in range(C):
+                    out[s, j] += e0 * b[k, j]
+            k += 1
+        r += 2
+
+
+@_jit
+def _matmul_dot_add(a, w, out):
+    """out += a @ w.T for a (M, K), w (C, K): dot products, two rows of w by four rows of a
+    at a time, eight sums kept in registers along K (LLVM vectorises the loop over k)."""
+    M, K = a.shape
+    C = w.shape[0]
+    for j in range(0, C, 2):
+        j1 = min(j + 1, C - 1)  # the second row of w (a repeat of the first on an odd last)
+        for r in range(0, M, 4):
+            r1, r2, r3 = min(r + 1, M - 1), min(r + 2, M - 1), min(r + 3, M - 1)
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = _f32(0.0)
+            for k in range(K):
+                w0, w1 = w[j, k], w[j1, k]
+                h0, h1, h2, h3 = a[r, k], a[r1, k], a[r2, k], a[r3, k]
+                s00 += w0 * h0
+                s01 += w0 * h1
+                s02 += w0 * h2
+                s03 += w0 * h3
+                s10 += w1 * h0
+                s11 += w1 * h1
+                s12 += w1 * h2
+                s13 += w1 * h3
+            for rr, s0, s1 in (
+                (r, s00, s10),
+                (r + 1, s01, s11),
+                (r + 2, s02, s12),
+                (r + 3, s03, s13),
+            ):
+                if rr < M:
+                    out[rr, j] += s0
+                    if j + 1 < C:
+                        out[rr, j + 1] += s1
+
+
+@_jit
+def _matmul_into(a, b, b_t, out):
+    """out += a @ b, with b_t = b.T (contiguous) too: register sums along K where a's rows
+    fit in L1 (256 <= K <= 1024, measured), else row updates."""
+    if 256 <= a.shape[1] <= 1024:
+        _matmul_dot_add(a, b_t, out)
+    else:
+        _matmul_add(a, b, out)
+
+
+@_jit
+def _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m):
+    """z (N, 4H): the whole scaled pre-activation in, gates out; then c, tanh(c), m."""
+    N, H = c.shape
+    for n in range(N):
+        for j in range(4 * H):
+            z[n, j] = alpha[j] * _tanh(z[n, j]) + beta[j]
+        for j in range(H):
+            i, f, g, o = z[n, j], z[n, H + j], z[n, 2 * H + j], z[n, 3 * H + j]
+            c_nj = f * c_prev[n, j] + i * g
+            c[n, j] = c_nj
+            t = _tanh(c_nj)
+            tanh_c[n, j] = t
+            m[n, j] = o * t
+
+
+@_jit
+def _cell_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
+    z += hw
+    _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m)
+
+
+@_jit
+def _cell_backward(dm, dc, gates, c_prev, tanh_c, u, v, dz, dc_prev):
+    N, H = dc.shape
+    for n in range(N):
+        for j in range(H):
+            i, f, g, o = gates[n, j], gates[n, H + j], gates[n, 2 * H + j], gates[n, 3 * H + j]
+            t = tanh_c[n, j]
+            dc_total = dm[n, j] * o * (_f32(1.0) - t * t) + dc[n, j]
+            dz[n, j] = dc_total * g
+            dz[n, H + j] = dc_total * c_prev[n, j]
+            dz[n, 2 * H + j] = dc_total * i
+            dz[n, 3 * H + j] = dm[n, j] * t
+            dc_prev[n, j] = dc_total * f
+        for j in range(4 * H):
+            a = gates[n, j]
+            dz[n, j] *= a * (u[j] - a) + v[j]
+
+
+def cell_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
+    """:func:`lstmkit.kernels.pointwise.cell_forward`, compiled."""
+    _cell_forward(z, hw, k.alpha, k.beta, c_prev, c, tanh_c, m)
+
+
+def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
+    """:func:`lstmkit.kernels.pointwise.cell_backward`, compiled."""
+    _cell_backward(dm, dc, gates, c_prev, tanh_c, k.u, k.v, dz, dc_prev)
+
+
+@_jit
+def forward_sequence(
+    gates,
+    W_hh_s,
+    W_hh_t,
+    W_hr_t,
+    alpha,
+    beta,
+    order,
+    valid,
+    h_prev,
+    c_prev,
+    tanh_c,
+    m,
+    y,
+    h_n,
+    c_n,
+    r0,
+    r1,
+):
+    """The forward loop of :func:`lstmkit.kernels.lstm.forward` for the sequences r0:r1, on the
+    same (whole, C-contiguous) arrays, ``W_hh_s`` being the scaled (4H, P) ``W_hh`` and
+    ``W_hh_t`` its transpose; ``W_hr_t`` has zero rows without a projection,
+    ``valid`` (T, N) is the mask as uint8 (all ones without one). ``h_prev`` and ``c_prev``
+    at ``order[0]`` hold the initial state. (Slicing the rows inside keeps every (n, .)
+    block C-contiguous for numba, so the inner loops vectorise.)"""
+    T = gates.shape[0]
+    proj = W_hr_t.shape[0] > 0
+    for s in range(T):
+        t = order[s]
+        if s + 1 < T:
+            h_out, c_out = h_prev[order[s + 1], r0:r1], c_prev[order[s + 1], r0:r1]
+        else:
+            h_out, c_out = h_n[r0:r1], c_n[r0:r1]
+        z, h_t, c_t, m_t, y_t = (
+            gates[t, r0:r1],
+            h_prev[t, r0:r1],
+            c_prev[t, r0:r1],
+            m[t, r0:r1],
+            y[t, r0:r1],
+        )
+        _matmul_into(h_t, W_hh_t, W_hh_s, z)
+        _gates_and_cell(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        if proj:  # h = W_hr m
+            y_t[:] = 0.0
+            _matmul_add(m_t, W_hr_t, y_t)
+        h_new = y_t if proj else m_t
+        for n in range(r1 - r0):
+            if valid[t, r0 + n]:
+                h_out[n] = h_new[n]
+                y_t[n] = h_new[n]
+            else:  # padded step: carry the state, output zero
+                h_out[n] = h_t[n]
+                c_out[n] = c_t[n]
+                y_t[n] = 0.0
+
+
+@_jit
+def backward_sequence(
+    dy, gates, c_prev, tanh_c, W_hh, W_hh_t, W_hr, u, v, order, valid, dz, dh_cell, dh0, dc0, r0, r1
+):
+    """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences r0:r1 (as
+    ``forward_sequence``; ``W_hh_t`` is ``W_hh.T`` contiguous); dy already masked. dh0 (N, P)
+    and dc0 (N, H) hold the final state's gradient in and the initial state's out."""
+    T = gates.shape[0]
+    dh, dc = dh0[r0:r1], dc0[r0:r1]
+    n_rows, H, P = r1 - r0, dc.shape[1], dh.shape[1]
+    proj = W_hr.shape[0] > 0
+    dh_t, dc_t = np.empty_like(dh), np.empty_like(dc)
+    dm = np.empty_like(dc)
+    dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+    for s in range(T - 1, -1, -1):
+        t = order[s]
+        dh += dy[t, r0:r1]
+        for n in range(n_rows):
+            keep = _f32(valid[t, r0 + n])
+            for j in range(P):
+                dh_t[n, j] = dh[n, j] * keep
+            for j in range(H):
+                dc_t[n, j] = dc[n, j] * keep
+        if proj:  # h = W_hr m
+            dh_cell[t, r0:r1] = dh_t
+            dm[:] = 0.0
+            _matmul_add(dh_t, W_hr, dm)
+        else:
+            dm[:] = dh_t
+        dz_t = dz[t, r0:r1]
+        _cell_backward(
+            dm, dc_t, gates[t, r0:r1], c_prev[t, r0:r1], tanh_c[t, r0:r1], u, v, dz_t, dc_prev
+        )
+        dh_prev[:] = 0.0
+        _matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
+        for n in range(n_rows):
+            if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
+                dh_prev[n] += dh[n]
+                dc_prev[n] += dc[n]
+        dh[:] = dh_prev
+        dc[:] = dc_prev
+
+
+@numba.njit(cache=True, nogil=True)
+def _finite(a):
+    for v in a.ravel():
+        if not np.isfinite(v):
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def all_finite(x, h, c):
+    """Whether three arrays hold only finite values. Without fastmath, which may assume
+    away inf and nan: call it from Python, not from a fastmath kernel (numba compiles a
+    callee with its caller's flags)."""
+    return _finite(x) and _finite(h) and _finite(c)
+
+
+@_jit
+def _sigmoid(x):
+    return _f32(0.5) * _tanh(_f32(0.5) * x) + _f32(0.5)
+
+
+@_jit
+def _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z):
+    """z[j] = (W_ih x + b_ih + W_hh h + b_hh)[j] for row n of x and h, j in ``rows``."""
+    for j in rows:
+        acc = b_ih[j] + b_hh[j] if b_ih.shape[0] > 0 else _f32(0.0)
+        for q in range(x.shape[1]):
+            acc += W_ih[j, q] * x[n, q]
+        for q in range(h.shape[1]):
+            acc += W_hh[j, q] * h[n, q]
+        z[j] = acc
+
+
+@_jit
+def _cell_row(z, c, forget_gate, n, c_out, m):
+    """The gates from z (4H,), then c_out[n] and m = o * tanh(c)."""
+    H = c.shape[1]
+    for j in range(H):
+        i = _sigmoid(z[j])
+        f = _sigmoid(z[H + j]) if forget_gate else _f32(1.0)
+        g = _tanh(z[2 * H + j])
+        o = _sigmoid(z[3 * H + j])
+        c_nj = f * c[n, j] + i * g
+        c_out[n, j] = c_nj
+        m[j] = o * _tanh(c_nj)
+
+
+@_jit
+def _project_row(W_hr, m, n, h_out):
+    """h_out[n] = W_hr m (m itself without a projection: W_hr with zero rows)."""
+    if W_hr.shape[0] == 0:
+        h_out[n] = m
+        return
+    for r in range(W_hr.shape[0]):
+        acc = _f32(0.0)
+        for q in range(m.shape[0]):
+            acc += W_hr[r, q] * m[q]
+        h_out[n, r] = acc
+
+
+@_jit
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out):
+    """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
+    h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
+    a projection ``W_hr`` has zero rows."""
+    N, H = c.shape
+    z = np.empty(4 * H, np.float32)  # W_ih x + b_ih + W_hh h + b_hh of one row
+    m = np.empty(H, np.float32)  # o * tanh(c) of one row
+    for n in range(N):
+        _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, range(4 * H), z)
+        _cell_row(z, c, forget_gate, n, c_out, m)
+        _project_row(W_hr, m, n, h_out)
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
+def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out, blocks):
+    """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
+    H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
+    N, H = c.shape
+    z = np.empty(4 * H, np.float32)
+    m = np.empty(H, np.float32)
+    for n in range(N):
+        for block in numba.prange(blocks):
+            rows = range(block * 4 * H // blocks, (block + 1) * 4 * H // blocks)
+            _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z)
+        _cell_row(z, c, forget_gate, n, c_out, m)
+        _project_row(W_hr, m, n, h_out)

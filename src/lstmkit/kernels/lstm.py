@@ -1,0 +1,516 @@
+"""The LSTM's loop over time for one layer and one direction, fused.
+
+Same math, inputs and outputs as :func:`lstmkit.nn.time_loop.forward` / ``backward`` with
+:class:`lstmkit.nn.cells.LSTMCell`; what differs is how the work is laid out:
+
+* every array is allocated once per call (or reused from the caller's workspace), as a
+  (T, N, ·) block; the loop writes into views of it (no per-step allocation, and the tape
+  is those blocks, not T caches);
+* the gates' pointwise work is one fused kernel per step (:mod:`lstmkit.kernels.pointwise`);
+* float32 with numba, from ``N * P * 4H >= SPLIT_FROM`` and without projection: the loops
+  of :mod:`lstmkit.kernels.cell_split`, one compiled call per thread, each thread owning a block
+  of cells and calling BLAS for its columns of every step's products (the input
+  projection too, while ``W_ih`` stays small enough to stay in cache);
+* otherwise the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N
+  rows, and the loop adds the recurrent product into it in place: in float32 with numba
+  the whole loop is one compiled call (:mod:`lstmkit.kernels.compiled`) with its own matrix
+  products (small sizes, where Python's ~5 us per step would dominate); beyond
+  (``rows * P * 4H > SMALL``, ``SMALL_BACKWARD`` backward) the loop calls BLAS per step;
+  large batches are split across threads, each running the whole loop on its own
+  sequences (:mod:`lstmkit.kernels.parallel`);
+* after the backward loop, ``dW_ih``, ``dW_hh``, ``dW_hr``, the biases and ``dx`` are
+  single GEMMs (or sums) over all T*N rows; only ``dz @ W_hh`` (and ``dh @ W_hr``) stay in
+  the loop.
+
+Variable lengths follow :mod:`lstmkit.nn.time_loop`: on padded steps (``mask`` False) the state
+is carried unchanged and the output is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lstmkit.kernels import parallel, pointwise
+from lstmkit.nn.cells.base import Params, State
+from lstmkit.nn.cells.lstm import LSTMCache
+
+# N * P * 4H from which the loops of lstmkit.kernels.cell_split run (no projection); measured:
+# (2, 100, 64, 128) inference 0.79 ms on the compiled loops, 0.97 split; (1, 200, 64, 256)
+# 7.3 and 4.0 ms
+SPLIT_FROM = 2**18
+# bytes of W_ih up to which the split loops project x step by step (the weights stay in
+# cache; measured (16, 100, 64, 128) inference 3.3 -> 2.9 ms); larger: one GEMM before
+PROJECT_IN_LOOP = 2**23
+SMALL = 2**25  # rows * P * 4H up to which the compiled whole-sequence loops beat BLAS
+# the same for the backward loop: its product dz @ W_hh (K = 4H) runs ~10% faster in BLAS
+# from 32 rows of H = 512 on (measured: a (64, 100, 256, 512) backward 260 -> 240 ms)
+SMALL_BACKWARD = 2**24
+# bytes of W_hh beyond which the split loops run their recurrent products transposed, the
+# weights as the left matrix (see lstmkit.kernels.cell_split.backward), with the projection before
+# the loop. Measured (two threads, training step / inference): (64, 50, 1024, 1024)
+# 961 -> 917 / 361 -> 337 ms, (8, 100, 128, 1024) 341 -> 217 / 139 -> 94, (16, 50, 256,
+# 768) 114 -> 95 / 50 -> 34, (64, 50, 512, 768) 467 -> 454 / even; but at H = 512 slower
+# ((64, 100, 256, 512) 328 -> 370 / 123 -> 144, (8, 100, 128, 512) 51 -> 65 / 18 -> 25)
+TRANSPOSED_FROM = 2**23
+
+
+class FusedTape(NamedTuple):
+    """What the backward pass needs from the forward pass of one direction."""
+
+    x: np.ndarray  # (T, N, I) the layer's input
+    h_prev: np.ndarray  # (T, N, P) the hidden state entering each step
+    c_prev: np.ndarray  # (T, N, H) the cell state entering each step
+    gates: np.ndarray  # (T, N, 4H) the gate activations i, f, g, o
+    tanh_c: np.ndarray  # (T, N, H) tanh of the step's new cell state
+    m: np.ndarray  # (T, N, H) o * tanh_c (the projection's input; y itself without one)
+    mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
+    reverse: bool
+    forget_gate: bool
+
+    @property
+    def caches(self) -> list[LSTMCache]:
+        """The reference's per-step caches, as views (for ``layer.activations()``)."""
+        out = []
+        for t in range(self.x.shape[0]):
+            i, f, g, o = pointwise.split4(self.gates[t])
+            out.append(LSTMCache(i, f, g, o, self.c_prev[t], self.tanh_c[t], self.m[t]))
+        return out
+
+
+Workspace = dict[str, np.ndarray]
+
+
+def _empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+    """``np.empty(shape, dtype)``, or the workspace's array ``name`` from an earlier call when
+    it has that shape and dtype. Fresh memory costs a page fault per 4 KiB at first touch:
+    measured ~50% of a (16, 100, 64, 128) forward (6.3 -> 3.0 ms with reused memory)."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    a = workspace.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = workspace[name] = np.empty(shape, dtype)
+    return a
+
+
+def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
+    """part(q) for q < n, one thread each, threads that wait for each other's step counters
+    in ``flags``. If one raises, the others stop waiting (setting every counter past the
+    end) instead of hanging; the error propagates."""
+
+    def guarded(q: int) -> None:
+        try:
+            part(q)
+        except BaseException:
+            flags[:] = np.iinfo(np.int64).max
+            raise
+
+    parallel.run(guarded, range(n), one_blas_thread=True)
+
+
+def _time_order(T: int, reverse: bool) -> list[int]:
+    return list(range(T - 1, -1, -1) if reverse else range(T))
+
+
+def _valid(mask: np.ndarray | None, T: int, N: int) -> np.ndarray:
+    """The mask as a (T, N) uint8 array for the compiled loops (all ones without one)."""
+    return np.ones((T, N), np.uint8) if mask is None else mask[:, :, 0].view(np.uint8)
+
+
+def forward(
+    p: Params,
+    x: np.ndarray,
+    state: State,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+    forget_gate: bool = True,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
+    keep_tape: bool = True,
+) -> tuple[np.ndarray, State, FusedTape | None]:
+    """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
+
+    Returns y (T, N, P), the final (h, c) and the tape. ``threads``: at most that many
+    (default: :func:`lstmkit.kernels.parallel.thread_count`). ``workspace``: a dict kept by
+    the caller from call to call, whose arrays the tape reuses (so a tape is valid until the
+    next call with the same workspace; y and the states are always new arrays).
+    ``keep_tape=False`` (inference): the tape is None, and the split loops keep only two
+    steps of gates and cell states, in arrays private to each thread (less memory and
+    memory traffic, and threads writing neighbouring columns of one array slow each other
+    down; measured per thread at (32, ., 128, 256), the pointwise part of a step: 27 us
+    writing the tape, 20 on shared two-step rings, 12 on private ones).
+    """
+    T, N, I = x.shape
+    W_hh = p["W_hh"]  # (4H, P)
+    GH, P = W_hh.shape
+    H = GH // 4
+    dtype = x.dtype
+    k = pointwise.gate_constants(H, forget_gate, dtype)
+
+    b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
+    W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
+
+    split = pointwise.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
+    transposed = split is not None and W_hh.nbytes > TRANSPOSED_FROM
+    # the split loops project x step by step (not with transposed products)
+    in_loop = p["W_ih"].nbytes <= PROJECT_IN_LOOP and not transposed
+    ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
+    gates = _empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
+    y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
+    c_prev = _empty(workspace, "c_prev", (ring, N, H), dtype)
+    tanh_c = _empty(workspace, "tanh_c", (ring, N, H), dtype)
+    separate_m = W_hr_t is not None or mask is not None
+    m = _empty(workspace, "m", (ring, N, H), dtype) if separate_m else y
+    h_n = np.empty((N, P), dtype)
+    c_n = np.empty((N, H), dtype)
+    order = _time_order(T, reverse)
+    h_prev[order[0]] = state[0]
+    c_prev[order[0] % ring] = state[1]
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
+    if split is None or not in_loop:
+        _project(x, p["W_ih"] * k.scale[:, None], b, gates, threads)
+    if split is not None:
+        W_ih_in_loop = p["W_ih"] if in_loop else None
+        _forward_cells(
+            split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), threads, transposed
+        )
+    else:
+        W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
+        _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
+    return y, (h_n, c_n), tape if keep_tape else None
+
+
+def _outputs_and_inputs(
+    workspace: Workspace | None,
+    T: int,
+    N: int,
+    P: int,
+    dtype: Any,
+    reverse: bool,
+    shared: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """y (T, N, P), a new array, and the tape's h_prev (T, N, P). Without padding (``shared``)
+    h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
+    array: the loops then write each h once, and the tape holds it once."""
+    if not shared:  # padded steps output zeros but carry h
+        return np.empty((T, N, P), dtype), _empty(workspace, "h_prev", (T, N, P), dtype)
+    hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
+    return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
+
+
+def _project(
+    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, threads: Any
+) -> None:
+    """gates (T, N, 4H) = x @ W_ih_s.T + b (the scaled input projection), one GEMM over all
+    T*N rows, each thread on a block of them."""
+    T, N, I = x.shape
+    GH = gates.shape[2]
+    x_rows, gate_rows = x.reshape(T * N, I), gates.reshape(T * N, GH)
+
+    def project(rows: slice) -> None:
+        np.matmul(x_rows[rows], W_ih_s.T, out=gate_rows[rows])
+        if b is not None:
+            gate_rows[rows] += b
+
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
+
+
+def _forward_cells(
+    split: Any,
+    tape: FusedTape,
+    W_ih: np.ndarray | None,
+    W_hh: np.ndarray,
+    b: np.ndarray | None,
+    k: pointwise.GateConstants,
+    order: list[int],
+    y: np.ndarray,
+    final: State,
+    threads: Any,
+    transposed: bool = False,
+) -> None:
+    """The loop of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells; with
+    ``W_ih`` (4H, I) it projects x step by step, without it ``tape.gates`` holds the scaled
+    projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
+    (see kernels), in its own thread (``transposed``, without ``W_ih``: its gates' rows of
+    W_hh, for the transposed recurrent product). Fills the tape, y (T, N, P) and the final
+    state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
+    template: each thread runs on its own rings of two steps, zeros but its cells' initial
+    c."""
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh.shape
+    H = GH // 4
+    cells = parallel.cell_blocks(H, T * N * P * GH, threads)
+    flags = split.flags(len(cells))
+    b_s = np.zeros(GH, x.dtype) if b is None else b
+    x_c = np.ascontiguousarray(x)
+    h_n, c_n = final
+    valid = _valid(mask, T, N)
+    h_rows = np.empty((2, P, N) if transposed else (0, 0, 0), x.dtype)  # h transposed
+    if transposed:
+        h_rows[0] = h_prev[order[0]].T
+
+    def part(q: int) -> None:  # the loop over time for the cells cells[q]
+        c0, c1 = cells[q].start, cells[q].stop
+        rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
+        W_x = np.empty((0 if W_ih is None else W_ih.shape[1], rows.size), x.dtype)  # (I, .)
+        if W_ih is not None:
+            split.gate_columns(W_ih, k.scale, c0, c1, W_x)
+        if transposed:  # (4 * (c1 - c0), P)
+            W_h = W_hh[rows] * k.scale[rows, None]
+        else:  # (P, 4 * (c1 - c0))
+            W_h = np.empty((P, rows.size), x.dtype)
+            split.gate_columns(W_hh, k.scale, c0, c1, W_h)
+        rings = _rings(tape, T, len(cells), W_ih is not None)
+        split.forward(
+            *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
+            *(k.alpha[rows], k.beta[rows], np.array(order), valid, rings[0]),
+            *(h_prev, rings[1], rings[2], rings[3], y, h_n, c_n, flags, h_rows),
+        )
+
+    _run_parts(part, len(cells), flags)
+
+
+def _rings(
+    tape: FusedTape, T: int, parts: int, in_loop: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (gates, c_prev, tanh_c, m) one thread of the split loops writes: the tape's own
+    arrays, or (tape without all T steps, one part of several) private copies of its rings
+    (gates projected before the loop stay shared: they hold every step's input)."""
+    _, _, c_prev, gates, tanh_c, m, _, _, _ = tape
+    if c_prev.shape[0] == T or parts == 1:
+        return gates, c_prev, tanh_c, m
+    m_own = m if m.shape[0] == T else np.empty_like(m)  # m is y without padding
+    return (np.empty_like(gates) if in_loop else gates), c_prev.copy(), np.empty_like(tanh_c), m_own
+
+
+def _forward_rows(
+    tape: FusedTape,
+    W_hh_s: np.ndarray,
+    W_hr_t: np.ndarray | None,
+    k: pointwise.GateConstants,
+    order: list[int],
+    y: np.ndarray,
+    final: State,
+    threads: Any,
+) -> None:
+    """The loop adding the recurrent product into the projected ``tape.gates``: compiled
+    (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
+    tape, y (T, N, P) and the final state (h_n, c_n)."""
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh_s.shape
+    dtype = x.dtype
+    W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
+    compiled = pointwise.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
+    h_n, c_n = final
+
+    def run(rows: slice) -> None:
+        """The loop over time for the sequences ``rows``."""
+        n = rows.stop - rows.start
+        if compiled is not None and n * P * GH <= SMALL:
+            no_proj = np.empty((0, P), dtype)
+            compiled.forward_sequence(
+                *(gates, W_hh_s, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
+                *(np.array(order), valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n),
+                *(rows.start, rows.stop),
+            )
+            return
+        cell_forward, _ = pointwise.select(dtype)
+        hw = np.empty((n, GH), dtype)
+        for s, t in enumerate(order):
+            last = s == T - 1
+            h_out = h_n[rows] if last else h_prev[order[s + 1], rows]  # the next step's state
+            c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
+            h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
+            np.matmul(h_t, W_hh_t, out=hw)
+            cell_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
+            h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
+            if mask is None:
+                h_out[...] = h_new
+            else:  # padded steps carry the state and output zeros
+                valid_t = mask[t, rows]
+                np.copyto(h_out, h_t)
+                np.copyto(h_out, h_new, where=valid_t)
+                np.copyto(c_out, c_t, where=~valid_t)
+                np.multiply(h_new, valid_t, out=y_t)
+
+    blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
+    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+
+
+def backward(
+    p: Params,
+    tape: FusedTape,
+    dy: np.ndarray,
+    dstate: State,
+    grads: Params,
+    record: list[np.ndarray] | None = None,
+    threads: int | None = None,
+    workspace: Workspace | None = None,
+) -> tuple[np.ndarray, State]:
+    """Backpropagate dy (T, N, P) and the final state's gradient (dh (N, P), dc (N, H)).
+
+    Adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), (dh0, dc0)).
+    ``record``: as in :func:`lstmkit.nn.time_loop.backward`; ``threads``, ``workspace`` as in
+    :func:`forward`.
+    """
+    x, mask = tape.x, tape.mask
+    T, N, _ = x.shape
+    W_hh = p["W_hh"]  # (4H, P)
+    GH, P = W_hh.shape
+    dtype = x.dtype
+    k = pointwise.gate_constants(GH // 4, tape.forget_gate, dtype)
+    W_hr = p.get("W_hr")  # (P, H)
+
+    dz = _empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
+    dh_cell = _empty(workspace, "dh_cell", (T if W_hr is not None else 0, N, P), dtype)  # for dW_hr
+    dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
+    dc0 = np.array(dstate[1], dtype, order="C")
+    dy = np.ascontiguousarray(dy if mask is None else dy * mask)
+    order = _time_order(T, tape.reverse)
+    split = pointwise.split_loops(dtype) if W_hr is None and record is None else None
+    if split is not None:
+        _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), threads)
+    else:
+        _backward_rows(tape, dy, W_hh, W_hr, k, order, dz, dh_cell, (dh0, dc0), record, threads)
+    return _products(p, tape, dz, dh_cell, grads, threads), (dh0, dc0)
+
+
+def _backward_cells(
+    split: Any,
+    tape: FusedTape,
+    dy: np.ndarray,
+    W_hh: np.ndarray,
+    order: list[int],
+    dz: np.ndarray,
+    dstate: State,
+    threads: Any,
+) -> None:
+    """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
+    fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
+    c0's out."""
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh.shape
+    cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
+    flags = split.flags(len(cells))
+    valid = _valid(mask, T, N)
+    transposed = W_hh.nbytes > TRANSPOSED_FROM  # dz passes between threads transposed
+    dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
+
+    def part(q: int) -> None:  # the loop back over time for the cells cells[q]
+        split.backward(
+            *(q, len(cells), cells[q].start, cells[q].stop, dy, gates, c_prev, tanh_c, W_hh),
+            *(np.array(order), valid, dz, *dstate, flags, dz_rows),
+        )
+
+    _run_parts(part, len(cells), flags)
+
+
+def _backward_rows(
+    tape: FusedTape,
+    dy: np.ndarray,
+    W_hh: np.ndarray,
+    W_hr: np.ndarray | None,
+    k: pointwise.GateConstants,
+    order: list[int],
+    dz: np.ndarray,
+    dh_cell: np.ndarray,
+    dstate: State,
+    record: list[np.ndarray] | None,
+    threads: Any,
+) -> None:
+    """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
+    across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
+    :func:`_backward_cells`."""
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    T, N, _ = x.shape
+    GH, P = W_hh.shape
+    H = GH // 4
+    dtype = x.dtype
+    compiled = pointwise.compiled_kernels(dtype)
+    valid = _valid(mask, T, N)
+    dh0, dc0 = dstate
+
+    def run(rows: slice) -> None:
+        """The loop back over time for the sequences ``rows``."""
+        n = rows.stop - rows.start
+        if compiled is not None and n * P * GH <= SMALL_BACKWARD and record is None:
+            no_proj = np.empty((0, H), dtype)
+            compiled.backward_sequence(
+                *(dy, gates, c_prev, tanh_c, W_hh, np.ascontiguousarray(W_hh.T)),
+                *(no_proj if W_hr is None else W_hr, k.u, k.v),
+                *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
+            )
+            return
+        _, cell_backward = pointwise.select(dtype)
+        dm_buf = np.empty((n, H), dtype)
+        dh, dc = dh0[rows].copy(), dc0[rows].copy()
+        dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
+        for t in reversed(order):
+            dh += dy[t, rows]  # dy is already masked
+            if record is not None:
+                record[0][t, rows] = dh
+                record[1][t, rows] = dc
+            dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t, rows], dc * mask[t, rows])
+            if W_hr is None:  # h = m
+                dm = dh_t
+            else:  # h = W_hr m
+                dh_cell[t, rows] = dh_t
+                dm = np.matmul(dh_t, W_hr, out=dm_buf)
+            cell_backward(
+                dm, dc_t, gates[t, rows], c_prev[t, rows], tanh_c[t, rows], k, dz[t, rows], dc_prev
+            )
+            np.matmul(dz[t, rows], W_hh, out=dh_prev)
+            if mask is not None:  # padded steps pass the gradient through unchanged
+                keep = ~mask[t, rows]
+                dh_prev += dh * keep
+                dc_prev += dc * keep
+            dh, dh_prev = dh_prev, dh
+            dc, dc_prev = dc_prev, dc
+        dh0[rows] = dh
+        dc0[rows] = dc
+
+    def uses_blas(rows: int) -> bool:
+        return record is not None or rows * P * GH > SMALL_BACKWARD
+
+    blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
+    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+
+
+def _products(
+    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, threads: Any
+) -> np.ndarray:
+    """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
+    ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
+    of every result's rows."""
+    x, h_prev, _, _, _, m, _, _, _ = tape
+    T, N, I = x.shape
+    GH, P = p["W_hh"].shape
+    H = GH // 4
+    W_hr = p.get("W_hr")
+    dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
+    h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
+    dx = np.empty((T, N, I), x.dtype)
+    dx_rows = dx.reshape(T * N, I)
+    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), threads=threads))
+
+    def products(i: int) -> None:
+        rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
+        np.matmul(dz_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dz @ W_ih
+        grads["W_ih"][g] += dz_rows[:, g].T @ x_rows
+        grads["W_hh"][g] += dz_rows[:, g].T @ h_rows
+        if "b_ih" in grads:
+            db = dz_rows[:, g].sum(axis=0)
+            grads["b_ih"][g] += db
+            grads["b_hh"][g] += db
+        if W_hr is not None:
+            r = parallel.block(P, n_parts, i)
+            grads["W_hr"][r] += dh_rows[:, r].T @ m_rows
+
+    parallel.run(products, range(n_parts))
+    return dx

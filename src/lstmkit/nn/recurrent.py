@@ -1,0 +1,562 @@
+"""Recurrent layers with torch.nn's interface: :class:`LSTM`, :class:`GRU`, :class:`RNN`.
+
+One base class stacks layers and directions over the time loop of
+:mod:`lstmkit.nn.time_loop`; the three layers differ only in their cell.
+
+Shapes (torch's). L = num_layers, D = 2 if bidirectional else 1,
+P = proj_size or hidden_size (the size of h), H = hidden_size:
+
+==============  ==========================  =================================
+x               (T, N, I)                   (N, T, I) with batch_first; (T, I) unbatched
+y               (T, N, D*P)                 likewise
+h_0, h_n        (L*D, N, P)                 (L*D, P) unbatched
+c_0, c_n        (L*D, N, H)                 LSTM only
+==============  ==========================  =================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmkit import kernels
+from lstmkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from lstmkit.nn.cells.base import Cell, Params
+from lstmkit.nn.checks import as_array, check_finite, check_shape, lengths_mask
+from lstmkit.nn.module import Module
+
+_LOCAL_NAMES = {"weight_ih": "W_ih", "weight_hh": "W_hh", "bias_ih": "b_ih", "bias_hh": "b_hh"}
+_LOCAL_NAMES["weight_hr"] = "W_hr"
+
+
+class _Recurrent(Module):
+    """Shared machinery of the three layers (stacking, directions, lengths, state dicts)."""
+
+    _mode = ""
+
+    def __init__(
+        self,
+        cell: Cell,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        dtype: Any = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ):
+        for name, value, low in [
+            ("input_size", input_size, 1),
+            ("hidden_size", hidden_size, 1),
+            ("num_layers", num_layers, 1),
+            ("proj_size", proj_size, 0),
+        ]:
+            if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {dropout!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size: expected < hidden_size ({hidden_size}), got {proj_size}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype: expected float32 or float64, got {self.dtype.name}")
+        self.cell = cell
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.proj_size = int(proj_size)
+        super().__init__()
+        self._rng = np.random.default_rng(seed)
+        self._register(self._init_params(self._rng))
+        self._tape: dict[str, Any] | None = None
+        # arrays the fused path reuses from call to call: the tape's, per layer-direction
+        # (one set, taken by a forward while it runs: see _take_workspaces); backward's
+        # scratch (used one layer at a time), per direction
+        self._free_workspaces: list[list[dict[str, np.ndarray]]] = [
+            [{} for _ in range(self.num_layers * self.num_directions)]
+        ]
+        self._backward_workspaces: list[dict[str, np.ndarray]] = [
+            {} for _ in range(self.num_directions)
+        ]
+        self.record_state_grads = False  # backward then fills self.state_grads
+        self.impl = "auto"  # "reference" (lstmkit.nn.time_loop) or "fused": see lstmkit.kernels
+        self.state_grads: dict[str, np.ndarray] = {}
+
+    # ---- parameters -------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """P: the size of h (proj_size when projecting, else hidden_size)."""
+        return self.proj_size or self.hidden_size
+
+    def _suffix(self, layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction else "")
+
+    def _param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Names and shapes exactly as torch's state_dict, in torch's order."""
+        G, H, P, D = self.cell.num_gates, self.hidden_size, self.output_size, self.num_directions
+        shapes: dict[str, tuple[int, ...]] = {}
+        for layer in range(self.num_layers):
+            layer_in = self.input_size if layer == 0 else D * P
+            for d in range(D):
+                s = self._suffix(layer, d)
+                shapes["weight_ih" + s] = (G * H, layer_in)
+                shapes["weight_hh" + s] = (G * H, P)
+                if self.bias:
+                    shapes["bias_ih" + s] = (G * H,)
+                    shapes["bias_hh" + s] = (G * H,)
+                if self.proj_size:
+                    shapes["weight_hr" + s] = (P, H)
+        return shapes
+
+    def _init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        k = 1.0 / np.sqrt(self.hidden_size)
+        return {
+            name: rng.uniform(-k, k, size=shape).astype(self.dtype)
+            for name, shape in self._param_shapes().items()
+        }
+
+    def _local(self, tensors: dict[str, np.ndarray], layer: int, direction: int) -> Params:
+        """The cell's view of one layer-direction: {"W_ih": ..., "W_hh": ..., ...}."""
+        s = self._suffix(layer, direction)
+        return {
+            local: tensors[name + s] for name, local in _LOCAL_NAMES.items() if name + s in tensors
+        }
+
+    def __repr__(self) -> str:
+        args = [f"{self.input_size}", f"{self.hidden_size}"]
+        for name, default in [
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("proj_size", 0),
+        ]:
+            if getattr(self, name) != default:
+                args.append(f"{name}={getattr(self, name)}")
+        if self.dtype != np.float32:
+            args.append(f"dtype={self.dtype.name}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+    # ---- PyTorch interchange (torch imported only here) -----------------------------
+
+    _torch_options: tuple[str, ...] = ()  # constructor options beyond the common ones
+
+    @classmethod
+    def from_torch(cls, module: Any) -> Any:
+        """A layer equal to a ``torch.nn`` module of the same name, with copied weights.
+
+        Every constructor option carries over (num_layers, bias, batch_first, dropout,
+        bidirectional, proj_size, nonlinearity) as do the parameters' dtype (float32 or
+        float64) and the training/eval mode. The weights are copied exactly.
+        """
+        import torch
+
+        if not isinstance(module, getattr(torch.nn, cls.__name__)) or (
+            cls.__name__ == "RNN" and isinstance(module, torch.nn.LSTM | torch.nn.GRU)
+        ):
+            raise TypeError(
+                f"{cls.__name__}.from_torch: expected a torch.nn.{cls.__name__}, "
+                f"got {type(module).__name__}"
+            )
+        params = dict(module.named_parameters())
+        dtypes = {p.dtype for p in params.values()}
+        if len(dtypes) != 1:
+            raise TypeError(f"module: expected one parameter dtype, got {sorted(map(str, dtypes))}")
+        dtype = {torch.float32: np.float32, torch.float64: np.float64}.get(dtypes.pop())
+        if dtype is None:
+            raise TypeError(
+                f"module: expected float32 or float64 parameters, got {module.weight_ih_l0.dtype}; "
+                "convert it first with module.float() or module.double()"
+            )
+        common = ("num_layers", "bias", "batch_first", "bidirectional") + cls._torch_options
+        layer = cls(
+            module.input_size,
+            module.hidden_size,
+            dropout=float(module.dropout),
+            dtype=dtype,
+            **{name: getattr(module, name) for name in common},
+        )
+        layer.load_state_dict({k: p.detach().cpu().numpy() for k, p in params.items()})
+        layer.train(module.training)
+        return layer
+
+    def to_torch(self) -> Any:
+        """The equivalent ``torch.nn`` module, with this layer's exact weights, options,
+        dtype and training/eval mode."""
+        import torch
+
+        common = ("num_layers", "bias", "batch_first", "dropout", "bidirectional")
+        module = getattr(torch.nn, type(self).__name__)(
+            self.input_size,
+            self.hidden_size,
+            dtype=torch.float64 if self.dtype == np.float64 else torch.float32,
+            **{name: getattr(self, name) for name in common + self._torch_options},
+        )
+        state = {k: torch.from_numpy(np.array(w)) for k, w in self.parameters().items()}
+        module.load_state_dict(state, strict=True)
+        module.train(self.training)
+        return module
+
+    # ---- input handling ------------------------------------------------------------
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        """The last dimension of each state tensor: (P, H) for the LSTM, (H,) otherwise."""
+        return (self.output_size,) + (self.hidden_size,) * (len(self.cell.state_names) - 1)
+
+    def _prepare_input(self, x: Any) -> tuple[np.ndarray, bool]:
+        """x as time-major (T, N, I) and whether it came unbatched."""
+        x = as_array(x, "x", self.dtype)
+        expected = "(N, T, I)" if self.batch_first else "(T, N, I)"
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x: expected shape {expected} or (T, I) with I = {self.input_size}, got {x.shape}"
+            )
+        if x.shape[-2] == 0 or (x.ndim == 3 and x.shape[0] == 0):
+            raise ValueError(f"x: expected at least one time step and one sequence, got {x.shape}")
+        check_finite(x, "x")
+        unbatched = x.ndim == 2
+        if unbatched:
+            x = x[:, None, :]
+        elif self.batch_first:
+            x = x.transpose(1, 0, 2)
+        return np.ascontiguousarray(x), unbatched
+
+    def _prepare_state(self, state: Any, N: int, unbatched: bool, name: str) -> list[np.ndarray]:
+        """The state tensors as (L*D, N, ·), zeros if None."""
+        LD = self.num_layers * self.num_directions
+        sizes = self._state_sizes()
+        if state is None:
+            return [np.zeros((LD, N, size), dtype=self.dtype) for size in sizes]
+        parts = state if len(sizes) > 1 else (state,)
+        if len(sizes) > 1 and (not isinstance(state, tuple | list) or len(state) != len(sizes)):
+            raise ValueError(f"{name}: expected a tuple ({', '.join(self.cell.state_names)})")
+        out = []
+        for part, size, state_name in zip(parts, sizes, self.cell.state_names):
+            label = f"{name}[{state_name}]" if len(sizes) > 1 else name
+            arr = as_array(part, label, self.dtype)
+            check_shape(arr, (LD, size) if unbatched else (LD, N, size), label)
+            check_finite(arr, label)
+            out.append(arr[:, None, :] if unbatched else arr)
+        return out
+
+    def _public_state(self, parts: list[np.ndarray], unbatched: bool) -> Any:
+        if unbatched:
+            parts = [p[:, 0, :] for p in parts]
+        return tuple(parts) if len(parts) > 1 else parts[0]
+
+    def _to_user_layout(self, y: np.ndarray, unbatched: bool) -> np.ndarray:
+        if unbatched:
+            return y[:, 0, :]
+        return y.transpose(1, 0, 2) if self.batch_first else y
+
+    # ---- forward and backward ------------------------------------------------------
+
+    def __call__(
+        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        return self.forward(x, state, lengths, inference=inference)
+
+    def forward(
+        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+    ) -> tuple[np.ndarray, Any]:
+        """Run the whole sequence. Returns (y, final state); see the module doc for shapes.
+
+        ``inference=True`` (like running torch under ``no_grad``): nothing is recorded, so
+        neither ``backward`` nor ``activations`` can follow; the fused float32 loops then
+        keep two steps of their gates and cell states instead of all T (less memory, and
+        faster on several threads). Results are the same either way."""
+        x, unbatched = self._prepare_input(x)
+        T, N, _ = x.shape
+        state0 = self._prepare_state(state, N, unbatched, "state")
+        mask = None if lengths is None else lengths_mask(lengths, T, N)
+        D = self.num_directions
+        finals: list[list[np.ndarray]] = [[] for _ in state0]
+        tapes: list[Any] = []
+        dropout_masks: list[np.ndarray | None] = []
+        layer_input = x
+        spaces = self._take_workspaces()
+        try:
+            for layer in range(self.num_layers):
+                outputs = []
+                runs = kernels.forward_directions(
+                    self.cell,
+                    [self._local(self._params, layer, d) for d in range(D)],
+                    layer_input,
+                    [tuple(s[layer * D + d] for s in state0) for d in range(D)],
+                    mask,
+                    impl=self.impl,
+                    workspaces=None if spaces is None else spaces[layer * D : (layer + 1) * D],
+                    keep_tape=not inference,
+                )
+                for y, final, tape in runs:
+                    outputs.append(y)
+                    tapes.append(tape)
+                    for parts, s in zip(finals, final):
+                        parts.append(s)
+                layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
+                if layer < self.num_layers - 1 and self.training and self.dropout > 0:
+                    keep = self._rng.random(layer_input.shape) >= self.dropout
+                    drop = keep.astype(self.dtype) / (1.0 - self.dropout)
+                    dropout_masks.append(drop)
+                    layer_input = layer_input * drop
+                else:
+                    dropout_masks.append(None)
+        finally:
+            if spaces is not None:
+                self._free_workspaces.append(spaces)
+        record = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
+        self._tape = None if inference else {**record, "unbatched": unbatched}
+        final_state = [np.stack(parts) for parts in finals]
+        return self._to_user_layout(layer_input, unbatched), self._public_state(
+            final_state, unbatched
+        )
+
+    def _take_workspaces(self) -> list[dict[str, np.ndarray]] | None:
+        """The tape's reusable arrays, or None while another thread's forward holds them:
+        that call then allocates its own, so concurrent inference stays exact. (list.pop
+        is atomic under the GIL.)"""
+        try:
+            return self._free_workspaces.pop()
+        except IndexError:
+            return None
+
+    def backward(self, dy: Any, dstate: Any = None) -> tuple[np.ndarray, Any]:
+        """Gradients of the last forward's inputs; adds parameter gradients to ``grads``.
+
+        dy has y's shape; dstate the final state's (None: zeros). Returns (dx, dstate_0).
+        """
+        if self._tape is None:
+            raise RuntimeError(
+                "backward: call forward first (none is recorded; forward(..., inference=True) "
+                "records nothing)"
+            )
+        tape = self._tape
+        unbatched = tape["unbatched"]
+        T, N, _ = tape["shape"]
+        D, P = self.num_directions, self.output_size
+        dy = as_array(dy, "dy", self.dtype)
+        y_shape = (
+            (T, D * P) if unbatched else ((N, T, D * P) if self.batch_first else (T, N, D * P))
+        )
+        check_shape(dy, y_shape, "dy")
+        check_finite(dy, "dy")
+        if unbatched:
+            dy = dy[:, None, :]
+        elif self.batch_first:
+            dy = dy.transpose(1, 0, 2)
+        dfinal = self._prepare_state(dstate, N, unbatched, "dstate")
+        n_runs = len(tape["tapes"])
+        dstate0: list[list[np.ndarray]] = [[np.empty(0)] * n_runs for _ in dfinal]
+        d_out = dy
+        for layer in reversed(range(self.num_layers)):
+            drop = tape["dropout"][layer]
+            if drop is not None:
+                d_out = d_out * drop
+            d_in = None
+            records: list[list[np.ndarray] | None] = []
+            for d in range(D):
+                record = None
+                if self.record_state_grads:
+                    record = [np.empty((T, N, size), self.dtype) for size in self._state_sizes()]
+                    sfx = self._suffix(layer, d)
+                    for state_name, rec in zip(self.cell.state_names, record):
+                        self.state_grads[state_name + sfx] = rec
+                records.append(record)
+            runs = kernels.backward_directions(
+                self.cell,
+                [self._local(self._params, layer, d) for d in range(D)],
+                tape["tapes"][layer * D : (layer + 1) * D],
+                [np.ascontiguousarray(d_out[:, :, d * P : (d + 1) * P]) for d in range(D)],
+                [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
+                [self._local(self.grads, layer, d) for d in range(D)],
+                records,
+                self._backward_workspaces,
+            )
+            for d, (dx, ds0) in enumerate(runs):
+                d_in = dx if d_in is None else d_in + dx
+                for parts, ds in zip(dstate0, ds0):
+                    parts[layer * D + d] = ds
+            d_out = d_in
+        dx_user = self._to_user_layout(d_out, unbatched)
+        return dx_user, self._public_state([np.stack(parts) for parts in dstate0], unbatched)
+
+    def activations(self) -> dict[str, dict[str, np.ndarray]]:
+        """The last forward pass's stored per-step values, by layer-direction suffix.
+
+        For the LSTM ``{"_l0": {"i", "f", "g", "o": (T, N, H) gates, "c_prev": c entering each
+        step, "tanh_c": tanh(c'), "m": o * tanh(c'), "h_prev": (T, N, P) h entering each step}}``;
+        the GRU's are r, z, n, hw_n, h_prev; the RNN's h (the output) and h_prev: the fields
+        of each cell's cache, stacked over time.
+        Time runs forward in every direction; padded steps hold whatever the cell computed.
+        """
+        if self._tape is None:
+            raise RuntimeError(
+                "activations: call forward first (none is recorded; forward(..., "
+                "inference=True) records nothing)"
+            )
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for k, tape in enumerate(self._tape["tapes"]):
+            layer, d = divmod(k, self.num_directions)
+            fields = {
+                name: np.stack([getattr(c, name) for c in tape.caches])
+                for name in tape.caches[0]._fields
+            }
+            fields["h_prev"] = tape.h_prev.copy()  # the tape's arrays are reused by forward
+            out[self._suffix(layer, d)] = fields
+        return out
+
+    def step(self, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+        """One time step for streaming: x_t (N, I) or (I,) -> (y_t (N, P), new state).
+
+        Equal to ``forward`` on a length-1 sequence in eval mode (no dropout), without
+        recording anything for backward.
+        """
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer needs the whole sequence; use forward")
+        if kernels.applies(self.cell, self.impl) and (fused := kernels.step(self, x_t, state)):
+            return fused
+        x_t = as_array(x_t, "x_t", self.dtype)
+        if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
+            raise ValueError(
+                f"x_t: expected shape (N, {self.input_size}) or ({self.input_size},), "
+                f"got {x_t.shape}"
+            )
+        check_finite(x_t, "x_t")
+        unbatched = x_t.ndim == 1
+        x = x_t[None, :] if unbatched else x_t
+        parts = self._prepare_state(state, x.shape[0], unbatched, "state")
+        new_parts: list[list[np.ndarray]] = [[] for _ in parts]
+        for layer in range(self.num_layers):
+            p = self._local(self._params, layer, 0)
+            xw = x @ p["W_ih"].T
+            if "b_ih" in p:
+                xw += p["b_ih"]
+            x, new_state, _ = self.cell.step(xw, tuple(s[layer] for s in parts), p)
+            for acc, s in zip(new_parts, new_state):
+                acc.append(s)
+        y = x[0] if unbatched else x
+        return y, self._public_state([np.stack(s) for s in new_parts], unbatched)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, interchangeable with ``torch.nn.LSTM``.
+
+    ``forget_gate=False`` gives the original 1997 cell (f fixed to 1).
+    """
+
+    _torch_options = ("proj_size",)
+
+    def to_torch(self) -> Any:
+        if not getattr(self.cell, "forget_gate", True):
+            raise ValueError(
+                "to_torch: torch.nn.LSTM always has a forget gate; a layer built with "
+                "forget_gate=False cannot be converted"
+            )
+        return super().to_torch()
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        dtype: Any = np.float32,
+        seed: int | np.random.Generator | None = None,
+        forget_gate: bool = True,
+    ):
+        super().__init__(
+            LSTMCell(forget_gate),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            dtype,
+            seed,
+        )
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, interchangeable with ``torch.nn.GRU``."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ):
+        super().__init__(
+            GRUCell(),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            dtype,
+            seed,
+        )
+
+
+class RNN(_Recurrent):
+    """Elman RNN with tanh or relu, interchangeable with ``torch.nn.RNN``."""
+
+    _torch_options = ("nonlinearity",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        dtype: Any = np.float32,
+        seed: int | np.random.Generator | None = None,
+    ):
+        super().__init__(
+            RNNCell(nonlinearity),
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            dtype,
+            seed,
+        )
+        self.nonlinearity = nonlinearity

@@ -1,0 +1,1 @@
+"""Training: the trainer, run folders, checkpoints and data-parallel training."""
