@@ -13,7 +13,7 @@ they run for a few layer sizes, each in the ways the loops can run it:
   (where the right-hand matrix is at most 4 MB);
 * ``transposed``: the same product computed as its transpose, the weights as the left
   matrix (``W @ h.T``), which the loops use from 8 MB of ``W_hh``
-  (:data:`lstmkit.kernels.lstm.TRANSPOSED_FROM`).
+  (``Execution.transposed_from``, :mod:`lstmkit.kernels.execution`).
 
 Like ``bench_lstm.py`` it re-runs itself without ``OPENBLAS_CORETYPE``/``OPENBLAS_L2_SIZE``
 (``--keep-blas-env`` keeps them).

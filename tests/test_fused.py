@@ -1,14 +1,16 @@
 """The fused LSTM path (lstmkit.kernels) against the reference path (lstmkit.nn.time_loop).
 
 Both run the same layer on the same data; forward outputs, final states, dx, dstate and
-every parameter gradient must agree: float64 to 1e-12 (the fused path reorders a few sums),
-float32 to float32 rounding (its compiled tanh is accurate to a few ulp). The reference is
+every parameter gradient must agree to float32 rounding (the compiled tanh is accurate to
+a few ulp). Each path of the kernel is forced by an Execution (lstmkit.kernels.execution)
+with its crossovers set to 0 (always) or a huge value (never). The reference is
 itself checked against torch and finite differences elsewhere; here one float32 case is
 also checked against torch in float64, so the compiled kernels meet an independent oracle.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,8 @@ from conftest import (
 )
 
 import lstmkit as lk
-from lstmkit.kernels import cell_split, parallel, pointwise, streaming
+from lstmkit import kernels
+from lstmkit.kernels import cell_split, parallel
 from lstmkit.kernels import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -81,39 +84,37 @@ def _compare(got: dict[str, Any], ref: dict[str, Any], tol: float) -> None:
         assert rel_err(got["grads"][name], ref["grads"][name]) < tol, name
 
 
-def _fused_and_reference(cfg: dict[str, Any], dtype: Any, **extra: Any) -> tuple[Any, Any]:
+def _fused_and_reference(
+    cfg: dict[str, Any], dtype: Any, mode: str = "", **extra: Any
+) -> tuple[Any, Any]:
     fused = make_layer(cfg, dtype, seed=1, **extra)
     reference = make_layer(cfg, dtype, seed=1, **extra)
-    fused.impl, reference.impl = "fused", "reference"
+    fused.execution = _execution(mode, impl="fused")
+    reference.impl = "reference"
     return fused, reference
 
 
-def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+def _execution(mode: str, impl: str = "auto") -> lk.Execution:
     """On any size, select: ``per-step`` the per-step loop instead of the compiled
     whole-sequence one; ``cells`` the loops of lstmkit.kernels.cell_split (``projected``: with
     the input projection as one GEMM before the loop; ``transposed``: the recurrent
     products transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
     cells)."""
+    ex = lk.Execution(impl=impl, split_from=0 if "cells" in mode else 2**62)
     if "per-step" in mode:
-        monkeypatch.setattr(fast_lstm, "SMALL", 0)
-        monkeypatch.setattr(fast_lstm, "SMALL_BACKWARD", 0)
-    monkeypatch.setattr(fast_lstm, "SPLIT_FROM", 0 if "cells" in mode else 2**62)
+        ex = replace(ex, small=0, small_backward=0)
     if "projected" in mode:
-        monkeypatch.setattr(fast_lstm, "PROJECT_IN_LOOP", 0)
+        ex = replace(ex, project_in_loop=0)
     if "transposed" in mode:
-        monkeypatch.setattr(fast_lstm, "TRANSPOSED_FROM", 0)
+        ex = replace(ex, transposed_from=0)
     if "split" in mode:
-        monkeypatch.setattr(parallel, "MIN_WORK", 0)
-        monkeypatch.setattr(parallel, "MIN_ROWS", 1)
-        monkeypatch.setattr(parallel, "MIN_CELLS", 1)
-        monkeypatch.setattr(parallel, "thread_count", lambda: 2)
+        ex = replace(ex, min_work=0, min_rows=1, min_cells=1, threads=2)
+    return ex
 
 
 @pytest.mark.parametrize(
     "dtype",
     [
-        "float64",
-        "float64-split",
         "float32",
         "float32-per-step",
         "float32-split",
@@ -126,18 +127,14 @@ def _force(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
     ],
 )
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
-def test_fused_equals_reference(
-    cfg: dict[str, Any], dtype: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_fused_equals_reference(cfg: dict[str, Any], dtype: str) -> None:
     """float32 runs the compiled whole-sequence loops, per-step the per-step kernels,
-    cells the loops split by cells; split: over two threads (see ``_force``)."""
-    _force(monkeypatch, dtype)
-    dtype = getattr(np, dtype.split("-")[0])
-    fused, reference = _fused_and_reference(cfg, dtype)
-    case = random_case(fused, cfg, np.random.default_rng(3), dtype)
+    cells the loops split by cells; split: over two threads (see ``_execution``)."""
+    fused, reference = _fused_and_reference(cfg, np.float32, dtype)
+    case = random_case(fused, cfg, np.random.default_rng(3), np.float32)
     got = lk_run(fused, case)
-    assert all(isinstance(t, lk.kernels.FusedTape) for t in fused._tape["tapes"])
-    _compare(got, lk_run(reference, case), TOL[dtype])
+    assert all(isinstance(t, fast_lstm.FusedTape) for t in fused._tape["tapes"])
+    _compare(got, lk_run(reference, case), TOL[np.float32])
 
 
 @pytest.mark.parametrize(
@@ -153,14 +150,14 @@ def test_fused_equals_reference(
 )
 @pytest.mark.parametrize("cfg", CONFIGS[::3] + CONFIGS[-8:], ids=config_id)
 def test_inference_gives_the_same_results_and_records_nothing(
-    cfg: dict[str, Any], mode: str, monkeypatch: pytest.MonkeyPatch
+    cfg: dict[str, Any], mode: str
 ) -> None:
     """forward(..., inference=True) (two-step rings in the split loops) equals the
     recording forward bit for bit, on the same kernels; then backward and activations
-    refuse instead of using a stale tape."""
-    _force(monkeypatch, mode)
+    refuse instead of using a stale tape. (float64: the reference.)"""
     dtype = getattr(np, mode.split("-")[0])
     layer = make_layer(cfg, dtype, seed=1)
+    layer.execution = _execution(mode)
     case = random_case(layer, cfg, np.random.default_rng(3), dtype)
     args = (case["x"], case["state"], case["lengths"])
     y, state = layer(*args)
@@ -190,19 +187,17 @@ def test_inference_on_the_reference_layers(kind: str) -> None:
         layer.backward(np.ones_like(y))
 
 
-def test_inference_keeps_two_steps_of_the_split_loops_arrays(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_inference_keeps_two_steps_of_the_split_loops_arrays() -> None:
     """Inference on the split loops allocates no (T, N, 4H) tape: tracemalloc's peak of a
     (200, 8, 16, 64) forward is below the recording one's by about the tape's size."""
     import tracemalloc
 
-    _force(monkeypatch, "float32-cells-split")
     T, N, H = 200, 8, 64
     x = np.random.default_rng(0).standard_normal((T, N, 16)).astype(np.float32)
     peaks = {}
     for inference in (False, True):
         layer = lk.LSTM(16, H, seed=0)
+        layer.execution = _execution("cells-split")
         layer(x[:2], inference=inference)  # compiled code and pools outside the measurement
         tracemalloc.start()
         layer(x, inference=inference)
@@ -213,25 +208,32 @@ def test_inference_keeps_two_steps_of_the_split_loops_arrays(
     assert peaks[True] < 0.5 * peaks[False]
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("mode", ["", "cells-split"])
 @pytest.mark.parametrize("lengths", [None, [6, 2, 4]])
-def test_without_forget_gate(dtype: Any, lengths: Any) -> None:
+def test_without_forget_gate(mode: str, lengths: Any) -> None:
     cfg = {**CONFIGS[-8], "lengths": lengths is not None, "N": 3}
-    fused, reference = _fused_and_reference(cfg, dtype, forget_gate=False)
-    case = random_case(fused, cfg, np.random.default_rng(4), dtype)
+    fused, reference = _fused_and_reference(cfg, np.float32, mode, forget_gate=False)
+    case = random_case(fused, cfg, np.random.default_rng(4), np.float32)
     case["lengths"] = lengths
     got = lk_run(fused, case)
-    _compare(got, lk_run(reference, case), TOL[dtype])
+    _compare(got, lk_run(reference, case), TOL[np.float32])
     assert np.all(got["grads"]["weight_ih_l0"][7:14] == 0)  # the forget rows learn nothing
 
 
-def test_numpy_kernels_for_float32(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without numba, float32 runs NumPy's kernels; they too equal the reference."""
-    monkeypatch.setattr(pointwise, "compiled_kernels", lambda dtype: None)
-    for cfg in CONFIGS[-8:-3]:
-        fused, reference = _fused_and_reference(cfg, np.float32)
-        case = random_case(fused, cfg, np.random.default_rng(6), np.float32)
-        _compare(lk_run(fused, case), lk_run(reference, case), TOL[np.float32])
+def test_where_the_kernel_does_not_apply_auto_runs_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """float64, or float32 without numba: "auto" runs the reference, "fused" says why not."""
+    x64 = np.ones((3, 2, 4))
+    layer = lk.LSTM(4, 5, seed=0, dtype=np.float64)
+    layer(x64)
+    assert not isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)
+    with pytest.raises(ValueError, match="needs float32 and numba"):
+        layer(x64, execution=lk.Execution(impl="fused"))
+    monkeypatch.setattr(kernels, "available", lambda dtype: False)
+    layer = lk.LSTM(4, 5, seed=0)
+    layer(x64.astype(np.float32))
+    assert not isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)
 
 
 def test_float32_fused_against_torch_float64() -> None:
@@ -255,27 +257,24 @@ def test_float32_fused_against_torch_float64() -> None:
 
 
 @pytest.mark.parametrize("mode", ["", "split", "cells-split"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_activations_and_state_grads_match(
-    dtype: Any, mode: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_activations_and_state_grads_match(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """split: the two directions run concurrently, one thread each (checked); cells: a
     layer without projection, on the loops split by cells."""
     split = "split" in mode
     cfg = {**CONFIGS[-5], "lengths": True}  # proj, bidirectional, lengths
     if "cells" in mode:
         cfg["proj_size"] = 0
-    fused, reference = _fused_and_reference(cfg, dtype)
+    dtype = np.float32
+    fused, reference = _fused_and_reference(cfg, dtype, mode)
     case = random_case(fused, cfg, np.random.default_rng(8), dtype)
     for layer in (fused, reference):
         layer.record_state_grads = True
-    _force(monkeypatch, mode)
     threads: list[Any] = []
     for name in ("forward", "backward"):
         run = getattr(fast_lstm, name)
 
         def spy(*args: Any, _run: Any = run, **kwargs: Any) -> Any:
-            threads.append(kwargs.get("threads"))
+            threads.append(kwargs["ex"].threads)
             return _run(*args, **kwargs)
 
         monkeypatch.setattr(fast_lstm, name, spy)
@@ -295,25 +294,24 @@ def test_activations_and_state_grads_match(
 
 def test_backward_twice_accumulates() -> None:
     cfg = CONFIGS[-8]
-    fused, reference = _fused_and_reference(cfg, np.float64)
-    case = random_case(fused, cfg, np.random.default_rng(9), np.float64)
+    fused, reference = _fused_and_reference(cfg, np.float32)
+    case = random_case(fused, cfg, np.random.default_rng(9), np.float32)
     for layer in (fused, reference):
         layer(case["x"], case["state"])
         layer.backward(case["dy"], case["dstate"])
         layer.backward(case["dy"], case["dstate"])
     for name in reference.grads:
-        assert rel_err(fused.grads[name], reference.grads[name]) < 1e-12
+        assert rel_err(fused.grads[name], reference.grads[name]) < TOL[np.float32]
 
 
-@pytest.mark.parametrize("mode", ["float32-cells-split", "float32", "float64"])
-def test_reused_workspace_keeps_results_exact(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("mode", ["float32-cells-split", "float32"])
+def test_reused_workspace_keeps_results_exact(mode: str) -> None:
     """The tape reuses its arrays from call to call: a run after runs of other lengths (the
     arrays reallocated) and of the same length (reused) gives the reference's results, and
     an earlier forward's outputs and activations are not overwritten by later ones."""
-    _force(monkeypatch, mode)
-    dtype = getattr(np, mode.split("-")[0])
+    dtype = np.float32
     cfg = {**CONFIGS[-4], "lengths": True}  # 2 layers, bidirectional
-    fused, reference = _fused_and_reference(cfg, dtype)
+    fused, reference = _fused_and_reference(cfg, dtype, mode)
     cases = [
         random_case(fused, {**cfg, "T": T}, np.random.default_rng(seed), dtype)
         for T, seed in [(9, 0), (4, 1), (9, 2)]
@@ -355,7 +353,6 @@ def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch
     error reaches the caller (run in a thread with a timeout, so a hang fails the test)."""
     import threading
 
-    _force(monkeypatch, "float32-cells-split")
     real = cell_split.forward
 
     def broken(q: int, *args: Any) -> None:
@@ -365,6 +362,7 @@ def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(cell_split, "forward", broken)
     layer = lk.LSTM(8, 32, seed=0)
+    layer.execution = _execution("cells-split")
     x = np.random.default_rng(0).standard_normal((50, 4, 8)).astype(np.float32)
     errors: list[BaseException] = []
 
@@ -389,14 +387,29 @@ def test_impl_selection() -> None:
         gru(x)
     gru.impl = "auto"  # falls back to the reference
     gru(x)
-    assert not isinstance(gru._tape["tapes"][0], lk.kernels.FusedTape)
+    assert not isinstance(gru._tape["tapes"][0], fast_lstm.FusedTape)
     lstm = lk.LSTM(4, 5, seed=0)
-    lstm.impl = "fast"
     with pytest.raises(ValueError, match="impl: expected one of"):
-        lstm(x)
+        lstm.impl = "fast"
+    lstm(x)
+    assert isinstance(lstm._tape["tapes"][0], fast_lstm.FusedTape)
+    lstm(x, execution=lk.Execution(impl="reference"))  # this call only
+    assert not isinstance(lstm._tape["tapes"][0], fast_lstm.FusedTape)
+    assert lstm.impl == "auto"
+    lstm.backward(np.ones((3, 2, 5), np.float32))  # by the implementation that recorded
     lstm.impl = "reference"
     lstm(x)
-    assert not isinstance(lstm._tape["tapes"][0], lk.kernels.FusedTape)
+    assert not isinstance(lstm._tape["tapes"][0], fast_lstm.FusedTape)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"impl": "fast"}, {"threads": 0}, {"threads": 1.5}, {"small": -1}, {"min_rows": True}],
+    ids=str,
+)
+def test_execution_refuses_bad_choices(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        lk.Execution(**bad)
 
 
 def test_compiled_tanh_accuracy() -> None:
@@ -469,12 +482,11 @@ def test_bench_command_passes_every_argument_on(argv: list[str], monkeypatch: An
 @pytest.mark.parametrize("unbatched", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_streaming_step_equals_reference(
-    kwargs: dict[str, Any], unbatched: bool, threads: int, monkeypatch: pytest.MonkeyPatch
+    kwargs: dict[str, Any], unbatched: bool, threads: int
 ) -> None:
-    if threads > 1:  # split the weight rows across threads whatever the size
-        monkeypatch.setattr(streaming, "PARALLEL_WEIGHTS", 0)
-        monkeypatch.setattr(parallel, "thread_count", lambda: threads)
     fused, reference = (lk.LSTM(5, 7, seed=0, **kwargs) for _ in range(2))
+    # split the weight rows across threads whatever the size
+    fused.execution = lk.Execution(impl="fused", parallel_weights=0, threads=threads)
     reference.impl = "reference"
     rng = np.random.default_rng(0)
     state_f = state_r = None
@@ -524,13 +536,14 @@ def test_float32_larger_hidden(H: int) -> None:
 
 
 def test_parallel_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "thread_count", lambda: 2)
-    assert parallel.parts(10, parallel.MIN_WORK) == [slice(0, 5), slice(5, 10)]
-    assert parallel.parts(10, parallel.MIN_WORK - 1) == [slice(0, 10)]  # not worth threads
-    assert parallel.parts(2 * parallel.MIN_ROWS - 1, parallel.MIN_WORK) == [slice(0, 7)]
+    ex = lk.Execution(threads=2)
+    assert parallel.parts(10, ex.min_work, ex) == [slice(0, 5), slice(5, 10)]
+    assert parallel.parts(10, ex.min_work - 1, ex) == [slice(0, 10)]  # not worth threads
+    assert parallel.parts(2 * ex.min_rows - 1, ex.min_work, ex) == [slice(0, 7)]
+    assert parallel.parts(10, ex.min_work, ex.with_threads(1)) == [slice(0, 10)]
     monkeypatch.setattr(parallel, "_blas_controller", lambda: None)  # no threadpoolctl
-    assert parallel.parts(10, parallel.MIN_WORK, uses_blas=True) == [slice(0, 10)]
-    assert len(parallel.parts(10, parallel.MIN_WORK, uses_blas=lambda rows: rows > 5)) == 2
+    assert parallel.parts(10, ex.min_work, ex, uses_blas=True) == [slice(0, 10)]
+    assert len(parallel.parts(10, ex.min_work, ex, uses_blas=lambda rows: rows > 5)) == 2
     seen: list[int] = []
     parallel.run(seen.append, [0, 1, 2])
     assert sorted(seen) == [0, 1, 2]

@@ -8,6 +8,7 @@
 """
 
 from lstmkit import _compat
+from lstmkit.kernels.execution import Execution
 from lstmkit.nn import init as init  # lk.init.orthogonal_ etc., as init.py documents
 from lstmkit.nn.feedforward import Dropout, Embedding, Linear
 from lstmkit.nn.losses import mse, softmax_cross_entropy
@@ -24,6 +25,7 @@ __all__ = [
     "AdamW",
     "Dropout",
     "Embedding",
+    "Execution",
     "Linear",
     "Model",
     "RMSprop",

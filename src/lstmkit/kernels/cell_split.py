@@ -1,6 +1,6 @@
 """The LSTM's loops over time as compiled float32 code, each thread owning a block of cells.
 
-Same arrays and math as :mod:`lstmkit.kernels.lstm` and :mod:`lstmkit.kernels.pointwise` (read
+Same arrays and math as :mod:`lstmkit.kernels.lstm` and :mod:`lstmkit.kernels.compiled` (read
 those first); what differs is how the work of each step is divided between threads. With
 ``parts`` threads, thread ``me`` owns the cells ``c0:c1`` of the layer and, at every step,
 
@@ -234,7 +234,7 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
     a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
     right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
-    :data:`lstmkit.kernels.lstm.TRANSPOSED_FROM`)."""
+    ``Execution.transposed_from``)."""
     T, N, H = gates.shape[0], gates.shape[1], dc0.shape[1]
     dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)

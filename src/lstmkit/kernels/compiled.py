@@ -1,9 +1,19 @@
-"""numba-compiled float32 kernels: the pointwise steps of :mod:`lstmkit.kernels.pointwise` (same
-signatures, same math: read that module first), whole-sequence loops for small matrices,
-and the streaming step.
+"""numba-compiled float32 kernels: the LSTM's pointwise gate math, whole-sequence loops for
+small matrices, and the streaming step.
 
-* ``cell_forward`` / ``cell_backward``: one pass over the step's rows instead of NumPy's
-  ten ufunc calls.
+All four gates go through one ``tanh``: with ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5`` (the
+formula of the reference's sigmoid), every gate is
+
+    a = alpha * tanh(scale * z) + beta          per column of the (N, 4H) pre-activation
+
+with (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o and (1, 1, 0) for g; without a
+forget gate f's alpha is 0 and its beta 1, so f = 1 exactly. ``scale`` is folded into the
+weights and biases (a power of two, so the products round exactly as before), which
+leaves one ``tanh`` and one multiply-add per element. The derivatives come from the
+outputs, ``da/dz = a * (u - a) + v`` with (u, v) = (1, 0) for the sigmoid gates
+(s (1 - s)) and (0, 1) for g (1 - g^2). The constants: :func:`lstmkit.kernels.lstm.gate_constants`.
+
+* ``cell_forward`` / ``cell_backward``: one step's pointwise work, one pass over the rows.
 * ``forward_sequence`` / ``backward_sequence``: the whole time loop of
   :mod:`lstmkit.kernels.lstm` in one call, with the recurrent products written as loops. For
   small matrices (a few sequences, small H) the per-step cost is then a few hundred
@@ -169,12 +179,15 @@ def _cell_backward(dm, dc, gates, c_prev, tanh_c, u, v, dz, dc_prev):
 
 
 def cell_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
-    """:func:`lstmkit.kernels.pointwise.cell_forward`, compiled."""
+    """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
+    scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
+    (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
     _cell_forward(z, hw, k.alpha, k.beta, c_prev, c, tanh_c, m)
 
 
 def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
-    """:func:`lstmkit.kernels.pointwise.cell_backward`, compiled."""
+    """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H) in; dz = dL/dz
+    (N, 4H) and dc_prev (N, H) out. gates, c_prev, tanh_c: what the forward step stored."""
     _cell_backward(dm, dc, gates, c_prev, tanh_c, k.u, k.v, dz, dc_prev)
 
 

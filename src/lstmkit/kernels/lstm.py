@@ -1,60 +1,98 @@
-"""The LSTM's loop over time for one layer and one direction, fused.
+"""The LSTM's loop over time for one layer and one direction, fused (float32, numba).
 
-Same math, inputs and outputs as :func:`lstmkit.nn.time_loop.forward` / ``backward`` with
-:class:`lstmkit.nn.cells.LSTMCell`; what differs is how the work is laid out:
+Same math, inputs and outputs as the reference loop (``lstmkit.nn.time_loop`` over
+``lstmkit.nn.cells.LSTMCell``); the layer chooses between the two (``lstmkit.nn.strategy``).
+What differs is how the work is laid out (the crossovers are fields of
+:class:`lstmkit.kernels.execution.Execution`, written ``ex.`` below):
 
 * every array is allocated once per call (or reused from the caller's workspace), as a
   (T, N, ·) block; the loop writes into views of it (no per-step allocation, and the tape
   is those blocks, not T caches);
-* the gates' pointwise work is one fused kernel per step (:mod:`lstmkit.kernels.pointwise`);
-* float32 with numba, from ``N * P * 4H >= SPLIT_FROM`` and without projection: the loops
-  of :mod:`lstmkit.kernels.cell_split`, one compiled call per thread, each thread owning a block
-  of cells and calling BLAS for its columns of every step's products (the input
+* the gates' pointwise work is compiled (:mod:`lstmkit.kernels.compiled`);
+* from ``N * P * 4H >= ex.split_from`` and without projection: the loops of
+  :mod:`lstmkit.kernels.cell_split`, one compiled call per thread, each thread owning a
+  block of cells and calling BLAS for its columns of every step's products (the input
   projection too, while ``W_ih`` stays small enough to stay in cache);
 * otherwise the input projection ``x @ W_ih.T + b_ih + b_hh`` is one GEMM over all T*N
-  rows, and the loop adds the recurrent product into it in place: in float32 with numba
-  the whole loop is one compiled call (:mod:`lstmkit.kernels.compiled`) with its own matrix
-  products (small sizes, where Python's ~5 us per step would dominate); beyond
-  (``rows * P * 4H > SMALL``, ``SMALL_BACKWARD`` backward) the loop calls BLAS per step;
-  large batches are split across threads, each running the whole loop on its own
-  sequences (:mod:`lstmkit.kernels.parallel`);
+  rows, and the loop adds the recurrent product into it in place: the whole loop is one
+  compiled call with its own matrix products (small sizes, where Python's ~5 us per step
+  would dominate); beyond (``rows * P * 4H > ex.small``, ``ex.small_backward`` backward)
+  the loop calls BLAS per step; large batches are split across threads, each running the
+  whole loop on its own sequences (:mod:`lstmkit.kernels.parallel`);
 * after the backward loop, ``dW_ih``, ``dW_hh``, ``dW_hr``, the biases and ``dx`` are
   single GEMMs (or sums) over all T*N rows; only ``dz @ W_hh`` (and ``dh @ W_hr``) stay in
   the loop.
 
-Variable lengths follow :mod:`lstmkit.nn.time_loop`: on padded steps (``mask`` False) the state
-is carried unchanged and the output is zero.
+Variable lengths follow the reference: on padded steps (``mask`` False) the state is
+carried unchanged and the output is zero.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from lstmkit.kernels import parallel, pointwise
-from lstmkit.nn.cells.base import Params, State
-from lstmkit.nn.cells.lstm import LSTMCache
+from lstmkit.kernels import compiled, parallel
+from lstmkit.kernels.execution import DEFAULT, Execution
 
-# N * P * 4H from which the loops of lstmkit.kernels.cell_split run (no projection); measured:
-# (2, 100, 64, 128) inference 0.79 ms on the compiled loops, 0.97 split; (1, 200, 64, 256)
-# 7.3 and 4.0 ms
-SPLIT_FROM = 2**18
-# bytes of W_ih up to which the split loops project x step by step (the weights stay in
-# cache; measured (16, 100, 64, 128) inference 3.3 -> 2.9 ms); larger: one GEMM before
-PROJECT_IN_LOOP = 2**23
-SMALL = 2**25  # rows * P * 4H up to which the compiled whole-sequence loops beat BLAS
-# the same for the backward loop: its product dz @ W_hh (K = 4H) runs ~10% faster in BLAS
-# from 32 rows of H = 512 on (measured: a (64, 100, 256, 512) backward 260 -> 240 ms)
-SMALL_BACKWARD = 2**24
-# bytes of W_hh beyond which the split loops run their recurrent products transposed, the
-# weights as the left matrix (see lstmkit.kernels.cell_split.backward), with the projection before
-# the loop. Measured (two threads, training step / inference): (64, 50, 1024, 1024)
-# 961 -> 917 / 361 -> 337 ms, (8, 100, 128, 1024) 341 -> 217 / 139 -> 94, (16, 50, 256,
-# 768) 114 -> 95 / 50 -> 34, (64, 50, 512, 768) 467 -> 454 / even; but at H = 512 slower
-# ((64, 100, 256, 512) 328 -> 370 / 123 -> 144, (8, 100, 128, 512) 51 -> 65 / 18 -> 25)
-TRANSPOSED_FROM = 2**23
+Params = dict[
+    str, np.ndarray
+]  # {"W_ih": (4H, I), "W_hh": (4H, P), "b_ih", "b_hh": (4H,), "W_hr": (P, H)}
+State = tuple[np.ndarray, ...]  # (h (N, P), c (N, H))
+
+
+class GateConstants(NamedTuple):
+    """Per-column constants of the (N, 4H) gate block (see :mod:`lstmkit.kernels.compiled`):
+    gate = alpha * tanh(scale * z) + beta, and its derivative a * (u - a) + v from its
+    output a."""
+
+    scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
+    alpha: np.ndarray  # (4H,)
+    beta: np.ndarray  # (4H,)
+    u: np.ndarray  # (4H,)
+    v: np.ndarray  # (4H,)
+
+
+@functools.lru_cache(maxsize=64)
+def gate_constants(H: int, forget_gate: bool) -> GateConstants:
+    """The float32 constants of an H-cell layer, read-only and kept from call to call
+    (building them took ~10 us, a tenth of a whole small forward). (scale, alpha, beta) =
+    (1/2, 1/2, 1/2) for i, f, o (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for
+    g; without a forget gate f's alpha is 0 and its beta 1, so f = 1 exactly. (u, v) = (1, 0)
+    for the sigmoid gates (s (1 - s)), (0, 1) for g (1 - g^2)."""
+
+    def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
+        a = np.repeat(np.array([i, f, g, o], dtype=np.float32), H)
+        a.flags.writeable = False
+        return a
+
+    f_alpha, f_beta = (0.5, 0.5) if forget_gate else (0.0, 1.0)
+    return GateConstants(
+        scale=per_gate(0.5, 0.5, 1.0, 0.5),
+        alpha=per_gate(0.5, f_alpha, 1.0, 0.5),
+        beta=per_gate(0.5, f_beta, 0.0, 0.5),
+        u=per_gate(1.0, 1.0, 0.0, 1.0),
+        v=per_gate(0.0, 0.0, 1.0, 0.0),
+    )
+
+
+def split4(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The i, f, g, o column blocks of a (..., 4H) array, as views."""
+    H = a.shape[-1] // 4
+    return a[..., :H], a[..., H : 2 * H], a[..., 2 * H : 3 * H], a[..., 3 * H :]
+
+
+def _split_loops() -> Any:
+    """The module :mod:`lstmkit.kernels.cell_split`, or None where NumPy's BLAS has no
+    ``cblas_sgemm`` (see :mod:`lstmkit.kernels.blas`)."""
+    try:
+        from lstmkit.kernels import cell_split
+    except ImportError:
+        return None
+    return cell_split
 
 
 class FusedTape(NamedTuple):
@@ -70,14 +108,12 @@ class FusedTape(NamedTuple):
     reverse: bool
     forget_gate: bool
 
-    @property
-    def caches(self) -> list[LSTMCache]:
-        """The reference's per-step caches, as views (for ``layer.activations()``)."""
-        out = []
-        for t in range(self.x.shape[0]):
-            i, f, g, o = pointwise.split4(self.gates[t])
-            out.append(LSTMCache(i, f, g, o, self.c_prev[t], self.tanh_c[t], self.m[t]))
-        return out
+    def fields(self) -> dict[str, np.ndarray]:
+        """The reference cell's cache fields stacked over time, (T, N, ·) views (for
+        ``layer.activations()``): i, f, g, o, c_prev, tanh_c, m."""
+        i, f, g, o = split4(self.gates)
+        return {"i": i, "f": f, "g": g, "o": o, "c_prev": self.c_prev, "tanh_c": self.tanh_c,
+                "m": self.m}  # fmt: skip
 
 
 Workspace = dict[str, np.ndarray]
@@ -126,14 +162,14 @@ def forward(
     mask: np.ndarray | None = None,
     reverse: bool = False,
     forget_gate: bool = True,
-    threads: int | None = None,
+    ex: Execution = DEFAULT,
     workspace: Workspace | None = None,
     keep_tape: bool = True,
 ) -> tuple[np.ndarray, State, FusedTape | None]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
 
-    Returns y (T, N, P), the final (h, c) and the tape. ``threads``: at most that many
-    (default: :func:`lstmkit.kernels.parallel.thread_count`). ``workspace``: a dict kept by
+    Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
+    limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
     the caller from call to call, whose arrays the tape reuses (so a tape is valid until the
     next call with the same workspace; y and the states are always new arrays).
     ``keep_tape=False`` (inference): the tape is None, and the split loops keep only two
@@ -147,15 +183,15 @@ def forward(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    k = pointwise.gate_constants(H, forget_gate, dtype)
+    k = gate_constants(H, forget_gate)
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
-    split = pointwise.split_loops(dtype) if W_hr_t is None and N * P * GH >= SPLIT_FROM else None
-    transposed = split is not None and W_hh.nbytes > TRANSPOSED_FROM
+    split = _split_loops() if W_hr_t is None and N * P * GH >= ex.split_from else None
+    transposed = split is not None and W_hh.nbytes > ex.transposed_from
     # the split loops project x step by step (not with transposed products)
-    in_loop = p["W_ih"].nbytes <= PROJECT_IN_LOOP and not transposed
+    in_loop = p["W_ih"].nbytes <= ex.project_in_loop and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
     gates = _empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
@@ -170,15 +206,13 @@ def forward(
     c_prev[order[0] % ring] = state[1]
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
     if split is None or not in_loop:
-        _project(x, p["W_ih"] * k.scale[:, None], b, gates, threads)
+        _project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
-        _forward_cells(
-            split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), threads, transposed
-        )
+        _forward_cells(split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), ex, transposed)
     else:
         W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
-        _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), threads)
+        _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), ex)
     return y, (h_n, c_n), tape if keep_tape else None
 
 
@@ -201,7 +235,7 @@ def _outputs_and_inputs(
 
 
 def _project(
-    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, threads: Any
+    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, ex: Execution
 ) -> None:
     """gates (T, N, 4H) = x @ W_ih_s.T + b (the scaled input projection), one GEMM over all
     T*N rows, each thread on a block of them."""
@@ -214,7 +248,7 @@ def _project(
         if b is not None:
             gate_rows[rows] += b
 
-    parallel.run(project, parallel.parts(T * N, T * N * I * GH, threads=threads))
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH, ex))
 
 
 def _forward_cells(
@@ -223,11 +257,11 @@ def _forward_cells(
     W_ih: np.ndarray | None,
     W_hh: np.ndarray,
     b: np.ndarray | None,
-    k: pointwise.GateConstants,
+    k: GateConstants,
     order: list[int],
     y: np.ndarray,
     final: State,
-    threads: Any,
+    ex: Execution,
     transposed: bool = False,
 ) -> None:
     """The loop of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells; with
@@ -242,7 +276,7 @@ def _forward_cells(
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
-    cells = parallel.cell_blocks(H, T * N * P * GH, threads)
+    cells = parallel.cell_blocks(H, T * N * P * GH, ex)
     flags = split.flags(len(cells))
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
@@ -290,11 +324,11 @@ def _forward_rows(
     tape: FusedTape,
     W_hh_s: np.ndarray,
     W_hr_t: np.ndarray | None,
-    k: pointwise.GateConstants,
+    k: GateConstants,
     order: list[int],
     y: np.ndarray,
     final: State,
-    threads: Any,
+    ex: Execution,
 ) -> None:
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
@@ -304,14 +338,13 @@ def _forward_rows(
     GH, P = W_hh_s.shape
     dtype = x.dtype
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
-    compiled = pointwise.compiled_kernels(dtype)
     valid = _valid(mask, T, N)
     h_n, c_n = final
 
     def run(rows: slice) -> None:
         """The loop over time for the sequences ``rows``."""
         n = rows.stop - rows.start
-        if compiled is not None and n * P * GH <= SMALL:
+        if n * P * GH <= ex.small:
             no_proj = np.empty((0, P), dtype)
             compiled.forward_sequence(
                 *(gates, W_hh_s, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
@@ -319,7 +352,6 @@ def _forward_rows(
                 *(rows.start, rows.stop),
             )
             return
-        cell_forward, _ = pointwise.select(dtype)
         hw = np.empty((n, GH), dtype)
         for s, t in enumerate(order):
             last = s == T - 1
@@ -327,7 +359,7 @@ def _forward_rows(
             c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
             h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
             np.matmul(h_t, W_hh_t, out=hw)
-            cell_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
+            compiled.cell_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
             h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
             if mask is None:
                 h_out[...] = h_new
@@ -338,8 +370,7 @@ def _forward_rows(
                 np.copyto(c_out, c_t, where=~valid_t)
                 np.multiply(h_new, valid_t, out=y_t)
 
-    blocks = parallel.parts(N, T * N * P * GH, lambda rows: rows * P * GH > SMALL, threads)
-    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+    parallel.run(run, parallel.parts(N, T * N * P * GH, ex, lambda rows: rows * P * GH > ex.small))
 
 
 def backward(
@@ -349,13 +380,13 @@ def backward(
     dstate: State,
     grads: Params,
     record: list[np.ndarray] | None = None,
-    threads: int | None = None,
+    ex: Execution = DEFAULT,
     workspace: Workspace | None = None,
 ) -> tuple[np.ndarray, State]:
     """Backpropagate dy (T, N, P) and the final state's gradient (dh (N, P), dc (N, H)).
 
     Adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), (dh0, dc0)).
-    ``record``: as in :func:`lstmkit.nn.time_loop.backward`; ``threads``, ``workspace`` as in
+    ``record``: as in :func:`lstmkit.nn.time_loop.backward`; ``ex``, ``workspace`` as in
     :func:`forward`.
     """
     x, mask = tape.x, tape.mask
@@ -363,7 +394,7 @@ def backward(
     W_hh = p["W_hh"]  # (4H, P)
     GH, P = W_hh.shape
     dtype = x.dtype
-    k = pointwise.gate_constants(GH // 4, tape.forget_gate, dtype)
+    k = gate_constants(GH // 4, tape.forget_gate)
     W_hr = p.get("W_hr")  # (P, H)
 
     dz = _empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
@@ -372,12 +403,12 @@ def backward(
     dc0 = np.array(dstate[1], dtype, order="C")
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = _time_order(T, tape.reverse)
-    split = pointwise.split_loops(dtype) if W_hr is None and record is None else None
+    split = _split_loops() if W_hr is None and record is None else None
     if split is not None:
-        _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), threads)
+        _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), ex)
     else:
-        _backward_rows(tape, dy, W_hh, W_hr, k, order, dz, dh_cell, (dh0, dc0), record, threads)
-    return _products(p, tape, dz, dh_cell, grads, threads), (dh0, dc0)
+        _backward_rows(tape, dy, W_hh, W_hr, k, order, dz, dh_cell, (dh0, dc0), record, ex)
+    return _products(p, tape, dz, dh_cell, grads, ex), (dh0, dc0)
 
 
 def _backward_cells(
@@ -388,7 +419,7 @@ def _backward_cells(
     order: list[int],
     dz: np.ndarray,
     dstate: State,
-    threads: Any,
+    ex: Execution,
 ) -> None:
     """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
     fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
@@ -396,10 +427,10 @@ def _backward_cells(
     x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
-    cells = parallel.cell_blocks(GH // 4, T * N * P * GH, threads)
+    cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
     flags = split.flags(len(cells))
     valid = _valid(mask, T, N)
-    transposed = W_hh.nbytes > TRANSPOSED_FROM  # dz passes between threads transposed
+    transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
@@ -416,13 +447,13 @@ def _backward_rows(
     dy: np.ndarray,
     W_hh: np.ndarray,
     W_hr: np.ndarray | None,
-    k: pointwise.GateConstants,
+    k: GateConstants,
     order: list[int],
     dz: np.ndarray,
     dh_cell: np.ndarray,
     dstate: State,
     record: list[np.ndarray] | None,
-    threads: Any,
+    ex: Execution,
 ) -> None:
     """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
     across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
@@ -432,14 +463,13 @@ def _backward_rows(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    compiled = pointwise.compiled_kernels(dtype)
     valid = _valid(mask, T, N)
     dh0, dc0 = dstate
 
     def run(rows: slice) -> None:
         """The loop back over time for the sequences ``rows``."""
         n = rows.stop - rows.start
-        if compiled is not None and n * P * GH <= SMALL_BACKWARD and record is None:
+        if n * P * GH <= ex.small_backward and record is None:
             no_proj = np.empty((0, H), dtype)
             compiled.backward_sequence(
                 *(dy, gates, c_prev, tanh_c, W_hh, np.ascontiguousarray(W_hh.T)),
@@ -447,7 +477,6 @@ def _backward_rows(
                 *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
             )
             return
-        _, cell_backward = pointwise.select(dtype)
         dm_buf = np.empty((n, H), dtype)
         dh, dc = dh0[rows].copy(), dc0[rows].copy()
         dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
@@ -462,7 +491,7 @@ def _backward_rows(
             else:  # h = W_hr m
                 dh_cell[t, rows] = dh_t
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
-            cell_backward(
+            compiled.cell_backward(
                 dm, dc_t, gates[t, rows], c_prev[t, rows], tanh_c[t, rows], k, dz[t, rows], dc_prev
             )
             np.matmul(dz[t, rows], W_hh, out=dh_prev)
@@ -476,14 +505,13 @@ def _backward_rows(
         dc0[rows] = dc
 
     def uses_blas(rows: int) -> bool:
-        return record is not None or rows * P * GH > SMALL_BACKWARD
+        return record is not None or rows * P * GH > ex.small_backward
 
-    blocks = parallel.parts(N, T * N * P * GH, uses_blas, threads)
-    parallel.run(run, blocks if compiled is not None else [slice(0, N)])
+    parallel.run(run, parallel.parts(N, T * N * P * GH, ex, uses_blas))
 
 
 def _products(
-    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, threads: Any
+    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, ex: Execution
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
@@ -497,7 +525,7 @@ def _products(
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), x.dtype)
     dx_rows = dx.reshape(T * N, I)
-    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), threads=threads))
+    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), ex))
 
     def products(i: int) -> None:
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)

@@ -13,7 +13,7 @@ each, and synchronises once at the end:
   independent, so each thread runs the whole loop on its own rows (:func:`parts`);
 * the large products before and after the loop: each thread computes a block of rows;
 * a bidirectional layer's two directions: each thread runs one whole direction on all the
-  batch's rows (:func:`lstmkit.kernels.forward_directions`), which keeps every per-step
+  batch's rows (:func:`lstmkit.nn.strategy.forward_directions`), which keeps every per-step
   product twice as tall as splitting each direction's batch (measured 14% faster on a
   2-layer bidirectional (N, T, I, H) = (16, 100, 128, 256) training step).
 
@@ -36,11 +36,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-_T = TypeVar("_T")
+from lstmkit.kernels.execution import Execution
 
-MIN_ROWS = 4  # fewest rows (sequences, or rows of a product) per thread
-MIN_WORK = 2**22  # fewest multiply-adds worth starting threads for
-MIN_CELLS = 16  # fewest cells per thread when threads share the cells of one layer
+_T = TypeVar("_T")
 
 
 def thread_count() -> int:
@@ -65,18 +63,22 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
+def most_threads(ex: Execution) -> int:
+    """The thread limit of ``ex`` (default: :func:`thread_count`)."""
+    return thread_count() if ex.threads is None else ex.threads
+
+
 def parts(
     n: int,
     work: float,
+    ex: Execution,
     uses_blas: bool | Callable[[int], bool] = True,
-    threads: int | None = None,
 ) -> list[slice]:
     """``range(n)`` cut into one block of rows per thread, or a single block when splitting
-    does not pay: ``work`` (multiply-adds) below MIN_WORK, fewer than MIN_ROWS rows per
-    block, or BLAS inside (``uses_blas(rows per block)``) without threadpoolctl.
-    ``threads``: at most that many blocks (default: :func:`thread_count`)."""
-    most = thread_count() if threads is None else threads
-    threads = min(most, n // MIN_ROWS) if work >= MIN_WORK else 1
+    does not pay: ``work`` (multiply-adds) below ``ex.min_work``, fewer than ``ex.min_rows``
+    rows per block, or BLAS inside (``uses_blas(rows per block)``) without threadpoolctl;
+    at most :func:`most_threads` blocks."""
+    threads = min(most_threads(ex), n // ex.min_rows) if work >= ex.min_work else 1
     blas = uses_blas(n // threads) if callable(uses_blas) and threads > 1 else uses_blas
     if threads > 1 and blas and _blas_controller() is None:
         threads = 1
@@ -84,23 +86,22 @@ def parts(
     return [block(n, threads, i) for i in range(threads)]
 
 
-def cell_blocks(H: int, work: float, threads: int | None = None) -> list[slice]:
+def cell_blocks(H: int, work: float, ex: Execution) -> list[slice]:
     """``range(H)`` (a layer's cells) cut into one block per thread, for threads that wait
     for each other at every step: so only where they surely run at once (not from inside a
     worker, which would run them in turn), with BLAS on one thread each, at least
-    MIN_CELLS cells and MIN_WORK multiply-adds; else one block."""
-    most = thread_count() if threads is None else threads
-    n = min(most, H // MIN_CELLS) if work >= MIN_WORK else 1
-    if n > 1 and (_in_worker() or not can_split_blas()):
+    ``ex.min_cells`` cells and ``ex.min_work`` multiply-adds; else one block."""
+    n = min(most_threads(ex), H // ex.min_cells) if work >= ex.min_work else 1
+    if n > 1 and (_in_worker() or not can_split_blas(ex)):
         n = 1
     n = max(n, 1)
     return [block(H, n, i) for i in range(n)]
 
 
-def can_split_blas() -> bool:
-    """Whether work that calls BLAS can run on several of our threads (threadpoolctl
-    present, so BLAS runs one thread per caller)."""
-    return thread_count() > 1 and _blas_controller() is not None
+def can_split_blas(ex: Execution) -> bool:
+    """Whether work that calls BLAS can run on several of our threads (more than one
+    allowed, threadpoolctl present, so BLAS runs one thread per caller)."""
+    return most_threads(ex) > 1 and _blas_controller() is not None
 
 
 @contextlib.contextmanager

@@ -1,12 +1,12 @@
-"""Streaming: one time step of an LSTM layer on a compiled kernel.
+"""Streaming: one time step of a stack of LSTM layers on a compiled kernel.
 
 ``layer.step(x_t, state)`` calls :func:`step` first; it returns None whenever it does not
-apply (not float32, numba missing, inputs that are not float32 arrays of the expected
-shapes, or not finite), and the layer then takes its reference path, which also does the
-validation and raises the errors. On the fast path the per-call Python work is a few
-attribute lookups and one compiled call per layer: the kernel reads the live weights, so
-updating them in place is seen at the next step. Large layers split the weight rows across
-numba's threads.
+apply (inputs that are not float32 arrays of the expected shapes, or not finite), and the
+layer then takes its reference path, which also does the validation and raises the errors.
+On the fast path the per-call Python work is a few lookups and one compiled call per
+layer: the kernel reads the live weights, so updating them in place is seen at the next
+step. Large layers (from ``ex.parallel_weights`` floats: beyond ~1 MB, a core's L2, a step
+is bound by one core's bandwidth) split the weight rows across numba's threads.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.kernels import parallel, pointwise
-
-# Weights (floats) from which a step splits its rows across threads: beyond ~1 MB (a core's
-# L2) a step is bound by one core's bandwidth; below, starting the threads costs more.
-PARALLEL_WEIGHTS = 2**18
+from lstmkit.kernels import compiled, parallel
+from lstmkit.kernels.execution import Execution
 
 
 def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray | None:
@@ -29,16 +26,20 @@ def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray
     return state[:, None, :] if unbatched else state
 
 
-def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
-    """One step of an LSTM ``layer`` (not bidirectional): (y_t, (h, c)), or None."""
-    compiled = pointwise.compiled_kernels(layer.dtype)
-    if compiled is None or not isinstance(x_t, np.ndarray) or x_t.dtype != np.float32:
+def step(
+    params: list[dict[str, np.ndarray]], x_t: Any, state: Any, forget_gate: bool, ex: Execution
+) -> tuple[np.ndarray, Any] | None:
+    """One step of L stacked layers (one direction), ``params[k]`` the k-th layer's
+    ``{"W_ih", "W_hh", "b_ih", "b_hh", "W_hr"}`` (float32; biases and ``W_hr`` optional):
+    x_t (N, I) or (I,), state (h (L, N, P), c (L, N, H)) or None -> (y_t, (h, c)), or None."""
+    if not isinstance(x_t, np.ndarray) or x_t.dtype != np.float32:
         return None
-    if x_t.ndim not in (1, 2) or x_t.shape[-1] != layer.input_size:
+    if x_t.ndim not in (1, 2) or x_t.shape[-1] != params[0]["W_ih"].shape[1]:
         return None
     unbatched = x_t.ndim == 1
     x = x_t[None, :] if unbatched else x_t
-    N, L, P, H = x.shape[0], layer.num_layers, layer.output_size, layer.hidden_size
+    P, H = params[0]["W_hh"].shape[1], params[0]["W_hh"].shape[0] // 4
+    N, L = x.shape[0], len(params)
     lead = (L,) if unbatched else (L, N)
     h0: np.ndarray | None = None
     c0: np.ndarray | None = None
@@ -50,19 +51,17 @@ def step(layer: Any, x_t: Any, state: Any) -> tuple[np.ndarray, Any] | None:
     if h0 is None or c0 is None or not compiled.all_finite(x, h0, c0):
         return None
     h_n, c_n = np.empty((L, N, P), np.float32), np.empty((L, N, H), np.float32)
-    params = layer.parameters()
     no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
-    for k in range(L):
-        s = f"_l{k}"
-        W_ih, W_hh = params["weight_ih" + s], params["weight_hh" + s]
-        b_ih, b_hh = params.get("bias_ih" + s, no_bias), params.get("bias_hh" + s, no_bias)
-        W_hr = params.get("weight_hr" + s, no_proj)
-        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, layer.cell.forget_gate, h_n[k])
-        n_threads = parallel.thread_count() if W_ih.size + W_hh.size >= PARALLEL_WEIGHTS else 1
+    for k, p in enumerate(params):
+        W_ih, W_hh = p["W_ih"], p["W_hh"]
+        b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)
+        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, p.get("W_hr", no_proj), forget_gate)
+        big = W_ih.size + W_hh.size >= ex.parallel_weights
+        n_threads = parallel.most_threads(ex) if big else 1
         if n_threads > 1:
-            compiled.step_parallel(*args, c_n[k], n_threads)
+            compiled.step_parallel(*args, h_n[k], c_n[k], n_threads)
         else:
-            compiled.step(*args, c_n[k])
+            compiled.step(*args, h_n[k], c_n[k])
         x = h_n[k]
     y = x[0].copy() if unbatched else x.copy()
     if unbatched:

@@ -16,11 +16,13 @@ c_0, c_n        (L*D, N, H)                 LSTM only
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from lstmkit import kernels
+from lstmkit.kernels.execution import Execution
+from lstmkit.nn import strategy
 from lstmkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.nn.cells.base import Cell, Params
 from lstmkit.nn.checks import as_array, check_finite, check_shape, lengths_mask
@@ -87,10 +89,19 @@ class _Recurrent(Module):
             {} for _ in range(self.num_directions)
         ]
         self.record_state_grads = False  # backward then fills self.state_grads
-        self.impl = "auto"  # "reference" (lstmkit.nn.time_loop) or "fused": see lstmkit.kernels
+        self.execution = Execution()  # how it runs: see lstmkit.kernels.execution
         self.state_grads: dict[str, np.ndarray] = {}
 
     # ---- parameters -------------------------------------------------------------
+
+    @property
+    def impl(self) -> str:
+        """``self.execution.impl``: "auto", "reference" or "fused" (settable)."""
+        return self.execution.impl
+
+    @impl.setter
+    def impl(self, impl: str) -> None:
+        self.execution = replace(self.execution, impl=impl)
 
     @property
     def num_directions(self) -> int:
@@ -267,19 +278,33 @@ class _Recurrent(Module):
     # ---- forward and backward ------------------------------------------------------
 
     def __call__(
-        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+        self,
+        x: Any,
+        state: Any = None,
+        lengths: Any = None,
+        *,
+        inference: bool = False,
+        execution: Execution | None = None,
     ) -> tuple[np.ndarray, Any]:
-        return self.forward(x, state, lengths, inference=inference)
+        return self.forward(x, state, lengths, inference=inference, execution=execution)
 
     def forward(
-        self, x: Any, state: Any = None, lengths: Any = None, *, inference: bool = False
+        self,
+        x: Any,
+        state: Any = None,
+        lengths: Any = None,
+        *,
+        inference: bool = False,
+        execution: Execution | None = None,
     ) -> tuple[np.ndarray, Any]:
         """Run the whole sequence. Returns (y, final state); see the module doc for shapes.
 
         ``inference=True`` (like running torch under ``no_grad``): nothing is recorded, so
         neither ``backward`` nor ``activations`` can follow; the fused float32 loops then
         keep two steps of their gates and cell states instead of all T (less memory, and
-        faster on several threads). Results are the same either way."""
+        faster on several threads). Results are the same either way. ``execution``: how
+        to run this call (default ``self.execution``); ``backward`` runs as it did."""
+        ex = self.execution if execution is None else execution
         x, unbatched = self._prepare_input(x)
         T, N, _ = x.shape
         state0 = self._prepare_state(state, N, unbatched, "state")
@@ -293,13 +318,13 @@ class _Recurrent(Module):
         try:
             for layer in range(self.num_layers):
                 outputs = []
-                runs = kernels.forward_directions(
+                runs = strategy.forward_directions(
                     self.cell,
                     [self._local(self._params, layer, d) for d in range(D)],
                     layer_input,
                     [tuple(s[layer * D + d] for s in state0) for d in range(D)],
                     mask,
-                    impl=self.impl,
+                    ex,
                     workspaces=None if spaces is None else spaces[layer * D : (layer + 1) * D],
                     keep_tape=not inference,
                 )
@@ -319,7 +344,7 @@ class _Recurrent(Module):
         finally:
             if spaces is not None:
                 self._free_workspaces.append(spaces)
-        record = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "N": N}
+        record = {"tapes": tapes, "dropout": dropout_masks, "shape": x.shape, "execution": ex}
         self._tape = None if inference else {**record, "unbatched": unbatched}
         final_state = [np.stack(parts) for parts in finals]
         return self._to_user_layout(layer_input, unbatched), self._public_state(
@@ -377,7 +402,7 @@ class _Recurrent(Module):
                     for state_name, rec in zip(self.cell.state_names, record):
                         self.state_grads[state_name + sfx] = rec
                 records.append(record)
-            runs = kernels.backward_directions(
+            runs = strategy.backward_directions(
                 self.cell,
                 [self._local(self._params, layer, d) for d in range(D)],
                 tape["tapes"][layer * D : (layer + 1) * D],
@@ -385,6 +410,7 @@ class _Recurrent(Module):
                 [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
                 [self._local(self.grads, layer, d) for d in range(D)],
                 records,
+                tape["execution"],
                 self._backward_workspaces,
             )
             for d, (dx, ds0) in enumerate(runs):
@@ -412,15 +438,15 @@ class _Recurrent(Module):
         out: dict[str, dict[str, np.ndarray]] = {}
         for k, tape in enumerate(self._tape["tapes"]):
             layer, d = divmod(k, self.num_directions)
-            fields = {
-                name: np.stack([getattr(c, name) for c in tape.caches])
-                for name in tape.caches[0]._fields
-            }
-            fields["h_prev"] = tape.h_prev.copy()  # the tape's arrays are reused by forward
+            # copies: the fused tape's arrays are reused by the next forward
+            fields = {name: a.copy() for name, a in tape.fields().items()}
+            fields["h_prev"] = tape.h_prev.copy()
             out[self._suffix(layer, d)] = fields
         return out
 
-    def step(self, x_t: Any, state: Any = None) -> tuple[np.ndarray, Any]:
+    def step(
+        self, x_t: Any, state: Any = None, *, execution: Execution | None = None
+    ) -> tuple[np.ndarray, Any]:
         """One time step for streaming: x_t (N, I) or (I,) -> (y_t (N, P), new state).
 
         Equal to ``forward`` on a length-1 sequence in eval mode (no dropout), without
@@ -428,7 +454,9 @@ class _Recurrent(Module):
         """
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer needs the whole sequence; use forward")
-        if kernels.applies(self.cell, self.impl) and (fused := kernels.step(self, x_t, state)):
+        ex = self.execution if execution is None else execution
+        params = [self._local(self._params, layer, 0) for layer in range(self.num_layers)]
+        if fused := strategy.step(self.cell, params, self.dtype, x_t, state, ex):
             return fused
         x_t = as_array(x_t, "x_t", self.dtype)
         if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
@@ -442,7 +470,7 @@ class _Recurrent(Module):
         parts = self._prepare_state(state, x.shape[0], unbatched, "state")
         new_parts: list[list[np.ndarray]] = [[] for _ in parts]
         for layer in range(self.num_layers):
-            p = self._local(self._params, layer, 0)
+            p = params[layer]
             xw = x @ p["W_ih"].T
             if "b_ih" in p:
                 xw += p["b_ih"]

@@ -29,6 +29,13 @@ class Tape(NamedTuple):
     mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
     reverse: bool
 
+    def fields(self) -> dict[str, np.ndarray]:
+        """The caches' fields stacked over time: {name: (T, N, ·)}."""
+        return {
+            name: np.stack([getattr(c, name) for c in self.caches])
+            for name in self.caches[0]._fields
+        }
+
 
 def _time_order(T: int, reverse: bool) -> range:
     return range(T - 1, -1, -1) if reverse else range(T)

@@ -1,0 +1,79 @@
+"""How a layer runs: one small object of choices, with defaults measured on this machine.
+
+A layer holds an :class:`Execution` (``layer.execution``) and passes it down to whatever
+runs it; a call can override it (``layer(x, execution=...)``). Nothing here changes what is
+computed, only how: every choice gives the same results (to float32 rounding between the
+reference and the fused kernel, exactly between the fused kernel's own paths).
+
+The thresholds are sizes of work (multiply-adds of a step's products, ``rows * P * 4H``) or
+of weights (bytes); each was measured as the crossover between two ways of running, on an
+AMD Zen 4 with 2 cores (the measurements are in docs/performance.md). Change them to tune a
+different machine, or set one to 0 (always) or a huge value (never) to force a path, as the
+tests do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+IMPLS = ("auto", "reference", "fused")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """The choices of how a layer runs.
+
+    impl: "reference" (the NumPy time loop over the cell's equations), "fused" (the
+        compiled kernel; raises where it does not apply: float32 with numba, LSTM cells),
+        or "auto" (fused where it applies, else the reference).
+    threads: at most this many threads (None: numba's thread count).
+
+    The fused kernel's crossovers:
+    split_from: ``N * P * 4H`` from which each thread owns a block of cells
+        (:mod:`lstmkit.kernels.cell_split`) rather than of sequences.
+    project_in_loop: bytes of ``W_ih`` up to which the cell-split loops project x step by
+        step (the weights stay in cache) instead of in one GEMM before the loop.
+    small: ``rows * P * 4H`` up to which the compiled whole-sequence loop, with its own
+        matrix products, beats calling BLAS per step.
+    small_backward: the same for the backward loop.
+    transposed_from: bytes of ``W_hh`` from which the cell-split loops compute the
+        recurrent product with the weights as the left matrix.
+    min_work: fewest multiply-adds worth starting threads for.
+    min_rows: fewest rows (sequences, or rows of a product) per thread.
+    min_cells: fewest cells per thread when threads share a layer's cells.
+    parallel_weights: weights (floats) from which a streaming step splits its rows across
+        threads.
+    """
+
+    impl: str = "auto"
+    threads: int | None = None
+    split_from: int = 2**18
+    project_in_loop: int = 2**23
+    small: int = 2**25
+    small_backward: int = 2**24
+    transposed_from: int = 2**23
+    min_work: int = 2**22
+    min_rows: int = 4
+    min_cells: int = 16
+    parallel_weights: int = 2**18
+
+    def __post_init__(self) -> None:
+        if self.impl not in IMPLS:
+            raise ValueError(f"impl: expected one of {IMPLS}, got {self.impl!r}")
+        if self.threads is not None and not _is_int(self.threads, 1):
+            raise ValueError(f"threads: expected None or an integer >= 1, got {self.threads!r}")
+        for f in fields(self)[2:]:
+            value = getattr(self, f.name)
+            if not _is_int(value, 0):
+                raise ValueError(f"{f.name}: expected an integer >= 0, got {value!r}")
+
+    def with_threads(self, threads: int | None) -> Execution:
+        """A copy with another thread limit."""
+        return replace(self, threads=threads)
+
+
+def _is_int(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+DEFAULT = Execution()
