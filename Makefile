@@ -35,6 +35,7 @@ lint: $(TSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/lstmkit
+	$(BIN)/lint-imports
 
 bench: $(TSTAMP)
 	$(BIN)/python benchmarks/bench_lstm.py
