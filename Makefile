@@ -1,11 +1,12 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test` (`make test-fast`: without
+# the tests marked slow, under a minute).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TSTAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test lint install install-test bench clean
+.PHONY: demo test test-fast lint install install-test bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,10 +28,14 @@ demo: $(STAMP)
 test: $(TSTAMP)
 	$(BIN)/python -m pytest
 
+test-fast: $(TSTAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: $(TSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/lstmkit
+	$(BIN)/lint-imports
 
 bench: $(TSTAMP)
 	$(BIN)/python benchmarks/bench_lstm.py

@@ -68,6 +68,18 @@ def random_config(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     return cfg
 
 
+def config_grid(n: int, seed: int) -> list[Any]:
+    """``n`` seeded random configurations per layer type as pytest params ``(cfg, k)``.
+
+    ``k`` numbers the configurations (tests seed the layer and the data with it).
+    """
+    import pytest
+
+    rng = np.random.default_rng(seed)
+    configs = [random_config(kind, rng) for kind in KINDS for _ in range(n)]
+    return [pytest.param(cfg, k, id=f"{k}-{config_id(cfg)}") for k, cfg in enumerate(configs)]
+
+
 def config_id(cfg: dict[str, Any]) -> str:
     """A short readable test id, e.g. ``LSTM-I3H4T5N2-L2-bi-proj2-bf-len-s0-ds``."""
     flags = [f"L{cfg['num_layers']}"]

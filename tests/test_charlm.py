@@ -278,6 +278,7 @@ def _repetitive_corpus(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_tiny_training_run_lowers_validation_bits_per_char(tmp_path):
     text = _repetitive_corpus(tmp_path / "corpus")
     config = TrainConfig(

@@ -130,6 +130,7 @@ def test_train_writes_a_complete_run_folder(run):
     assert meta["train_config"]["hidden"] == 32
 
 
+@pytest.mark.slow
 def test_sample_prints_prime_and_length_characters_deterministically(run):
     first = lstmkit("text", "sample", "--run", run, "--prime", "def ", "--length", "80",
                     "--seed", "1", "--temperature", "0.8", "--top-k", "10")  # fmt: skip

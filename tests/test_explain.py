@@ -124,6 +124,7 @@ def test_load_run_gives_the_saved_model(saved_run) -> None:
     np.testing.assert_array_equal(a[1]["c"], b[1]["c"])
 
 
+@pytest.mark.slow
 def test_explain_command(saved_run, tmp_path, capsys) -> None:
     folder, _, _, text = saved_run
     source = tmp_path / "sample.py"

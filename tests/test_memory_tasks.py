@@ -183,17 +183,20 @@ def _train_and_test(task, kind: str, hidden: int, steps: int, batch: int = 32, s
     return task.evaluate(out, test), task.baseline(test)
 
 
+@pytest.mark.slow
 def test_lstm_solves_adding_at_lag_10() -> None:
     task = tasks.AddingTask(10)
     metrics, baseline = _train_and_test(task, "lstm", hidden=16, steps=600)
     assert baseline > 0.13 and metrics["mse"] < 0.015  # ten times below the baseline
 
 
+@pytest.mark.slow
 def test_lstm_solves_temporal_order_at_lag_10() -> None:
     metrics, baseline = _train_and_test(tasks.TemporalOrderTask(10), "lstm", 16, steps=400)
     assert baseline < 0.3 and metrics["accuracy"] > 0.99
 
 
+@pytest.mark.slow
 def test_lstm_solves_a_small_copying_task() -> None:
     task = tasks.CopyingTask(3, n_copy=3, n_symbols=4)
     metrics, baseline = _train_and_test(task, "lstm", 32, steps=1500)
@@ -201,6 +204,7 @@ def test_lstm_solves_a_small_copying_task() -> None:
     assert metrics["copy_accuracy"] > 0.97 and metrics["xent"] < 0.2 * baseline
 
 
+@pytest.mark.slow
 def test_lstm_learns_the_continual_reber_stream() -> None:
     metrics, baseline = _train_and_test(tasks.ReberTask(20), "lstm", 16, steps=600, batch=16)
     assert baseline < 0.6 and metrics["string_accuracy"] > 0.97

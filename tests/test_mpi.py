@@ -213,6 +213,7 @@ def runs(tmp_path_factory):
     return {"corpus": corpus, "single": single, "double": double, "proc": _ok(proc)}
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_ranks_equal_one_process_in_float64(runs):
     assert "on 2 MPI processes" in runs["proc"].stdout  # really two ranks, not two runs
@@ -220,6 +221,7 @@ def test_two_ranks_equal_one_process_in_float64(runs):
     _assert_same_run(runs["double"], runs["single"], rtol=1e-12, name="best")
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_rank_0_alone_writes_logs_and_shows_progress(runs):
     proc = runs["proc"]
@@ -231,6 +233,7 @@ def test_rank_0_alone_writes_logs_and_shows_progress(runs):
     assert names == ["best.npz", "latest.npz", "loss.png", "metrics.jsonl"]
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_two_ranks_equal_one_process_to_float32_rounding(tmp_path, runs):
     single, double = tmp_path / "single", tmp_path / "double"
@@ -239,6 +242,7 @@ def test_two_ranks_equal_one_process_to_float32_rounding(tmp_path, runs):
     _assert_same_run(double, single, rtol=2e-4)
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.parametrize(("first", "then"), [(2, 1), (2, 2), (1, 2)])
 def test_resume_on_any_number_of_ranks_continues_the_run(tmp_path, runs, first, then):
@@ -248,6 +252,7 @@ def test_resume_on_any_number_of_ranks_continues_the_run(tmp_path, runs, first, 
     _assert_same_run(out, runs["single"], rtol=1e-12, logs=False)  # + a validation at step 7
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_resume_with_dropout_on_the_same_ranks_is_bit_exact(tmp_path, runs):
     whole, split = tmp_path / "whole", tmp_path / "split"
@@ -261,6 +266,7 @@ def test_resume_with_dropout_on_the_same_ranks_is_bit_exact(tmp_path, runs):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_a_batch_that_does_not_divide_is_refused_once(tmp_path, runs):
     args = _args(runs["corpus"], tmp_path / "run", 3) + ["--batch", "5", "--no-progress"]
@@ -332,6 +338,7 @@ def _resumable(out: Path, corpus: Path) -> None:
     assert meta["step"] == steps
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path, runs):
@@ -346,6 +353,7 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path, runs):
     _resumable(out, runs["corpus"])
 
 
+@pytest.mark.slow
 @needs_mpi
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 def test_a_hung_rank_ends_the_job_after_the_timeout(tmp_path, runs):
@@ -366,6 +374,7 @@ def test_a_hung_rank_ends_the_job_after_the_timeout(tmp_path, runs):
     _resumable(out, runs["corpus"])
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_ctrl_c_stops_every_rank_after_the_same_step_and_resumes_exactly(tmp_path, runs):
     out, oracle = tmp_path / "run", tmp_path / "oracle"
@@ -382,6 +391,7 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_resumes_exactly(tmp_pat
     _assert_same_run(out, oracle, rtol=1e-12, logs=False)
 
 
+@pytest.mark.slow
 @needs_mpi
 def test_forecaster_two_ranks_equal_one_process_and_resume_on_one(tmp_path):
     import math

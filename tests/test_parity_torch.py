@@ -17,7 +17,7 @@ import pytest
 from conftest import (
     KINDS,
     compare_runs,
-    config_id,
+    config_grid,
     lk_run,
     make_layer,
     random_case,
@@ -35,15 +35,9 @@ TOL_F64 = 1e-10
 TOL_F32 = 1e-5
 
 
-def _grid(n: int, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    configs = [random_config(kind, rng) for kind in KINDS for _ in range(n)]
-    return [pytest.param(cfg, k, id=f"{k}-{config_id(cfg)}") for k, cfg in enumerate(configs)]
-
-
 def test_grid_covers_the_features():
     """The seeded grid really contains every feature the parity test claims to cover."""
-    configs = [p.values[0] for p in _grid(N_CONFIGS_F64, 2024)]
+    configs = [p.values[0] for p in config_grid(N_CONFIGS_F64, 2024)]
     for kind in KINDS:
         mine = [c for c in configs if c["kind"] == kind]
         for key in ["bidirectional", "bias", "batch_first", "unbatched", "lengths"]:
@@ -58,7 +52,7 @@ def test_grid_covers_the_features():
     assert {c["nonlinearity"] for c in configs if c["kind"] == "RNN"} == {"tanh", "relu"}
 
 
-@pytest.mark.parametrize("cfg, k", _grid(N_CONFIGS_F64, 2024))
+@pytest.mark.parametrize("cfg, k", config_grid(N_CONFIGS_F64, 2024))
 def test_parity_float64(cfg, k):
     layer = make_layer(cfg, np.float64, seed=k)
     case = random_case(layer, cfg, np.random.default_rng(1000 + k))
@@ -68,7 +62,7 @@ def test_parity_float64(cfg, k):
     assert errs[worst] <= TOL_F64, f"{worst}: rel err {errs[worst]:.3g}; all: {errs}"
 
 
-@pytest.mark.parametrize("cfg, k", _grid(N_CONFIGS_F32, 77))
+@pytest.mark.parametrize("cfg, k", config_grid(N_CONFIGS_F32, 77))
 def test_parity_float32(cfg, k):
     layer = make_layer(cfg, np.float32, seed=k)
     case = random_case(layer, cfg, np.random.default_rng(2000 + k), dtype=np.float32)

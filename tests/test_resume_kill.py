@@ -291,6 +291,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, corpus: str) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, corpus, reference):
     victim = _start(tmp_path / "killed", corpus)
     _wait_for_validation(victim, tmp_path / "killed", step=40)
@@ -308,6 +309,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, corpus, refer
     assert _losses(tmp_path / "killed") == _losses(reference)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_exits_130_and_resumes_exactly(tmp_path, corpus, reference):
     victim = _start(tmp_path / "interrupted", corpus)
     _wait_for_validation(victim, tmp_path / "interrupted", step=20)
@@ -326,6 +328,7 @@ def test_ctrl_c_saves_exits_130_and_resumes_exactly(tmp_path, corpus, reference)
     _assert_identical(reference, tmp_path / "interrupted")
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, corpus):
     victim = _start(tmp_path / "run", corpus)
     _wait_for_validation(victim, tmp_path / "run", step=20)
@@ -337,6 +340,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, corpus):
     assert 20 <= meta["step"] < N_STEPS
 
 
+@pytest.mark.slow
 def test_divergence_in_a_real_process_is_a_clear_failure(tmp_path, corpus):
     cmd = [sys.executable, "-m", "lstmkit", "text", "train", "--text", corpus]
     cmd += ["--out", str(tmp_path / "run"), *CLI_OPTIONS, "--steps", "20", "--lr", "1e300"]

@@ -66,6 +66,7 @@ def test_help_lists_every_action() -> None:
         assert option in out
 
 
+@pytest.mark.slow
 def test_train_forecast_eval(monthly: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = lstmkit(
@@ -115,6 +116,7 @@ def test_train_forecast_eval(monthly: Path, tmp_path: Path) -> None:
     assert "seasonal-naive" in text and "season 4 (--season)" in text
 
 
+@pytest.mark.slow
 def test_resume_is_exact(monthly: Path, tmp_path: Path) -> None:
     """N steps in one go == k steps, then --resume to N: identical bits."""
     common: list[str | Path] = ["series", "train", "--csv", monthly, "--column", "sales",
@@ -131,6 +133,7 @@ def test_resume_is_exact(monthly: Path, tmp_path: Path) -> None:
     assert meta(tmp_path / "part" / "latest.npz")["step"] == 10
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_is_exact(monthly: Path, tmp_path: Path) -> None:
     """A run killed with SIGKILL mid-training and resumed ends bit-identical."""
     common: list[str | Path] = ["series", "train", "--csv", monthly, "--column", "sales",
@@ -203,6 +206,7 @@ def test_user_mistakes_exit_1_without_traceback(monthly: Path, tmp_path: Path) -
     assert lstmkit("series", "train", "--csv", monthly, check=False).returncode == 2
 
 
+@pytest.mark.slow
 def test_real_dataset_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("statsmodels", reason="`lstmkit series dataset` needs statsmodels")
     path = tmp_path / "co2.csv"
