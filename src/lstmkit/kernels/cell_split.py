@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from lstmkit.kernels.blas import product
-from lstmkit.kernels.compiled import _tanh
+from lstmkit.kernels.lstm_cell import cell_backward, cell_forward, gates_packed
 from lstmkit.kernels.sync import flags, publish, wait_for
 
 __all__ = ["backward", "flags", "forward", "gate_columns"]
@@ -68,45 +68,22 @@ def _own_columns(z, a, c0, c1):
 
 
 @_jit
-def _gates(z, a, alpha, beta, c0, c1):
-    """The gates of cells c0:c1: z[:, q*H + c0 + j] = alpha * tanh(a) + beta for gate q
-    (i, f, g, o), from a (N, 4 * (c1 - c0)) the scaled pre-activations of those columns
-    (alpha, beta: theirs, (4 * (c1 - c0),))."""
-    N, H, n_cells = z.shape[0], z.shape[1] // 4, c1 - c0
-    for n in range(N):
-        for q in range(4):
-            zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * n_cells : (q + 1) * n_cells]
-            alpha_q, beta_q = (
-                alpha[q * n_cells : (q + 1) * n_cells],
-                beta[q * n_cells : (q + 1) * n_cells],
-            )
-            for j in range(n_cells):
-                zq[j] = alpha_q[j] * _tanh(aq[j]) + beta_q[j]
-
-
-@_jit
-def _cells_forward(z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
-    """c = f * c_prev + i * g, m = o * tanh(c) for cells c0:c1 of the gates z (N, 4H); the
-    state carried and y = 0 on padded rows (valid_t (N,) 0). (One array written per loop:
-    LLVM vectorises a loop only when it can check that its arrays do not overlap.)"""
-    N, H = c_t.shape
-    for n in range(N):
-        i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
-        g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
-        cp, c, tc, m = c_t[n, c0:c1], c_out[n, c0:c1], tanh_c_t[n, c0:c1], m_t[n, c0:c1]
-        h, y = h_out[n, c0:c1], y_t[n, c0:c1]
-        for j in range(c1 - c0):
-            c[j] = f[j] * cp[j] + i[j] * g[j]
-        for j in range(c1 - c0):
-            tc[j] = _tanh(c[j])
-        for j in range(c1 - c0):
-            m[j] = o[j] * tc[j]
+def _cells_forward(a, alpha, beta, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+    """One step of cells c0:c1 on every row: the gates into z (N, 4H) from a (N, 4 (c1 - c0)),
+    their scaled pre-activations packed gate by gate, and the cell
+    (:mod:`lstmkit.kernels.lstm_cell`); then h = y = m, or on padded rows (valid_t (N,) 0)
+    the state carried and y = 0."""
+    for n in range(c_t.shape[0]):
+        gates_packed(a, alpha, beta, z, n, c0, c1)
+        cell_forward(z, c_t, c_out, tanh_c_t, m_t, n, c0, c1)
+        m, h, y = m_t[n, c0:c1], h_out[n, c0:c1], y_t[n, c0:c1]
         if valid_t[n]:
             for j in range(c1 - c0):
                 h[j] = m[j]
             for j in range(c1 - c0):
                 y[j] = m[j]
         else:
+            c, cp = c_out[n, c0:c1], c_t[n, c0:c1]
             for j in range(c1 - c0):
                 h[j] = h_t[n, c0 + j]
             for j in range(c1 - c0):
@@ -180,9 +157,8 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
             _add_transposed(z, a_t, a, c0, c1)
         else:
             product(h_t, W_h, a, 1.0)
-        _gates(z, a, alpha, beta, c0, c1)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
-        _cells_forward(z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
+        _cells_forward(a, alpha, beta, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
             _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
@@ -191,34 +167,16 @@ def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates,
 
 @_jit
 def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, c0, c1):
-    """One step back for cells c0:c1. dh, dc (N, c1 - c0): the later steps' gradient in
-    (dh gets dy_t added); dz_t (N, 4H) of those cells' gates and dc_prev out; dc_total
-    (c1 - c0,) scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o
-    (0 for the constant f = 1 of a layer without forget gate), 1 - g^2 for g. (One array
-    written per loop, as in ``_cells_forward``.)"""
-    N, H = c_t.shape
-    one = _f32(1.0)
-    for n in range(N):
-        keep = _f32(valid_t[n])
-        i, f = gates_t[n, c0:c1], gates_t[n, H + c0 : H + c1]
-        g, o = gates_t[n, 2 * H + c0 : 2 * H + c1], gates_t[n, 3 * H + c0 : 3 * H + c1]
-        d_i, d_f = dz_t[n, c0:c1], dz_t[n, H + c0 : H + c1]
-        d_g, d_o = dz_t[n, 2 * H + c0 : 2 * H + c1], dz_t[n, 3 * H + c0 : 3 * H + c1]
-        cp, tc, dy, dh_n, dc_n = c_t[n, c0:c1], tanh_c_t[n, c0:c1], dy_t[n, c0:c1], dh[n], dc[n]
+    """One step back for cells c0:c1: dh, dc (N, c1 - c0) the later steps' gradient in (dh
+    gets dy_t added: without a projection dL/dm is dL/dh); dz_t (N, 4H) of those cells'
+    gates and dc_prev out (:func:`lstmkit.kernels.lstm_cell.cell_backward`); dc_total
+    (c1 - c0,) scratch."""
+    for n in range(c_t.shape[0]):
+        dh_n, dy = dh[n], dy_t[n, c0:c1]
         for j in range(c1 - c0):
             dh_n[j] += dy[j]
-        for j in range(c1 - c0):  # dL/dc: through m = o * tanh(c), plus the later steps'
-            dc_total[j] = keep * (dh_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
-        for j in range(c1 - c0):
-            d_o[j] = keep * dh_n[j] * tc[j] * o[j] * (one - o[j])
-        for j in range(c1 - c0):
-            d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
-        for j in range(c1 - c0):
-            d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
-        for j in range(c1 - c0):
-            d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
-        for j in range(c1 - c0):  # padded steps pass dc through unchanged
-            dc_prev[n, j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]
+        keep = _f32(valid_t[n])
+        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, n, c0, c1)
 
 
 @_jit

@@ -1,31 +1,17 @@
-"""numba-compiled float32 kernels: the LSTM's pointwise gate math, whole-sequence loops for
-small matrices, and the streaming step.
+"""numba-compiled float32 loops of the fused LSTM: the pointwise step, whole-sequence loops
+for small matrices, and the streaming step, all built on the cell of
+:mod:`lstmkit.kernels.lstm_cell` (read that first: the equations and the gate constants).
 
-All four gates go through one ``tanh``: with ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5`` (the
-formula of the reference's sigmoid), every gate is
-
-    a = alpha * tanh(scale * z) + beta          per column of the (N, 4H) pre-activation
-
-with (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o and (1, 1, 0) for g; without a
-forget gate f's alpha is 0 and its beta 1, so f = 1 exactly. ``scale`` is folded into the
-weights and biases (a power of two, so the products round exactly as before), which
-leaves one ``tanh`` and one multiply-add per element. The derivatives come from the
-outputs, ``da/dz = a * (u - a) + v`` with (u, v) = (1, 0) for the sigmoid gates
-(s (1 - s)) and (0, 1) for g (1 - g^2). The constants: :func:`lstmkit.kernels.lstm.gate_constants`.
-
-* ``cell_forward`` / ``cell_backward``: one step's pointwise work, one pass over the rows.
+* ``pointwise_forward`` / ``pointwise_backward``: one step's pointwise work on every row, for
+  the loop of :mod:`lstmkit.kernels.lstm` that calls BLAS per step.
 * ``forward_sequence`` / ``backward_sequence``: the whole time loop of
   :mod:`lstmkit.kernels.lstm` in one call, with the recurrent products written as loops. For
   small matrices (a few sequences, small H) the per-step cost is then a few hundred
   nanoseconds instead of the ~5 microseconds of calling BLAS and a kernel from Python.
-* ``step``: one time step of one layer from the live weights (``W_ih x + W_hh h`` as row
-  dot products), for :mod:`lstmkit.kernels.streaming`.
+* ``step`` / ``step_parallel``: one time step of one layer from the live weights
+  (``W_ih x + W_hh h`` as row dot products), for :mod:`lstmkit.kernels.streaming`.
 
-numba's scalar ``tanh`` calls libm and does not vectorise (about 10x slower than NumPy's
-SIMD ufunc), so ``_tanh`` is a rational approximation built from multiply, add, divide
-and clamp only, which LLVM vectorises: Eigen's ``ptanh_float``, accurate to a few float32
-ulp. Importing this module compiles nothing; the first call of each kernel does (cached on
-disk).
+Importing this module compiles nothing; the first call of each kernel does (cached on disk).
 """
 
 from __future__ import annotations
@@ -33,26 +19,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from lstmkit.kernels.lstm_cell import cell_backward, cell_forward, gates_in_place
+
 _f32 = np.float32
-# Eigen's generic_fast_tanh_float: tanh(x) = x * P(x^2) / Q(x^2) on |x| <= 7.905..., where
-# float32's tanh rounds to +-1.
-_CLAMP = _f32(7.90531110763549805)
-_A1, _A3, _A5 = _f32(4.89352455891786e-03), _f32(6.37261928875436e-04), _f32(1.48572235717979e-05)
-_A7, _A9 = _f32(5.12229709037114e-08), _f32(-8.60467152213735e-11)
-_A11, _A13 = _f32(2.00018790482477e-13), _f32(-2.76076847742355e-16)
-_B0, _B2 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03)
-_B4, _B6 = _f32(1.18534705686654e-04), _f32(1.19825839466702e-06)
-
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
-
-
-@_jit
-def _tanh(x):
-    x = min(max(x, -_CLAMP), _CLAMP)
-    x2 = x * x
-    p = x2 * (x2 * (x2 * (x2 * (x2 * (x2 * _A13 + _A11) + _A9) + _A7) + _A5) + _A3) + _A1
-    q = x2 * (x2 * (x2 * _B6 + _B4) + _B2) + _B0
-    return x * p / q
 
 
 @_jit
@@ -139,56 +109,43 @@ def _matmul_into(a, b, b_t, out):
 
 
 @_jit
-def _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m):
-    """z (N, 4H): the whole scaled pre-activation in, gates out; then c, tanh(c), m."""
-    N, H = c.shape
-    for n in range(N):
-        for j in range(4 * H):
-            z[n, j] = alpha[j] * _tanh(z[n, j]) + beta[j]
-        for j in range(H):
-            i, f, g, o = z[n, j], z[n, H + j], z[n, 2 * H + j], z[n, 3 * H + j]
-            c_nj = f * c_prev[n, j] + i * g
-            c[n, j] = c_nj
-            t = _tanh(c_nj)
-            tanh_c[n, j] = t
-            m[n, j] = o * t
+def _cells_forward(z, alpha, beta, c_prev, c, tanh_c, m):
+    """Every row and cell of one step: z (N, 4H) the scaled pre-activations in, the gates
+    out; c_prev (N, H) in; c, tanh_c, m (N, H) out."""
+    for n in range(z.shape[0]):
+        gates_in_place(z, alpha, beta, n)
+        cell_forward(z, c_prev, c, tanh_c, m, n, 0, c.shape[1])
 
 
 @_jit
-def _cell_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
-    z += hw
-    _gates_and_cell(z, alpha, beta, c_prev, c, tanh_c, m)
-
-
-@_jit
-def _cell_backward(dm, dc, gates, c_prev, tanh_c, u, v, dz, dc_prev):
+def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev):
+    """Every row and cell of one step back (see :func:`lstmkit.kernels.lstm_cell.cell_backward`);
+    valid (N,) uint8, 1 on a valid step."""
     N, H = dc.shape
+    dc_total = np.empty(H, _f32)
     for n in range(N):
-        for j in range(H):
-            i, f, g, o = gates[n, j], gates[n, H + j], gates[n, 2 * H + j], gates[n, 3 * H + j]
-            t = tanh_c[n, j]
-            dc_total = dm[n, j] * o * (_f32(1.0) - t * t) + dc[n, j]
-            dz[n, j] = dc_total * g
-            dz[n, H + j] = dc_total * c_prev[n, j]
-            dz[n, 2 * H + j] = dc_total * i
-            dz[n, 3 * H + j] = dm[n, j] * t
-            dc_prev[n, j] = dc_total * f
-        for j in range(4 * H):
-            a = gates[n, j]
-            dz[n, j] *= a * (u[j] - a) + v[j]
+        keep = _f32(valid[n])
+        cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, n, 0, H)
 
 
-def cell_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
+@_jit
+def _pointwise_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
+    z += hw
+    _cells_forward(z, alpha, beta, c_prev, c, tanh_c, m)
+
+
+def pointwise_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
     """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
     scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
     (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
-    _cell_forward(z, hw, k.alpha, k.beta, c_prev, c, tanh_c, m)
+    _pointwise_forward(z, hw, k.alpha, k.beta, c_prev, c, tanh_c, m)
 
 
-def cell_backward(dm, dc, gates, c_prev, tanh_c, k, dz, dc_prev) -> None:
-    """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H) in; dz = dL/dz
-    (N, 4H) and dc_prev (N, H) out. gates, c_prev, tanh_c: what the forward step stored."""
-    _cell_backward(dm, dc, gates, c_prev, tanh_c, k.u, k.v, dz, dc_prev)
+def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev) -> None:
+    """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H), valid (N,) uint8
+    in; dz = dL/dz (N, 4H) and dc_prev (N, H) out (dc itself on padded rows). gates,
+    c_prev, tanh_c: what the forward step stored."""
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev)
 
 
 @_jit
@@ -233,7 +190,7 @@ def forward_sequence(
             y[t, r0:r1],
         )
         _matmul_into(h_t, W_hh_t, W_hh_s, z)
-        _gates_and_cell(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        _cells_forward(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
             _matmul_add(m_t, W_hr_t, y_t)
@@ -250,17 +207,17 @@ def forward_sequence(
 
 @_jit
 def backward_sequence(
-    dy, gates, c_prev, tanh_c, W_hh, W_hh_t, W_hr, u, v, order, valid, dz, dh_cell, dh0, dc0, r0, r1
+    dy, gates, c_prev, tanh_c, W_hh, W_hh_t, W_hr, order, valid, dz, dh_cell, dh0, dc0, r0, r1
 ):
     """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences r0:r1 (as
     ``forward_sequence``; ``W_hh_t`` is ``W_hh.T`` contiguous); dy already masked. dh0 (N, P)
     and dc0 (N, H) hold the final state's gradient in and the initial state's out."""
     T = gates.shape[0]
     dh, dc = dh0[r0:r1], dc0[r0:r1]
-    n_rows, H, P = r1 - r0, dc.shape[1], dh.shape[1]
+    n_rows, P = r1 - r0, dh.shape[1]
     proj = W_hr.shape[0] > 0
-    dh_t, dc_t = np.empty_like(dh), np.empty_like(dc)
-    dm = np.empty_like(dc)
+    dh_t = np.empty_like(dh)
+    dm = np.empty_like(dc) if proj else dh_t
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     for s in range(T - 1, -1, -1):
         t = order[s]
@@ -269,24 +226,18 @@ def backward_sequence(
             keep = _f32(valid[t, r0 + n])
             for j in range(P):
                 dh_t[n, j] = dh[n, j] * keep
-            for j in range(H):
-                dc_t[n, j] = dc[n, j] * keep
         if proj:  # h = W_hr m
             dh_cell[t, r0:r1] = dh_t
             dm[:] = 0.0
             _matmul_add(dh_t, W_hr, dm)
-        else:
-            dm[:] = dh_t
         dz_t = dz[t, r0:r1]
-        _cell_backward(
-            dm, dc_t, gates[t, r0:r1], c_prev[t, r0:r1], tanh_c[t, r0:r1], u, v, dz_t, dc_prev
-        )
+        _cells_backward(dm, dc, valid[t, r0:r1], gates[t, r0:r1], c_prev[t, r0:r1],
+                        tanh_c[t, r0:r1], dz_t, dc_prev)  # fmt: skip
         dh_prev[:] = 0.0
         _matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
-            if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
+            if not valid[t, r0 + n]:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev[n] += dh[n]
-                dc_prev[n] += dc[n]
         dh[:] = dh_prev
         dc[:] = dc_prev
 
@@ -308,34 +259,16 @@ def all_finite(x, h, c):
 
 
 @_jit
-def _sigmoid(x):
-    return _f32(0.5) * _tanh(_f32(0.5) * x) + _f32(0.5)
-
-
-@_jit
-def _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z):
-    """z[j] = (W_ih x + b_ih + W_hh h + b_hh)[j] for row n of x and h, j in ``rows``."""
+def _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, rows, z):
+    """z[j] = scale[j] * (W_ih x + b_ih + W_hh h + b_hh)[j] for row n of x and h, j in
+    ``rows`` (scale: a power of two, so this equals the products of scaled weights)."""
     for j in rows:
         acc = b_ih[j] + b_hh[j] if b_ih.shape[0] > 0 else _f32(0.0)
         for q in range(x.shape[1]):
             acc += W_ih[j, q] * x[n, q]
         for q in range(h.shape[1]):
             acc += W_hh[j, q] * h[n, q]
-        z[j] = acc
-
-
-@_jit
-def _cell_row(z, c, forget_gate, n, c_out, m):
-    """The gates from z (4H,), then c_out[n] and m = o * tanh(c)."""
-    H = c.shape[1]
-    for j in range(H):
-        i = _sigmoid(z[j])
-        f = _sigmoid(z[H + j]) if forget_gate else _f32(1.0)
-        g = _tanh(z[2 * H + j])
-        o = _sigmoid(z[3 * H + j])
-        c_nj = f * c[n, j] + i * g
-        c_out[n, j] = c_nj
-        m[j] = o * _tanh(c_nj)
+        z[j] = acc * scale[j]
 
 
 @_jit
@@ -352,29 +285,31 @@ def _project_row(W_hr, m, n, h_out):
 
 
 @_jit
-def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out):
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_out, c_out):
     """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
     h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
-    a projection ``W_hr`` has zero rows."""
+    a projection ``W_hr`` has zero rows. scale, alpha, beta: the gate constants."""
     N, H = c.shape
-    z = np.empty(4 * H, np.float32)  # W_ih x + b_ih + W_hh h + b_hh of one row
-    m = np.empty(H, np.float32)  # o * tanh(c) of one row
+    z = np.empty((N, 4 * H), _f32)  # the scaled W_ih x + b_ih + W_hh h + b_hh
+    tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
-        _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, range(4 * H), z)
-        _cell_row(z, c, forget_gate, n, c_out, m)
-        _project_row(W_hr, m, n, h_out)
+        _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, range(4 * H), z[n])
+        gates_in_place(z, alpha, beta, n)
+        cell_forward(z, c, c_out, tanh_c, m, n, 0, H)
+        _project_row(W_hr, m[n], n, h_out)
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
-def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, forget_gate, h_out, c_out, blocks):
+def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_out, c_out, blocks):
     """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
     H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
     N, H = c.shape
-    z = np.empty(4 * H, np.float32)
-    m = np.empty(H, np.float32)
+    z = np.empty((N, 4 * H), _f32)
+    tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
         for block in numba.prange(blocks):
             rows = range(block * 4 * H // blocks, (block + 1) * 4 * H // blocks)
-            _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, n, rows, z)
-        _cell_row(z, c, forget_gate, n, c_out, m)
-        _project_row(W_hr, m, n, h_out)
+            _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, rows, z[n])
+        gates_in_place(z, alpha, beta, n)
+        cell_forward(z, c, c_out, tanh_c, m, n, 0, H)
+        _project_row(W_hr, m[n], n, h_out)

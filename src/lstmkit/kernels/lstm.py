@@ -8,7 +8,7 @@ What differs is how the work is laid out (the crossovers are fields of
 * every array is allocated once per call (or reused from the caller's workspace), as a
   (T, N, ·) block; the loop writes into views of it (no per-step allocation, and the tape
   is those blocks, not T caches);
-* the gates' pointwise work is compiled (:mod:`lstmkit.kernels.compiled`);
+* the gates' pointwise work is the compiled cell of :mod:`lstmkit.kernels.lstm_cell`;
 * from ``N * P * 4H >= ex.split_from`` and without projection: the loops of
   :mod:`lstmkit.kernels.cell_split`, one compiled call per thread, each thread owning a
   block of cells and calling BLAS for its columns of every step's products (the input
@@ -45,15 +45,12 @@ State = tuple[np.ndarray, ...]  # (h (N, P), c (N, H))
 
 
 class GateConstants(NamedTuple):
-    """Per-column constants of the (N, 4H) gate block (see :mod:`lstmkit.kernels.compiled`):
-    gate = alpha * tanh(scale * z) + beta, and its derivative a * (u - a) + v from its
-    output a."""
+    """Per-column constants of the (N, 4H) gate block (see :mod:`lstmkit.kernels.lstm_cell`):
+    gate = alpha * tanh(scale * z) + beta."""
 
     scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
     alpha: np.ndarray  # (4H,)
     beta: np.ndarray  # (4H,)
-    u: np.ndarray  # (4H,)
-    v: np.ndarray  # (4H,)
 
 
 @functools.lru_cache(maxsize=64)
@@ -61,8 +58,7 @@ def gate_constants(H: int, forget_gate: bool) -> GateConstants:
     """The float32 constants of an H-cell layer, read-only and kept from call to call
     (building them took ~10 us, a tenth of a whole small forward). (scale, alpha, beta) =
     (1/2, 1/2, 1/2) for i, f, o (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for
-    g; without a forget gate f's alpha is 0 and its beta 1, so f = 1 exactly. (u, v) = (1, 0)
-    for the sigmoid gates (s (1 - s)), (0, 1) for g (1 - g^2)."""
+    g; without a forget gate f's alpha is 0 and its beta 1, so f = 1 exactly."""
 
     def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
         a = np.repeat(np.array([i, f, g, o], dtype=np.float32), H)
@@ -74,8 +70,6 @@ def gate_constants(H: int, forget_gate: bool) -> GateConstants:
         scale=per_gate(0.5, 0.5, 1.0, 0.5),
         alpha=per_gate(0.5, f_alpha, 1.0, 0.5),
         beta=per_gate(0.5, f_beta, 0.0, 0.5),
-        u=per_gate(1.0, 1.0, 0.0, 1.0),
-        v=per_gate(0.0, 0.0, 1.0, 0.0),
     )
 
 
@@ -106,7 +100,6 @@ class FusedTape(NamedTuple):
     m: np.ndarray  # (T, N, H) o * tanh_c (the projection's input; y itself without one)
     mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
     reverse: bool
-    forget_gate: bool
 
     def fields(self) -> dict[str, np.ndarray]:
         """The reference cell's cache fields stacked over time, (T, N, ·) views (for
@@ -204,7 +197,7 @@ def forward(
     order = _time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0] % ring] = state[1]
-    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, forget_gate)
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse)
     if split is None or not in_loop:
         _project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
@@ -272,7 +265,7 @@ def _forward_cells(
     state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
     template: each thread runs on its own rings of two steps, zeros but its cells' initial
     c."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -313,7 +306,7 @@ def _rings(
     """The (gates, c_prev, tanh_c, m) one thread of the split loops writes: the tape's own
     arrays, or (tape without all T steps, one part of several) private copies of its rings
     (gates projected before the loop stay shared: they hold every step's input)."""
-    _, _, c_prev, gates, tanh_c, m, _, _, _ = tape
+    _, _, c_prev, gates, tanh_c, m, _, _ = tape
     if c_prev.shape[0] == T or parts == 1:
         return gates, c_prev, tanh_c, m
     m_own = m if m.shape[0] == T else np.empty_like(m)  # m is y without padding
@@ -333,7 +326,7 @@ def _forward_rows(
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
     tape, y (T, N, P) and the final state (h_n, c_n)."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh_s.shape
     dtype = x.dtype
@@ -359,7 +352,7 @@ def _forward_rows(
             c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
             h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
             np.matmul(h_t, W_hh_t, out=hw)
-            compiled.cell_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
+            compiled.pointwise_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
             h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
             if mask is None:
                 h_out[...] = h_new
@@ -394,7 +387,6 @@ def backward(
     W_hh = p["W_hh"]  # (4H, P)
     GH, P = W_hh.shape
     dtype = x.dtype
-    k = gate_constants(GH // 4, tape.forget_gate)
     W_hr = p.get("W_hr")  # (P, H)
 
     dz = _empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
@@ -407,7 +399,7 @@ def backward(
     if split is not None:
         _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), ex)
     else:
-        _backward_rows(tape, dy, W_hh, W_hr, k, order, dz, dh_cell, (dh0, dc0), record, ex)
+        _backward_rows(tape, dy, W_hh, W_hr, order, dz, dh_cell, (dh0, dc0), record, ex)
     return _products(p, tape, dz, dh_cell, grads, ex), (dh0, dc0)
 
 
@@ -424,7 +416,7 @@ def _backward_cells(
     """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
     fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
     c0's out."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
@@ -447,7 +439,6 @@ def _backward_rows(
     dy: np.ndarray,
     W_hh: np.ndarray,
     W_hr: np.ndarray | None,
-    k: GateConstants,
     order: list[int],
     dz: np.ndarray,
     dh_cell: np.ndarray,
@@ -458,7 +449,7 @@ def _backward_rows(
     """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
     across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
     :func:`_backward_cells`."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -473,7 +464,7 @@ def _backward_rows(
             no_proj = np.empty((0, H), dtype)
             compiled.backward_sequence(
                 *(dy, gates, c_prev, tanh_c, W_hh, np.ascontiguousarray(W_hh.T)),
-                *(no_proj if W_hr is None else W_hr, k.u, k.v),
+                no_proj if W_hr is None else W_hr,
                 *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
             )
             return
@@ -485,20 +476,17 @@ def _backward_rows(
             if record is not None:
                 record[0][t, rows] = dh
                 record[1][t, rows] = dc
-            dh_t, dc_t = (dh, dc) if mask is None else (dh * mask[t, rows], dc * mask[t, rows])
+            dh_t = dh if mask is None else dh * mask[t, rows]
             if W_hr is None:  # h = m
                 dm = dh_t
             else:  # h = W_hr m
                 dh_cell[t, rows] = dh_t
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
-            compiled.cell_backward(
-                dm, dc_t, gates[t, rows], c_prev[t, rows], tanh_c[t, rows], k, dz[t, rows], dc_prev
-            )
+            compiled.pointwise_backward(dm, dc, valid[t, rows], gates[t, rows], c_prev[t, rows],
+                                        tanh_c[t, rows], dz[t, rows], dc_prev)  # fmt: skip
             np.matmul(dz[t, rows], W_hh, out=dh_prev)
-            if mask is not None:  # padded steps pass the gradient through unchanged
-                keep = ~mask[t, rows]
-                dh_prev += dh * keep
-                dc_prev += dc * keep
+            if mask is not None:  # padded steps pass dh through unchanged (dc: the cell)
+                dh_prev += dh * ~mask[t, rows]
             dh, dh_prev = dh_prev, dh
             dc, dc_prev = dc_prev, dc
         dh0[rows] = dh
@@ -516,7 +504,7 @@ def _products(
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
     of every result's rows."""
-    x, h_prev, _, _, _, m, _, _, _ = tape
+    x, h_prev, _, _, _, m, _, _ = tape
     T, N, I = x.shape
     GH, P = p["W_hh"].shape
     H = GH // 4

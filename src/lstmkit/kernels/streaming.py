@@ -17,6 +17,7 @@ import numpy as np
 
 from lstmkit.kernels import compiled, parallel
 from lstmkit.kernels.execution import Execution
+from lstmkit.kernels.lstm import gate_constants
 
 
 def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray | None:
@@ -52,10 +53,12 @@ def step(
         return None
     h_n, c_n = np.empty((L, N, P), np.float32), np.empty((L, N, H), np.float32)
     no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
+    g = gate_constants(H, forget_gate)
     for k, p in enumerate(params):
         W_ih, W_hh = p["W_ih"], p["W_hh"]
         b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)
-        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, p.get("W_hr", no_proj), forget_gate)
+        W_hr = p.get("W_hr", no_proj)
+        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, g.scale, g.alpha, g.beta)
         big = W_ih.size + W_hh.size >= ex.parallel_weights
         n_threads = parallel.most_threads(ex) if big else 1
         if n_threads > 1:

@@ -1,0 +1,132 @@
+"""The LSTM cell compiled for float32: the one copy of its equations in the fused kernel.
+
+The reference (:mod:`lstmkit.nn.cells.lstm`) is the readable definition; this is the same
+step in the form the compiled loops need, called by all of them (the whole-sequence loops
+and the per-step kernel of :mod:`lstmkit.kernels.compiled`, the loops split by cells of
+:mod:`lstmkit.kernels.cell_split`, the streaming step).
+
+All four gates go through one ``tanh``: with ``sigmoid(z) = 0.5 * tanh(z / 2) + 0.5`` (the
+formula of the reference's sigmoid), every gate is
+
+    a = alpha * tanh(scale * z) + beta          per column of the (N, 4H) pre-activation
+
+with (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o and (1, 1, 0) for g; without a
+forget gate f's alpha is 0 and its beta 1, so f = 1 exactly (the constants:
+:func:`lstmkit.kernels.lstm.gate_constants`). ``scale`` is folded into the weights and
+biases by the caller (a power of two, so the products round exactly as before), which
+leaves one ``tanh`` and one multiply-add per element.
+
+Each function works on row ``n`` of (N, ·) arrays and the cells ``c0:c1`` of a layer (a
+thread of the split loops owns a block of cells; the other loops pass 0:H). Passing whole
+2-D arrays and the row, rather than 1-D row views, measured 15-30% faster (the row views
+kept LLVM from vectorising as well; see docs/performance.md).
+
+``tanh`` here is not libm's (numba's scalar ``tanh`` does not vectorise, ~10x slower than
+NumPy's SIMD ufunc) but a rational approximation built from multiply, add, divide and
+clamp only, which LLVM vectorises: Eigen's ``ptanh_float``, accurate to a few float32 ulp.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_f32 = np.float32
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+
+# Eigen's generic_fast_tanh_float: tanh(x) = x * P(x^2) / Q(x^2) on |x| <= 7.905..., where
+# float32's tanh rounds to +-1.
+_CLAMP = _f32(7.90531110763549805)
+_A1, _A3, _A5 = _f32(4.89352455891786e-03), _f32(6.37261928875436e-04), _f32(1.48572235717979e-05)
+_A7, _A9 = _f32(5.12229709037114e-08), _f32(-8.60467152213735e-11)
+_A11, _A13 = _f32(2.00018790482477e-13), _f32(-2.76076847742355e-16)
+_B0, _B2 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03)
+_B4, _B6 = _f32(1.18534705686654e-04), _f32(1.19825839466702e-06)
+
+
+@_jit
+def tanh(x):
+    """float32 tanh, to a few ulp (Eigen's rational approximation)."""
+    x = min(max(x, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = x2 * (x2 * (x2 * (x2 * (x2 * (x2 * _A13 + _A11) + _A9) + _A7) + _A5) + _A3) + _A1
+    q = x2 * (x2 * (x2 * _B6 + _B4) + _B2) + _B0
+    return x * p / q
+
+
+@_jit
+def gate(z, alpha, beta):
+    """A gate from its scaled pre-activation z: i, f, o = sigmoid, g = tanh (see above)."""
+    return alpha * tanh(z) + beta
+
+
+@_jit
+def gates_in_place(z, alpha, beta, n):
+    """Row n of z (N, 4H), every gate: the scaled pre-activations in, i, f, g, o out."""
+    for k in range(z.shape[1]):
+        z[n, k] = gate(z[n, k], alpha[k], beta[k])
+
+
+@_jit
+def gates_packed(a, alpha, beta, z, n, c0, c1):
+    """Row n, cells c0:c1: z[n, q*H + c0 + j] = gate(a[n, q*C + j]) for gate q and C = c1 - c0
+    cells, from a (N, 4C) their scaled pre-activations packed gate by gate (alpha, beta
+    (4C,) packed alike)."""
+    H, C = z.shape[1] // 4, c1 - c0
+    for q in range(4):
+        zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * C : (q + 1) * C]
+        alpha_q, beta_q = alpha[q * C : (q + 1) * C], beta[q * C : (q + 1) * C]
+        for j in range(C):
+            zq[j] = gate(aq[j], alpha_q[j], beta_q[j])
+
+
+@_jit
+def cell_forward(z, c_prev, c_out, tanh_c, m_out, n, c0, c1):
+    """Row n, cells c0:c1, from the gates z (N, 4H) (i, f, g, o blocks) and c_prev (N, H):
+
+        c = f * c_prev + i * g
+        m = o * tanh(c)
+
+    into c_out, tanh_c, m_out (N, H). (One array written per loop: LLVM vectorises a loop
+    only when it can check that its arrays do not overlap.)"""
+    H = c_prev.shape[1]
+    i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
+    g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
+    cp, c, tc, m = c_prev[n, c0:c1], c_out[n, c0:c1], tanh_c[n, c0:c1], m_out[n, c0:c1]
+    for j in range(c1 - c0):
+        c[j] = f[j] * cp[j] + i[j] * g[j]
+    for j in range(c1 - c0):
+        tc[j] = tanh(c[j])
+    for j in range(c1 - c0):
+        m[j] = o[j] * tc[j]
+
+
+@_jit
+def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, n, c0, c1):
+    """Row n, cells c0:c1, back through :func:`cell_forward` and the gates.
+
+    dm, dc (N, C), C = c1 - c0: dL/dm and the later steps' dL/dc of those cells (column j
+    for cell c0 + j); keep: 1 on a valid step, 0 on a padded one (its gates learn nothing
+    and dc passes through unchanged). gates (N, 4H), c_prev, tanh_c (N, H): the forward
+    step's. Out: dz (N, 4H) at those cells' gate columns, dc_prev (N, C); dc_total (C,)
+    scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o (0 for the
+    constant f = 1 of a layer without forget gate), 1 - g^2 for g."""
+    H = c_prev.shape[1]
+    one = _f32(1.0)
+    i, f = gates[n, c0:c1], gates[n, H + c0 : H + c1]
+    g, o = gates[n, 2 * H + c0 : 2 * H + c1], gates[n, 3 * H + c0 : 3 * H + c1]
+    d_i, d_f = dz[n, c0:c1], dz[n, H + c0 : H + c1]
+    d_g, d_o = dz[n, 2 * H + c0 : 2 * H + c1], dz[n, 3 * H + c0 : 3 * H + c1]
+    cp, tc, dm_n, dc_n, dcp = c_prev[n, c0:c1], tanh_c[n, c0:c1], dm[n], dc[n], dc_prev[n]
+    for j in range(c1 - c0):  # dL/dc: through m = o * tanh(c), plus the later steps'
+        dc_total[j] = keep * (dm_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
+    for j in range(c1 - c0):
+        d_o[j] = keep * dm_n[j] * tc[j] * o[j] * (one - o[j])
+    for j in range(c1 - c0):
+        d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
+    for j in range(c1 - c0):
+        d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
+    for j in range(c1 - c0):
+        d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
+    for j in range(c1 - c0):
+        dcp[j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]
