@@ -32,6 +32,7 @@ import numpy as np
 
 from lstmkit.kernels.blas import product
 from lstmkit.kernels.lstm_cell import cell_backward, cell_forward, gates_packed
+from lstmkit.kernels.structs import HC, GateColumns, Part, Sequence, Steps
 from lstmkit.kernels.sync import flags, publish, wait_for
 
 __all__ = ["backward", "flags", "forward", "gate_columns"]
@@ -118,22 +119,13 @@ def _transpose(a, out):
 
 
 @_jit
-def forward(me, parts, c0, c1, x, W_x, W_h, b, alpha, beta, order, valid, gates, h_prev, c_prev,
-            tanh_c, m, y, h_n, c_n, flags, h_rows):  # fmt: skip
-    """Thread ``me``'s share of :func:`lstmkit.kernels.lstm.forward`'s loop, input projection
-    included: cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o blocks) are those of
-    W_x (I, .) and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, and of b, alpha, beta;
-    the other arrays whole, as there (``m`` may be ``y``), gates (T, N, 4H) out. A W_x with
-    no rows: gates holds the scaled input projection with the biases already.
-
-    ``gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
-    along time, step t at t % R) that only this thread writes: inference without a tape.
-
-    ``h_rows`` (2, P, N), shared by the threads, or empty: then (with the projection
-    before the loop) the recurrent product is computed transposed, ``W_h @ h_prev.T``,
-    with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
-    thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
-    step 0 holds h0). See :func:`backward` for why and when."""
+def _forward(part, x, cols, steps, seq, y, final, h_rows):
+    """:func:`forward` on plain tuples."""
+    me, parts, c0, c1, flags = part
+    W_x, W_h, b, alpha, beta = cols
+    order, valid = steps
+    gates, h_prev, c_prev, tanh_c, m = seq
+    h_n, c_n = final
     T, N = y.shape[0], y.shape[1]
     Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
     transposed = h_rows.shape[0] > 0
@@ -180,19 +172,12 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
 
 
 @_jit
-def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, dz, dh0, dc0,
-             flags, dz_rows):  # fmt: skip
-    """Thread ``me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop: cells c0:c1 of
-    dh0 (N, P) and dc0 (N, H), which hold the final state's gradient in and the initial
-    state's out; dy already masked; ``W_hh`` (4H, P) unscaled.
-
-    ``dz_rows`` (2, 4H, N), shared by the threads, or empty: then each step computes
-    ``dh_prev.T = W_hh[:, c0:c1].T @ dz_t.T`` (each thread writing its columns of dz_t
-    there transposed, two steps in turn) instead of ``dz_t @ W_hh[:, c0:c1]``: faster where
-    a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
-    right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
-    forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
-    ``Execution.transposed_from``)."""
+def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows):
+    """:func:`backward` on plain tuples."""
+    me, parts, c0, c1, flags = part
+    gates, _, c_prev, tanh_c, _ = seq
+    order, valid = steps
+    dh0, dc0 = d0
     T, N, H = gates.shape[0], gates.shape[1], dc0.shape[1]
     dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
@@ -222,3 +207,57 @@ def backward(me, parts, c0, c1, dy, gates, c_prev, tanh_c, W_hh, order, valid, d
         dc, dc_prev = dc_prev, dc
     dh0[:, c0:c1] = dh
     dc0[:, c0:c1] = dc
+
+
+def forward(
+    part: Part,
+    x: np.ndarray,
+    cols: GateColumns,
+    steps: Steps,
+    seq: Sequence,
+    y: np.ndarray,
+    final: HC,
+    h_rows: np.ndarray,
+) -> None:
+    """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.forward`'s loop, input
+    projection included: its cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o
+    blocks) are those of ``cols`` (:class:`lstmkit.kernels.structs.GateColumns`: W_x (I, .)
+    and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, b, alpha, beta); x (T, N, I), the
+    :class:`~lstmkit.kernels.structs.Sequence` ``seq`` (gates out), y (T, N, P) and
+    ``final`` (h, c) whole, as there (``seq.m`` may be ``y``). A W_x with no rows: gates
+    holds the scaled input projection with the biases already.
+
+    ``seq.gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
+    along time, step t at t % R) that only this thread writes: inference without a tape.
+
+    ``h_rows`` (2, P, N), shared by the threads, or empty: then (with the projection
+    before the loop) the recurrent product is computed transposed, ``W_h @ h_prev.T``,
+    with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
+    thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
+    step 0 holds h0). See :func:`backward` for why and when."""
+    _forward(tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
+
+
+def backward(
+    part: Part,
+    seq: Sequence,
+    W_hh: np.ndarray,
+    steps: Steps,
+    dy: np.ndarray,
+    dz: np.ndarray,
+    d0: HC,
+    dz_rows: np.ndarray,
+) -> None:
+    """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop, through the
+    forward's ``seq``: its cells c0:c1 of ``d0`` (dh (N, P), dc (N, H)), which holds the final
+    state's gradient in and the initial state's out; dy (T, N, P) already masked; dz
+    (T, N, 4H) out; ``W_hh`` (4H, P) unscaled.
+
+    ``dz_rows`` (2, 4H, N), shared by the threads, or empty: then each step computes
+    ``dh_prev.T = W_hh[:, c0:c1].T @ dz_t.T`` (each thread writing its columns of dz_t
+    there transposed, two steps in turn) instead of ``dz_t @ W_hh[:, c0:c1]``: faster where
+    a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
+    right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
+    forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
+    ``Execution.transposed_from``)."""
+    _backward(tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows)

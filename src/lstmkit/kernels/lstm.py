@@ -29,7 +29,6 @@ carried unchanged and the output is zero.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -37,40 +36,13 @@ import numpy as np
 
 from lstmkit.kernels import compiled, parallel
 from lstmkit.kernels.execution import DEFAULT, Execution
+from lstmkit.kernels.lstm_cell import GateConstants, gate_constants
+from lstmkit.kernels.structs import HC, GateColumns, Part, Recurrent, Sequence, Steps
 
 Params = dict[
     str, np.ndarray
 ]  # {"W_ih": (4H, I), "W_hh": (4H, P), "b_ih", "b_hh": (4H,), "W_hr": (P, H)}
 State = tuple[np.ndarray, ...]  # (h (N, P), c (N, H))
-
-
-class GateConstants(NamedTuple):
-    """Per-column constants of the (N, 4H) gate block (see :mod:`lstmkit.kernels.lstm_cell`):
-    gate = alpha * tanh(scale * z) + beta."""
-
-    scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
-    alpha: np.ndarray  # (4H,)
-    beta: np.ndarray  # (4H,)
-
-
-@functools.lru_cache(maxsize=64)
-def gate_constants(H: int, forget_gate: bool) -> GateConstants:
-    """The float32 constants of an H-cell layer, read-only and kept from call to call
-    (building them took ~10 us, a tenth of a whole small forward). (scale, alpha, beta) =
-    (1/2, 1/2, 1/2) for i, f, o (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for
-    g; without a forget gate f's alpha is 0 and its beta 1, so f = 1 exactly."""
-
-    def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
-        a = np.repeat(np.array([i, f, g, o], dtype=np.float32), H)
-        a.flags.writeable = False
-        return a
-
-    f_alpha, f_beta = (0.5, 0.5) if forget_gate else (0.0, 1.0)
-    return GateConstants(
-        scale=per_gate(0.5, 0.5, 1.0, 0.5),
-        alpha=per_gate(0.5, f_alpha, 1.0, 0.5),
-        beta=per_gate(0.5, f_beta, 0.0, 0.5),
-    )
 
 
 def split4(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -100,6 +72,10 @@ class FusedTape(NamedTuple):
     m: np.ndarray  # (T, N, H) o * tanh_c (the projection's input; y itself without one)
     mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
     reverse: bool
+
+    def sequence(self) -> Sequence:
+        """The arrays over time, as the compiled loops take them."""
+        return Sequence(self.gates, self.h_prev, self.c_prev, self.tanh_c, self.m)
 
     def fields(self) -> dict[str, np.ndarray]:
         """The reference cell's cache fields stacked over time, (T, N, ·) views (for
@@ -290,11 +266,16 @@ def _forward_cells(
         else:  # (P, 4 * (c1 - c0))
             W_h = np.empty((P, rows.size), x.dtype)
             split.gate_columns(W_hh, k.scale, c0, c1, W_h)
-        rings = _rings(tape, T, len(cells), W_ih is not None)
+        gates_q, c_prev_q, tanh_c_q, m_q = _rings(tape, T, len(cells), W_ih is not None)
         split.forward(
-            *(q, len(cells), c0, c1, x_c, W_x, W_h, b_s[rows]),
-            *(k.alpha[rows], k.beta[rows], np.array(order), valid, rings[0]),
-            *(h_prev, rings[1], rings[2], rings[3], y, h_n, c_n, flags, h_rows),
+            Part(q, len(cells), c0, c1, flags),
+            x_c,
+            GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows]),
+            Steps(np.array(order), valid),
+            Sequence(gates_q, h_prev, c_prev_q, tanh_c_q, m_q),
+            y,
+            HC(h_n, c_n),
+            h_rows,
         )
 
     _run_parts(part, len(cells), flags)
@@ -338,12 +319,13 @@ def _forward_rows(
         """The loop over time for the sequences ``rows``."""
         n = rows.stop - rows.start
         if n * P * GH <= ex.small:
+            H = GH // 4
             no_proj = np.empty((0, P), dtype)
-            compiled.forward_sequence(
-                *(gates, W_hh_s, W_hh_t, no_proj if W_hr_t is None else W_hr_t, k.alpha, k.beta),
-                *(np.array(order), valid, h_prev, c_prev, tanh_c, m, y, h_n, c_n),
-                *(rows.start, rows.stop),
-            )
+            w = Recurrent(W_hh_s, W_hh_t, np.empty((0, H), dtype),
+                          no_proj if W_hr_t is None else W_hr_t)  # fmt: skip
+            steps = Steps(np.array(order), valid)
+            seq = tape.sequence()
+            compiled.forward_sequence(seq, y, w, k, steps, HC(h_n, c_n), rows)
             return
         hw = np.empty((n, GH), dtype)
         for s, t in enumerate(order):
@@ -425,11 +407,11 @@ def _backward_cells(
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
+    steps, seq, d0 = Steps(np.array(order), valid), tape.sequence(), HC(*dstate)
+
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
-        split.backward(
-            *(q, len(cells), cells[q].start, cells[q].stop, dy, gates, c_prev, tanh_c, W_hh),
-            *(np.array(order), valid, dz, *dstate, flags, dz_rows),
-        )
+        part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
+        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows)
 
     _run_parts(part, len(cells), flags)
 
@@ -462,11 +444,11 @@ def _backward_rows(
         n = rows.stop - rows.start
         if n * P * GH <= ex.small_backward and record is None:
             no_proj = np.empty((0, H), dtype)
-            compiled.backward_sequence(
-                *(dy, gates, c_prev, tanh_c, W_hh, np.ascontiguousarray(W_hh.T)),
-                no_proj if W_hr is None else W_hr,
-                *(np.array(order), valid, dz, dh_cell, dh0, dc0, rows.start, rows.stop),
-            )
+            w = Recurrent(W_hh, np.ascontiguousarray(W_hh.T),
+                          no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
+            steps = Steps(np.array(order), valid)
+            d0 = HC(dh0, dc0)
+            compiled.backward_sequence(tape.sequence(), w, steps, dy, dz, dh_cell, d0, rows)
             return
         dm_buf = np.empty((n, H), dtype)
         dh, dc = dh0[rows].copy(), dc0[rows].copy()
