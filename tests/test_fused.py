@@ -129,12 +129,14 @@ def _execution(mode: str, impl: str = "auto") -> lk.Execution:
 @pytest.mark.parametrize("cfg", CONFIGS, ids=config_id)
 def test_fused_equals_reference(cfg: dict[str, Any], dtype: str) -> None:
     """float32 runs the compiled whole-sequence loops, per-step the per-step kernels,
-    cells the loops split by cells; split: over two threads (see ``_execution``)."""
+    cells the loops split by cells; split: over two threads (see ``_execution``). Each
+    path is compared with the reference and with torch.nn (in float64)."""
     fused, reference = _fused_and_reference(cfg, np.float32, dtype)
     case = random_case(fused, cfg, np.random.default_rng(3), np.float32)
     got = lk_run(fused, case)
     assert all(isinstance(t, fast_lstm.FusedTape) for t in fused._tape["tapes"])
     _compare(got, lk_run(reference, case), TOL[np.float32])
+    _compare(got, _torch64(fused, cfg, case), 1e-4)  # and with torch.nn, in float64
 
 
 @pytest.mark.parametrize(
@@ -236,24 +238,28 @@ def test_where_the_kernel_does_not_apply_auto_runs_the_reference(
     assert not isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)
 
 
+def _torch64(layer: Any, cfg: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
+    """torch.nn's results in float64 for a float32 layer and case (an outside oracle)."""
+    twin = make_layer(cfg, np.float64)
+    twin.load_state_dict({k: v.astype(np.float64) for k, v in layer.state_dict().items()})
+
+    def wide(v: Any) -> Any:
+        if isinstance(v, np.ndarray) and v.dtype == np.float32:
+            return v.astype(np.float64)
+        if isinstance(v, tuple | list) and v and isinstance(v[0], np.ndarray):
+            return type(v)(wide(a) for a in v)
+        return v
+
+    return torch_run(torch_twin(twin), {k: wide(v) for k, v in case.items()})
+
+
 def test_float32_fused_against_torch_float64() -> None:
     """Longer sequences, larger gates: the compiled float32 kernels meet an outside oracle."""
     cfg = {**CONFIGS[-8], "input_size": 9, "hidden_size": 33, "T": 40, "N": 5, "lengths": True}
     layer = make_layer(cfg, np.float32, seed=2)
     layer.impl = "fused"
     case = random_case(layer, cfg, np.random.default_rng(7), np.float32)
-    got = lk_run(layer, case)
-    twin = make_layer(cfg, np.float64)
-    twin.load_state_dict({k: v.astype(np.float64) for k, v in layer.state_dict().items()})
-    case64 = {
-        k: (v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v)
-        for k, v in case.items()
-    }
-    case64["state"] = tuple(s.astype(np.float64) for s in case["state"])
-    case64["dstate"] = tuple(s.astype(np.float64) for s in case["dstate"])
-    case64["zeros"] = [z.astype(np.float64) for z in case["zeros"]]
-    ref = torch_run(torch_twin(twin), case64)
-    _compare(got, ref, 1e-4)
+    _compare(lk_run(layer, case), _torch64(layer, cfg, case), 1e-4)
 
 
 @pytest.mark.parametrize("mode", ["", "split", "cells-split"])
