@@ -188,13 +188,8 @@ class _Fresh(Task):
         rng: np.random.Generator,
         on_eval: Callable[[int, dict[str, float]], None] | None,
     ):
-        self.task, self.model, self.config, self.rng, self.on_eval = (
-            task,
-            model,
-            config,
-            rng,
-            on_eval,
-        )
+        self.task, self.model, self.rng, self.on_eval = task, model, rng, on_eval
+        self.batch = config.batch
         self.stateful = getattr(task, "stateful", False)
         if self.stateful:
             self.stream = task.stream(config.batch, rng)
@@ -210,7 +205,7 @@ class _Fresh(Task):
         if self.stateful:
             batch = self.stream.next_chunk(self.task.T)
         else:
-            batch = self.task.sample(self.config.batch, self.rng)
+            batch = self.task.sample(self.batch, self.rng)
         out, self.state = self.model(batch.x, self.state if self.stateful else None)
         return _loss(self.task, out, batch)
 
@@ -244,7 +239,7 @@ def train_model(
     try:
         done = trainer.fit()
     except TrainingError:  # diverged: report the test metric as it is
-        return trainer.step, trainer.seconds, False
+        return trainer.step, trainer.elapsed(), False
     return done.steps, done.seconds, done.evaluation is not None and done.evaluation.solved
 
 

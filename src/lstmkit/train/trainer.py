@@ -293,7 +293,7 @@ class Trainer:
             distributed.FlatGradients(model.grads, scalars=3) if self.comm.size > 1 else None
         )
         self.updating = self.stopping = self.late = False
-        self.deadline, self.seconds = math.inf, 0.0
+        self.deadline, self.started, self.first, self.loss = math.inf, 0.0, 0, math.nan
 
     def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         optim = {k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")}
@@ -306,32 +306,17 @@ class Trainer:
 
     def fit(self) -> Summary:
         """Train until ``steps``, the time budget, a solved task or a stop request."""
-        steps, seconds = self.options.steps, self.options.seconds
         if self.fresh and self.options.save_first:
             self.save("latest")  # a divergence in the first steps still leaves a checkpoint
+        seconds = self.options.seconds
         self.deadline = time.monotonic() + seconds if seconds else math.inf
-        bar = progress(steps, "train", disable=not self.show_progress or not self.root)
+        bar = progress(self.options.steps, "train", disable=not self.show_progress or not self.root)
         bar.update(self.step)
-        started, first = time.monotonic(), self.step
-        loss, last, elapsed = math.nan, None, 0.0
-        stop = StopRequests()
+        self.first, self.started = self.step, time.monotonic()
         try:
-            with stop, self.comm.watchdog() as watchdog:
-                while (steps is None or self.step < steps) and not self._out_of_time():
-                    if self.stopping if self.flat is not None else stop.requested:
-                        raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
-                    loss, norm = self._update(stop.requested, watchdog)
-                    self.step += 1
-                    self.rng_good = self.task.model.rng_state()
-                    self.task.step_done()
-                    self._report(
-                        bar, loss, norm, (self.step - first) / (time.monotonic() - started)
-                    )
-                    if self.step % self.options.eval_every == 0:
-                        last = self._evaluate(bar)
-                        if last.solved:
-                            break
-                elapsed = time.monotonic() - started
+            with StopRequests() as stop, self.comm.watchdog() as watchdog:
+                last = self._steps(bar, stop, watchdog)
+                seconds = self.elapsed()
                 if self.run is not None and (self.step % self.options.eval_every or last is None):
                     last = self._evaluate(None)  # the final checkpoint
         except KeyboardInterrupt:
@@ -343,12 +328,35 @@ class Trainer:
                 self.comm.abort(f"{type(e).__name__}: {e}")
             raise
         finally:
-            self.seconds = time.monotonic() - started
             bar.close()
         if self.run is not None and self.root:
             self.run.plot_losses()
-        rate = (self.step - first) / max(elapsed, 1e-9)
-        return Summary(self.step, loss, elapsed, rate, last)
+        rate = (self.step - self.first) / max(seconds, 1e-9)
+        return Summary(self.step, self.loss, seconds, rate, last)
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`fit` started its loop."""
+        return time.monotonic() - self.started
+
+    def _steps(
+        self, bar: Any, stop: StopRequests, watchdog: distributed.Watchdog
+    ) -> Evaluation | None:
+        """Whole steps (each evaluated every ``eval_every``) until the end; the last
+        evaluation (an :class:`Evaluation`, or None)."""
+        steps, last = self.options.steps, None
+        while (steps is None or self.step < steps) and not self._out_of_time():
+            if self.stopping if self.flat is not None else stop.requested:
+                raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
+            self.loss, norm = self._update(stop.requested, watchdog)
+            self.step += 1
+            self.rng_good = self.task.model.rng_state()
+            self.task.step_done()
+            self._report(bar, norm)
+            if self.step % self.options.eval_every == 0:
+                last = self._evaluate(bar)
+                if last.solved:
+                    break
+        return last
 
     def _out_of_time(self) -> bool:
         return self.late if self.flat is not None else time.monotonic() >= self.deadline
@@ -392,11 +400,12 @@ class Trainer:
         if not math.isfinite(value):
             raise diverged(what, self.step, self.run)
 
-    def _report(self, bar: Any, loss: float, norm: float, steps_per_s: float) -> None:
+    def _report(self, bar: Any, norm: float) -> None:
         """The progress bar, and metrics.jsonl at steps 1, 10, 20, ..."""
-        record = {"step": self.step, "train_loss": loss, "grad_norm": norm}
-        postfix = {"loss": f"{loss:.4f}"}
+        record = {"step": self.step, "train_loss": self.loss, "grad_norm": norm}
+        postfix = {"loss": f"{self.loss:.4f}"}
         if self.task.tokens_per_step:
+            steps_per_s = (self.step - self.first) / self.elapsed()
             record["tok_s"] = steps_per_s * self.task.tokens_per_step
             postfix["tok_s"] = f"{record['tok_s']:.0f}"
         bar.update(1)
