@@ -387,3 +387,17 @@ def test_bundled_co2_dataset(tmp_path: Path) -> None:
     assert 310 < s.values.min() < s.values.max() < 380
     with pytest.raises(ValueError, match="expected one of"):
         datasets.load("nope")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(lr=0.0), "--lr: expected > 0, got 0.0"),
+        (dict(holdout=-1), "--holdout: expected >= 0, got -1"),
+        (dict(dropout=1.0), r"--dropout: expected a probability in \[0, 1\), got 1.0"),
+        (dict(schedule="cosine", steps=None), "--schedule cosine needs --steps"),
+    ],
+)
+def test_config_checks_its_options_once_where_it_is_built(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train.TrainConfig(**options)

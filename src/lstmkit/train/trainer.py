@@ -49,11 +49,14 @@ def check_options(
     ``dropout`` (if the config has one) must be a probability and ``schedule`` "cosine"
     needs ``steps``.
     """
-    for names, ok, expected in ((positive, _positive, "> 0"), (at_least_zero, _natural, ">= 0")):
-        for name in names:
-            value = getattr(config, name)
-            if value is not None and not ok(value):
-                raise ValueError(f"{_flag(name)}: expected {expected}, got {value}")
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
+    for name in at_least_zero:
+        value = getattr(config, name)
+        if value is not None and not value >= 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected >= 0, got {value}")
     dropout = getattr(config, "dropout", 0.0)
     if not 0 <= dropout < 1:
         raise ValueError(f"--dropout: expected a probability in [0, 1), got {dropout}")
@@ -62,18 +65,6 @@ def check_options(
         raise ValueError(f"--schedule: expected constant or cosine, got {schedule!r}")
     if schedule == "cosine" and not config.steps:
         raise ValueError("--schedule cosine needs --steps")
-
-
-def _positive(value: float) -> bool:
-    return value > 0
-
-
-def _natural(value: float) -> bool:
-    return value >= 0
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @dataclass(frozen=True)
