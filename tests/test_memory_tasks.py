@@ -253,3 +253,34 @@ def test_memory_command_reber(tmp_path, capsys) -> None:
     for r in rows:  # the curve of max |c| along the test stream ends at the final state's
         assert r["final_max_abs_c"] > 0 and len(r["max_abs_c_curve"]) == 100
     assert (tmp_path / "reber.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_diverging_memory_run_stops_and_keeps_its_step_count(monkeypatch) -> None:
+    """The shared Trainer raises on a NaN loss; the memory adapter stops quietly instead."""
+    real, calls = train._loss, []
+
+    def poisoned(task, out, batch):
+        calls.append(1)
+        loss, dout = real(task, out, batch)
+        return (float("nan"), dout) if len(calls) == 4 else (loss, dout)
+
+    monkeypatch.setattr(train, "_loss", poisoned)
+    task = tasks.AddingTask(5)
+    config = train.MemoryConfig(hidden=4, batch=4, budget_seconds=1e9, max_steps=10)
+    model = train.SequenceModel("lstm", task.input_size, 4, task.output_size, task.scored, 0)
+    steps, seconds, solved = train.train_model(task, model, config, np.random.default_rng(0))
+    assert (steps, solved) == (3, False) and seconds >= 0
+    assert all(np.isfinite(w).all() for w in model.parameters().values())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(lr=0.0), "--lr: expected > 0, got 0.0"),
+        (dict(budget_seconds=-1.0), "--budget-seconds: expected > 0, got -1.0"),
+        (dict(max_steps=0), "--max-steps: expected > 0, got 0"),
+    ],
+)
+def test_memory_config_checks_its_options(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train.MemoryConfig(**options)

@@ -18,6 +18,7 @@ from conftest import fd_check
 from lstmkit.series import data, evaluate, forecast, train
 from lstmkit.series.data import CSVError, Scaler, Split, make_windows, read_csv
 from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.train import trainer
 from lstmkit.train.run_folder import Run
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_interrupt_saves_and_resume_is_exact(
                                eval_every=5, dropout=0.2, layers=2)  # fmt: skip
     quiet_train(config, tmp_path / "full", series)
 
-    real_clip, calls = train.clip_grad_norm, [0]
+    real_clip, calls = trainer.clip_grad_norm, [0]  # the Trainer clips
 
     def interrupting_clip(grads, max_norm):
         calls[0] += 1
@@ -332,10 +333,10 @@ def test_interrupt_saves_and_resume_is_exact(
             os.kill(os.getpid(), signal.SIGINT)
         return real_clip(grads, max_norm)
 
-    monkeypatch.setattr(train, "clip_grad_norm", interrupting_clip)
+    monkeypatch.setattr(trainer, "clip_grad_norm", interrupting_clip)
     with pytest.raises(KeyboardInterrupt):
         quiet_train(config, tmp_path / "cut", series)
-    monkeypatch.setattr(train, "clip_grad_norm", real_clip)
+    monkeypatch.setattr(trainer, "clip_grad_norm", real_clip)
     _, meta, _ = train.load_model(tmp_path / "cut" / "latest.npz")
     assert meta["step"] == (8 if how == "sigint" else 7)
     quiet_train(config, tmp_path / "cut", series, resume=True)
@@ -386,3 +387,17 @@ def test_bundled_co2_dataset(tmp_path: Path) -> None:
     assert 310 < s.values.min() < s.values.max() < 380
     with pytest.raises(ValueError, match="expected one of"):
         datasets.load("nope")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(lr=0.0), "--lr: expected > 0, got 0.0"),
+        (dict(holdout=-1), "--holdout: expected >= 0, got -1"),
+        (dict(dropout=1.0), r"--dropout: expected a probability in \[0, 1\), got 1.0"),
+        (dict(schedule="cosine", steps=None), "--schedule cosine needs --steps"),
+    ],
+)
+def test_config_checks_its_options_once_where_it_is_built(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train.TrainConfig(**options)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from lstmkit.cli.errors import UserError
+
 
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -28,22 +30,25 @@ def _demo(args: argparse.Namespace) -> int:
     from lstmkit.text.sample import generate
     from lstmkit.text.train import TrainConfig, load_model, train
 
+    try:  # the config checks its options
+        config = TrainConfig(
+            embed=64,
+            hidden=args.hidden,
+            layers=1,
+            seq_len=64,
+            batch=32,
+            steps=None,
+            minutes=args.minutes,
+            lr=3e-3,
+            eval_every=100,
+            eval_chars=100_000,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)  # the demo always starts fresh
-    config = TrainConfig(
-        embed=64,
-        hidden=args.hidden,
-        layers=1,
-        seq_len=64,
-        batch=32,
-        steps=None,
-        minutes=args.minutes,
-        lr=3e-3,
-        eval_every=100,
-        eval_chars=100_000,
-        seed=args.seed,
-    )
     print(
         f"Training a 1x{args.hidden} LSTM char-LM on Python's standard library for "
         f"{args.minutes:g} minutes...",

@@ -60,17 +60,18 @@ def _memory(args: argparse.Namespace) -> int:
     )
     if args.seeds < 1:
         raise UserError(f"--seeds: expected an integer >= 1, got {args.seeds}")
-    if args.budget_seconds <= 0:
-        raise UserError(f"--budget-seconds: expected a number > 0, got {args.budget_seconds}")
-    config = train.MemoryConfig(
-        hidden=args.hidden,
-        batch=args.batch,
-        lr=args.lr,
-        budget_seconds=args.budget_seconds,
-        max_steps=args.max_steps,
-        init=args.init,
-        reber_test_steps=args.reber_test_steps,
-    )
+    try:
+        config = train.MemoryConfig(
+            hidden=args.hidden,
+            batch=args.batch,
+            lr=args.lr,
+            budget_seconds=args.budget_seconds,
+            max_steps=args.max_steps,
+            init=args.init,
+            reber_test_steps=args.reber_test_steps,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
     out = Path(args.out or f"runs/memory-{task}")
 
     def progress(r: dict[str, Any]) -> None:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+from collections.abc import Callable
+from dataclasses import fields
+from functools import partial
+from typing import Any, TypeVar
 
 from lstmkit.cli.errors import UserError
+from lstmkit.train.checkpoint import CheckpointError
+
+R = TypeVar("R")
 
 
 def add_training_options(p: argparse.ArgumentParser, d: Any, batch_help: str) -> None:
@@ -44,3 +51,45 @@ def check_positive(args: argparse.Namespace, *names: str) -> None:
         value = getattr(args, name)
         if value is not None and value <= 0:
             raise UserError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
+
+
+def training_config(cls: Any, args: argparse.Namespace) -> Any:
+    """The trainer config ``cls`` from the options (its fields by name); --minutes alone lifts
+    the default --steps. The config checks its values: a bad one is a UserError."""
+    values = {f.name: getattr(args, f.name) for f in fields(cls)}
+    if args.minutes and args.steps == cls.steps:
+        values["steps"] = None  # the time budget decides
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def run_trainer(
+    args: argparse.Namespace, train: Callable[..., R], config: Any, data: Any
+) -> R | None:
+    """``train(config, args.out, data, ...)`` on this process's MPI communicator (or alone);
+    its summary on rank 0, None on the other ranks (which print nothing).
+
+    A failure the user can fix is a UserError on rank 0; the other ranks, which see the same
+    failure, exit 1 quietly. Another rank's own failure aborts the job rather than hang it.
+    """
+    from lstmkit.train import distributed
+    from lstmkit.train.trainer import TrainingError
+
+    try:
+        comm = distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    log = partial(print, file=sys.stderr)
+    try:
+        summary = train(config, args.out, data, args.resume, not args.no_progress, log, comm)
+    except (TrainingError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        if comm.rank != 0:
+            raise SystemExit(1) from None  # every rank has the same error: rank 0 reports it
+        raise UserError(str(e)) from None
+    except Exception as e:
+        if comm.size > 1:
+            comm.abort(f"{type(e).__name__}: {e}")
+        raise
+    return summary if comm.rank == 0 else None

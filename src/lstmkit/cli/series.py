@@ -6,13 +6,11 @@ import argparse
 import csv
 import json
 import math
-import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import add_training_options, check_positive
+from lstmkit.cli.options import add_training_options, check_positive, run_trainer, training_config
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -104,44 +102,12 @@ def _read(path: str, column: str, time_column: str | None) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lstmkit.series.train import TrainConfig, TrainingError, train
-    from lstmkit.train import distributed
+    from lstmkit.series.train import TrainConfig, train
 
-    check_positive(args, "horizon", "lookback", "hidden", "layers", "batch", "steps", "minutes")
-    check_positive(args, "lr", "eval_every", "clip")
-    for name in ("holdout", "val", "warmup", "seed"):
-        if getattr(args, name) is not None and getattr(args, name) < 0:
-            raise UserError(f"--{name}: expected >= 0, got {getattr(args, name)}")
-    if not 0 <= args.dropout < 1:
-        raise UserError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    if args.minutes and args.steps == TrainConfig.steps:
-        config.steps = None  # --minutes alone: the time budget decides
-    series = _read(args.csv, args.column, args.time_column)
-    try:
-        comm = distributed.from_arguments(args)
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    try:
-        s = train(
-            config,
-            args.out,
-            series,
-            args.resume,
-            not args.no_progress,
-            log=lambda m: print(m, file=sys.stderr),
-            comm=comm,
-        )
-    except (TrainingError, CheckpointError, ValueError, RuntimeError) as e:
-        if comm.rank != 0:
-            return 1  # every rank has the same error: rank 0 reports it
-        raise UserError(str(e)) from None
-    except Exception as e:
-        if comm.size > 1:  # a failure of this rank alone: stop the job rather than hang it
-            comm.abort(f"{type(e).__name__}: {e}")
-        raise
-    if comm.rank != 0:
-        return 0
+    config = training_config(TrainConfig, args)
+    s = run_trainer(args, train, config, _read(args.csv, args.column, args.time_column))
+    if s is None:
+        return 0  # not rank 0
     split = s["split"]
     val = (
         f"validation loss {s['val_loss']:.4f} (best {s['best_val_loss']:.4f}), "
@@ -149,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
         if split["n_val"]
         else ""
     )
-    where = f" on {comm.size} MPI processes" if comm.size > 1 else ""
+    where = f" on {s['processes']} MPI processes" if s["processes"] > 1 else ""
     print(
         f"trained {s['steps']} steps{where} on {split['n_fit']} values ({s['windows']} windows): "
         f"train loss {s['train_loss']:.4f}, {val}{split['n_holdout']} values held out; "

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import add_training_options, check_positive
+from lstmkit.cli.options import add_training_options, check_positive, run_trainer, training_config
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -59,41 +58,13 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lstmkit.text.train import TrainConfig, TrainingError, train
-    from lstmkit.train import distributed
+    from lstmkit.text.train import TrainConfig, train
 
-    check_positive(args, "embed", "hidden", "layers", "seq_len", "batch", "steps", "minutes", "lr")
-    check_positive(args, "eval_every", "eval_chars", "clip")
-    if not 0 <= args.dropout < 1:
-        raise UserError(f"--dropout: expected a probability in [0, 1), got {args.dropout}")
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    if args.minutes and args.steps == TrainConfig.steps:
-        config.steps = None  # --minutes alone: the time budget decides
-    try:
-        comm = distributed.from_arguments(args)
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    try:
-        summary = train(
-            config,
-            args.out,
-            args.text,
-            args.resume,
-            not args.no_progress,
-            log=lambda s: print(s, file=sys.stderr),
-            comm=comm,
-        )
-    except (TrainingError, CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
-        if comm.rank != 0:
-            return 1  # every rank has the same error: rank 0 reports it
-        raise UserError(str(e)) from None
-    except Exception as e:
-        if comm.size > 1:  # a failure of this rank alone: stop the job rather than hang it
-            comm.abort(f"{type(e).__name__}: {e}")
-        raise
-    if comm.rank != 0:
-        return 0
-    where = f" on {comm.size} MPI processes" if comm.size > 1 else ""
+    config = training_config(TrainConfig, args)
+    summary = run_trainer(args, train, config, args.text)
+    if summary is None:
+        return 0  # not rank 0
+    where = f" on {summary['processes']} MPI processes" if summary["processes"] > 1 else ""
     print(
         f"trained {summary['steps']} steps{where}: validation {summary['val_bpc']:.3f} bits/char "
         f"(best {summary['best_val_bpc']:.3f}), {summary['tokens_per_s']:.0f} chars/s; "

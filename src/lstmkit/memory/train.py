@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,8 @@ from lstmkit.nn import init as lk_init
 from lstmkit.nn.feedforward import Linear
 from lstmkit.nn.losses import mse, softmax_cross_entropy
 from lstmkit.nn.model import Model
-from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.nn.recurrent import GRU, LSTM, RNN
+from lstmkit.train.trainer import Evaluation, Options, Task, Trainer, TrainingError, check_options
 
 __all__ = [
     "INITS",
@@ -62,6 +61,18 @@ class MemoryConfig:
     # chrono (Tallec & Ollivier 2018): forget-gate time scales spread up to the lag; on a
     # 2-core CPU budget it solved temporal order at T = 50 and 100 where forget1 did not
     init: str = "chrono"
+
+    def __post_init__(self) -> None:
+        positive: tuple[str, ...] = (
+            "hidden",
+            "batch",
+            "lr",
+            "clip",
+            "budget_seconds",
+            "max_steps",
+            "eval_every",
+        )
+        check_options(self, positive + ("eval_size", "reber_test_steps"))
 
 
 class SequenceModel(Model):
@@ -163,6 +174,50 @@ def _evaluate(task: Any, model: SequenceModel, batch: Batch) -> tuple[dict[str, 
     return task.evaluate(out, batch), state
 
 
+class _Fresh(Task):
+    """Fresh batches from the task's generator at every step (the Reber stream: the next
+    chunk, the recurrent state carried across chunks); solved at two evaluations in a row."""
+
+    model: SequenceModel
+
+    def __init__(
+        self,
+        task: Any,
+        model: SequenceModel,
+        config: MemoryConfig,
+        rng: np.random.Generator,
+        on_eval: Callable[[int, dict[str, float]], None] | None,
+    ):
+        self.task, self.model, self.rng, self.on_eval = task, model, rng, on_eval
+        self.batch = config.batch
+        self.stateful = getattr(task, "stateful", False)
+        if self.stateful:
+            self.stream = task.stream(config.batch, rng)
+            self.val_batch = task.stream(4, rng).next_chunk(1000)
+        else:
+            self.val_batch = task.sample(config.eval_size, rng)
+        self.val_baseline = task.baseline(self.val_batch)
+        self.state: Any = None
+        self.streak = 0
+
+    def loss(self, step: int) -> tuple[float, np.ndarray]:
+        """The task's loss and dL/dout, (N, C) or (T, N, C)."""
+        if self.stateful:
+            batch = self.stream.next_chunk(self.task.T)
+        else:
+            batch = self.task.sample(self.batch, self.rng)
+        out, self.state = self.model(batch.x, self.state if self.stateful else None)
+        return _loss(self.task, out, batch)
+
+    def evaluate(self, step: int) -> Evaluation:
+        metrics, _ = _evaluate(self.task, self.model, self.val_batch)
+        if self.on_eval is not None:
+            self.on_eval(step, metrics)
+        solved = self.task.solved(metrics, self.val_baseline)
+        self.streak = self.streak + 1 if solved else 0
+        return Evaluation(metrics, solved=self.streak >= 2)
+
+
 def train_model(
     task: Any,
     model: SequenceModel,
@@ -175,42 +230,17 @@ def train_model(
     Solved means solved at two evaluations in a row, so a metric that merely touches the
     threshold once does not stop training. Returns (steps, seconds, solved on validation).
     Stateful tasks (the Reber stream) carry the recurrent state across consecutive chunks
-    of one endless stream.
+    of one endless stream. A diverged run stops and keeps its step count.
     """
-    stateful = getattr(task, "stateful", False)
-    params, grads = model.parameters(), model.grads
-    opt = Adam(params, grads, lr=config.lr)
-    if stateful:
-        stream = task.stream(config.batch, rng)
-        val_batch = task.stream(4, rng).next_chunk(1000)
-    else:
-        val_batch = task.sample(config.eval_size, rng)
-    val_baseline = task.baseline(val_batch)
-    state = None
-    steps, solved, streak = 0, False, 0
-    start = time.perf_counter()
-    while config.max_steps is None or steps < config.max_steps:
-        if time.perf_counter() - start >= config.budget_seconds:
-            break
-        batch = stream.next_chunk(task.T) if stateful else task.sample(config.batch, rng)
-        out, state = model(batch.x, state if stateful else None)
-        loss, dout = _loss(task, out, batch)
-        if not math.isfinite(loss):
-            break  # diverged: keep the step count, report the test metric as it is
-        model.zero_grad()
-        model.backward(dout)
-        clip_grad_norm(grads, config.clip)
-        opt.step()
-        steps += 1
-        if steps % config.eval_every == 0:
-            metrics, _ = _evaluate(task, model, val_batch)
-            if on_eval is not None:
-                on_eval(steps, metrics)
-            streak = streak + 1 if task.solved(metrics, val_baseline) else 0
-            if streak >= 2:
-                solved = True
-                break
-    return steps, time.perf_counter() - start, solved
+    options = Options(
+        config.lr, config.clip, config.eval_every, config.max_steps, config.budget_seconds
+    )
+    trainer = Trainer(_Fresh(task, model, config, rng, on_eval), options)
+    try:
+        done = trainer.fit()
+    except TrainingError:  # diverged: report the test metric as it is
+        return trainer.step, trainer.elapsed(), False
+    return done.steps, done.seconds, done.evaluation is not None and done.evaluation.solved
 
 
 def run_one(

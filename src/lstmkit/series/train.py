@@ -16,7 +16,6 @@ one-step-ahead MSE (scaled units, comparable to the training loss) and picks ``b
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,13 +24,11 @@ from typing import Any
 import numpy as np
 
 from lstmkit.nn.losses import mse
-from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.train import distributed, trainer
-from lstmkit.train.run_folder import Run, StopRequests, progress
-from lstmkit.train.trainer import TrainingError
+from lstmkit.train.trainer import Evaluation, TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
 
@@ -64,6 +61,19 @@ class TrainConfig:
     seed: int = 0
     dtype: str = "float32"  # "float64": data-parallel runs then equal one process to rounding
 
+    def __post_init__(self) -> None:
+        positive: tuple[str, ...] = (
+            "horizon",
+            "lookback",
+            "hidden",
+            "layers",
+            "batch",
+            "steps",
+            "minutes",
+        )
+        positive += ("lr", "clip", "eval_every")
+        trainer.check_options(self, positive, ("holdout", "val", "warmup", "seed"))
+
     def resolved(self) -> TrainConfig:
         """holdout and val default to the horizon."""
         return replace(
@@ -92,6 +102,73 @@ def _check_resume(meta: dict[str, Any], config: TrainConfig, data: dict[str, Any
         )
 
 
+class WindowsTask(trainer.Task):
+    """Step k: ``batch`` windows (lookback L) in the order of epoch k // (M // batch),
+    scored by the MSE of the next value at every position (scaled units)."""
+
+    model: Forecaster
+
+    kind = KIND
+
+    def __init__(
+        self,
+        model: Forecaster,
+        series: Series,
+        split: Split,
+        scaler: Scaler,
+        config: TrainConfig,
+        comm: distributed.SingleProcess,
+    ):
+        self.model, self.series, self.split, self.scaler = model, series, split, scaler
+        self.config, self.comm, self.data = config, comm, _data(series, split)
+        fit = series.values[: split.n_fit]
+        X, Y = make_windows(encode(fit, scaler, config.difference), config.lookback)  # (L, M, 1)
+        self.X, self.Y = X.astype(model.dtype), Y.astype(model.dtype)
+        self.M = X.shape[1]
+        self.B = min(config.batch, self.M)
+        self.per_epoch = self.M // self.B
+        what = "--batch" if self.B == config.batch else f"the batch (all {self.M} windows)"
+        self.mine = comm.shard(self.B, what)  # this rank's windows of every batch (B/K)
+
+    def loss(self, step: int) -> tuple[float, np.ndarray]:
+        """MSE and dL/dprediction (L, B/K, 1)."""
+        epoch, j = divmod(step, self.per_epoch)
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(self.M)
+        idx = order[j * self.B : (j + 1) * self.B][self.mine]
+        pred, _ = self.model(self.X[:, idx])  # (L, B/K, 1)
+        return mse(pred, self.Y[:, idx])
+
+    def evaluate(self, step: int) -> Evaluation:
+        """Rank 0's scores of the validation part (the ranks must agree on best.npz)."""
+        if not self.split.n_val:
+            return Evaluation()
+        values, split, scaler, config = self.series.values, self.split, self.scaler, self.config
+        scores = self.comm.on_root(
+            lambda: validation_scores(self.model, values, split, scaler, config)
+        )
+        message = (
+            f"validation loss {scores['val_loss']:.4f}, "
+            f"{split.n_val}-step forecast MAE {scores['val_mae']:.4g}"
+        )
+        return Evaluation(scores, scores["val_loss"], message)
+
+    def checkpoint(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"train_config": asdict(self.config), "scaler": self.scaler.to_dict()}
+        return {**meta, "data": self.data}, {}
+
+
+def _data(series: Series, split: Split) -> dict[str, Any]:
+    """Where the values came from, the split and a fingerprint of what training may see."""
+    return {
+        "column": series.column,
+        "time_column": series.time_column,
+        "source": series.source,
+        "n": len(series),
+        "split": asdict(split),
+        "fingerprint": fingerprint(series.values[: split.n_fit + split.n_val]),
+    }
+
+
 def train(
     config: TrainConfig,
     out: str | Path,
@@ -108,215 +185,42 @@ def train(
     gradients and the loss; rank 0 alone reads and writes the run folder.
     """
     comm = comm or distributed.SingleProcess()
-    root = comm.rank == 0
     config = config.resolved()
     assert config.holdout is not None and config.val is not None
-    if config.schedule == "cosine" and not config.steps:
-        raise TrainingError("--schedule cosine needs --steps")
-    run = Run(out)
-
-    def check_folder() -> None:  # rank 0's view: other hosts may not share the folder
-        if run.exists() and not resume:
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
-        if resume and not run.exists():
-            raise TrainingError(f"{out}: nothing to resume (no latest.npz)")
-
-    comm.on_root(check_folder)
+    run = trainer.open_run(out, resume, comm)
     try:
         split = Split.make(
             len(series), config.val, config.holdout, config.lookback, config.difference
         )
     except ValueError as e:
         raise TrainingError(str(e)) from None
-    values = series.values
-    seen = values[: split.n_fit + split.n_val]  # what training may look at
-    data = {
-        "column": series.column,
-        "time_column": series.time_column,
-        "source": series.source,
-        "n": len(series),
-        "split": asdict(split),
-        "fingerprint": fingerprint(seen),
-    }
-
-    fit = values[: split.n_fit]
+    data = _data(series, split)
+    fit = series.values[: split.n_fit]
     scaler = Scaler.fit(np.diff(fit) if config.difference else fit)
-    if len(set(comm.allgather(data["fingerprint"]))) > 1:
-        raise TrainingError("the MPI processes read different data; every host needs the same")
+    message = "the MPI processes read different data; every host needs the same"
+    trainer.check_same_data(comm, data["fingerprint"], message)
+    checkpoint = None
     if resume:
-        latest = run.checkpoint_path("latest")
-        model, meta, arrays = comm.on_root(lambda: load_model(latest))
+        model, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
         _check_resume(meta, config, data)
-        scaler = Scaler.from_dict(meta["scaler"])
+        scaler, checkpoint = Scaler.from_dict(meta["scaler"]), (arrays, meta)
     else:
         model_config = ForecasterConfig(config.hidden, config.layers, config.dropout, config.dtype)
         model = Forecaster(model_config, seed=config.seed)
-        if root:
-            run.create()
-    comm.broadcast_arrays_(model.parameters().values())  # every rank starts from rank 0's
-
-    X, Y = make_windows(encode(fit, scaler, config.difference), config.lookback)  # (L, M, 1)
-    X, Y = X.astype(model.dtype), Y.astype(model.dtype)
-    M = X.shape[1]
-    B = min(config.batch, M)
-    per_epoch = M // B
-    mine = comm.shard(B, "--batch" if B == config.batch else f"the batch (all {M} windows)")
-    optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
-    step, best = 0, math.inf
-    if resume:
-        optimizer.load_state_dict(
-            {k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")},
-            meta["optimizer"],
-        )
-        model.set_rng_state(meta["rng"])
-        step, best = meta["step"], meta["best_val_loss"]
-        if root:
-            run.truncate_log(step)
-            log(f"resuming {out} at step {step}")
-    if comm.size > 1:
-        stored = meta.get("rng_ranks") if resume else None
-        model.set_rng_state(distributed.rank_rng_state(model, comm, config.seed, step, stored))
-    rng_good = model.rng_state()
-
-    def save(name: str) -> None:
-        rng_ranks = comm.gather(rng_good)
-        if not root:
-            return  # rank 0 writes
-        opt_arrays, opt_scalars = optimizer.state_dict()
-        meta = {
-            "train_config": asdict(config),
-            "scaler": scaler.to_dict(),
-            "data": data,
-            "optimizer": opt_scalars,
-            "rng": rng_good,  # the generators as they were after the last completed step
-            "step": step,
-            "best_val_loss": best,
-        }
-        if comm.size > 1:
-            meta["rng_ranks"] = rng_ranks
-        optim = {f"optim/{k}": v for k, v in opt_arrays.items()}
-        trainer.save_model(run, name, KIND, model, meta, optim)
-
-    def validate() -> dict[str, float]:
-        """Score the validation part, log it, save latest (and best if it improved)."""
-        nonlocal best
-        record: dict[str, float] = {"step": step}
-        if split.n_val:
-            # rank 0's scores for all: the ranks must agree on saving best.npz
-            record.update(
-                comm.on_root(lambda: validation_scores(model, values, split, scaler, config))
-            )
-            if record["val_loss"] < best:
-                best = record["val_loss"]
-                save("best")
-            if root:
-                run.log(record)
-        save("latest")
-        return record
-
-    schedule = trainer.lr_schedule(config.lr, config.schedule, config.warmup, config.steps)
-
-    if not resume:
-        save("latest")  # a divergence in the first steps still leaves a good checkpoint
-    deadline = time.monotonic() + 60 * config.minutes if config.minutes else math.inf
-    total = config.steps
-    bar = progress(total, "train", disable=not show_progress or not root)
-    bar.update(step)
-    started, start_step = time.monotonic(), step
-    last: dict[str, float] = {}
-    loss = math.nan
-    updating, stop = False, StopRequests()
-    # K ranks: the ranks agree (through the step's Allreduce) on the loss, on a stop request
-    # and on rank 0's clock, so all leave the loop after the same step.
-    flat = distributed.FlatGradients(model.grads, scalars=3) if comm.size > 1 else None
-    stopping = late = False
-
-    def out_of_time() -> bool:
-        return late if flat is not None else time.monotonic() >= deadline
-
-    try:
-        with stop, comm.watchdog() as watchdog:
-            while (total is None or step < total) and not out_of_time():
-                if stopping if flat is not None else stop.requested:  # agreed by the ranks
-                    raise KeyboardInterrupt
-                epoch, j = divmod(step, per_epoch)
-                order = np.random.default_rng([config.seed, epoch]).permutation(M)
-                idx = order[j * B : (j + 1) * B][mine]  # this rank's windows (B/K)
-                with np.errstate(over="ignore", invalid="ignore"):  # divergence reported below
-                    pred, _ = model(X[:, idx])  # (L, B, 1)
-                    loss, dpred = mse(pred, Y[:, idx])
-                    if flat is None and not math.isfinite(loss):
-                        raise trainer.diverged(f"the loss became {loss}", step, run)
-                    model.zero_grad()
-                    try:
-                        model.backward(dpred)
-                    except ValueError as e:  # the LSTM refuses a non-finite gradient
-                        if flat is None:
-                            raise trainer.diverged(
-                                f"the gradient overflowed ({e})", step, run
-                            ) from None
-                        loss = math.nan  # the other ranks learn it through the Allreduce
-                    if flat is not None:  # mean gradient and loss over the ranks, in place
-                        now_late = root and time.monotonic() >= deadline
-                        loss, asked, now = flat.allreduce_mean(
-                            comm, model.grads, loss, stop.requested, now_late
-                        )
-                        stopping, late = asked > 0, now > 0
-                        watchdog.beat()
-                        if not math.isfinite(loss):
-                            raise trainer.diverged(f"the loss became {loss}", step, run)
-                    norm = clip_grad_norm(model.grads, config.clip)
-                    if not math.isfinite(norm):
-                        raise trainer.diverged(f"the gradient norm became {norm}", step, run)
-                    optimizer.lr = schedule(step)
-                    updating = True
-                    optimizer.step()
-                    updating = False
-                step += 1
-                rng_good = model.rng_state()
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.4f}")
-                if root and (step % 10 == 0 or step == 1):
-                    run.log({"step": step, "train_loss": loss, "grad_norm": norm})
-                if step % config.eval_every == 0:
-                    last = validate()
-                    if "val_loss" in last and root:
-                        bar.write(
-                            f"step {step}: validation loss {last['val_loss']:.4f}, "
-                            f"{split.n_val}-step forecast MAE {last['val_mae']:.4g}"
-                        )
-    except KeyboardInterrupt:
-        bar.close()
-        if updating:  # half-updated parameters are not a state to resume from
-            log(f"interrupted during an update; {run.checkpoint_path('latest')} is unchanged")
-        else:
-            save("latest")
-            if root:
-                log(
-                    f"interrupted at step {step}; saved {run.checkpoint_path('latest')} "
-                    "(--resume goes on)"
-                )
-        raise
-    except Exception as e:
-        if comm.size > 1 and not isinstance(e, TrainingError):  # one rank failed: end the job
-            comm.abort(f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        bar.close()
-    if step % config.eval_every != 0 or not last:
-        last = validate()
-    if root:
-        run.plot_losses()
-    elapsed = max(time.monotonic() - started, 1e-9)
+    task = WindowsTask(model, series, split, scaler, config, comm)
+    options = trainer.Options.of(config, save_first=True)
+    fitted = trainer.Trainer(task, options, run, comm, checkpoint, show_progress, log)
+    done = fitted.fit()
+    last = done.evaluation.record if done.evaluation else {}
     return {
         "run": str(run.folder),
-        "steps": step,
-        "train_loss": loss,
+        "steps": done.steps,
+        "train_loss": done.loss,
         "val_loss": last.get("val_loss", math.nan),
         "val_mae": last.get("val_mae", math.nan),
-        "best_val_loss": best,
-        "steps_per_s": (step - start_step) / elapsed,
-        "windows": M,
+        "best_val_loss": fitted.best,
+        "steps_per_s": done.steps_per_s,
+        "windows": task.M,
         "split": asdict(split),
         "parameters": model.num_parameters(),
         "processes": comm.size,

@@ -1,26 +1,106 @@
-"""What every trainer shares: its error, model checkpoints by kind, and resume checks.
+"""The one training loop (:class:`Trainer`) and what every trainer shares around it.
 
-A trained model's checkpoint holds its parameters as ``model/<name>`` arrays and, in the
-JSON header, ``kind`` (which model class reads it), ``model`` (that class's config) and the
-trainer's own fields (``train_config``, optimizer scalars, RNG states, ...).
+A task (char-LM, forecaster, memory task) hands the trainer a :class:`Task`: its model, the
+loss of step k's batch, an evaluation and its own checkpoint fields. The trainer owns the
+rest: the step loop, the data-parallel all-reduce, clipping, the lr schedule, evaluation
+every ``eval_every`` steps, best/latest checkpoints and resume, metrics.jsonl, the progress
+bar, divergence (NaN/inf) and Ctrl-C/SIGTERM.
+
+A trained model's checkpoint holds its parameters as ``model/<name>`` arrays, Adam's
+buffers as ``optim/<name>`` and, in the JSON header, ``kind`` (which model class reads it),
+``model`` (that class's config), the task's own fields (``train_config``, ...), and the
+trainer's: ``optimizer`` (Adam's scalars), ``rng`` (the dropout generators), ``step``, the
+best score under the task's ``best_key`` and, with K > 1 ranks, ``rng_ranks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import fields
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lstmkit.nn.model import Model
+from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.nn.schedules import Constant, WarmupCosine
-from lstmkit.train import checkpoint
-from lstmkit.train.run_folder import Run
+from lstmkit.train import checkpoint, distributed
+from lstmkit.train.run_folder import Run, StopRequests, progress
+
+Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (arrays, header)
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (diverged, mismatched resume); the message says why."""
+
+
+# ---- options ----------------------------------------------------------------------------
+
+
+def check_options(
+    config: Any, positive: Iterable[str] = (), at_least_zero: Iterable[str] = ()
+) -> None:
+    """Refuse option values no run can use (ValueError naming the command-line flag).
+
+    ``positive`` and ``at_least_zero`` name fields that, unless None, must be > 0 and >= 0;
+    ``dropout`` (if the config has one) must be a probability and ``schedule`` "cosine"
+    needs ``steps``.
+    """
+    for name in positive:
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
+    for name in at_least_zero:
+        value = getattr(config, name)
+        if value is not None and not value >= 0:
+            raise ValueError(f"--{name.replace('_', '-')}: expected >= 0, got {value}")
+    dropout = getattr(config, "dropout", 0.0)
+    if not 0 <= dropout < 1:
+        raise ValueError(f"--dropout: expected a probability in [0, 1), got {dropout}")
+    schedule = getattr(config, "schedule", "constant")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"--schedule: expected constant or cosine, got {schedule!r}")
+    if schedule == "cosine" and not config.steps:
+        raise ValueError("--schedule cosine needs --steps")
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the loop runs. ``steps`` and ``seconds`` (None: no limit) end it, as may the task."""
+
+    lr: float
+    clip: float
+    eval_every: int
+    steps: int | None = None
+    seconds: float | None = None
+    warmup: int = 0
+    schedule: str = "constant"  # or "cosine" (to ``steps``)
+    seed: int = 0  # seeds the dropout generators of ranks > 0
+    save_first: bool = False  # a new run writes latest.npz before its first step
+
+    @classmethod
+    def of(cls, config: Any, save_first: bool = False) -> Options:
+        """From a trainer's config (fields lr, clip, eval_every, steps, minutes, ...)."""
+        seconds = 60 * config.minutes if config.minutes else None
+        names = ("lr", "clip", "eval_every", "steps", "warmup", "schedule", "seed")
+        return cls(seconds=seconds, save_first=save_first, **{k: getattr(config, k) for k in names})
+
+
+def lr_schedule(
+    lr: float, schedule: str, warmup: int, steps: int | None
+) -> Constant | WarmupCosine:
+    """The learning rate per step: constant, or cosine to ``steps``, after a linear warm-up."""
+    if schedule == "cosine":
+        return WarmupCosine(lr, warmup, steps or 0)  # check_options asked for steps
+    if warmup:
+        return WarmupCosine(lr, warmup, 2**62, min_lr=lr)  # warm-up, then constant
+    return Constant(lr)
+
+
+# ---- checkpoints and run folders --------------------------------------------------------
 
 
 def save_model(
@@ -58,6 +138,21 @@ def load_model_checkpoint(
     return arrays, meta, params
 
 
+def open_run(out: str | Path, resume: bool, comm: distributed.SingleProcess) -> Run:
+    """The run folder ``out`` as rank 0 sees it (other hosts may not share it): a new run
+    needs no checkpoint there, a resumed one its latest.npz."""
+    run = Run(out)
+
+    def check() -> None:
+        if run.exists() and not resume:
+            raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
+        if resume and not run.exists():
+            raise TrainingError(f"{out}: nothing to resume (no latest.npz)")
+
+    comm.on_root(check)
+    return run
+
+
 def check_same_options(stored: dict[str, Any], config: Any, keys: Iterable[str]) -> None:
     """Refuse to resume with options (among ``keys``) that differ from the stored config."""
     keys = set(keys)
@@ -74,21 +169,280 @@ def check_same_options(stored: dict[str, Any], config: Any, keys: Iterable[str])
         )
 
 
-def lr_schedule(
-    lr: float, schedule: str, warmup: int, steps: int | None
-) -> Constant | WarmupCosine:
-    """The learning rate per step: constant, or cosine to ``steps``, after a linear warm-up."""
-    if schedule == "cosine":
-        if not steps:
-            raise TrainingError("--schedule cosine needs --steps")
-        return WarmupCosine(lr, warmup, steps)
-    if warmup:
-        return WarmupCosine(lr, warmup, 2**62, min_lr=lr)  # warm-up, then constant
-    return Constant(lr)
+def check_same_data(comm: distributed.SingleProcess, fingerprint: str, message: str) -> None:
+    """Every rank read the same data (same ``fingerprint``), else TrainingError(message)."""
+    if len(set(comm.allgather(fingerprint))) > 1:
+        raise TrainingError(message)
 
 
-def diverged(what: str, step: int, run: Run) -> TrainingError:
+def diverged(what: str, step: int, run: Run | None) -> TrainingError:
     """The error that stops a run whose loss, gradients or parameters became non-finite."""
-    last = run.checkpoint_path("latest")
-    kept = f"The last good checkpoint is {last}" if last.is_file() else "There is no checkpoint yet"
+    last = run.checkpoint_path("latest") if run is not None else None
+    kept = (
+        f"The last good checkpoint is {last}"
+        if last is not None and last.is_file()
+        else "There is no checkpoint yet"
+    )
     return TrainingError(f"{what} at step {step + 1}; stopped. {kept}. Try a lower --lr or --clip")
+
+
+# ---- the loop ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the model."""
+
+    record: dict[str, float] = field(default_factory=dict)  # logged to metrics.jsonl
+    score: float | None = None  # lower is better: picks best.npz (None: no best.npz)
+    message: str | None = None  # shown under the progress bar ("validation 2.1 bits/char")
+    solved: bool = False  # the task is done: training stops
+
+
+class Task:
+    """What a task gives :class:`Trainer`. Subclasses set ``model`` and define ``loss`` and
+    ``evaluate``; with a run folder also ``kind``, ``best_key`` and ``checkpoint``."""
+
+    model: Model
+    kind = ""  # the checkpoint's model kind ("charlm")
+    best_key = "best_val_loss"  # the header field holding the best score
+    tokens_per_step = 0  # > 0: log and show tokens/s
+
+    def loss(self, step: int) -> tuple[float, np.ndarray]:
+        """Forward this rank's share of step ``step``'s batch (``step`` counts from 0):
+        (mean loss, dloss/doutput) with the model's output shape, e.g. (T, B/K, V)."""
+        raise NotImplementedError
+
+    def step_done(self) -> None:
+        """The step's update is applied: keep what carries over to the next (state)."""
+
+    def evaluate(self, step: int) -> Evaluation:
+        """Score the model after ``step`` steps; every rank calls it and must agree."""
+        raise NotImplementedError
+
+    def checkpoint(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The task's header fields and arrays for a checkpoint. Every rank calls it (it may
+        gather); rank 0's result is written."""
+        return {}, {}
+
+
+@dataclass
+class Summary:
+    """What :meth:`Trainer.fit` did."""
+
+    steps: int  # the global step reached
+    loss: float  # the last step's training loss (NaN without a step)
+    seconds: float  # spent in the loop
+    steps_per_s: float
+    evaluation: Evaluation | None  # the last one
+
+
+class Trainer:
+    """Trains ``task.model`` with Adam, one whole step at a time.
+
+    A step: the task's loss on this rank's batch, backward, with K > 1 ranks one Allreduce
+    (mean gradient, loss, stop request, rank 0's clock), gradient clipping to ``clip``, the
+    scheduled lr, the update. Every ``eval_every`` steps: the task's evaluation, logged
+    with best.npz (when the score improved) and latest.npz written. A non-finite loss,
+    gradient norm or parameter stops with :func:`diverged` (latest.npz stays the last good
+    one). Ctrl-C or SIGTERM lets the step finish, saves latest.npz and raises
+    KeyboardInterrupt. Without a ``run`` folder nothing is logged or saved.
+
+    ``resume``: the (arrays, header) of the run's latest checkpoint, from which the optimizer,
+    the dropout generators, the step and the best score continue.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        options: Options,
+        run: Run | None = None,
+        comm: distributed.SingleProcess | None = None,
+        resume: Checkpoint | None = None,
+        show_progress: bool = False,
+        log: Callable[[str], None] = print,
+    ):
+        self.task, self.options, self.run, self.log = task, options, run, log
+        self.comm = comm or distributed.SingleProcess()
+        self.root, self.show_progress = self.comm.rank == 0, show_progress
+        model = task.model
+        self.comm.broadcast_arrays_(model.parameters().values())  # every rank from rank 0's
+        self.optimizer = Adam(model.parameters(), model.grads, lr=options.lr)
+        self.schedule = lr_schedule(options.lr, options.schedule, options.warmup, options.steps)
+        self.step, self.best, self.fresh = 0, math.inf, resume is None
+        if resume is not None:
+            self._restore(*resume)
+        elif run is not None and self.root:
+            run.create()
+            run.metrics_path.unlink(missing_ok=True)  # of a run killed before its 1st checkpoint
+        if self.comm.size > 1:
+            stored = resume[1].get("rng_ranks") if resume else None
+            rng = distributed.rank_rng_state(model, self.comm, options.seed, self.step, stored)
+            model.set_rng_state(rng)
+        self.rng_good = model.rng_state()  # the generators after the last whole step
+        self.flat = (
+            distributed.FlatGradients(model.grads, scalars=3) if self.comm.size > 1 else None
+        )
+        self.updating = self.stopping = self.late = False
+        self.deadline, self.started, self.first, self.loss = math.inf, 0.0, 0, math.nan
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        optim = {k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")}
+        self.optimizer.load_state_dict(optim, meta["optimizer"])
+        self.task.model.set_rng_state(meta["rng"])
+        self.step, self.best = meta["step"], meta[self.task.best_key]
+        if self.run is not None and self.root:
+            self.run.truncate_log(self.step)
+            self.log(f"resuming {self.run.folder} at step {self.step}")
+
+    def fit(self) -> Summary:
+        """Train until ``steps``, the time budget, a solved task or a stop request."""
+        if self.fresh and self.options.save_first:
+            self.save("latest")  # a divergence in the first steps still leaves a checkpoint
+        seconds = self.options.seconds
+        self.deadline = time.monotonic() + seconds if seconds else math.inf
+        bar = progress(self.options.steps, "train", disable=not self.show_progress or not self.root)
+        bar.update(self.step)
+        self.first, self.started = self.step, time.monotonic()
+        try:
+            with StopRequests() as stop, self.comm.watchdog() as watchdog:
+                last = self._steps(bar, stop, watchdog)
+                seconds = self.elapsed()
+                if self.run is not None and (self.step % self.options.eval_every or last is None):
+                    last = self._evaluate(None)  # the final checkpoint
+        except KeyboardInterrupt:
+            bar.close()
+            self._interrupted()
+            raise
+        except Exception as e:
+            if self.comm.size > 1 and not isinstance(e, TrainingError):  # one rank failed
+                self.comm.abort(f"{type(e).__name__}: {e}")
+            raise
+        finally:
+            bar.close()
+        if self.run is not None and self.root:
+            self.run.plot_losses()
+        rate = (self.step - self.first) / max(seconds, 1e-9)
+        return Summary(self.step, self.loss, seconds, rate, last)
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`fit` started its loop."""
+        return time.monotonic() - self.started
+
+    def _steps(
+        self, bar: Any, stop: StopRequests, watchdog: distributed.Watchdog
+    ) -> Evaluation | None:
+        """Whole steps (each evaluated every ``eval_every``) until the end; the last
+        evaluation (an :class:`Evaluation`, or None)."""
+        steps, last = self.options.steps, None
+        while (steps is None or self.step < steps) and not self._out_of_time():
+            if self.stopping if self.flat is not None else stop.requested:
+                raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
+            self.loss, norm = self._update(stop.requested, watchdog)
+            self.step += 1
+            self.rng_good = self.task.model.rng_state()
+            self.task.step_done()
+            self._report(bar, norm)
+            if self.step % self.options.eval_every == 0:
+                last = self._evaluate(bar)
+                if last.solved:
+                    break
+        return last
+
+    def _out_of_time(self) -> bool:
+        return self.late if self.flat is not None else time.monotonic() >= self.deadline
+
+    def _update(self, stop_requested: bool, watchdog: distributed.Watchdog) -> tuple[float, float]:
+        """One whole step: (loss, gradient norm before clipping), both means over the ranks.
+
+        A signal never lands half-way: StopRequests defers it to the step's end.
+        """
+        model, step = self.task.model, self.step
+        with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported below
+            loss, dout = self.task.loss(step)
+            if self.flat is None:
+                self._check(loss, f"the loss became {loss}")
+            model.zero_grad()
+            try:
+                model.backward(dout)
+            except ValueError as e:  # the LSTM refuses a non-finite gradient
+                if self.flat is None:
+                    raise diverged(f"the gradient overflowed ({e})", step, self.run) from None
+                loss = math.nan  # the other ranks learn it through the Allreduce
+            if self.flat is not None:  # mean gradient and loss over the ranks, in place
+                late = self.root and time.monotonic() >= self.deadline
+                loss, stops, now = self.flat.allreduce_mean(
+                    self.comm, model.grads, loss, stop_requested, late
+                )
+                self.stopping, self.late = stops > 0, now > 0  # agreed by the ranks
+                watchdog.beat()
+                self._check(loss, f"the loss became {loss}")
+            norm = clip_grad_norm(model.grads, self.options.clip)
+            self._check(norm, f"the gradient norm became {norm}")
+            self.optimizer.lr = self.schedule(step)
+            self.updating = True
+            self.optimizer.step()
+            self.updating = False
+        if not all(np.isfinite(w).all() for w in model.parameters().values()):
+            raise diverged("the parameters overflowed to inf/NaN", step, self.run)
+        return loss, norm
+
+    def _check(self, value: float, what: str) -> None:
+        if not math.isfinite(value):
+            raise diverged(what, self.step, self.run)
+
+    def _report(self, bar: Any, norm: float) -> None:
+        """The progress bar, and metrics.jsonl at steps 1, 10, 20, ..."""
+        record = {"step": self.step, "train_loss": self.loss, "grad_norm": norm}
+        postfix = {"loss": f"{self.loss:.4f}"}
+        if self.task.tokens_per_step:
+            steps_per_s = (self.step - self.first) / self.elapsed()
+            record["tok_s"] = steps_per_s * self.task.tokens_per_step
+            postfix["tok_s"] = f"{record['tok_s']:.0f}"
+        bar.update(1)
+        bar.set_postfix(**postfix)
+        if self.run is not None and self.root and (self.step % 10 == 0 or self.step == 1):
+            self.run.log(record)
+
+    def _evaluate(self, bar: Any) -> Evaluation:
+        """The task's evaluation, logged; best.npz if it improved, then latest.npz."""
+        result = self.task.evaluate(self.step)
+        if self.run is None:
+            return result
+        if result.record and self.root:
+            self.run.log({"step": self.step, **result.record})
+        if result.score is not None and result.score < self.best:
+            self.best = result.score
+            self.save("best")
+        self.save("latest")
+        if bar is not None and result.message and self.root:
+            bar.write(f"step {self.step}: {result.message}")
+        return result
+
+    def save(self, name: str) -> None:
+        """Checkpoint ``name`` of the state after the last whole step. Every rank calls it
+        (it gathers); rank 0 writes."""
+        meta, arrays = self.task.checkpoint()
+        rng_ranks = self.comm.gather(self.rng_good)
+        if self.run is None or not self.root:
+            return
+        opt_arrays, opt_scalars = self.optimizer.state_dict()
+        arrays = {**{f"optim/{k}": v for k, v in opt_arrays.items()}, **arrays}
+        meta = {**meta, "optimizer": opt_scalars, "rng": self.rng_good, "step": self.step}
+        meta[self.task.best_key] = self.best
+        if self.comm.size > 1:
+            meta["rng_ranks"] = rng_ranks
+        save_model(self.run, name, self.task.kind, self.task.model, meta, arrays)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: save latest.npz, unless a second one broke into an update."""
+        if self.run is None:
+            return
+        latest = self.run.checkpoint_path("latest")
+        if self.updating:  # half-updated parameters are not a state to resume from
+            if self.root:
+                self.log(f"interrupted during an update; {latest} is unchanged")
+            return
+        self.save("latest")
+        if self.root:
+            self.log(f"interrupted at step {self.step}; saved {latest} (--resume goes on)")
