@@ -302,6 +302,7 @@ VARIANTS = {
     "NIAF": dict(input_activation=False),
     "NOAF": dict(output_activation=False),
     "layer_norm": dict(layer_norm=True),
+    "FGR": dict(gate_recurrence=True),
     "recurrent_dropout": dict(recurrent_dropout=0.3),
     "zoneout": dict(zoneout=(0.3, 0.4)),
 }
@@ -339,6 +340,8 @@ def test_variant_finite_differences(variant, layout):
     names = set(layer.parameters())
     if variant == "peepholes":
         assert {"weight_ci_l0", "weight_cf_l0", "weight_co_l0"} <= names
+    if variant == "FGR":
+        assert layer.parameters()["weight_gr_l0"].shape == (9, 9)
     if variant == "layer_norm":
         assert {"weight_ln_ih_l0", "weight_ln_hh_l0", "weight_ln_c_l0"} <= names
         assert ("bias_ln_c_l0" in names) == layer.bias
@@ -372,6 +375,7 @@ def test_variant_pairs_finite_differences(first, second):
 def test_all_gate_options_at_once_finite_differences():
     options = dict(peepholes=True, coupled_gates=True, input_activation=False, layer_norm=True)
     options.update(output_activation=False, recurrent_dropout=0.2, zoneout=(0.2, 0.3))
+    options.update(gate_recurrence=True)
     extra = dict(num_layers=2, bidirectional=True, proj_size=1, lengths=True)
     _, errs = _variant_fd(options, extra, seed=7)
     assert max(errs.values()) <= FD_TOL, errs

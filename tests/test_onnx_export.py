@@ -272,6 +272,7 @@ def test_input_forget_is_f_equals_one_minus_i(tmp_path):
             dict(layer_norm=True),
             "layer_norm=True: the ONNX LSTM operator has no layer normalisation",
         ),
+        (dict(gate_recurrence=True), "gate_recurrence=True: the ONNX LSTM operator has no"),
         (dict(zoneout=(0.1, 0.2)), r"zoneout=\(0.1, 0.2\): the ONNX LSTM operator has no zoneout"),
         (dict(zoneout_h=0.3, peepholes=True), r"zoneout=\(0.0, 0.3\)"),
     ],

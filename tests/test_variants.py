@@ -21,6 +21,7 @@ GATE_VARIANTS = [
     dict(input_activation=False),
     dict(output_activation=False),
     dict(layer_norm=True),
+    dict(gate_recurrence=True),
     dict(peepholes=True, layer_norm=True, coupled_gates=True),
 ]
 ALL_VARIANTS = GATE_VARIANTS + [dict(recurrent_dropout=0.3), dict(zoneout=(0.2, 0.4))]
@@ -206,13 +207,35 @@ def test_layouts_agree(options):
     tm = lk.LSTM(3, 4, seed=6, **kwargs).eval()
     bf = lk.LSTM(3, 4, seed=6, batch_first=True, **kwargs).eval()
     x = _x(T=5, N=3, I=3)
-    y, (h, c) = tm(x, lengths=[5, 2, 4])
-    y_bf, (h_bf, c_bf) = bf(x.transpose(1, 0, 2), lengths=[5, 2, 4])
+    y, state = tm(x, lengths=[5, 2, 4])
+    y_bf, state_bf = bf(x.transpose(1, 0, 2), lengths=[5, 2, 4])
     np.testing.assert_array_equal(y_bf.transpose(1, 0, 2), y)
-    y1, (h1, _) = tm(x[:2, 1])  # the second sequence alone, unbatched, its own length
+    assert all(np.array_equal(a, b) for a, b in zip(state, state_bf))
+    y1, state1 = tm(x[:2, 1])  # the second sequence alone, unbatched, its own length
     np.testing.assert_allclose(y1, y[:2, 1], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(h1, h[:, 1], rtol=1e-13, atol=1e-15)
+    assert len(state1) == len(state) == 2 + bool(options.get("gate_recurrence"))
+    for a, b in zip(state1, state):
+        np.testing.assert_allclose(a, b[:, 1], rtol=1e-13, atol=1e-15)
     assert np.all(y[2:, 1] == 0.0)
+
+
+def test_gate_recurrence_state_is_the_last_gates():
+    """With FGR the state is (h, c, a), a (L*D, N, 3H) the last step's [i, f, o]."""
+    layer = lk.LSTM(3, 4, num_layers=2, dtype=np.float64, seed=2, gate_recurrence=True)
+    x = _x(T=5, N=2, I=3)
+    y, (h, c, a) = layer(x)
+    assert a.shape == (2, 2, 12)
+    acts = layer.activations()
+    for k, sfx in enumerate(("_l0", "_l1")):
+        last = np.concatenate([acts[sfx][g][-1] for g in "ifo"], axis=1)
+        np.testing.assert_array_equal(a[k], last)
+    # carried over: two chunks give the one run
+    y1, s1 = layer(x[:2])
+    y2, s2 = layer(x[2:], s1)
+    np.testing.assert_allclose(np.concatenate([y1, y2]), y, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(s2[2], a, rtol=1e-14, atol=1e-15)
+    with pytest.raises(ValueError, match=r"expected a tuple \(h, c, a\)"):
+        layer(x, (h, c))
 
 
 def test_repr_names_the_options():

@@ -47,7 +47,8 @@ like ``dropout`` and is not exported.
 Not expressible with the ONNX ``LSTM`` operator, so ``export`` raises ValueError (one line
 naming the option): ``proj_size > 0`` (the operator has no projection), ``forget_gate=False``
 (the operator always has a learned forget gate), ``input_gate=False``, ``output_gate=False``,
-``input_activation=False``, ``output_activation=False``, ``layer_norm=True`` and zoneout.
+``input_activation=False``, ``output_activation=False``, ``layer_norm=True``,
+``gate_recurrence=True`` and zoneout.
 
 Whole models (a :class:`lstmkit.nn.model.Model` with children ``embed``, ``lstm``, ``head``
 or ``lstm``, ``head``; see :func:`export`) are built from the same pieces:
@@ -97,6 +98,7 @@ def _mode(layer: Any) -> str:
             (not opt.input_activation, "input_activation=False", "exported with tanh only"),
             (not opt.output_activation, "output_activation=False", "exported with tanh only"),
             (opt.layer_norm, "layer_norm=True", "has no layer normalisation"),
+            (opt.gate_recurrence, "gate_recurrence=True", "has no recurrence between gates"),
             (
                 bool(opt.zoneout_c or opt.zoneout_h),
                 f"zoneout=({opt.zoneout_c}, {opt.zoneout_h})",

@@ -39,6 +39,7 @@ _LOCAL_NAMES["weight_hr"] = "W_hr"
 _LOCAL_NAMES.update(weight_ci="w_ci", weight_cf="w_cf", weight_co="w_co")
 _LOCAL_NAMES.update(weight_ln_ih="ln_ih_g", weight_ln_hh="ln_hh_g", weight_ln_c="ln_c_g")
 _LOCAL_NAMES["bias_ln_c"] = "ln_c_b"
+_LOCAL_NAMES["weight_gr"] = "W_gr"
 # with layer_norm, torch's two biases are the shifts of the two norms (inside the cell)
 _LAYER_NORM_NAMES = {**_LOCAL_NAMES, "bias_ih": "ln_ih_b", "bias_hh": "ln_hh_b"}
 
@@ -150,6 +151,8 @@ class _Recurrent(Module):
                 if opt.peepholes:
                     for gate in "ifo":
                         shapes[f"weight_c{gate}" + s] = (H,)
+                if opt.gate_recurrence:
+                    shapes["weight_gr" + s] = (3 * H, 3 * H)
                 if opt.layer_norm:
                     shapes["weight_ln_ih" + s] = (G * H,)
                     shapes["weight_ln_hh" + s] = (G * H,)
@@ -281,8 +284,10 @@ class _Recurrent(Module):
     # ---- input handling ------------------------------------------------------------
 
     def _state_sizes(self) -> tuple[int, ...]:
-        """The last dimension of each state tensor: (P, H) for the LSTM, (H,) otherwise."""
-        return (self.output_size,) + (self.hidden_size,) * (len(self.cell.state_names) - 1)
+        """The last dimension of each state tensor: (P, H) for the LSTM ((P, H, 3H) with
+        gate_recurrence: a holds the previous step's gates i, f, o), (H,) otherwise."""
+        sizes = {"h": self.output_size, "a": 3 * self.hidden_size}
+        return tuple(sizes.get(name, self.hidden_size) for name in self.cell.state_names)
 
     def _prepare_input(self, x: Any) -> tuple[np.ndarray, bool]:
         """x as time-major (T, N, I) and whether it came unbatched."""
@@ -554,7 +559,8 @@ class _Recurrent(Module):
             x, new_state, _ = self.cell.step(xw, prev, p)
             noise = self._noise(layer, (1, *x.shape), training=False)[0]
             if noise:  # zoneout's expectation
-                new_state = time_loop.zone(prev, new_state, time_loop.zoneout_keep(noise, 0))
+                keep = time_loop.zoneout_keep(noise, 0, len(prev))
+                new_state = time_loop.zone(prev, new_state, keep)
                 x = new_state[0]
             for acc, s in zip(new_parts, new_state):
                 acc.append(s)
@@ -580,7 +586,11 @@ class LSTM(_Recurrent):
     * ``layer_norm=True`` (Ba et al. 2016): LN(W_ih x) + LN(W_hh h), and h = o * tanh(LN(c));
       gains ``weight_ln_ih_l{k}`` (4H), ``weight_ln_hh_l{k}`` (4H), ``weight_ln_c_l{k}`` (H),
       shifts ``bias_ih_l{k}``, ``bias_hh_l{k}`` (torch's biases, which become the two
-      norms' shifts) and ``bias_ln_c_l{k}`` (H) (no shifts with ``bias=False``).
+      norms' shifts) and ``bias_ln_c_l{k}`` (H) (no shifts with ``bias=False``);
+    * ``gate_recurrence=True`` (FGR): i, f and o also receive the previous step's [i, f, o]
+      through ``weight_gr_l{k}`` (3H, 3H) (rows: the pre-activations of i, f, o; columns:
+      the previous activations of i, f, o). The state is then a triple (h, c, a) with
+      a (L*D, N, 3H) the last gates (zeros if not given).
 
     Gates fixed or coupled keep their 4H weight rows (torch's shapes), which then get zero
     gradient. Regularisers, active in training only and drawn from the layer's generator
@@ -635,6 +645,7 @@ class LSTM(_Recurrent):
         output_activation: bool = True,
         peepholes: bool = False,
         layer_norm: bool = False,
+        gate_recurrence: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float | tuple[float, float] | None = None,
         zoneout_c: float = 0.0,
@@ -654,6 +665,7 @@ class LSTM(_Recurrent):
             output_activation=bool(output_activation),
             peepholes=bool(peepholes),
             layer_norm=bool(layer_norm),
+            gate_recurrence=bool(gate_recurrence),
             recurrent_dropout=float(recurrent_dropout),
             zoneout_c=float(zoneout_c),
             zoneout_h=float(zoneout_h),

@@ -55,12 +55,13 @@ class Tape(NamedTuple):
 NOISE = ("x_mask", "h_mask", "zoneout_h", "zoneout_c")  # the masks a ``p`` may carry
 
 
-def zoneout_keep(noise: dict[str, np.ndarray], t: int) -> tuple[np.ndarray | None, ...]:
-    """Step t's keep factors (h, c) from the zoneout masks, None where absent."""
-    out = []
-    for name in ("zoneout_h", "zoneout_c"):
+def zoneout_keep(noise: dict[str, np.ndarray], t: int, n: int) -> tuple[np.ndarray | None, ...]:
+    """Step t's keep factors for the n state parts (h, c, ...) from the zoneout masks, None
+    where absent (zoneout acts on h and c only)."""
+    out: list[np.ndarray | None] = [None] * n
+    for j, name in enumerate(("zoneout_h", "zoneout_c")[:n]):
         k = noise.get(name)
-        out.append(None if k is None else (k[t] if k.ndim == 3 else k))
+        out[j] = None if k is None else (k[t] if k.ndim == 3 else k)
     return tuple(out)
 
 
@@ -106,7 +107,7 @@ def forward(
             seen = state if h_mask is None else (state[0] * h_mask,) + state[1:]
             h_prev[t] = seen[0]
             _, new_state, caches[t] = cell.step(xw[t], seen, p)
-            new_state = zone(state, new_state, zoneout_keep(noise, t))
+            new_state = zone(state, new_state, zoneout_keep(noise, t, len(state)))
             y_t = new_state[0]
         else:
             h_prev[t] = state[0]
@@ -150,7 +151,7 @@ def backward(
             for rec, dd in zip(record, d):
                 rec[t] = dd
         d_cell = d if mask is None else tuple(dd * mask[t] for dd in d)
-        keep = zoneout_keep(noise, t) if noise else ()
+        keep = zoneout_keep(noise, t, len(d)) if noise else ()
         if any(k is not None for k in keep):  # zoned: the new state is k*prev + (1-k)*new
             d_zoned = d_cell
             d_cell = tuple(dd if k is None else dd * (1.0 - k) for dd, k in zip(d_zoned, keep))

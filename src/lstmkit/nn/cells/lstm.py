@@ -23,6 +23,12 @@ The options (:class:`LSTMOptions`; they compose, one per gate or term):
 
       i = sigmoid(... + w_ci * c)     f = sigmoid(... + w_cf * c)     o = sigmoid(... + w_co * c')
 
+* ``gate_recurrence=True`` (FGR, Greff et al. 2017): i, f and o also receive the previous
+  step's gate activations a = [i, f, o] (3H) through a full matrix W_gr (3H, 3H); a becomes
+  a third state (zeros at the start)::
+
+      [z_i, z_f, z_o] += W_gr a_prev        (after the norms, with layer_norm)
+
 * ``layer_norm=True`` (Ba et al. 2016, section 3.1): the two pre-activations are normalised
   separately over their 4H entries, and c' only inside the output nonlinearity (the carried
   c' is not)::
@@ -67,6 +73,7 @@ class LSTMOptions:
     output_activation: bool = True
     peepholes: bool = False
     layer_norm: bool = False
+    gate_recurrence: bool = False
     recurrent_dropout: float = 0.0
     zoneout_c: float = 0.0
     zoneout_h: float = 0.0
@@ -109,6 +116,7 @@ class LSTMCache(NamedTuple):
     m: np.ndarray  # o * tanh(c'), the projection's input
     # only with some options (None otherwise; activations() leaves them out):
     c: np.ndarray | None = None  # c', the new cell state (peepholes)
+    a_prev: np.ndarray | None = None  # (N, 3H) the previous step's [i, f, o] (gate_recurrence)
     ln_x: np.ndarray | None = None  # (N, 4H) normalised W_ih x (layer_norm)
     ln_h: np.ndarray | None = None  # (N, 4H) normalised W_hh h
     ln_c: np.ndarray | None = None  # (N, H) normalised c'
@@ -156,11 +164,13 @@ class LSTMCell:
             raise ValueError("LSTMCell: give forget_gate inside options")
         self.options = options
         self.forget_gate = options.forget_gate
+        if options.gate_recurrence:  # the previous step's gates [i, f, o] are a state
+            self.state_names = ("h", "c", "a")
 
     def step(self, xw: np.ndarray, state: State, p: Params) -> tuple[np.ndarray, State, LSTMCache]:
         """xw: (N, 4H) input pre-activation; state: (h (N, P or H), c (N, H))."""
         opt = self.options
-        h_prev, c_prev = state
+        h_prev, c_prev = state[:2]
         extra: dict[str, np.ndarray] = {}
         if opt.layer_norm:  # xw = W_ih x here (the time loop leaves the bias to the norm)
             ln_x, extra["rstd_x"] = _normalise(xw)
@@ -170,6 +180,10 @@ class LSTMCell:
         else:
             z = xw + recurrent_preactivation(h_prev, p)  # (N, 4H)
         zi, zf, zg, zo = np.split(z, 4, axis=1)
+        if opt.gate_recurrence:
+            extra["a_prev"] = state[2]
+            ri, rf, ro = np.split(state[2] @ p["W_gr"].T, 3, axis=1)
+            zi, zf, zo = zi + ri, zf + rf, zo + ro
         if opt.peepholes:
             zi = zi + p["w_ci"] * c_prev
             zf = zf + p["w_cf"] * c_prev
@@ -191,22 +205,28 @@ class LSTMCell:
         tanh_c = np.tanh(c_out) if opt.output_activation else c_out
         m = o * tanh_c
         h = m @ p["W_hr"].T if "W_hr" in p else m
-        return h, (h, c), LSTMCache(i, f, g, o, c_prev, tanh_c, m, **extra)
+        new: State = (h, c, np.concatenate([i, f, o], axis=1)) if opt.gate_recurrence else (h, c)
+        return h, new, LSTMCache(i, f, g, o, c_prev, tanh_c, m, **extra)
 
     def step_backward(
         self, dstate: State, cache: LSTMCache, p: Params, grads: Params
     ) -> tuple[np.ndarray, np.ndarray, State]:
-        """dstate: (dh, dc) of this step's outputs. Returns (dxw, dhw, (0, dc_prev)); dxw and
-        dhw are the same array unless ``layer_norm``."""
+        """dstate: (dh, dc[, da]) of this step's outputs. Returns (dxw, dhw, (0, dc_prev[,
+        da_prev])); dxw and dhw are the same array unless ``layer_norm``."""
         opt = self.options
-        dh, dc = dstate
+        dh, dc = dstate[:2]
         i, f, g, o, c_prev, tanh_c, m = cache[:7]
+        da_i = da_f = da_o = None
+        if opt.gate_recurrence:  # this step's gates are also the next step's state a
+            da_i, da_f, da_o = np.split(dstate[2], 3, axis=1)
         if "W_hr" in p:  # h = W_hr m
             grads["W_hr"] += dh.T @ m
             dm = dh @ p["W_hr"]
         else:
             dm = dh
         do = dm * tanh_c
+        if da_o is not None:
+            do = do + da_o
         dzo = do * dsigmoid(o) if opt.output_gate else np.zeros_like(do)
         if opt.layer_norm or not opt.output_activation:
             dc_out = dm * o * dtanh(tanh_c) if opt.output_activation else dm * o
@@ -225,6 +245,8 @@ class LSTMCell:
         df = dc * c_prev
         dg = dc * i
         dc_prev = dc * f
+        if da_i is not None:
+            di, df = di + da_i, df + da_f
         if opt.coupled_gates:  # f = 1 - i
             di = di - df
             dzf = np.zeros_like(df)
@@ -239,10 +261,16 @@ class LSTMCell:
             [dzi, dzf, dg * dtanh(g) if opt.input_activation else dg, dzo],
             axis=1,
         )  # (N, 4H)
+        d_prev: State = (np.zeros_like(dh), dc_prev)
+        if opt.gate_recurrence:  # [z_i, z_f, z_o] += W_gr a_prev
+            assert cache.a_prev is not None
+            dz_r = np.concatenate([dzi, dzf, dzo], axis=1)
+            grads["W_gr"] += dz_r.T @ cache.a_prev
+            d_prev = (*d_prev, dz_r @ p["W_gr"])
         if not opt.layer_norm:
-            return dz, dz, (np.zeros_like(dh), dc_prev)
+            return dz, dz, d_prev
         assert cache.ln_x is not None and cache.rstd_x is not None
         assert cache.ln_h is not None and cache.rstd_h is not None
         dxw = _normalise_backward(dz, cache.ln_x, cache.rstd_x, p, grads, "ln_ih_g", "ln_ih_b")
         dhw = _normalise_backward(dz, cache.ln_h, cache.rstd_h, p, grads, "ln_hh_g", "ln_hh_b")
-        return dxw, dhw, (np.zeros_like(dh), dc_prev)
+        return dxw, dhw, d_prev
