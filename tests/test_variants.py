@@ -280,3 +280,20 @@ def test_everything_off_is_the_plain_lstm():
     x = _x(I=3)
     assert np.array_equal(a(x)[0], b(x)[0])
     assert a.options == b.options
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_float32_stays_float32(training):
+    """Every option at once in float32: outputs, states, gradients, activations, masks."""
+    options = dict(peepholes=True, layer_norm=True, gate_recurrence=True, coupled_gates=True,
+                   input_activation=False, output_activation=False, recurrent_dropout=0.2,
+                   zoneout=(0.1, 0.2))  # fmt: skip
+    layer = lk.LSTM(3, 4, num_layers=2, bidirectional=True, proj_size=2, seed=0, **options)
+    layer.train(training)
+    y, state = layer(_x(T=5, N=2, I=3, dtype=np.float32), lengths=[5, 3])
+    dx, dstate = layer.backward(np.ones_like(y), tuple(np.ones_like(s) for s in state))
+    arrays = [y, dx, *state, *dstate, *layer.grads.values()]
+    arrays += [a for d in layer.activations().values() for a in d.values()]
+    arrays += [a for d in layer.masks().values() for a in d.values()]
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}
+    assert all(np.isfinite(a).all() for a in arrays)
