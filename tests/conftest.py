@@ -111,7 +111,7 @@ def make_layer(cfg: dict[str, Any], dtype: Any = np.float64, seed: int = 0, **ex
 
 def state_shapes(layer: Any, N: int, unbatched: bool) -> list[tuple[int, ...]]:
     LD = layer.num_layers * layer.num_directions
-    sizes = [layer.output_size] + ([layer.hidden_size] if type(layer).__name__ == "LSTM" else [])
+    sizes = list(layer._state_sizes())  # (P, H) for the LSTM ((P, H, 3H) with gate_recurrence)
     return [(LD, s) if unbatched else (LD, N, s) for s in sizes]
 
 

@@ -289,3 +289,101 @@ def test_accumulation_matches_torch():
         layer.backward(c["dy"], c["dstate"])
     for name, p in twin.named_parameters():
         np.testing.assert_allclose(layer.grads[name], p.grad.numpy(), rtol=1e-10, err_msg=name)
+
+
+# ---- the LSTM variants (their torch-autograd oracle is tests/test_variants_oracle.py) -------
+
+VARIANTS = {
+    "peepholes": dict(peepholes=True),
+    "CIFG": dict(coupled_gates=True),
+    "NIG": dict(input_gate=False),
+    "NFG": dict(forget_gate=False),
+    "NOG": dict(output_gate=False),
+    "NIAF": dict(input_activation=False),
+    "NOAF": dict(output_activation=False),
+    "layer_norm": dict(layer_norm=True),
+    "FGR": dict(gate_recurrence=True),
+    "recurrent_dropout": dict(recurrent_dropout=0.3),
+    "zoneout": dict(zoneout=(0.3, 0.4)),
+}
+# the gate rows (i, f, g, o = 0..3) whose weights get zero gradient under each option
+_DEAD_ROWS = {"CIFG": [1], "NIG": [0], "NFG": [1], "NOG": [3]}
+_LAYOUTS = {
+    "plain": {},
+    "L2-bi-proj-len": dict(num_layers=2, bidirectional=True, proj_size=2, lengths=True),
+    "unb-bf-nobias": dict(unbatched=True, batch_first=True, bias=False),
+}
+
+
+def _variant_fd(options, extra, seed, training=True, max_entries=12):
+    """FD errors of a variant layer; the generator is reset before every forward, so the
+    training masks are the same in every evaluation of the loss."""
+    cfg = _cfg("LSTM", **extra)
+    layer = make_layer(cfg, seed=seed, **options).train(training)
+    rng = np.random.default_rng(seed)
+    case = random_case(layer, cfg, rng)
+    if cfg["lengths"]:
+        case["lengths"] = np.array([2, cfg["T"], 1])
+
+    def reset() -> None:
+        layer._rng = np.random.default_rng(99)
+
+    return layer, _fd_errors(layer, case, rng, reset=reset, max_entries=max_entries)
+
+
+@pytest.mark.parametrize("layout", _LAYOUTS)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_finite_differences(variant, layout):
+    """Every parameter (the variants' own included), x and the initial states."""
+    layer, errs = _variant_fd(VARIANTS[variant], _LAYOUTS[layout], seed=5)
+    assert max(errs.values()) <= FD_TOL, errs
+    names = set(layer.parameters())
+    if variant == "peepholes":
+        assert {"weight_ci_l0", "weight_cf_l0", "weight_co_l0"} <= names
+    if variant == "FGR":
+        assert layer.parameters()["weight_gr_l0"].shape == (9, 9)
+    if variant == "layer_norm":
+        assert {"weight_ln_ih_l0", "weight_ln_hh_l0", "weight_ln_c_l0"} <= names
+        assert ("bias_ln_c_l0" in names) == layer.bias
+    H = layer.hidden_size
+    for name, g in layer.grads.items():
+        if name.startswith(("weight_ih", "weight_hh", "bias_ih", "bias_hh")):
+            for gate in _DEAD_ROWS.get(variant, []):
+                assert np.all(g[gate * H : (gate + 1) * H] == 0.0), (name, gate)
+
+
+def _pairs():
+    out = []
+    names = list(VARIANTS)
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            pair = {names[a], names[b]}
+            if "CIFG" in pair and pair & {"NIG", "NFG"}:
+                continue  # f = 1 - i needs both gates (refused: see test_variants.py)
+            out.append(pytest.param(names[a], names[b], id=f"{names[a]}+{names[b]}"))
+    return out
+
+
+@pytest.mark.parametrize("first, second", _pairs())
+def test_variant_pairs_finite_differences(first, second):
+    options = {**VARIANTS[first], **VARIANTS[second]}
+    extra = dict(num_layers=2, proj_size=2, lengths=True, batch_first=True)
+    _, errs = _variant_fd(options, extra, seed=6, max_entries=6)
+    assert max(errs.values()) <= FD_TOL, errs
+
+
+def test_all_gate_options_at_once_finite_differences():
+    options = dict(peepholes=True, coupled_gates=True, input_activation=False, layer_norm=True)
+    options.update(output_activation=False, recurrent_dropout=0.2, zoneout=(0.2, 0.3))
+    options.update(gate_recurrence=True)
+    extra = dict(num_layers=2, bidirectional=True, proj_size=1, lengths=True)
+    _, errs = _variant_fd(options, extra, seed=7)
+    assert max(errs.values()) <= FD_TOL, errs
+
+
+def test_zoneout_eval_mode_finite_differences():
+    """In evaluation zoneout is the deterministic expectation; its gradient too."""
+    options = dict(zoneout=(0.3, 0.6), recurrent_dropout=0.5, peepholes=True)
+    extra = dict(num_layers=2, bidirectional=True, lengths=True)
+    _, errs = _variant_fd(options, extra, seed=8, training=False)
+    assert max(errs.values()) <= FD_TOL, errs

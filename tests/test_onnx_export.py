@@ -186,6 +186,104 @@ def test_unsupported_options_raise(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+# ---- LSTM variants: peepholes (P) and CIFG (input_forget) ------------------------------
+
+VARIANTS = [
+    dict(peepholes=True),
+    dict(coupled_gates=True),
+    dict(peepholes=True, coupled_gates=True),
+    dict(peepholes=True, recurrent_dropout=0.3),  # dropout belongs to training
+]
+VARIANT_OPTIONS = [
+    dict(num_layers=1),
+    dict(num_layers=2, bidirectional=True, batch_first=True),
+    dict(num_layers=2, bias=False),
+]
+
+
+@pytest.mark.parametrize(
+    "options", VARIANT_OPTIONS, ids=lambda o: "-".join(f"{k}{v}" for k, v in o.items())
+)
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda o: "-".join(o))
+def test_lstm_variants_in_onnxruntime(variant, options, tmp_path):
+    """ORT's own LSTM kernel with P and input_forget=1 gives forward's results: carried
+    states, sequence_lens, two (T, N) with one file, and (one direction) chunk by chunk."""
+    layer = _make("LSTM", input_size=3, hidden_size=5, seed=4, **variant, **options)
+    path = tmp_path / "variant.onnx"
+    model = export(layer, path)
+    rec = [n for n in model.graph.node if n.op_type == "LSTM"]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in rec[0].attribute}
+    assert attrs.get("input_forget", 0) == int(variant.get("coupled_gates", False))
+    assert (len(rec[0].input) == 8 and rec[0].input[7] != "") == variant.get("peepholes", False)
+    session = _session(path)
+    rng = np.random.default_rng(5)
+    for T, N in [(7, 4), (3, 2)]:
+        feeds, expected = _random_run(layer, T, N, rng)
+        _assert_close(session.run(None, feeds), expected)
+    if layer.bidirectional:
+        return  # chunks of a bidirectional layer are not one run
+    stream = tmp_path / "stream.onnx"
+    export(layer, stream, sequence_lens=False)
+    feeds, expected = _random_run(layer, 8, 3, rng, lengths=False)
+    states = {"h0": feeds["h0"], "c0": feeds["c0"]}
+    axis = 1 if layer.batch_first else 0
+    ys = []
+    for chunk in np.split(feeds["x"], [5], axis=axis):
+        y, h, c = _session(stream).run(None, {"x": chunk, **states})
+        ys.append(y)
+        states = {"h0": h, "c0": c}
+    _assert_close([np.concatenate(ys, axis=axis), states["h0"], states["c0"]], expected)
+
+
+def test_input_forget_is_f_equals_one_minus_i(tmp_path):
+    """The direction of ORT's coupling: lstmkit's f = 1 - i (from the i rows) agrees with
+    input_forget=1, which ignores the forget rows (changing them changes neither); the same
+    weights exported without the coupling (a plain layer) disagree."""
+    cifg = _make("LSTM", input_size=3, hidden_size=5, seed=6, coupled_gates=True)
+    plain = _make("LSTM", input_size=3, hidden_size=5, seed=6)
+    feeds, expected = _random_run(cifg, 6, 3, np.random.default_rng(6))
+    export(cifg, tmp_path / "cifg.onnx")
+    _assert_close(_session(tmp_path / "cifg.onnx").run(None, feeds), expected)
+    export(plain, tmp_path / "plain.onnx")
+    got = _session(tmp_path / "plain.onnx").run(None, feeds)
+    assert rel_err(got[0], expected[0]) > 1e-2
+    for w in cifg.parameters().values():  # new forget rows
+        w[5:10] = np.random.default_rng(7).standard_normal(w[5:10].shape)
+    export(cifg, tmp_path / "cifg2.onnx")
+    _assert_close(_session(tmp_path / "cifg2.onnx").run(None, feeds), expected)
+    lens = feeds["sequence_lens"]
+    assert np.array_equal(cifg(feeds["x"], (feeds["h0"], feeds["c0"]), lens)[0], expected[0])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            dict(input_gate=False),
+            "input_gate=False: the ONNX LSTM operator always has a learned input",
+        ),
+        (
+            dict(output_gate=False),
+            "output_gate=False: the ONNX LSTM operator always has a learned output",
+        ),
+        (dict(input_activation=False), "input_activation=False: the ONNX LSTM operator"),
+        (dict(output_activation=False), "output_activation=False: the ONNX LSTM operator"),
+        (
+            dict(layer_norm=True),
+            "layer_norm=True: the ONNX LSTM operator has no layer normalisation",
+        ),
+        (dict(gate_recurrence=True), "gate_recurrence=True: the ONNX LSTM operator has no"),
+        (dict(zoneout=(0.1, 0.2)), r"zoneout=\(0.1, 0.2\): the ONNX LSTM operator has no zoneout"),
+        (dict(zoneout_h=0.3, peepholes=True), r"zoneout=\(0.0, 0.3\)"),
+    ],
+)
+def test_unsupported_variants_raise(options, message, tmp_path):
+    with pytest.raises(ValueError, match=message) as info:
+        export(_make("LSTM", input_size=3, hidden_size=4, **options), tmp_path / "v.onnx")
+    assert "\n" not in str(info.value)  # one line
+    assert not list(tmp_path.iterdir())
+
+
 # ---- whole models ----------------------------------------------------------------------
 
 

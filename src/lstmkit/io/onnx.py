@@ -38,9 +38,17 @@ How the layer maps onto the operators (the spec's layout; the gate reordering li
 * dropout belongs to training and is not exported; the weights are exported as float32
   whatever the layer's dtype; unbatched (T, I) inputs are not part of the graph.
 
-Not expressible with the ONNX ``LSTM`` operator, so ``export`` raises ValueError:
-``proj_size > 0`` (the operator has no projection) and ``forget_gate=False`` (the operator
-always has a learned forget gate).
+LSTM variants: ``peepholes=True`` becomes the operator's ``P`` input (D, 3H), the weights
+``weight_ci``, ``weight_co``, ``weight_cf`` in ONNX's order (i, o, f; i and f see c_{t-1}, o
+sees c_t, as in lstmkit); ``coupled_gates=True`` becomes ``input_forget=1`` (f = 1 - i; the
+forget rows of W, R, B are exported but unused). ``recurrent_dropout`` belongs to training
+like ``dropout`` and is not exported.
+
+Not expressible with the ONNX ``LSTM`` operator, so ``export`` raises ValueError (one line
+naming the option): ``proj_size > 0`` (the operator has no projection), ``forget_gate=False``
+(the operator always has a learned forget gate), ``input_gate=False``, ``output_gate=False``,
+``input_activation=False``, ``output_activation=False``, ``layer_norm=True``,
+``gate_recurrence=True`` and zoneout.
 
 Whole models (a :class:`lstmkit.nn.model.Model` with children ``embed``, ``lstm``, ``head``
 or ``lstm``, ``head``; see :func:`export`) are built from the same pieces:
@@ -83,6 +91,25 @@ def _mode(layer: Any) -> str:
                 f"cannot export {layer!r} built with forget_gate=False: the ONNX LSTM "
                 "operator always has a learned forget gate"
             )
+        opt = layer.options
+        refused = [
+            (not opt.input_gate, "input_gate=False", "always has a learned input gate"),
+            (not opt.output_gate, "output_gate=False", "always has a learned output gate"),
+            (not opt.input_activation, "input_activation=False", "exported with tanh only"),
+            (not opt.output_activation, "output_activation=False", "exported with tanh only"),
+            (opt.layer_norm, "layer_norm=True", "has no layer normalisation"),
+            (opt.gate_recurrence, "gate_recurrence=True", "has no recurrence between gates"),
+            (
+                bool(opt.zoneout_c or opt.zoneout_h),
+                f"zoneout=({opt.zoneout_c}, {opt.zoneout_h})",
+                "has no zoneout (its evaluation mixes the previous and new states)",
+            ),
+        ]
+        for bad, given, why in refused:
+            if bad:
+                raise ValueError(
+                    f"cannot export {layer!r} built with {given}: the ONNX LSTM operator {why}"
+                )
         return "LSTM"
     if isinstance(layer, GRU):
         return "GRU"
@@ -105,6 +132,8 @@ def _operator_weights(layer: Any, mode: str, layer_index: int) -> dict[str, np.n
     out = {"W": stacked("weight_ih"), "R": stacked("weight_hh")}
     if layer.bias:
         out["B"] = stacked("bias_ih", "bias_hh")  # [Wb, Rb]
+    if mode == "LSTM" and layer.options.peepholes:  # ONNX's order: i, o, f
+        out["P"] = np.stack([np.concatenate([p["weight_c" + g + s] for g in "iof"]) for s in sfx])
     return {k: v.astype(np.float32) for k, v in out.items()}
 
 
@@ -173,6 +202,8 @@ def layer_nodes(
         }
         if mode == "GRU":
             attrs["linear_before_reset"] = 1  # torch's GRU: r * (W_hn h + b_hn)
+        if isinstance(layer, LSTM) and layer.options.coupled_gates:
+            attrs["input_forget"] = 1  # f = 1 - i
         if isinstance(layer, RNN):
             attrs["activations"] = [layer.nonlinearity.capitalize()] * D
         y4 = f"{tag}_Y"  # (T, D, N, H)
@@ -186,6 +217,7 @@ def layer_nodes(
                     f"{tag}_B" if layer.bias else "",
                     sequence_lens or "",
                     *states,
+                    *([f"{tag}_P"] if "P" in weights else []),
                 ],
                 [y4, *finals],
                 name=f"{tag}_{mode}",

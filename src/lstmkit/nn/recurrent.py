@@ -12,6 +12,10 @@ y               (T, N, D*P)                 likewise
 h_0, h_n        (L*D, N, P)                 (L*D, P) unbatched
 c_0, c_n        (L*D, N, H)                 LSTM only
 ==============  ==========================  =================================
+
+The LSTM's variants (peepholes, coupled or fixed gates, no activations, layer norm,
+recurrent dropout, zoneout) are options of :class:`LSTM`; see its docstring for their
+parameters and :mod:`lstmkit.nn.cells.lstm` for the equations.
 """
 
 from __future__ import annotations
@@ -22,14 +26,27 @@ from typing import Any
 import numpy as np
 
 from lstmkit.kernels.execution import Execution
-from lstmkit.nn import strategy
+from lstmkit.nn import strategy, time_loop
 from lstmkit.nn.cells import GRUCell, LSTMCell, RNNCell
 from lstmkit.nn.cells.base import Cell, Params
+from lstmkit.nn.cells.lstm import LSTMOptions
 from lstmkit.nn.checks import as_array, check_finite, check_shape, lengths_mask
 from lstmkit.nn.module import Module
 
 _LOCAL_NAMES = {"weight_ih": "W_ih", "weight_hh": "W_hh", "bias_ih": "b_ih", "bias_hh": "b_hh"}
 _LOCAL_NAMES["weight_hr"] = "W_hr"
+# the LSTM variants' parameters (see LSTM): peepholes, layer-norm gains and the c norm's shift
+_LOCAL_NAMES.update(weight_ci="w_ci", weight_cf="w_cf", weight_co="w_co")
+_LOCAL_NAMES.update(weight_ln_ih="ln_ih_g", weight_ln_hh="ln_hh_g", weight_ln_c="ln_c_g")
+_LOCAL_NAMES["bias_ln_c"] = "ln_c_b"
+_LOCAL_NAMES["weight_gr"] = "W_gr"
+# with layer_norm, torch's two biases are the shifts of the two norms (inside the cell)
+_LAYER_NORM_NAMES = {**_LOCAL_NAMES, "bias_ih": "ln_ih_b", "bias_hh": "ln_hh_b"}
+
+
+def _lstm_options(cell: Cell) -> LSTMOptions:
+    """The cell's LSTM options (the defaults for other cells)."""
+    return cell.options if isinstance(cell, LSTMCell) else LSTMOptions()
 
 
 class _Recurrent(Module):
@@ -130,22 +147,62 @@ class _Recurrent(Module):
                     shapes["bias_hh" + s] = (G * H,)
                 if self.proj_size:
                     shapes["weight_hr" + s] = (P, H)
+                opt = _lstm_options(self.cell)
+                if opt.peepholes:
+                    for gate in "ifo":
+                        shapes[f"weight_c{gate}" + s] = (H,)
+                if opt.gate_recurrence:
+                    shapes["weight_gr" + s] = (3 * H, 3 * H)
+                if opt.layer_norm:
+                    shapes["weight_ln_ih" + s] = (G * H,)
+                    shapes["weight_ln_hh" + s] = (G * H,)
+                    shapes["weight_ln_c" + s] = (H,)
+                    if self.bias:
+                        shapes["bias_ln_c" + s] = (H,)
         return shapes
 
     def _init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)); layer norms
+        start as the identity (gains 1, the c norm's shift 0)."""
         k = 1.0 / np.sqrt(self.hidden_size)
-        return {
-            name: rng.uniform(-k, k, size=shape).astype(self.dtype)
-            for name, shape in self._param_shapes().items()
-        }
+        out = {}
+        for name, shape in self._param_shapes().items():
+            if name.startswith(("weight_ln_", "bias_ln_")):
+                out[name] = np.full(shape, name.startswith("weight"), dtype=self.dtype)
+            else:
+                out[name] = rng.uniform(-k, k, size=shape).astype(self.dtype)
+        return out
 
     def _local(self, tensors: dict[str, np.ndarray], layer: int, direction: int) -> Params:
         """The cell's view of one layer-direction: {"W_ih": ..., "W_hh": ..., ...}."""
         s = self._suffix(layer, direction)
-        return {
-            local: tensors[name + s] for name, local in _LOCAL_NAMES.items() if name + s in tensors
-        }
+        names = _LAYER_NORM_NAMES if _lstm_options(self.cell).layer_norm else _LOCAL_NAMES
+        return {local: tensors[name + s] for name, local in names.items() if name + s in tensors}
+
+    def _noise(
+        self, layer: int, x_shape: tuple[int, ...], training: bool
+    ) -> list[dict[str, np.ndarray]]:
+        """Per direction, the masks of the recurrent regularisers for one layer's run over
+        x (T, N, I) (see :mod:`lstmkit.nn.time_loop`), drawn from the layer's generator in
+        training; in evaluation only zoneout's expectations. Empty when off."""
+        opt = _lstm_options(self.cell)
+        T, N, I = x_shape
+        sizes = {"zoneout_h": self.output_size, "zoneout_c": self.hidden_size}
+        out: list[dict[str, np.ndarray]] = []
+        for _ in range(self.num_directions):
+            noise: dict[str, np.ndarray] = {}
+            p = opt.recurrent_dropout
+            if p and training:
+                for name, shape in (("x_mask", (N, I)), ("h_mask", (N, self.output_size))):
+                    keep = self._rng.random(shape) >= p
+                    noise[name] = keep.astype(self.dtype) / self.dtype.type(1.0 - p)
+            for name, z in (("zoneout_h", opt.zoneout_h), ("zoneout_c", opt.zoneout_c)):
+                if z and training:
+                    noise[name] = (self._rng.random((T, N, sizes[name])) < z).astype(self.dtype)
+                elif z:
+                    noise[name] = np.asarray(z, dtype=self.dtype)
+            out.append(noise)
+        return out
 
     def __repr__(self) -> str:
         args = [f"{self.input_size}", f"{self.hidden_size}"]
@@ -159,6 +216,7 @@ class _Recurrent(Module):
         ]:
             if getattr(self, name) != default:
                 args.append(f"{name}={getattr(self, name)}")
+        args += [f"{k}={v!r}" for k, v in _lstm_options(self.cell).changed().items()]
         if self.dtype != np.float32:
             args.append(f"dtype={self.dtype.name}")
         return f"{type(self).__name__}({', '.join(args)})"
@@ -226,8 +284,10 @@ class _Recurrent(Module):
     # ---- input handling ------------------------------------------------------------
 
     def _state_sizes(self) -> tuple[int, ...]:
-        """The last dimension of each state tensor: (P, H) for the LSTM, (H,) otherwise."""
-        return (self.output_size,) + (self.hidden_size,) * (len(self.cell.state_names) - 1)
+        """The last dimension of each state tensor: (P, H) for the LSTM ((P, H, 3H) with
+        gate_recurrence: a holds the previous step's gates i, f, o), (H,) otherwise."""
+        sizes = {"h": self.output_size, "a": 3 * self.hidden_size}
+        return tuple(sizes.get(name, self.hidden_size) for name in self.cell.state_names)
 
     def _prepare_input(self, x: Any) -> tuple[np.ndarray, bool]:
         """x as time-major (T, N, I) and whether it came unbatched."""
@@ -318,9 +378,12 @@ class _Recurrent(Module):
         try:
             for layer in range(self.num_layers):
                 outputs = []
+                params = [self._local(self._params, layer, d) for d in range(D)]
+                for p, noise in zip(params, self._noise(layer, layer_input.shape, self.training)):
+                    p.update(noise)
                 runs = strategy.forward_directions(
                     self.cell,
-                    [self._local(self._params, layer, d) for d in range(D)],
+                    params,
                     layer_input,
                     [tuple(s[layer * D + d] for s in state0) for d in range(D)],
                     mask,
@@ -444,6 +507,24 @@ class _Recurrent(Module):
             out[self._suffix(layer, d)] = fields
         return out
 
+    def masks(self) -> dict[str, dict[str, np.ndarray]]:
+        """The recurrent regularisers' masks of the last forward pass, by layer-direction
+        suffix: ``x_mask`` (N, I) and ``h_mask`` (N, P) of ``recurrent_dropout`` (already
+        scaled by 1 / (1 - p)), ``zoneout_h`` (T, N, P) and ``zoneout_c`` (T, N, H) (1 where
+        the unit kept its previous value; in eval mode the scalar probability). Empty dicts
+        when the layer has none of these options or the pass ran on a fused kernel."""
+        if self._tape is None:
+            raise RuntimeError(
+                "masks: call forward first (none is recorded; forward(..., inference=True) "
+                "records nothing)"
+            )
+        out = {}
+        for k, tape in enumerate(self._tape["tapes"]):
+            layer, d = divmod(k, self.num_directions)
+            noise = getattr(tape, "noise", None) or {}
+            out[self._suffix(layer, d)] = {name: a.copy() for name, a in noise.items()}
+        return out
+
     def step(
         self, x_t: Any, state: Any = None, *, execution: Execution | None = None
     ) -> tuple[np.ndarray, Any]:
@@ -474,7 +555,13 @@ class _Recurrent(Module):
             xw = x @ p["W_ih"].T
             if "b_ih" in p:
                 xw += p["b_ih"]
-            x, new_state, _ = self.cell.step(xw, tuple(s[layer] for s in parts), p)
+            prev = tuple(s[layer] for s in parts)
+            x, new_state, _ = self.cell.step(xw, prev, p)
+            noise = self._noise(layer, (1, *x.shape), training=False)[0]
+            if noise:  # zoneout's expectation
+                keep = time_loop.zoneout_keep(noise, 0, len(prev))
+                new_state = time_loop.zone(prev, new_state, keep)
+                x = new_state[0]
             for acc, s in zip(new_parts, new_state):
                 acc.append(s)
         y = x[0] if unbatched else x
@@ -484,16 +571,56 @@ class _Recurrent(Module):
 class LSTM(_Recurrent):
     """Long short-term memory, interchangeable with ``torch.nn.LSTM``.
 
-    ``forget_gate=False`` gives the original 1997 cell (f fixed to 1).
+    The variants are options, off by default (every option off is torch's LSTM, bit for
+    bit); they compose, and :mod:`lstmkit.nn.cells.lstm` has their equations. Gate options
+    (the names of Greff et al. 2017 in brackets):
+
+    * ``forget_gate=False`` (NFG): f = 1, the original 1997 cell;
+    * ``input_gate=False`` (NIG): i = 1; ``output_gate=False`` (NOG): o = 1;
+    * ``coupled_gates=True`` (CIFG): f = 1 - i;
+    * ``input_activation=False`` (NIAF): g without tanh; ``output_activation=False``
+      (NOAF): m = o * c without tanh;
+    * ``peepholes=True`` (Gers & Schmidhuber 2000): i and f see c_{t-1}, o sees c_t,
+      through diagonal weights ``weight_ci_l{k}``, ``weight_cf_l{k}``, ``weight_co_l{k}``
+      (H,) per layer-direction (``_reverse`` suffix as torch's);
+    * ``layer_norm=True`` (Ba et al. 2016): LN(W_ih x) + LN(W_hh h), and h = o * tanh(LN(c));
+      gains ``weight_ln_ih_l{k}`` (4H), ``weight_ln_hh_l{k}`` (4H), ``weight_ln_c_l{k}`` (H),
+      shifts ``bias_ih_l{k}``, ``bias_hh_l{k}`` (torch's biases, which become the two
+      norms' shifts) and ``bias_ln_c_l{k}`` (H) (no shifts with ``bias=False``);
+    * ``gate_recurrence=True`` (FGR): i, f and o also receive the previous step's [i, f, o]
+      through ``weight_gr_l{k}`` (3H, 3H) (rows: the pre-activations of i, f, o; columns:
+      the previous activations of i, f, o). The state is then a triple (h, c, a) with
+      a (L*D, N, 3H) the last gates (zeros if not given).
+
+    Gates fixed or coupled keep their 4H weight rows (torch's shapes), which then get zero
+    gradient. Regularisers, active in training only and drawn from the layer's generator
+    (``seed``), so runs are reproducible:
+
+    * ``recurrent_dropout=p`` (Gal & Ghahramani 2016, variational): per sequence, one mask
+      on x and one on the h entering ``W_hh``, the same at every step, scaled by 1/(1-p);
+    * ``zoneout_c``, ``zoneout_h`` (or ``zoneout=(zc, zh)``, or one number for both;
+      Krueger et al. 2017): at each step each unit of c (h) keeps its previous value with
+      that probability; in evaluation the expectation z * prev + (1 - z) * new.
+
+    ``masks()`` returns the last training pass's masks. torch has none of these options,
+    so ``to_torch`` refuses them; the fused kernel covers ``forget_gate`` only (the others
+    run on the reference path; ``impl="fused"`` raises).
     """
 
     _torch_options = ("proj_size",)
 
+    @property
+    def options(self) -> LSTMOptions:
+        """The variant options (see the class docstring)."""
+        return _lstm_options(self.cell)
+
     def to_torch(self) -> Any:
-        if not getattr(self.cell, "forget_gate", True):
+        changed = self.options.changed()
+        if changed:
+            given = ", ".join(f"{k}={v!r}" for k, v in changed.items())
             raise ValueError(
-                "to_torch: torch.nn.LSTM always has a forget gate; a layer built with "
-                "forget_gate=False cannot be converted"
+                f"to_torch: torch.nn.LSTM has no such option; a layer built with {given} "
+                "cannot be converted"
             )
         return super().to_torch()
 
@@ -510,9 +637,41 @@ class LSTM(_Recurrent):
         dtype: Any = np.float32,
         seed: int | np.random.Generator | None = None,
         forget_gate: bool = True,
+        *,
+        input_gate: bool = True,
+        output_gate: bool = True,
+        coupled_gates: bool = False,
+        input_activation: bool = True,
+        output_activation: bool = True,
+        peepholes: bool = False,
+        layer_norm: bool = False,
+        gate_recurrence: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] | None = None,
+        zoneout_c: float = 0.0,
+        zoneout_h: float = 0.0,
     ):
+        if zoneout is not None:
+            if zoneout_c or zoneout_h:
+                raise ValueError("zoneout: give either zoneout or zoneout_c/zoneout_h, not both")
+            zc, zh = zoneout if isinstance(zoneout, tuple | list) else (zoneout, zoneout)
+            zoneout_c, zoneout_h = zc, zh
+        options = LSTMOptions(
+            forget_gate=bool(forget_gate),
+            input_gate=bool(input_gate),
+            output_gate=bool(output_gate),
+            coupled_gates=bool(coupled_gates),
+            input_activation=bool(input_activation),
+            output_activation=bool(output_activation),
+            peepholes=bool(peepholes),
+            layer_norm=bool(layer_norm),
+            gate_recurrence=bool(gate_recurrence),
+            recurrent_dropout=float(recurrent_dropout),
+            zoneout_c=float(zoneout_c),
+            zoneout_h=float(zoneout_h),
+        )
         super().__init__(
-            LSTMCell(forget_gate),
+            LSTMCell(options=options),
             input_size,
             hidden_size,
             num_layers,

@@ -37,12 +37,14 @@ def fused_kernel(cell: Cell, dtype: np.dtype, ex: Execution) -> Any:
     if ex.impl == "reference":
         return None
     covered = isinstance(cell, LSTMCell)
-    if covered and kernels.available(dtype):
+    variants = cell.options.variants() if isinstance(cell, LSTMCell) else []  # not in the kernel
+    if covered and not variants and kernels.available(dtype):
         from lstmkit.kernels import lstm
 
         return lstm
     if ex.impl == "fused":
         why = "covers the LSTM only" if not covered else "needs float32 and numba"
+        why = f"does not cover the LSTM options {', '.join(variants)}" if variants else why
         raise ValueError(
             f"impl='fused' {why} (got a {type(cell).__name__} in {np.dtype(dtype).name}); "
             "use impl='auto' or 'reference'"
