@@ -19,6 +19,7 @@ package imports nothing from the rest of lstmkit. The modules:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 
 import numpy as np
@@ -33,4 +34,10 @@ def available(dtype: np.dtype) -> bool:
 
     (float64 runs the reference, exact NumPy ufuncs: the kernels' tanh is accurate to
     float32 only.)"""
-    return np.dtype(dtype) == np.float32 and importlib.util.find_spec("numba") is not None
+    return np.dtype(dtype) == np.float32 and _numba_installed()
+
+
+@functools.cache
+def _numba_installed() -> bool:
+    """Whether numba is installed (asked once: the lookup takes ~25 us)."""
+    return importlib.util.find_spec("numba") is not None

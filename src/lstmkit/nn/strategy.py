@@ -14,8 +14,8 @@ The layer (:mod:`lstmkit.nn.recurrent`) owns the computation and calls here with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -37,11 +37,9 @@ def fused_kernel(cell: Cell, dtype: np.dtype, ex: Execution) -> Any:
     if ex.impl == "reference":
         return None
     covered = isinstance(cell, LSTMCell)
-    variants = cell.options.variants() if isinstance(cell, LSTMCell) else []  # not in the kernel
+    variants = cell.variants if isinstance(cell, LSTMCell) else ()
     if covered and not variants and kernels.available(dtype):
-        from lstmkit.kernels import lstm
-
-        return lstm
+        return _lstm_kernel()
     if ex.impl == "fused":
         why = "covers the LSTM only" if not covered else "needs float32 and numba"
         why = f"does not cover the LSTM options {', '.join(variants)}" if variants else why
@@ -50,6 +48,22 @@ def fused_kernel(cell: Cell, dtype: np.dtype, ex: Execution) -> Any:
             "use impl='auto' or 'reference'"
         )
     return None
+
+
+@functools.cache
+def _lstm_kernel() -> Any:
+    """:mod:`lstmkit.kernels.lstm`, imported on first use (it compiles with numba)."""
+    from lstmkit.kernels import lstm
+
+    return lstm
+
+
+@functools.cache
+def _streaming() -> Any:
+    """:mod:`lstmkit.kernels.streaming`, imported on first use."""
+    from lstmkit.kernels import streaming
+
+    return streaming
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -105,7 +119,7 @@ def backward_directions(
     tape: [(dx (T, N, I), the initial state's gradient)]; adds into ``grads``."""
     D = len(params)
     fused = not isinstance(tapes[0], time_loop.Tape)  # made by the fused kernel
-    kernel = fused_kernel(cell, tapes[0].x.dtype, replace(ex, impl="fused")) if fused else None
+    kernel = fused_kernel(cell, tapes[0].x.dtype, ex) if fused else None  # as the forward
     spaces = workspaces or [{} for _ in range(D)]
     concurrent = fused and _concurrent(params, tapes[0].x.shape, ex)
     inner = ex.with_threads(1) if concurrent else ex
@@ -149,6 +163,4 @@ def step(
     where it does not apply (the layer then runs its reference step)."""
     if fused_kernel(cell, dtype, ex) is None:
         return None
-    from lstmkit.kernels import streaming
-
-    return streaming.step(params, x_t, state, **_options(cell), ex=ex)
+    return _streaming().step(params, x_t, state, **_options(cell), ex=ex)

@@ -164,6 +164,7 @@ class LSTMCell:
             raise ValueError("LSTMCell: give forget_gate inside options")
         self.options = options
         self.forget_gate = options.forget_gate
+        self.variants = tuple(options.variants())  # asked on every call (strategy.py)
         if options.gate_recurrence:  # the previous step's gates [i, f, o] are a state
             self.state_names = ("h", "c", "a")
 
