@@ -579,6 +579,11 @@ class _Recurrent(Module):
         return y, self._public_state([np.stack(s) for s in new_parts], unbatched)
 
 
+# LSTM, GRU and RNN spell out torch's constructor arguments each (a repetition the
+# duplicates tool reports), as torch.nn does: so that each signature, help() and the
+# editors show them, and each class documents its own defaults and extra options.
+
+
 class LSTM(_Recurrent):
     """Long short-term memory, interchangeable with ``torch.nn.LSTM``.
 
