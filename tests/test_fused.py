@@ -29,7 +29,7 @@ from conftest import (
 
 import lstmkit as lk
 from lstmkit import kernels
-from lstmkit.kernels import cell_split, parallel
+from lstmkit.kernels import cell_split, h_loop, parallel
 from lstmkit.kernels import lstm as fast_lstm
 
 TOL = {np.float64: 1e-12, np.float32: 2e-5}
@@ -137,6 +137,42 @@ def test_fused_equals_reference(cfg: dict[str, Any], dtype: str) -> None:
     assert all(isinstance(t, fast_lstm.FusedTape) for t in fused._tape["tapes"])
     _compare(got, lk_run(reference, case), TOL[np.float32])
     _compare(got, _torch64(fused, cfg, case), 1e-4)  # and with torch.nn, in float64
+
+
+def _h_configs() -> list[dict[str, Any]]:
+    rng = np.random.default_rng(11)
+    return [random_config(kind, rng) for kind in ("GRU", "RNN") for _ in range(12)]
+
+
+@pytest.mark.parametrize("mode", ["", "per-step", "split", "per-step-split"])
+@pytest.mark.parametrize("cfg", _h_configs(), ids=config_id)
+def test_fused_gru_and_rnn_equal_reference_and_torch(cfg: dict[str, Any], mode: str) -> None:
+    """The GRU and RNN kernel (lstmkit.kernels.h_loop): the compiled products, BLAS per
+    step (per-step), over two threads (split); against the reference and torch.nn."""
+    fused, reference = _fused_and_reference(cfg, np.float32, mode)
+    case = random_case(fused, cfg, np.random.default_rng(12), np.float32)
+    got = lk_run(fused, case)
+    assert all(isinstance(t, h_loop.HTape) for t in fused._tape["tapes"])
+    _compare(got, lk_run(reference, case), TOL[np.float32])
+    _compare(got, _torch64(fused, cfg, case), 1e-4)
+
+
+@pytest.mark.parametrize("kind", ["GRU", "RNN"])
+def test_fused_gru_and_rnn_activations_and_state_grads(kind: str) -> None:
+    cfg = {k: v for k, v in CONFIGS[-5].items() if k != "proj_size"}
+    cfg.update(kind=kind, lengths=True)
+    fused, reference = _fused_and_reference(cfg, np.float32)
+    case = random_case(fused, cfg, np.random.default_rng(13), np.float32)
+    for layer in (fused, reference):
+        layer.record_state_grads = True
+        lk_run(layer, case)
+    act_f, act_r = fused.activations(), reference.activations()
+    for key in act_r:
+        assert act_f[key].keys() == act_r[key].keys()
+        for name in act_r[key]:
+            assert rel_err(act_f[key][name], act_r[key][name]) < TOL[np.float32], (key, name)
+    for name in reference.state_grads:
+        assert rel_err(fused.state_grads[name], reference.state_grads[name]) < TOL[np.float32]
 
 
 @pytest.mark.parametrize(
@@ -388,12 +424,13 @@ def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch
 def test_impl_selection() -> None:
     x = np.ones((3, 2, 4), np.float32)
     gru = lk.GRU(4, 5, seed=0)
-    gru.impl = "fused"
-    with pytest.raises(ValueError, match="covers the LSTM only"):
-        gru(x)
-    gru.impl = "auto"  # falls back to the reference
     gru(x)
-    assert not isinstance(gru._tape["tapes"][0], fast_lstm.FusedTape)
+    assert isinstance(gru._tape["tapes"][0], h_loop.HTape)
+    gru.impl = "reference"
+    gru(x)
+    assert not isinstance(gru._tape["tapes"][0], h_loop.HTape)
+    with pytest.raises(ValueError, match="needs float32 and numba"):
+        lk.GRU(4, 5, dtype=np.float64)(x.astype(np.float64), execution=lk.Execution(impl="fused"))
     lstm = lk.LSTM(4, 5, seed=0)
     with pytest.raises(ValueError, match="impl: expected one of"):
         lstm.impl = "fast"

@@ -29,7 +29,7 @@ _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 
 
 @_jit
-def _matmul_add(a, b, out):
+def matmul_add(a, b, out):
     """out += a @ b for a (M, K), b (K, C), out (M, C).
 
     Blocked by two rows of a and four rows of b, so that each pass over a row of ``out``
@@ -102,13 +102,13 @@ def _matmul_dot_add(a, w, out):
 
 
 @_jit
-def _matmul_into(a, b, b_t, out):
+def matmul_into(a, b, b_t, out):
     """out += a @ b, with b_t = b.T (contiguous) too: register sums along K where a's rows
     fit in L1 (256 <= K <= 1024, measured), else row updates."""
     if 256 <= a.shape[1] <= 1024:
         _matmul_dot_add(a, b_t, out)
     else:
-        _matmul_add(a, b, out)
+        matmul_add(a, b, out)
 
 
 @_jit
@@ -175,11 +175,11 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
             m[t, r0:r1],
             y[t, r0:r1],
         )
-        _matmul_into(h_t, W_hh_t, W_hh_s, z)
+        matmul_into(h_t, W_hh_t, W_hh_s, z)
         _cells_forward(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
-            _matmul_add(m_t, W_hr_t, y_t)
+            matmul_add(m_t, W_hr_t, y_t)
         h_new = y_t if proj else m_t
         for n in range(r1 - r0):
             if valid[t, r0 + n]:
@@ -215,12 +215,12 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, r0, r1):
         if proj:  # h = W_hr m
             dh_cell[t, r0:r1] = dh_t
             dm[:] = 0.0
-            _matmul_add(dh_t, W_hr, dm)
+            matmul_add(dh_t, W_hr, dm)
         dz_t = dz[t, r0:r1]
         _cells_backward(dm, dc, valid[t, r0:r1], gates[t, r0:r1], c_prev[t, r0:r1],
                         tanh_c[t, r0:r1], dz_t, dc_prev)  # fmt: skip
         dh_prev[:] = 0.0
-        _matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
+        matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
             if not valid[t, r0 + n]:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev[n] += dh[n]

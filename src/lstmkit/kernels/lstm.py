@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lstmkit.kernels import compiled, parallel
+from lstmkit.kernels import compiled, parallel, sequence
 from lstmkit.kernels.execution import DEFAULT, Execution
 from lstmkit.kernels.lstm_cell import GateConstants, gate_constants
 from lstmkit.kernels.structs import HC, GateColumns, Part, Recurrent, Sequence, Steps
@@ -85,21 +85,6 @@ class FusedTape(NamedTuple):
                 "m": self.m}  # fmt: skip
 
 
-Workspace = dict[str, np.ndarray]
-
-
-def _empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-    """``np.empty(shape, dtype)``, or the workspace's array ``name`` from an earlier call when
-    it has that shape and dtype. Fresh memory costs a page fault per 4 KiB at first touch:
-    measured ~50% of a (16, 100, 64, 128) forward (6.3 -> 3.0 ms with reused memory)."""
-    if workspace is None:
-        return np.empty(shape, dtype)
-    a = workspace.get(name)
-    if a is None or a.shape != shape or a.dtype != dtype:
-        a = workspace[name] = np.empty(shape, dtype)
-    return a
-
-
 def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
     """part(q) for q < n, one thread each, threads that wait for each other's step counters
     in ``flags``. If one raises, the others stop waiting (setting every counter past the
@@ -115,15 +100,6 @@ def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
     parallel.run(guarded, range(n), one_blas_thread=True)
 
 
-def _time_order(T: int, reverse: bool) -> list[int]:
-    return list(range(T - 1, -1, -1) if reverse else range(T))
-
-
-def _valid(mask: np.ndarray | None, T: int, N: int) -> np.ndarray:
-    """The mask as a (T, N) uint8 array for the compiled loops (all ones without one)."""
-    return np.ones((T, N), np.uint8) if mask is None else mask[:, :, 0].view(np.uint8)
-
-
 def forward(
     p: Params,
     x: np.ndarray,
@@ -132,7 +108,7 @@ def forward(
     reverse: bool = False,
     forget_gate: bool = True,
     ex: Execution = DEFAULT,
-    workspace: Workspace | None = None,
+    workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
 ) -> tuple[np.ndarray, State, FusedTape | None]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
@@ -162,20 +138,20 @@ def forward(
     # the split loops project x step by step (not with transposed products)
     in_loop = p["W_ih"].nbytes <= ex.project_in_loop and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
-    gates = _empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
+    gates = sequence.empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
-    c_prev = _empty(workspace, "c_prev", (ring, N, H), dtype)
-    tanh_c = _empty(workspace, "tanh_c", (ring, N, H), dtype)
+    c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
+    tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
     separate_m = W_hr_t is not None or mask is not None
-    m = _empty(workspace, "m", (ring, N, H), dtype) if separate_m else y
+    m = sequence.empty(workspace, "m", (ring, N, H), dtype) if separate_m else y
     h_n = np.empty((N, P), dtype)
     c_n = np.empty((N, H), dtype)
-    order = _time_order(T, reverse)
+    order = sequence.time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0] % ring] = state[1]
     tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse)
     if split is None or not in_loop:
-        _project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
+        sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
         _forward_cells(split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), ex, transposed)
@@ -186,7 +162,7 @@ def forward(
 
 
 def _outputs_and_inputs(
-    workspace: Workspace | None,
+    workspace: sequence.Workspace | None,
     T: int,
     N: int,
     P: int,
@@ -198,26 +174,9 @@ def _outputs_and_inputs(
     h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
     array: the loops then write each h once, and the tape holds it once."""
     if not shared:  # padded steps output zeros but carry h
-        return np.empty((T, N, P), dtype), _empty(workspace, "h_prev", (T, N, P), dtype)
+        return np.empty((T, N, P), dtype), sequence.empty(workspace, "h_prev", (T, N, P), dtype)
     hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
     return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
-
-
-def _project(
-    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, ex: Execution
-) -> None:
-    """gates (T, N, 4H) = x @ W_ih_s.T + b (the scaled input projection), one GEMM over all
-    T*N rows, each thread on a block of them."""
-    T, N, I = x.shape
-    GH = gates.shape[2]
-    x_rows, gate_rows = x.reshape(T * N, I), gates.reshape(T * N, GH)
-
-    def project(rows: slice) -> None:
-        np.matmul(x_rows[rows], W_ih_s.T, out=gate_rows[rows])
-        if b is not None:
-            gate_rows[rows] += b
-
-    parallel.run(project, parallel.parts(T * N, T * N * I * GH, ex))
 
 
 def _forward_cells(
@@ -250,7 +209,7 @@ def _forward_cells(
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
     h_n, c_n = final
-    valid = _valid(mask, T, N)
+    valid = sequence.valid_steps(mask, T, N)
     h_rows = np.empty((2, P, N) if transposed else (0, 0, 0), x.dtype)  # h transposed
     if transposed:
         h_rows[0] = h_prev[order[0]].T
@@ -312,7 +271,7 @@ def _forward_rows(
     GH, P = W_hh_s.shape
     dtype = x.dtype
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
-    valid = _valid(mask, T, N)
+    valid = sequence.valid_steps(mask, T, N)
     h_n, c_n = final
 
     def run(rows: slice) -> None:
@@ -356,7 +315,7 @@ def backward(
     grads: Params,
     record: list[np.ndarray] | None = None,
     ex: Execution = DEFAULT,
-    workspace: Workspace | None = None,
+    workspace: sequence.Workspace | None = None,
 ) -> tuple[np.ndarray, State]:
     """Backpropagate dy (T, N, P) and the final state's gradient (dh (N, P), dc (N, H)).
 
@@ -371,12 +330,14 @@ def backward(
     dtype = x.dtype
     W_hr = p.get("W_hr")  # (P, H)
 
-    dz = _empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
-    dh_cell = _empty(workspace, "dh_cell", (T if W_hr is not None else 0, N, P), dtype)  # for dW_hr
+    dz = sequence.empty(workspace, "dz", (T, N, GH), dtype)  # dL/dz, the pre-activations' gradient
+    dh_cell = sequence.empty(
+        workspace, "dh_cell", (T if W_hr is not None else 0, N, P), dtype
+    )  # for dW_hr
     dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
     dc0 = np.array(dstate[1], dtype, order="C")
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
-    order = _time_order(T, tape.reverse)
+    order = sequence.time_order(T, tape.reverse)
     split = _split_loops() if W_hr is None and record is None else None
     if split is not None:
         _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), ex)
@@ -403,7 +364,7 @@ def _backward_cells(
     GH, P = W_hh.shape
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
     flags = split.flags(len(cells))
-    valid = _valid(mask, T, N)
+    valid = sequence.valid_steps(mask, T, N)
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
@@ -436,7 +397,7 @@ def _backward_rows(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    valid = _valid(mask, T, N)
+    valid = sequence.valid_steps(mask, T, N)
     dh0, dc0 = dstate
 
     def run(rows: slice) -> None:

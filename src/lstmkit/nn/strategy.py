@@ -24,7 +24,7 @@ from lstmkit import kernels
 from lstmkit.kernels import parallel
 from lstmkit.kernels.execution import Execution
 from lstmkit.nn import time_loop
-from lstmkit.nn.cells import LSTMCell
+from lstmkit.nn.cells import LSTMCell, RNNCell
 from lstmkit.nn.cells.base import Cell, Params, State
 
 Workspace = dict[str, np.ndarray]
@@ -36,26 +36,30 @@ def fused_kernel(cell: Cell, dtype: np.dtype, ex: Execution) -> Any:
     Raises ValueError where ``ex.impl == "fused"`` asks for a kernel that does not apply."""
     if ex.impl == "reference":
         return None
-    covered = isinstance(cell, LSTMCell)
-    variants = cell.variants if isinstance(cell, LSTMCell) else ()
-    if covered and not variants and kernels.available(dtype):
-        return _lstm_kernel()
+    variants = cell.variants if isinstance(cell, LSTMCell) else ()  # not in the kernel yet
+    if not variants and kernels.available(dtype):
+        return _kernel(type(cell))
     if ex.impl == "fused":
-        why = "covers the LSTM only" if not covered else "needs float32 and numba"
-        why = f"does not cover the LSTM options {', '.join(variants)}" if variants else why
+        why = f"does not cover the LSTM options {', '.join(variants)}" if variants else ""
         raise ValueError(
-            f"impl='fused' {why} (got a {type(cell).__name__} in {np.dtype(dtype).name}); "
-            "use impl='auto' or 'reference'"
+            f"impl='fused' {why or 'needs float32 and numba'} (got a {type(cell).__name__} in "
+            f"{np.dtype(dtype).name}); use impl='auto' or 'reference'"
         )
     return None
 
 
 @functools.cache
-def _lstm_kernel() -> Any:
-    """:mod:`lstmkit.kernels.lstm`, imported on first use (it compiles with numba)."""
-    from lstmkit.kernels import lstm
+def _kernel(cell_type: type) -> Any:
+    """The kernel module of a cell class, imported on first use (it compiles with numba):
+    :mod:`lstmkit.kernels.lstm` for the LSTM, :mod:`lstmkit.kernels.h_loop` for the GRU and
+    the RNN."""
+    if cell_type is LSTMCell:
+        from lstmkit.kernels import lstm
 
-    return lstm
+        return lstm
+    from lstmkit.kernels import h_loop
+
+    return h_loop
 
 
 @functools.cache
@@ -68,7 +72,9 @@ def _streaming() -> Any:
 
 def _options(cell: Cell) -> dict[str, Any]:
     """The cell's options a kernel takes as flags."""
-    return {"forget_gate": cell.forget_gate} if isinstance(cell, LSTMCell) else {}
+    if isinstance(cell, LSTMCell):
+        return {"forget_gate": cell.forget_gate}
+    return {"kind": cell.nonlinearity if isinstance(cell, RNNCell) else "gru"}
 
 
 def forward_directions(
@@ -160,7 +166,8 @@ def step(
     cell: Cell, params: list[Params], dtype: np.dtype, x_t: Any, state: Any, ex: Execution
 ) -> tuple[np.ndarray, Any] | None:
     """One streaming step of a stack of one-direction layers on the fused kernel, or None
-    where it does not apply (the layer then runs its reference step)."""
-    if fused_kernel(cell, dtype, ex) is None:
+    where it does not apply (the layer then runs its reference step). The LSTM's only so
+    far; the GRU and the RNN step on the reference."""
+    if not isinstance(cell, LSTMCell) or fused_kernel(cell, dtype, ex) is None:
         return None
     return _streaming().step(params, x_t, state, **_options(cell), ex=ex)

@@ -1,0 +1,239 @@
+"""The fused loop over time of the cells whose state is h alone: the GRU and the plain RNN.
+
+Same math, inputs and outputs as the reference (``lstmkit.nn.time_loop`` over
+``lstmkit.nn.cells.GRUCell`` / ``RNNCell``); the cells' equations are those of
+:mod:`lstmkit.kernels.gru_cell` and :mod:`lstmkit.kernels.rnn_cell`. How the work is laid
+out (float32, numba):
+
+* the input projection ``xw = x @ W_ih.T + b_ih`` is one GEMM over all T*N rows, into the
+  tape's ``gates`` array, which the loop then overwrites with the gates (GRU: r, z, n) or
+  the output (RNN: h);
+* the whole loop over time is one compiled call per block of sequences: each step adds
+  ``h @ W_hh.T + b_hh`` (with the compiled products of :mod:`lstmkit.kernels.compiled`
+  while ``rows * H * G*H <= ex.small``, else with BLAS called from the compiled code,
+  :mod:`lstmkit.kernels.blas`), then the cell on every row; large batches are split
+  across threads, each on its own sequences;
+* backward mirrors it; the weight gradients and dx are GEMMs over all T*N rows after it.
+
+Variable lengths as the reference: padded steps carry h and output zero.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from lstmkit.kernels import gru_cell, parallel, rnn_cell, sequence
+from lstmkit.kernels.compiled import matmul_add, matmul_into
+from lstmkit.kernels.execution import DEFAULT, Execution
+
+try:
+    from lstmkit.kernels.blas import product
+except ImportError:  # no cblas_sgemm in NumPy's BLAS: the compiled products at every size
+
+    @numba.njit(cache=True, fastmath=True, nogil=True)
+    def product(a, b, out, beta):  # out = a @ b + beta * out, beta 0 or 1
+        if beta == 0.0:
+            out[:] = 0.0
+        matmul_add(a, b, out)
+
+
+Params = dict[str, np.ndarray]  # {"W_ih": (G*H, I), "W_hh": (G*H, H), "b_ih", "b_hh": (G*H,)}
+State = tuple[np.ndarray, ...]  # (h (N, H),)
+
+GRU, RNN_TANH, RNN_RELU = 0, 1, 2  # the cell, as the compiled loops take it
+KINDS = {"gru": GRU, "tanh": RNN_TANH, "relu": RNN_RELU}
+_f32 = np.float32
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+
+
+class HTape(NamedTuple):
+    """What the backward pass needs from the forward pass of one direction."""
+
+    x: np.ndarray  # (T, N, I) the layer's input
+    h_prev: np.ndarray  # (T, N, H) h entering each step
+    gates: np.ndarray  # (T, N, G*H): the GRU's r, z, n; the RNN's output h
+    hw_n: np.ndarray  # (T, N, H): the GRU's W_hn h + b_hn; (0, N, H) for the RNN
+    mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
+    reverse: bool
+    kind: int
+
+    def fields(self) -> dict[str, np.ndarray]:
+        """The reference cell's cache fields stacked over time, (T, N, H) views (for
+        ``layer.activations()``): GRU r, z, n, hw_n, h_prev; RNN h."""
+        if self.kind != GRU:
+            return {"h": self.gates}
+        H = self.h_prev.shape[2]
+        r, z, n = self.gates[..., :H], self.gates[..., H : 2 * H], self.gates[..., 2 * H :]
+        return {"r": r, "z": z, "n": n, "hw_n": self.hw_n, "h_prev": self.h_prev}
+
+
+def forward(
+    p: Params,
+    x: np.ndarray,
+    state: State,
+    mask: np.ndarray | None = None,
+    reverse: bool = False,
+    kind: str = "gru",
+    ex: Execution = DEFAULT,
+    workspace: sequence.Workspace | None = None,
+    keep_tape: bool = True,
+) -> tuple[np.ndarray, State, HTape | None]:
+    """Run the cell ``kind`` ("gru", or the RNN's "tanh" / "relu") over x (T, N, I) from
+    state (h (N, H),). Returns y (T, N, H), (h_n,) and the tape (None without
+    ``keep_tape``); ``ex``, ``workspace``: as :func:`lstmkit.kernels.lstm.forward`."""
+    T, N, _ = x.shape
+    W_hh = p["W_hh"]  # (G*H, H)
+    GH, H = W_hh.shape
+    code = KINDS[kind]
+    gates = sequence.empty(workspace, "gates", (T, N, GH), x.dtype)
+    sequence.project(x, p["W_ih"], p.get("b_ih"), gates, ex)
+    h_prev = sequence.empty(workspace, "h_prev", (T, N, H), x.dtype)
+    hw_n = sequence.empty(workspace, "hw_n", (T if code == GRU else 0, N, H), x.dtype)
+    y, h_n = np.empty((T, N, H), x.dtype), np.empty((N, H), x.dtype)
+    order = sequence.time_order(T, reverse)
+    h_prev[order[0]] = state[0]
+    b_hh = p["b_hh"] if "b_hh" in p else np.zeros(GH, x.dtype)
+    weights = (W_hh, np.ascontiguousarray(W_hh.T), b_hh)
+    steps = (np.array(order), sequence.valid_steps(mask, T, N))
+    seq = (gates, h_prev, hw_n)
+
+    def run(rows: slice) -> None:
+        _forward(seq, y, weights, steps, h_n, code, ex.small, rows.start, rows.stop)
+
+    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small))
+    tape = HTape(x, h_prev, gates, hw_n, mask, reverse, code) if keep_tape else None
+    return y, (h_n,), tape
+
+
+@_jit
+def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
+    """The forward loop for the sequences r0:r1 (see :func:`forward`); ``small``: the
+    ``rows * H * G*H`` up to which the products are compiled loops rather than BLAS."""
+    gates, h_prev, hw_n = seq
+    W_hh, W_hh_t, b_hh = weights
+    order, valid = steps
+    T, rows = gates.shape[0], r1 - r0
+    GH, H = W_hh.shape
+    hw = np.empty((rows, GH), _f32)  # h @ W_hh.T + b_hh
+    h_new = np.empty((rows, H), _f32)
+    act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
+    blas = rows * H * GH > small
+    for s in range(T):
+        t = order[s]
+        h_t, z_t, y_t = h_prev[t, r0:r1], gates[t, r0:r1], y[t, r0:r1]
+        h_out = h_n[r0:r1] if s + 1 == T else h_prev[order[s + 1], r0:r1]
+        for n in range(rows):
+            hw[n] = b_hh
+        if blas:
+            product(h_t, W_hh_t, hw, 1.0)
+        else:
+            matmul_into(h_t, W_hh_t, W_hh, hw)
+        for n in range(rows):
+            if kind == GRU:
+                gru_cell.forward_row(z_t, hw, h_t, z_t, hw_n[t, r0:r1], h_new, n)
+            else:
+                rnn_cell.forward_row(z_t, hw, act, z_t, n)
+                h_new[n] = z_t[n]
+        for n in range(rows):
+            if valid[t, r0 + n]:
+                h_out[n] = h_new[n]
+                y_t[n] = h_new[n]
+            else:  # padded step: carry the state, output zero
+                h_out[n] = h_t[n]
+                y_t[n] = 0.0
+
+
+def backward(
+    p: Params,
+    tape: HTape,
+    dy: np.ndarray,
+    dstate: State,
+    grads: Params,
+    record: list[np.ndarray] | None = None,
+    ex: Execution = DEFAULT,
+    workspace: sequence.Workspace | None = None,
+) -> tuple[np.ndarray, State]:
+    """Backpropagate dy (T, N, H) and the final state's gradient (dh (N, H),) through the
+    tape; adds every parameter's gradient into ``grads`` and returns (dx (T, N, I), (dh0,)).
+    ``record``: as :func:`lstmkit.nn.time_loop.backward` (dL/dh leaving each step)."""
+    x, h_prev, gates, hw_n, mask, reverse, kind = tape
+    T, N, _ = x.shape
+    W_hh = p["W_hh"]
+    GH, H = W_hh.shape
+    dxw = sequence.empty(workspace, "dxw", (T, N, GH), x.dtype)
+    dhw = sequence.empty(workspace, "dhw", (T, N, GH), x.dtype) if kind == GRU else dxw
+    rec = record[0] if record is not None else np.empty((0, N, H), x.dtype)
+    dh0 = np.array(dstate[0], x.dtype, order="C")  # in: the final state's gradient; out: h0's
+    dy = np.ascontiguousarray(dy if mask is None else dy * mask)
+    weights = (W_hh, np.ascontiguousarray(W_hh.T), W_hh[:0, 0])
+    steps = (np.array(sequence.time_order(T, reverse)), sequence.valid_steps(mask, T, N))
+    seq = (gates, h_prev, hw_n)
+
+    def run(rows: slice) -> None:
+        _backward(seq, weights, steps, dy, dxw, dhw, dh0, rec, kind, ex.small, rows.start,
+                  rows.stop)  # fmt: skip
+
+    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small))
+    return _weight_grads(p, x, h_prev, dxw, dhw, grads), (dh0,)
+
+
+@_jit
+def _backward(seq, weights, steps, dy, dxw, dhw, dh0, rec, kind, small, r0, r1):
+    """The backward loop for the sequences r0:r1 (see :func:`backward`); dy already masked;
+    dh0 (N, H) holds the final state's gradient in and the initial state's out; ``rec``
+    (T, N, H) or empty: dL/dh leaving each step."""
+    gates, h_prev, hw_n = seq
+    W_hh, W_hh_t, _ = weights
+    order, valid = steps
+    T, rows = gates.shape[0], r1 - r0
+    GH, H = W_hh.shape
+    dh = dh0[r0:r1]
+    dh_prev = np.empty((rows, H), _f32)
+    act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
+    blas = rows * H * GH > small
+    for s in range(T - 1, -1, -1):
+        t = order[s]
+        dh += dy[t, r0:r1]
+        if rec.shape[0] > 0:
+            rec[t, r0:r1] = dh
+        g_t, dx_t, dw_t = gates[t, r0:r1], dxw[t, r0:r1], dhw[t, r0:r1]
+        for n in range(rows):
+            keep = _f32(valid[t, r0 + n])
+            if kind == GRU:
+                gru_cell.backward_row(dh, keep, g_t, hw_n[t, r0:r1], h_prev[t, r0:r1], dx_t,
+                                      dw_t, dh_prev, n)  # fmt: skip
+            else:
+                rnn_cell.backward_row(dh, keep, g_t, act, dx_t, n)
+                dh_prev[n] = 0.0
+        if blas:  # dh_prev += dhw_t @ W_hh
+            product(dw_t, W_hh, dh_prev, 1.0)
+        else:
+            matmul_into(dw_t, W_hh, W_hh_t, dh_prev)
+        for n in range(rows):
+            if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
+                dh_prev[n] += dh[n]
+        dh[:] = dh_prev
+
+
+def _weight_grads(
+    p: Params,
+    x: np.ndarray,
+    h_prev: np.ndarray,
+    dxw: np.ndarray,
+    dhw: np.ndarray,
+    grads: Params,
+) -> np.ndarray:
+    """After the loop back: adds dW_ih, dW_hh and the biases' gradients into ``grads`` and
+    returns dx (T, N, I), as GEMMs over all T*N rows."""
+    T, N, I = x.shape
+    GH, H = p["W_hh"].shape
+    dxw_rows, dhw_rows = dxw.reshape(T * N, GH), dhw.reshape(T * N, GH)
+    grads["W_ih"] += dxw_rows.T @ x.reshape(T * N, I)
+    grads["W_hh"] += dhw_rows.T @ h_prev.reshape(T * N, H)
+    if "b_ih" in grads:
+        grads["b_ih"] += dxw_rows.sum(axis=0)
+        grads["b_hh"] += dhw_rows.sum(axis=0)
+    return (dxw_rows @ p["W_ih"]).reshape(T, N, I)

@@ -1,0 +1,52 @@
+"""What every fused loop over time shares: reused arrays, the order of the steps, the mask
+as the compiled loops read it, the input projection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmkit.kernels import parallel
+from lstmkit.kernels.execution import Execution
+
+Workspace = dict[str, np.ndarray]
+
+
+def empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+    """``np.empty(shape, dtype)``, or the workspace's array ``name`` from an earlier call when
+    it has that shape and dtype. Fresh memory costs a page fault per 4 KiB at first touch:
+    measured ~50% of a (16, 100, 64, 128) forward (6.3 -> 3.0 ms with reused memory)."""
+    if workspace is None:
+        return np.empty(shape, dtype)
+    a = workspace.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = workspace[name] = np.empty(shape, dtype)
+    return a
+
+
+def time_order(T: int, reverse: bool) -> list[int]:
+    return list(range(T - 1, -1, -1) if reverse else range(T))
+
+
+def valid_steps(mask: np.ndarray | None, T: int, N: int) -> np.ndarray:
+    """The mask as a (T, N) uint8 array for the compiled loops (all ones without one)."""
+    return np.ones((T, N), np.uint8) if mask is None else mask[:, :, 0].view(np.uint8)
+
+
+def project(
+    x: np.ndarray, W_ih_s: np.ndarray, b: np.ndarray | None, gates: np.ndarray, ex: Execution
+) -> None:
+    """gates (T, N, G*H) = x @ W_ih_s.T + b (the input projection, with whatever scale the
+    caller folded into W_ih_s and b), one GEMM over all T*N rows, each thread on a block."""
+    T, N, I = x.shape
+    GH = gates.shape[2]
+    x_rows, gate_rows = x.reshape(T * N, I), gates.reshape(T * N, GH)
+
+    def project(rows: slice) -> None:
+        np.matmul(x_rows[rows], W_ih_s.T, out=gate_rows[rows])
+        if b is not None:
+            gate_rows[rows] += b
+
+    parallel.run(project, parallel.parts(T * N, T * N * I * GH, ex))
