@@ -258,6 +258,32 @@ def test_without_forget_gate(mode: str, lengths: Any) -> None:
     assert np.all(got["grads"]["weight_ih_l0"][7:14] == 0)  # the forget rows learn nothing
 
 
+@pytest.mark.parametrize("mode", ["", "cells-split", "per-step"])
+@pytest.mark.parametrize(
+    "gates",
+    [{"input_gate": False}, {"output_gate": False}, {"input_gate": False, "output_gate": False}],
+    ids=str,
+)
+def test_gates_switched_off(gates: dict[str, bool], mode: str) -> None:
+    """Greff et al.'s NIG and NOG on the fused kernel (gate constants alpha 0, beta 1):
+    equal to the reference, and the switched-off gate's rows learn nothing."""
+    cfg = {**CONFIGS[-8], "lengths": True, "N": 3}
+    fused, reference = _fused_and_reference(cfg, np.float32, mode, **gates)
+    case = random_case(fused, cfg, np.random.default_rng(4), np.float32)
+    case["lengths"] = [6, 2, 4]
+    got = lk_run(fused, case)
+    assert all(isinstance(t, fast_lstm.FusedTape) for t in fused._tape["tapes"])
+    _compare(got, lk_run(reference, case), TOL[np.float32])
+    H = cfg["hidden_size"]
+    rows = {"input_gate": slice(0, H), "output_gate": slice(3 * H, 4 * H)}
+    for name in gates:
+        assert np.all(got["grads"]["weight_ih_l0"][rows[name]] == 0)
+    y_steps = [fused.step(case["x"][t])[0] for t in range(2)]  # the streaming kernel too
+    y_ref = [reference.step(case["x"][t])[0] for t in range(2)]
+    for a, b in zip(y_steps, y_ref, strict=True):
+        assert rel_err(a, b) < TOL[np.float32]
+
+
 def test_where_the_kernel_does_not_apply_auto_runs_the_reference(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -107,6 +107,8 @@ def forward(
     mask: np.ndarray | None = None,
     reverse: bool = False,
     forget_gate: bool = True,
+    input_gate: bool = True,
+    output_gate: bool = True,
     ex: Execution = DEFAULT,
     workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
@@ -128,7 +130,7 @@ def forward(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    k = gate_constants(H, forget_gate)
+    k = gate_constants(H, forget_gate, input_gate, output_gate)
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)

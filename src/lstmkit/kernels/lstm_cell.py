@@ -45,22 +45,28 @@ class GateConstants(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def gate_constants(H: int, forget_gate: bool) -> GateConstants:
+def gate_constants(
+    H: int, forget_gate: bool = True, input_gate: bool = True, output_gate: bool = True
+) -> GateConstants:
     """The float32 constants of an H-cell layer, kept from call to call (building them took
     ~10 us, a tenth of a whole small forward); not to be written to. (Not flagged read-only:
     numba types a read-only array argument in Python, ~1.5 us each, measured on the
-    streaming step.) (scale, alpha, beta) =
-    (1/2, 1/2, 1/2) for i, f, o (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for
-    g; without a forget gate f's alpha is 0 and its beta 1, so f = 1 exactly."""
+    streaming step.) (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o
+    (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for g. A gate switched off
+    (Greff et al.'s NIG, NFG, NOG) has alpha 0 and beta 1: it is 1 exactly, and its
+    derivative from its output, a (1 - a), is 0."""
 
     def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
         return np.repeat(np.array([i, f, g, o], dtype=np.float32), H)
 
-    f_alpha, f_beta = (0.5, 0.5) if forget_gate else (0.0, 1.0)
+    def on(gate: bool) -> tuple[float, float]:  # (alpha, beta) of a sigmoid gate
+        return (0.5, 0.5) if gate else (0.0, 1.0)
+
+    (i_a, i_b), (f_a, f_b), (o_a, o_b) = on(input_gate), on(forget_gate), on(output_gate)
     return GateConstants(
         scale=per_gate(0.5, 0.5, 1.0, 0.5),
-        alpha=per_gate(0.5, f_alpha, 1.0, 0.5),
-        beta=per_gate(0.5, f_beta, 0.0, 0.5),
+        alpha=per_gate(i_a, f_a, 1.0, o_a),
+        beta=per_gate(i_b, f_b, 0.0, o_b),
     )
 
 

@@ -73,7 +73,8 @@ def _streaming() -> Any:
 def _options(cell: Cell) -> dict[str, Any]:
     """The cell's options a kernel takes as flags."""
     if isinstance(cell, LSTMCell):
-        return {"forget_gate": cell.forget_gate}
+        opt = cell.options
+        return {name: getattr(opt, name) for name in ("forget_gate", "input_gate", "output_gate")}
     return {"kind": cell.nonlinearity if isinstance(cell, RNNCell) else "gru"}
 
 

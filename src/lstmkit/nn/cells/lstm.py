@@ -91,13 +91,15 @@ class LSTMOptions:
             )
 
     def variants(self) -> list[str]:
-        """The options away from their defaults, other than ``forget_gate`` (which the
-        fused kernel covers), as ``name=value`` strings."""
+        """The options away from their defaults, other than the gates switched off (which
+        the fused kernel covers: ``forget_gate``, ``input_gate``, ``output_gate``), as
+        ``name=value`` strings."""
         default = LSTMOptions()
+        in_kernel = ("forget_gate", "input_gate", "output_gate")
         return [
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name != "forget_gate" and getattr(self, f.name) != getattr(default, f.name)
+            if f.name not in in_kernel and getattr(self, f.name) != getattr(default, f.name)
         ]
 
     def changed(self) -> dict[str, object]:
