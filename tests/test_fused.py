@@ -261,12 +261,22 @@ def test_without_forget_gate(mode: str, lengths: Any) -> None:
 @pytest.mark.parametrize("mode", ["", "cells-split", "per-step"])
 @pytest.mark.parametrize(
     "gates",
-    [{"input_gate": False}, {"output_gate": False}, {"input_gate": False, "output_gate": False}],
+    [
+        {"input_gate": False},
+        {"output_gate": False},
+        {"input_gate": False, "output_gate": False},
+        {"coupled_gates": True},
+        {"input_activation": False},
+        {"output_activation": False},
+        {"coupled_gates": True, "input_activation": False, "output_activation": False},
+        {"coupled_gates": True, "output_gate": False, "forget_gate": True},
+    ],
     ids=str,
 )
-def test_gates_switched_off(gates: dict[str, bool], mode: str) -> None:
-    """Greff et al.'s NIG and NOG on the fused kernel (gate constants alpha 0, beta 1):
-    equal to the reference, and the switched-off gate's rows learn nothing."""
+def test_gate_options_on_the_kernel(gates: dict[str, bool], mode: str) -> None:
+    """Greff et al.'s NIG, NOG (gate constants alpha 0, beta 1), CIFG, NIAF and NOAF (the
+    cell's option bits) on the fused kernel, every layout and the streaming step: equal to
+    the reference, and a gate switched off or coupled learns nothing in its rows."""
     cfg = {**CONFIGS[-8], "lengths": True, "N": 3}
     fused, reference = _fused_and_reference(cfg, np.float32, mode, **gates)
     case = random_case(fused, cfg, np.random.default_rng(4), np.float32)
@@ -275,9 +285,11 @@ def test_gates_switched_off(gates: dict[str, bool], mode: str) -> None:
     assert all(isinstance(t, fast_lstm.FusedTape) for t in fused._tape["tapes"])
     _compare(got, lk_run(reference, case), TOL[np.float32])
     H = cfg["hidden_size"]
-    rows = {"input_gate": slice(0, H), "output_gate": slice(3 * H, 4 * H)}
-    for name in gates:
-        assert np.all(got["grads"]["weight_ih_l0"][rows[name]] == 0)
+    rows = {"input_gate": slice(0, H), "coupled_gates": slice(H, 2 * H)}
+    rows["output_gate"] = slice(3 * H, 4 * H)
+    for name, value in gates.items():
+        if name in rows and value == (name == "coupled_gates"):
+            assert np.all(got["grads"]["weight_ih_l0"][rows[name]] == 0), name
     y_steps = [fused.step(case["x"][t])[0] for t in range(2)]  # the streaming kernel too
     y_ref = [reference.step(case["x"][t])[0] for t in range(2)]
     for a, b in zip(y_steps, y_ref, strict=True):

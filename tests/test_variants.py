@@ -253,7 +253,7 @@ def test_to_torch_refuses(options):
         lk.LSTM(2, 3, **options).to_torch()
 
 
-IN_KERNEL = ("forget_gate", "input_gate", "output_gate")  # the gates the kernel can switch off
+IN_KERNEL = lk.nn.cells.lstm.LSTMOptions.IN_KERNEL  # the options the fused kernel covers
 
 
 @pytest.mark.parametrize(

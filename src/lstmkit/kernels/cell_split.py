@@ -69,14 +69,15 @@ def _own_columns(z, a, c0, c1):
 
 
 @_jit
-def _cells_forward(a, alpha, beta, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+def _cells_forward(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
     """One step of cells c0:c1 on every row: the gates into z (N, 4H) from a (N, 4 (c1 - c0)),
     their scaled pre-activations packed gate by gate, and the cell
     (:mod:`lstmkit.kernels.lstm_cell`); then h = y = m, or on padded rows (valid_t (N,) 0)
     the state carried and y = 0."""
     for n in range(c_t.shape[0]):
-        gates_packed(a, alpha, beta, z, n, c0, c1)
-        cell_forward(z, c_t, c_out, tanh_c_t, m_t, n, c0, c1)
+        _, _, _, alpha, beta, flags = cols
+        gates_packed(a, alpha, beta, flags, z, n, c0, c1)
+        cell_forward(z, c_t, c_out, tanh_c_t, m_t, flags, n, c0, c1)
         m, h, y = m_t[n, c0:c1], h_out[n, c0:c1], y_t[n, c0:c1]
         if valid_t[n]:
             for j in range(c1 - c0):
@@ -121,8 +122,8 @@ def _transpose(a, out):
 @_jit
 def _forward(part, x, cols, steps, seq, y, final, h_rows):
     """:func:`forward` on plain tuples."""
-    me, parts, c0, c1, flags = part
-    W_x, W_h, b, alpha, beta = cols
+    me, parts, c0, c1, counters = part
+    W_x, W_h, b, _, _, _ = cols
     order, valid = steps
     gates, h_prev, c_prev, tanh_c, m = seq
     h_n, c_n = final
@@ -143,22 +144,23 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows):
                 a[n] += b
         elif not transposed:  # projected before the loop, into gates
             _own_columns(z, a, c0, c1)
-        wait_for(flags, me, parts, s)  # every part of h_t is written
+        wait_for(counters, me, parts, s)  # every part of h_t is written
         if transposed:
             product(W_h, h_rows[s % 2], a_t, 0.0)
             _add_transposed(z, a_t, a, c0, c1)
         else:
             product(h_t, W_h, a, 1.0)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
-        _cells_forward(a, alpha, beta, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
+        _cells_forward(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
             _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
-        publish(flags, me, s + 1)
+        publish(counters, me, s + 1)
 
 
 @_jit
-def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, c0, c1):
+def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
+                    c0, c1):  # fmt: skip
     """One step back for cells c0:c1: dh, dc (N, c1 - c0) the later steps' gradient in (dh
     gets dy_t added: without a projection dL/dm is dL/dh); dz_t (N, 4H) of those cells'
     gates and dc_prev out (:func:`lstmkit.kernels.lstm_cell.cell_backward`); dc_total
@@ -168,13 +170,14 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
         for j in range(c1 - c0):
             dh_n[j] += dy[j]
         keep = _f32(valid_t[n])
-        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, n, c0, c1)
+        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags, n,
+                      c0, c1)  # fmt: skip
 
 
 @_jit
-def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows):
+def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options):
     """:func:`backward` on plain tuples."""
-    me, parts, c0, c1, flags = part
+    me, parts, c0, c1, counters = part
     gates, _, c_prev, tanh_c, _ = seq
     order, valid = steps
     dh0, dc0 = d0
@@ -189,12 +192,12 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows):
     for s in range(T - 1, -1, -1):
         t = order[s]
         _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
-                        dc_total, c0, c1)  # fmt: skip
+                        dc_total, options, c0, c1)  # fmt: skip
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
             cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
             _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
-        publish(flags, me, T - s)
-        wait_for(flags, me, parts, T - s)  # every part of dz[t] is written
+        publish(counters, me, T - s)
+        wait_for(counters, me, parts, T - s)  # every part of dz[t] is written
         if transposed:
             product(W_t, dz_rows[s % 2], dh_t, 0.0)
             _transpose(dh_t, dh_prev)
@@ -247,6 +250,7 @@ def backward(
     dz: np.ndarray,
     d0: HC,
     dz_rows: np.ndarray,
+    options: int,
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop, through the
     forward's ``seq``: its cells c0:c1 of ``d0`` (dh (N, P), dc (N, H)), which holds the final
@@ -260,4 +264,4 @@ def backward(
     right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
     ``Execution.transposed_from``)."""
-    _backward(tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows)
+    _backward(tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows, options)

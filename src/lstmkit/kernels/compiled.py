@@ -112,43 +112,43 @@ def matmul_into(a, b, b_t, out):
 
 
 @_jit
-def _cells_forward(z, alpha, beta, c_prev, c, tanh_c, m):
+def _cells_forward(z, alpha, beta, flags, c_prev, c, tanh_c, m):
     """Every row and cell of one step: z (N, 4H) the scaled pre-activations in, the gates
     out; c_prev (N, H) in; c, tanh_c, m (N, H) out."""
     for n in range(z.shape[0]):
-        gates_in_place(z, alpha, beta, n)
-        cell_forward(z, c_prev, c, tanh_c, m, n, 0, c.shape[1])
+        gates_in_place(z, alpha, beta, flags, n)
+        cell_forward(z, c_prev, c, tanh_c, m, flags, n, 0, c.shape[1])
 
 
 @_jit
-def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev):
+def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags):
     """Every row and cell of one step back (see :func:`lstmkit.kernels.lstm_cell.cell_backward`);
     valid (N,) uint8, 1 on a valid step."""
     N, H = dc.shape
     dc_total = np.empty(H, _f32)
     for n in range(N):
         keep = _f32(valid[n])
-        cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, n, 0, H)
+        cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, n, 0, H)
 
 
 @_jit
-def _pointwise_forward(z, hw, alpha, beta, c_prev, c, tanh_c, m):
+def _pointwise_forward(z, hw, alpha, beta, flags, c_prev, c, tanh_c, m):
     z += hw
-    _cells_forward(z, alpha, beta, c_prev, c, tanh_c, m)
+    _cells_forward(z, alpha, beta, flags, c_prev, c, tanh_c, m)
 
 
 def pointwise_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
     """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
     scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
     (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
-    _pointwise_forward(z, hw, k.alpha, k.beta, c_prev, c, tanh_c, m)
+    _pointwise_forward(z, hw, k.alpha, k.beta, k.flags, c_prev, c, tanh_c, m)
 
 
-def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev) -> None:
+def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags) -> None:
     """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H), valid (N,) uint8
     in; dz = dL/dz (N, 4H) and dc_prev (N, H) out (dc itself on padded rows). gates,
     c_prev, tanh_c: what the forward step stored."""
-    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev)
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags)
 
 
 @_jit
@@ -157,7 +157,7 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
     inside keeps every (n, .) block C-contiguous for numba, so the inner loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
     W_hh_s, W_hh_t, _, W_hr_t = w
-    _, alpha, beta = k
+    _, alpha, beta, flags = k
     order, valid = steps
     h_n, c_n = final
     T = gates.shape[0]
@@ -176,7 +176,7 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
             y[t, r0:r1],
         )
         matmul_into(h_t, W_hh_t, W_hh_s, z)
-        _cells_forward(z, alpha, beta, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        _cells_forward(z, alpha, beta, flags, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
             matmul_add(m_t, W_hr_t, y_t)
@@ -192,7 +192,7 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
 
 
 @_jit
-def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, r0, r1):
+def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, r0, r1):
     """:func:`backward_sequence` on plain tuples, for the rows r0:r1."""
     gates, _, c_prev, tanh_c, _ = seq
     W_hh, W_hh_t, W_hr, _ = w
@@ -218,7 +218,7 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, r0, r1):
             matmul_add(dh_t, W_hr, dm)
         dz_t = dz[t, r0:r1]
         _cells_backward(dm, dc, valid[t, r0:r1], gates[t, r0:r1], c_prev[t, r0:r1],
-                        tanh_c[t, r0:r1], dz_t, dc_prev)  # fmt: skip
+                        tanh_c[t, r0:r1], dz_t, dc_prev, flags)  # fmt: skip
         dh_prev[:] = 0.0
         matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
@@ -247,6 +247,7 @@ def backward_sequence(
     dz: np.ndarray,
     dh_cell: np.ndarray,
     d0: HC,
+    flags: int,
     rows: slice,
 ) -> None:
     """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences ``rows``,
@@ -254,7 +255,7 @@ def backward_sequence(
     already masked; dz (T, N, 4H) and, with a projection, dh_cell (T, N, P) out; ``d0``
     (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out."""
     args = (tuple(seq), tuple(w), tuple(steps), dy, dz, dh_cell, tuple(d0))
-    _backward_sequence(*args, rows.start, rows.stop)
+    _backward_sequence(*args, flags, rows.start, rows.stop)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -300,10 +301,10 @@ def _project_row(W_hr, m, n, h_out):
 
 
 @_jit
-def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_out, c_out):
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, h_out, c_out):
     """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
     h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
-    a projection ``W_hr`` has zero rows; scale, alpha, beta: the gate constants.
+    a projection ``W_hr`` has zero rows; scale, alpha, beta, flags: the gate constants.
 
     Flat arguments, unlike the loops' named structures: this is called once per time step,
     and numba types a struct argument in Python, ~0.7 us each (measured), a quarter of a
@@ -313,13 +314,15 @@ def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_out, c_out
     tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
         _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, range(4 * H), z[n])
-        gates_in_place(z, alpha, beta, n)
-        cell_forward(z, c, c_out, tanh_c, m, n, 0, H)
+        gates_in_place(z, alpha, beta, flags, n)
+        cell_forward(z, c, c_out, tanh_c, m, flags, n, 0, H)
         _project_row(W_hr, m[n], n, h_out)
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
-def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_out, c_out, blocks):
+def step_parallel(
+    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, h_out, c_out, blocks
+):
     """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
     H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
     N, H = c.shape
@@ -329,6 +332,6 @@ def step_parallel(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, h_o
         for block in numba.prange(blocks):
             rows = range(block * 4 * H // blocks, (block + 1) * 4 * H // blocks)
             _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, rows, z[n])
-        gates_in_place(z, alpha, beta, n)
-        cell_forward(z, c, c_out, tanh_c, m, n, 0, H)
+        gates_in_place(z, alpha, beta, flags, n)
+        cell_forward(z, c, c_out, tanh_c, m, flags, n, 0, H)
         _project_row(W_hr, m[n], n, h_out)

@@ -72,6 +72,7 @@ class FusedTape(NamedTuple):
     m: np.ndarray  # (T, N, H) o * tanh_c (the projection's input; y itself without one)
     mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
     reverse: bool
+    flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)
 
     def sequence(self) -> Sequence:
         """The arrays over time, as the compiled loops take them."""
@@ -109,6 +110,9 @@ def forward(
     forget_gate: bool = True,
     input_gate: bool = True,
     output_gate: bool = True,
+    coupled_gates: bool = False,
+    input_activation: bool = True,
+    output_activation: bool = True,
     ex: Execution = DEFAULT,
     workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
@@ -130,7 +134,9 @@ def forward(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    k = gate_constants(H, forget_gate, input_gate, output_gate)
+    k = gate_constants(
+        H, forget_gate, input_gate, output_gate, coupled_gates, input_activation, output_activation
+    )
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
@@ -151,7 +157,7 @@ def forward(
     order = sequence.time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0] % ring] = state[1]
-    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse)
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, k.flags)
     if split is None or not in_loop:
         sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
@@ -202,7 +208,7 @@ def _forward_cells(
     state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
     template: each thread runs on its own rings of two steps, zeros but its cells' initial
     c."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -231,7 +237,7 @@ def _forward_cells(
         split.forward(
             Part(q, len(cells), c0, c1, flags),
             x_c,
-            GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows]),
+            GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags),
             Steps(np.array(order), valid),
             Sequence(gates_q, h_prev, c_prev_q, tanh_c_q, m_q),
             y,
@@ -248,7 +254,7 @@ def _rings(
     """The (gates, c_prev, tanh_c, m) one thread of the split loops writes: the tape's own
     arrays, or (tape without all T steps, one part of several) private copies of its rings
     (gates projected before the loop stay shared: they hold every step's input)."""
-    _, _, c_prev, gates, tanh_c, m, _, _ = tape
+    _, _, c_prev, gates, tanh_c, m, _, _, _ = tape
     if c_prev.shape[0] == T or parts == 1:
         return gates, c_prev, tanh_c, m
     m_own = m if m.shape[0] == T else np.empty_like(m)  # m is y without padding
@@ -268,7 +274,7 @@ def _forward_rows(
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
     tape, y (T, N, P) and the final state (h_n, c_n)."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh_s.shape
     dtype = x.dtype
@@ -361,7 +367,7 @@ def _backward_cells(
     """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
     fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
     c0's out."""
-    x, _, c_prev, gates, tanh_c, _, mask, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
@@ -374,7 +380,7 @@ def _backward_cells(
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
-        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows)
+        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, tape.flags)
 
     _run_parts(part, len(cells), flags)
 
@@ -394,7 +400,7 @@ def _backward_rows(
     """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
     across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
     :func:`_backward_cells`."""
-    x, _, c_prev, gates, tanh_c, _, mask, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -411,7 +417,8 @@ def _backward_rows(
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
             steps = Steps(np.array(order), valid)
             d0 = HC(dh0, dc0)
-            compiled.backward_sequence(tape.sequence(), w, steps, dy, dz, dh_cell, d0, rows)
+            args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, tape.flags, rows)
+            compiled.backward_sequence(*args)
             return
         dm_buf = np.empty((n, H), dtype)
         dh, dc = dh0[rows].copy(), dc0[rows].copy()
@@ -427,8 +434,9 @@ def _backward_rows(
             else:  # h = W_hr m
                 dh_cell[t, rows] = dh_t
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
-            compiled.pointwise_backward(dm, dc, valid[t, rows], gates[t, rows], c_prev[t, rows],
-                                        tanh_c[t, rows], dz[t, rows], dc_prev)  # fmt: skip
+            stored = (gates[t, rows], c_prev[t, rows], tanh_c[t, rows])
+            compiled.pointwise_backward(dm, dc, valid[t, rows], *stored, dz[t, rows], dc_prev,
+                                        tape.flags)  # fmt: skip
             np.matmul(dz[t, rows], W_hh, out=dh_prev)
             if mask is not None:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev += dh * ~mask[t, rows]
@@ -449,7 +457,7 @@ def _products(
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
     of every result's rows."""
-    x, h_prev, _, _, _, m, _, _ = tape
+    x, h_prev, _, _, _, m, _, _, _ = tape
     T, N, I = x.shape
     GH, P = p["W_hh"].shape
     H = GH // 4

@@ -34,19 +34,32 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+# The options of the cell that change its equations, as bits of ``GateConstants.flags``
+# (Greff et al. 2017's CIFG, NIAF, NOAF; NIG, NFG and NOG are constants, below):
+COUPLED = 1  # f = 1 - i
+NO_INPUT_ACTIVATION = 2  # g = z_g (no tanh)
+NO_OUTPUT_ACTIVATION = 4  # m = o * c (no tanh)
+
 
 class GateConstants(NamedTuple):
     """Per-column constants of the (N, 4H) gate block (see the module doc):
-    gate = alpha * tanh(scale * z) + beta."""
+    gate = alpha * tanh(scale * z) + beta; and the cell's option bits."""
 
     scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
     alpha: np.ndarray  # (4H,)
     beta: np.ndarray  # (4H,)
+    flags: int  # COUPLED | NO_INPUT_ACTIVATION | NO_OUTPUT_ACTIVATION
 
 
 @functools.lru_cache(maxsize=64)
 def gate_constants(
-    H: int, forget_gate: bool = True, input_gate: bool = True, output_gate: bool = True
+    H: int,
+    forget_gate: bool = True,
+    input_gate: bool = True,
+    output_gate: bool = True,
+    coupled_gates: bool = False,
+    input_activation: bool = True,
+    output_activation: bool = True,
 ) -> GateConstants:
     """The float32 constants of an H-cell layer, kept from call to call (building them took
     ~10 us, a tenth of a whole small forward); not to be written to. (Not flagged read-only:
@@ -63,10 +76,13 @@ def gate_constants(
         return (0.5, 0.5) if gate else (0.0, 1.0)
 
     (i_a, i_b), (f_a, f_b), (o_a, o_b) = on(input_gate), on(forget_gate), on(output_gate)
+    flags = (COUPLED if coupled_gates else 0) | (0 if input_activation else NO_INPUT_ACTIVATION)
+    flags |= 0 if output_activation else NO_OUTPUT_ACTIVATION
     return GateConstants(
         scale=per_gate(0.5, 0.5, 1.0, 0.5),
         alpha=per_gate(i_a, f_a, 1.0, o_a),
         beta=per_gate(i_b, f_b, 0.0, o_b),
+        flags=flags,
     )
 
 
@@ -100,56 +116,77 @@ def gate(z, alpha, beta):
 
 
 @_jit
-def gates_in_place(z, alpha, beta, n):
-    """Row n of z (N, 4H), every gate: the scaled pre-activations in, i, f, g, o out."""
-    for k in range(z.shape[1]):
-        z[n, k] = gate(z[n, k], alpha[k], beta[k])
+def gates_in_place(z, alpha, beta, flags, n):
+    """Row n of z (N, 4H), every gate: the scaled pre-activations in, i, f, g, o out (g
+    left as it is with NO_INPUT_ACTIVATION)."""
+    if flags & NO_INPUT_ACTIVATION:
+        H = z.shape[1] // 4
+        for k in range(2 * H):
+            z[n, k] = gate(z[n, k], alpha[k], beta[k])
+        for k in range(3 * H, 4 * H):
+            z[n, k] = gate(z[n, k], alpha[k], beta[k])
+    else:
+        for k in range(z.shape[1]):
+            z[n, k] = gate(z[n, k], alpha[k], beta[k])
 
 
 @_jit
-def gates_packed(a, alpha, beta, z, n, c0, c1):
+def gates_packed(a, alpha, beta, flags, z, n, c0, c1):
     """Row n, cells c0:c1: z[n, q*H + c0 + j] = gate(a[n, q*C + j]) for gate q and C = c1 - c0
     cells, from a (N, 4C) their scaled pre-activations packed gate by gate (alpha, beta
-    (4C,) packed alike)."""
+    (4C,) packed alike); g copied as it is with NO_INPUT_ACTIVATION."""
     H, C = z.shape[1] // 4, c1 - c0
     for q in range(4):
         zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * C : (q + 1) * C]
         alpha_q, beta_q = alpha[q * C : (q + 1) * C], beta[q * C : (q + 1) * C]
-        for j in range(C):
-            zq[j] = gate(aq[j], alpha_q[j], beta_q[j])
+        if q == 2 and flags & NO_INPUT_ACTIVATION:
+            for j in range(C):
+                zq[j] = aq[j]
+        else:
+            for j in range(C):
+                zq[j] = gate(aq[j], alpha_q[j], beta_q[j])
 
 
 @_jit
-def cell_forward(z, c_prev, c_out, tanh_c, m_out, n, c0, c1):
+def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, n, c0, c1):
     """Row n, cells c0:c1, from the gates z (N, 4H) (i, f, g, o blocks) and c_prev (N, H):
 
+        f = 1 - i                        (COUPLED; written into z)
         c = f * c_prev + i * g
-        m = o * tanh(c)
+        m = o * tanh(c)                  (m = o * c with NO_OUTPUT_ACTIVATION)
 
-    into c_out, tanh_c, m_out (N, H). (One array written per loop: LLVM vectorises a loop
-    only when it can check that its arrays do not overlap.)"""
+    into c_out, tanh_c (tanh(c), or c), m_out (N, H). (One array written per loop: LLVM
+    vectorises a loop only when it can check that its arrays do not overlap.)"""
     H = c_prev.shape[1]
     i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
     g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
     cp, c, tc, m = c_prev[n, c0:c1], c_out[n, c0:c1], tanh_c[n, c0:c1], m_out[n, c0:c1]
+    if flags & COUPLED:
+        for j in range(c1 - c0):
+            f[j] = _f32(1.0) - i[j]
     for j in range(c1 - c0):
         c[j] = f[j] * cp[j] + i[j] * g[j]
-    for j in range(c1 - c0):
-        tc[j] = tanh(c[j])
+    if flags & NO_OUTPUT_ACTIVATION:
+        for j in range(c1 - c0):
+            tc[j] = c[j]
+    else:
+        for j in range(c1 - c0):
+            tc[j] = tanh(c[j])
     for j in range(c1 - c0):
         m[j] = o[j] * tc[j]
 
 
 @_jit
-def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, n, c0, c1):
+def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, n, c0, c1):
     """Row n, cells c0:c1, back through :func:`cell_forward` and the gates.
 
     dm, dc (N, C), C = c1 - c0: dL/dm and the later steps' dL/dc of those cells (column j
     for cell c0 + j); keep: 1 on a valid step, 0 on a padded one (its gates learn nothing
     and dc passes through unchanged). gates (N, 4H), c_prev, tanh_c (N, H): the forward
     step's. Out: dz (N, 4H) at those cells' gate columns, dc_prev (N, C); dc_total (C,)
-    scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o (0 for the
-    constant f = 1 of a layer without forget gate), 1 - g^2 for g."""
+    scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o (0 for a
+    gate switched off, constant 1), 1 - g^2 for g (1 without its tanh); with COUPLED,
+    f's gradient goes to i (dL/di - dL/df) and f's rows get none."""
     H = c_prev.shape[1]
     one = _f32(1.0)
     i, f = gates[n, c0:c1], gates[n, H + c0 : H + c1]
@@ -157,15 +194,29 @@ def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, n,
     d_i, d_f = dz[n, c0:c1], dz[n, H + c0 : H + c1]
     d_g, d_o = dz[n, 2 * H + c0 : 2 * H + c1], dz[n, 3 * H + c0 : 3 * H + c1]
     cp, tc, dm_n, dc_n, dcp = c_prev[n, c0:c1], tanh_c[n, c0:c1], dm[n], dc[n], dc_prev[n]
-    for j in range(c1 - c0):  # dL/dc: through m = o * tanh(c), plus the later steps'
-        dc_total[j] = keep * (dm_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
+    if flags & NO_OUTPUT_ACTIVATION:  # dL/dc: through m = o * c, plus the later steps'
+        for j in range(c1 - c0):
+            dc_total[j] = keep * (dm_n[j] * o[j] + dc_n[j])
+    else:  # through m = o * tanh(c)
+        for j in range(c1 - c0):
+            dc_total[j] = keep * (dm_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
     for j in range(c1 - c0):
         d_o[j] = keep * dm_n[j] * tc[j] * o[j] * (one - o[j])
-    for j in range(c1 - c0):
-        d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
-    for j in range(c1 - c0):
-        d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
-    for j in range(c1 - c0):
-        d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
+    if flags & COUPLED:  # f = 1 - i
+        for j in range(c1 - c0):
+            d_i[j] = dc_total[j] * (g[j] - cp[j]) * i[j] * (one - i[j])
+        for j in range(c1 - c0):
+            d_f[j] = _f32(0.0)
+    else:
+        for j in range(c1 - c0):
+            d_i[j] = dc_total[j] * g[j] * i[j] * (one - i[j])
+        for j in range(c1 - c0):
+            d_f[j] = dc_total[j] * cp[j] * f[j] * (one - f[j])
+    if flags & NO_INPUT_ACTIVATION:
+        for j in range(c1 - c0):
+            d_g[j] = dc_total[j] * i[j]
+    else:
+        for j in range(c1 - c0):
+            d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
     for j in range(c1 - c0):
         dcp[j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]

@@ -32,9 +32,7 @@ def step(
     x_t: Any,
     state: Any,
     ex: Execution,
-    forget_gate: bool = True,
-    input_gate: bool = True,
-    output_gate: bool = True,
+    **options: bool,
 ) -> tuple[np.ndarray, Any] | None:
     """One step of L stacked layers (one direction), ``params[k]`` the k-th layer's
     ``{"W_ih", "W_hh", "b_ih", "b_hh", "W_hr"}`` (float32; biases and ``W_hr`` optional):
@@ -59,7 +57,7 @@ def step(
         return None
     h_n, c_n = np.empty((L, N, P), np.float32), np.empty((L, N, H), np.float32)
     no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
-    g = gate_constants(H, forget_gate, input_gate, output_gate)
+    g = gate_constants(H, **options)  # options: gate_constants' keywords
     for k, p in enumerate(params):
         W_ih, W_hh = p["W_ih"], p["W_hh"]
         b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)

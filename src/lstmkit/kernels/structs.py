@@ -66,3 +66,4 @@ class GateColumns(NamedTuple):
     b: np.ndarray  # (4C,) b_ih + b_hh
     alpha: np.ndarray  # (4C,)
     beta: np.ndarray  # (4C,)
+    flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)

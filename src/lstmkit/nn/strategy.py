@@ -26,6 +26,7 @@ from lstmkit.kernels.execution import Execution
 from lstmkit.nn import time_loop
 from lstmkit.nn.cells import LSTMCell, RNNCell
 from lstmkit.nn.cells.base import Cell, Params, State
+from lstmkit.nn.cells.lstm import LSTMOptions
 
 Workspace = dict[str, np.ndarray]
 
@@ -74,7 +75,7 @@ def _options(cell: Cell) -> dict[str, Any]:
     """The cell's options a kernel takes as flags."""
     if isinstance(cell, LSTMCell):
         opt = cell.options
-        return {name: getattr(opt, name) for name in ("forget_gate", "input_gate", "output_gate")}
+        return {name: getattr(opt, name) for name in LSTMOptions.IN_KERNEL}
     return {"kind": cell.nonlinearity if isinstance(cell, RNNCell) else "gru"}
 
 

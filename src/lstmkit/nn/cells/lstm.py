@@ -47,7 +47,7 @@ those rows then receive zero gradient (as do the peepholes of a fixed gate).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 
@@ -90,16 +90,24 @@ class LSTMOptions:
                 f"input_gate={self.input_gate}"
             )
 
+    # the options the fused kernel covers (lstmkit.kernels.lstm_cell.gate_constants' flags)
+    IN_KERNEL: ClassVar[tuple[str, ...]] = (
+        "forget_gate",
+        "input_gate",
+        "output_gate",
+        "coupled_gates",
+        "input_activation",
+        "output_activation",
+    )
+
     def variants(self) -> list[str]:
-        """The options away from their defaults, other than the gates switched off (which
-        the fused kernel covers: ``forget_gate``, ``input_gate``, ``output_gate``), as
-        ``name=value`` strings."""
+        """The options away from their defaults that the fused kernel does not cover (yet),
+        as ``name=value`` strings."""
         default = LSTMOptions()
-        in_kernel = ("forget_gate", "input_gate", "output_gate")
         return [
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name not in in_kernel and getattr(self, f.name) != getattr(default, f.name)
+            if f.name not in self.IN_KERNEL and getattr(self, f.name) != getattr(default, f.name)
         ]
 
     def changed(self) -> dict[str, object]:
