@@ -294,6 +294,9 @@ class MPICommunicator(SingleProcess):
         """Print ``message`` (with this rank) and stop every process of the job."""
         print(f"lstmkit: MPI rank {self.rank} of {self.size}: {message}", file=sys.stderr)
         sys.stderr.flush()
+        # The launcher forwards our stderr through a pipe; Abort makes it kill the job at
+        # once, and under load it could do so before reading the line above: give it time.
+        time.sleep(0.5)
         self._comm.Abort(code)
         os._exit(code)  # not reached: Abort does not return
 
