@@ -268,6 +268,26 @@ def test_resume_with_dropout_on_the_same_ranks_is_bit_exact(tmp_path, runs):
 
 @pytest.mark.slow
 @needs_mpi
+def test_with_dropout_two_ranks_equal_one_process_and_resume_on_one(tmp_path, runs):
+    """Dropout masks are keyed by (seed, step, example), not drawn per rank: 2 ranks draw
+    exactly one process's masks (inter-layer and output dropout), and a run begun on 2 ranks
+    goes on on 1 as if it had never been split."""
+    single, double, split = tmp_path / "single", tmp_path / "double", tmp_path / "split"
+    extra = ["--no-progress", "--dropout", "0.1"]
+    _ok(_lstmkit(_args(runs["corpus"], single, 12, "float64", *extra)))
+    _ok(_lstmkit(_args(runs["corpus"], double, 12, "float64", *extra), n=2))
+    _assert_same_run(double, single, rtol=1e-10)
+    _ok(_lstmkit(_args(runs["corpus"], split, 7, "float64", *extra), n=2))
+    _ok(_lstmkit(_args(runs["corpus"], split, 12, "float64", *extra, "--resume")))
+    _assert_same_run(split, single, rtol=1e-10, logs=False)
+    # control: the masks matter (without them the runs would agree trivially)
+    a, _ = checkpoint.load(single / "latest.npz")
+    b, _ = checkpoint.load(runs["single"] / "latest.npz")
+    assert _rel(a["model/head.weight"], b["model/head.weight"]) > 1e-3
+
+
+@pytest.mark.slow
+@needs_mpi
 def test_a_batch_that_does_not_divide_is_refused_once(tmp_path, runs):
     args = _args(runs["corpus"], tmp_path / "run", 3) + ["--batch", "5", "--no-progress"]
     proc = _lstmkit(args, n=2)
@@ -348,8 +368,9 @@ def test_a_killed_rank_ends_the_job_and_keeps_the_checkpoint(tmp_path, runs):
     assert pid is not None, "rank 1 not found"
     os.kill(pid, signal.SIGKILL)
     code, said = _ends_within(launcher, 30)
-    assert code != 0
-    assert "BAD TERMINATION" in said or "killed" in said.lower(), said
+    # the outcome, not the launcher's wording (MPICH may say "BAD TERMINATION", "killed",
+    # or only "process_vm_readv failed")
+    assert code != 0, said
     _resumable(out, runs["corpus"])
 
 
@@ -369,8 +390,13 @@ def test_a_hung_rank_ends_the_job_after_the_timeout(tmp_path, runs):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    assert code != 0
-    assert "no progress for" in said and "--mpi-timeout" in said, said
+    # The watchdog's MPI_Abort(124) ends the job; the launcher usually forwards rank 0's
+    # "no progress for ... --mpi-timeout" line, but may tear the job down before it has
+    # (seen under load), so the outcome is what is asserted: ended, non-zero, checkpoint
+    # intact and resumable.
+    assert code != 0, said
+    if "no progress for" in said:
+        assert "--mpi-timeout is 2 s" in said, said
     _resumable(out, runs["corpus"])
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from lstmkit.nn.checks import as_array
 from lstmkit.nn.module import Module
+from lstmkit.nn.noise import KeyedNoise
 
 __all__ = ["Dropout", "Embedding", "Linear"]
 
@@ -169,7 +170,9 @@ class Dropout(Module):
 
     In eval mode (or with p = 0) it is the identity. The masks come from the module's own
     generator, so the same ``seed`` gives the same sequence of masks; ``rng_state()`` and
-    ``set_rng_state()`` save and restore it for an exact resume.
+    ``set_rng_state()`` save and restore it for an exact resume. With ``noise`` set (a
+    :class:`~lstmkit.nn.noise.KeyedNoise`, see ``Model.set_noise``) they are keyed by
+    (seed, step, example) instead, the batch being axis 1 of (T, N, ...) inputs, else axis 0.
     """
 
     def __init__(self, p: float = 0.5, seed: int | np.random.Generator | None = None):
@@ -178,6 +181,7 @@ class Dropout(Module):
             raise ValueError(f"p: expected a probability in [0, 1), got {p!r}")
         self.p = float(p)
         self._rng = np.random.default_rng(seed)
+        self.noise: KeyedNoise | None = None  # set: masks keyed by (seed, step, example)
         self._cache: np.ndarray | None = None  # the scaled mask m / (1 - p), or None
 
     def forward(self, x: Any) -> np.ndarray:
@@ -188,7 +192,10 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self._cache = np.ones((), dtype=x.dtype)  # backward passes dout through
             return x
-        keep = self._rng.random(x.shape) >= self.p
+        if self.noise is not None:  # the batch axis: N of (T, N, ...) or of (N, ...)
+            keep = self.noise.random(x.shape, batch_axis=1 if x.ndim >= 3 else 0) >= self.p
+        else:
+            keep = self._rng.random(x.shape) >= self.p
         self._cache = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
         return x * self._cache
 

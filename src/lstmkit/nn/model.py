@@ -185,6 +185,16 @@ class Model:
             else:
                 child._rng.bit_generator.state = state
 
+    def set_noise(self, noise: Any) -> None:
+        """Draw every child's dropout masks from ``noise`` (a
+        :class:`~lstmkit.nn.noise.KeyedNoise`, keyed by (seed, step, example)), or again
+        from the children's generators with None."""
+        for child in self._children.values():
+            if hasattr(child, "set_noise"):
+                child.set_noise(noise)
+            elif hasattr(child, "noise"):
+                child.noise = noise
+
     # ---- computation (subclasses) -------------------------------------------------
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -32,6 +32,7 @@ from lstmkit.nn.cells.base import Cell, Params
 from lstmkit.nn.cells.lstm import LSTMOptions
 from lstmkit.nn.checks import as_array, check_finite, check_shape, lengths_mask
 from lstmkit.nn.module import Module
+from lstmkit.nn.noise import KeyedNoise
 
 _LOCAL_NAMES = {"weight_ih": "W_ih", "weight_hh": "W_hh", "bias_ih": "b_ih", "bias_hh": "b_hh"}
 _LOCAL_NAMES["weight_hr"] = "W_hr"
@@ -94,6 +95,7 @@ class _Recurrent(Module):
         self.proj_size = int(proj_size)
         super().__init__()
         self._rng = np.random.default_rng(seed)
+        self.noise: KeyedNoise | None = None  # set: masks keyed by (seed, step, example)
         self._register(self._init_params(self._rng))
         self._tape: dict[str, Any] | None = None
         # arrays the fused path reuses from call to call: the tape's, per layer-direction
@@ -205,15 +207,23 @@ class _Recurrent(Module):
             p = opt.recurrent_dropout
             if p and training:
                 for name, shape in (("x_mask", (N, I)), ("h_mask", (N, self.output_size))):
-                    keep = self._rng.random(shape) >= p
+                    keep = self._uniform(shape, batch_axis=0) >= p
                     noise[name] = keep.astype(self.dtype) / self.dtype.type(1.0 - p)
             for name, z in (("zoneout_h", opt.zoneout_h), ("zoneout_c", opt.zoneout_c)):
                 if z and training:
-                    noise[name] = (self._rng.random((T, N, sizes[name])) < z).astype(self.dtype)
+                    draw = self._uniform((T, N, sizes[name]), batch_axis=1)
+                    noise[name] = (draw < z).astype(self.dtype)
                 elif z:
                     noise[name] = np.asarray(z, dtype=self.dtype)
             out.append(noise)
         return out
+
+    def _uniform(self, shape: tuple[int, ...], batch_axis: int) -> np.ndarray:
+        """Uniforms for a mask: from ``self.noise`` (keyed by example) when set, else from
+        the layer's generator."""
+        if self.noise is not None:
+            return self.noise.random(shape, batch_axis)
+        return self._rng.random(shape)
 
     def __repr__(self) -> str:
         args = [f"{self.input_size}", f"{self.hidden_size}"]
@@ -409,7 +419,7 @@ class _Recurrent(Module):
                         parts.append(s)
                 layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
                 if layer < self.num_layers - 1 and self.training and self.dropout > 0:
-                    keep = self._rng.random(layer_input.shape) >= self.dropout
+                    keep = self._uniform(layer_input.shape, batch_axis=1) >= self.dropout
                     drop = keep.astype(self.dtype) / (1.0 - self.dropout)
                     dropout_masks.append(drop)
                     layer_input = layer_input * drop

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.train import signals
+
 FORMAT = "lstmkit-checkpoint"
 VERSION = 1
 _META = "__meta__"
@@ -35,7 +37,15 @@ class CheckpointError(ValueError):
 
 
 def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Atomically write ``arrays`` and the JSON-able ``meta`` to ``path``."""
+    """Atomically write ``arrays`` and the JSON-able ``meta`` to ``path``. A Ctrl-C or
+    SIGTERM arriving meanwhile acts once the write is complete (:func:`signals.held`)."""
+    with signals.held():
+        _save(path, arrays, meta)
+
+
+def _save(
+    path: str | os.PathLike[str], arrays: dict[str, np.ndarray], meta: dict[str, Any]
+) -> None:
     path = Path(path)
     if _META in arrays:
         raise ValueError(f"array name {_META!r} is reserved")

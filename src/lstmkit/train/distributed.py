@@ -51,7 +51,6 @@ __all__ = [
     "from_arguments",
     "from_environment",
     "launcher_size",
-    "rank_rng_state",
 ]
 
 R = TypeVar("R")
@@ -136,28 +135,6 @@ def from_arguments(args: Any) -> SingleProcess | MPICommunicator:
     if args.mpi_timeout < 0:
         raise DistributedError(f"--mpi-timeout: expected seconds >= 0, got {args.mpi_timeout}")
     return from_environment(args.distributed, args.mpi_timeout or None)
-
-
-def rank_rng_state(
-    model: Any, comm: SingleProcess, seed: int, step: int, stored: Any = None
-) -> dict[str, Any]:
-    """This rank's dropout generators in a data-parallel run (for ``model.set_rng_state``).
-
-    Each rank draws the masks of its own shard: rank 0 from the model's generators, rank r
-    from generators seeded by (seed, r, step), so the shards' masks are independent. A
-    checkpoint that stores all K states (``stored``, a list by rank) continues each exactly
-    on the same K; on another K the masks differ from an uninterrupted run (with dropout 0
-    nothing is random, and K ranks equal one process).
-    """
-    if isinstance(stored, list) and len(stored) == comm.size:
-        return dict(stored[comm.rank])
-    states: dict[str, Any] = model.rng_state()
-    if comm.rank == 0:
-        return states
-    return {
-        name: np.random.default_rng([seed, comm.rank, step, i]).bit_generator.state
-        for i, name in enumerate(states)
-    }
 
 
 class SingleProcess:
@@ -317,6 +294,9 @@ class MPICommunicator(SingleProcess):
         """Print ``message`` (with this rank) and stop every process of the job."""
         print(f"lstmkit: MPI rank {self.rank} of {self.size}: {message}", file=sys.stderr)
         sys.stderr.flush()
+        # The launcher forwards our stderr through a pipe; Abort makes it kill the job at
+        # once, and under load it could do so before reading the line above: give it time.
+        time.sleep(0.5)
         self._comm.Abort(code)
         os._exit(code)  # not reached: Abort does not return
 

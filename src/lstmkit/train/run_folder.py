@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lstmkit.train import checkpoint
+from lstmkit.train.signals import StopRequests  # noqa: F401  (moved there)
 
 
 class Run:
@@ -119,29 +118,3 @@ class _NoBar:
     def close(self) -> None: ...
     def write(self, s: str) -> None:
         print(s)
-
-
-class StopRequests:
-    """Within ``with``: Ctrl-C (SIGINT) or SIGTERM only sets ``requested``; the loop then stops
-    between two steps, so the saved state is always a step boundary. A second Ctrl-C raises
-    KeyboardInterrupt at once. Outside the main thread (no signal handlers) it does nothing.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)

@@ -9,8 +9,12 @@ bar, divergence (NaN/inf) and Ctrl-C/SIGTERM.
 A trained model's checkpoint holds its parameters as ``model/<name>`` arrays, Adam's
 buffers as ``optim/<name>`` and, in the JSON header, ``kind`` (which model class reads it),
 ``model`` (that class's config), the task's own fields (``train_config``, ...), and the
-trainer's: ``optimizer`` (Adam's scalars), ``rng`` (the dropout generators), ``step``, the
-best score under the task's ``best_key`` and, with K > 1 ranks, ``rng_ranks``.
+trainer's: ``optimizer`` (Adam's scalars), ``rng`` (the modules' own generators), ``noise`` (how
+dropout masks are drawn: :data:`NOISE`), ``step`` and the best score under the task's
+``best_key``.
+
+Dropout masks are keyed by (seed, step, example) (:class:`lstmkit.nn.noise.KeyedNoise`):
+K ranks draw exactly the masks of one process, and a resume on any K continues them.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ from typing import Any
 import numpy as np
 
 from lstmkit.nn.model import Model
+from lstmkit.nn.noise import KeyedNoise
 from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.nn.schedules import Constant, WarmupCosine
 from lstmkit.train import checkpoint, distributed
-from lstmkit.train.run_folder import Run, StopRequests, progress
+from lstmkit.train.run_folder import Run, progress
+from lstmkit.train.signals import StopRequests, held
 
 Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (arrays, header)
+NOISE = "keyed-1"  # dropout masks from KeyedNoise(seed) keyed by (step, draw, example)
 
 
 class TrainingError(RuntimeError):
@@ -78,7 +85,7 @@ class Options:
     seconds: float | None = None
     warmup: int = 0
     schedule: str = "constant"  # or "cosine" (to ``steps``)
-    seed: int = 0  # seeds the dropout generators of ranks > 0
+    seed: int = 0  # keys the dropout masks (with the step and the example)
     save_first: bool = False  # a new run writes latest.npz before its first step
 
     @classmethod
@@ -275,15 +282,14 @@ class Trainer:
         elif run is not None and self.root:
             run.create()
             run.metrics_path.unlink(missing_ok=True)  # of a run killed before its 1st checkpoint
-        if self.comm.size > 1:
-            stored = resume[1].get("rng_ranks") if resume else None
-            rng = distributed.rank_rng_state(model, self.comm, options.seed, self.step, stored)
-            model.set_rng_state(rng)
+        self.noise = KeyedNoise(options.seed)
+        model.set_noise(self.noise)  # masks by (seed, step, example): the same on any K
         self.rng_good = model.rng_state()  # the generators after the last whole step
         self.flat = (
             distributed.FlatGradients(model.grads, scalars=3) if self.comm.size > 1 else None
         )
-        self.updating = self.stopping = self.late = False
+        self.whole = True  # the live state is the one after step ``self.step``
+        self.stopping = self.late = False
         self.deadline, self.started, self.first, self.loss = math.inf, 0.0, 0, math.nan
 
     def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -294,26 +300,36 @@ class Trainer:
         if self.run is not None and self.root:
             self.run.truncate_log(self.step)
             self.log(f"resuming {self.run.folder} at step {self.step}")
+            if meta.get("noise") != NOISE:
+                self.log(
+                    "note: this checkpoint predates dropout masks keyed by (seed, step, "
+                    "example); with dropout the masks from here on differ from those the "
+                    "lstmkit that wrote it would draw"
+                )
 
     def fit(self) -> Summary:
         """Train until ``steps``, the time budget, a solved task or a stop request."""
-        if self.fresh and self.options.save_first:
-            self.save("latest")  # a divergence in the first steps still leaves a checkpoint
-        seconds = self.options.seconds
-        self.deadline = time.monotonic() + seconds if seconds else math.inf
         bar = progress(self.options.steps, "train", disable=not self.show_progress or not self.root)
-        bar.update(self.step)
-        self.first, self.started = self.step, time.monotonic()
         try:
             with StopRequests() as stop, self.comm.watchdog() as watchdog:
-                last = self._steps(bar, stop, watchdog)
-                seconds = self.elapsed()
-                if self.run is not None and (self.step % self.options.eval_every or last is None):
-                    last = self._evaluate(None)  # the final checkpoint
-        except KeyboardInterrupt:
-            bar.close()
-            self._interrupted()
-            raise
+                try:
+                    if self.fresh and self.options.save_first:
+                        self.save("latest")  # a divergence in the first steps leaves one too
+                    seconds = self.options.seconds
+                    self.deadline = time.monotonic() + seconds if seconds else math.inf
+                    bar.update(self.step)
+                    self.first, self.started = self.step, time.monotonic()
+                    last = self._steps(bar, stop, watchdog)
+                    seconds = self.elapsed()
+                    if self.run is not None and (
+                        self.step % self.options.eval_every or last is None
+                    ):
+                        last = self._evaluate(None)  # the final checkpoint
+                except KeyboardInterrupt:
+                    bar.close()
+                    stop.quiet = True  # saving now: further signals change nothing
+                    self._interrupted(stop.forced)
+                    raise
         except Exception as e:
             if self.comm.size > 1 and not isinstance(e, TrainingError):  # one rank failed
                 self.comm.abort(f"{type(e).__name__}: {e}")
@@ -338,10 +354,8 @@ class Trainer:
         while (steps is None or self.step < steps) and not self._out_of_time():
             if self.stopping if self.flat is not None else stop.requested:
                 raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
+            self.whole = False  # a forced interrupt from here on saves nothing
             self.loss, norm = self._update(stop.requested, watchdog)
-            self.step += 1
-            self.rng_good = self.task.model.rng_state()
-            self.task.step_done()
             self._report(bar, norm)
             if self.step % self.options.eval_every == 0:
                 last = self._evaluate(bar)
@@ -355,9 +369,12 @@ class Trainer:
     def _update(self, stop_requested: bool, watchdog: distributed.Watchdog) -> tuple[float, float]:
         """One whole step: (loss, gradient norm before clipping), both means over the ranks.
 
-        A signal never lands half-way: StopRequests defers it to the step's end.
+        The first signal only asks to stop after the step (StopRequests); a second one may
+        break into the forward or backward (then the trainer saves nothing), but not into
+        the update: from the optimizer's step until the step is counted, signals are held.
         """
         model, step = self.task.model, self.step
+        self.noise.start(step, self.comm.rank)  # this rank's columns of step ``step``
         with np.errstate(over="ignore", invalid="ignore"):  # a divergence is reported below
             loss, dout = self.task.loss(step)
             if self.flat is None:
@@ -380,11 +397,14 @@ class Trainer:
             norm = clip_grad_norm(model.grads, self.options.clip)
             self._check(norm, f"the gradient norm became {norm}")
             self.optimizer.lr = self.schedule(step)
-            self.updating = True
-            self.optimizer.step()
-            self.updating = False
-        if not all(np.isfinite(w).all() for w in model.parameters().values()):
-            raise diverged("the parameters overflowed to inf/NaN", step, self.run)
+            with held():  # the update and its bookkeeping happen whole, or not at all
+                self.optimizer.step()
+                if not all(np.isfinite(w).all() for w in model.parameters().values()):
+                    raise diverged("the parameters overflowed to inf/NaN", step, self.run)
+                self.step += 1
+                self.rng_good = model.rng_state()
+                self.task.step_done()
+                self.whole = True
         return loss, norm
 
     def _check(self, value: float, what: str) -> None:
@@ -421,27 +441,31 @@ class Trainer:
 
     def save(self, name: str) -> None:
         """Checkpoint ``name`` of the state after the last whole step. Every rank calls it
-        (it gathers); rank 0 writes."""
+        (it gathers); rank 0 writes. Signals arriving meanwhile act after it."""
+        with held():
+            self._save(name)
+
+    def _save(self, name: str) -> None:
         meta, arrays = self.task.checkpoint()
-        rng_ranks = self.comm.gather(self.rng_good)
         if self.run is None or not self.root:
             return
         opt_arrays, opt_scalars = self.optimizer.state_dict()
         arrays = {**{f"optim/{k}": v for k, v in opt_arrays.items()}, **arrays}
-        meta = {**meta, "optimizer": opt_scalars, "rng": self.rng_good, "step": self.step}
+        meta = {**meta, "optimizer": opt_scalars, "rng": self.rng_good, "noise": NOISE}
+        meta["step"] = self.step
         meta[self.task.best_key] = self.best
-        if self.comm.size > 1:
-            meta["rng_ranks"] = rng_ranks
         save_model(self.run, name, self.task.kind, self.task.model, meta, arrays)
 
-    def _interrupted(self) -> None:
-        """Ctrl-C: save latest.npz, unless a second one broke into an update."""
+    def _interrupted(self, forced: bool) -> None:
+        """Ctrl-C: save latest.npz, unless a second (``forced``) one broke into a step
+        (its state is half-computed) or, with K > 1 ranks, anywhere (the ranks may be at
+        different points, and saving gathers from all of them)."""
         if self.run is None:
             return
         latest = self.run.checkpoint_path("latest")
-        if self.updating:  # half-updated parameters are not a state to resume from
+        if forced and (not self.whole or self.comm.size > 1):
             if self.root:
-                self.log(f"interrupted during an update; {latest} is unchanged")
+                self.log(f"interrupted again during step {self.step + 1}; {latest} is unchanged")
             return
         self.save("latest")
         if self.root:
