@@ -157,6 +157,30 @@ def test_fused_gru_and_rnn_equal_reference_and_torch(cfg: dict[str, Any], mode: 
     _compare(got, _torch64(fused, cfg, case), 1e-4)
 
 
+@pytest.mark.parametrize(
+    "kind, kwargs",
+    [("GRU", {}), ("GRU", {"bias": False}), ("RNN", {}), ("RNN", {"nonlinearity": "relu"})],
+)
+@pytest.mark.parametrize("unbatched", [False, True])
+def test_gru_and_rnn_streaming_step_equals_reference(
+    kind: str, kwargs: dict[str, Any], unbatched: bool
+) -> None:
+    fused, reference = (getattr(lk, kind)(5, 7, num_layers=2, seed=0, **kwargs) for _ in range(2))
+    reference.impl = "reference"
+    rng = np.random.default_rng(0)
+    h_f = h_r = None
+    for _ in range(4):
+        x = rng.standard_normal(5 if unbatched else (3, 5)).astype(np.float32)
+        y_f, h_f = fused.step(x, h_f)
+        y_r, h_r = reference.step(x, h_r)
+        assert y_f.shape == y_r.shape and h_f.shape == h_r.shape
+        assert rel_err(y_f, y_r) < TOL[np.float32] and rel_err(h_f, h_r) < TOL[np.float32]
+    bad = x.copy()
+    bad[..., 0] = np.nan  # not finite: the reference step raises the error
+    with pytest.raises(ValueError, match="expected finite values"):
+        fused.step(bad, h_f)
+
+
 @pytest.mark.parametrize("kind", ["GRU", "RNN"])
 def test_fused_gru_and_rnn_activations_and_state_grads(kind: str) -> None:
     cfg = {k: v for k, v in CONFIGS[-5].items() if k != "proj_size"}

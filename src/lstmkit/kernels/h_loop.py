@@ -20,7 +20,7 @@ Variable lengths as the reference: padded steps carry h and output zero.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -237,3 +237,61 @@ def _weight_grads(
         grads["b_ih"] += dxw_rows.sum(axis=0)
         grads["b_hh"] += dhw_rows.sum(axis=0)
     return (dxw_rows @ p["W_ih"]).reshape(T, N, I)
+
+
+def step(
+    params: list[Params], x_t: Any, state: Any, ex: Execution = DEFAULT, kind: str = "gru"
+) -> tuple[np.ndarray, Any] | None:
+    """One step of L stacked layers (one direction) from the live weights: x_t (N, I) or
+    (I,), state h (L, N, H) or (L, H) or None -> (y_t, h), or None where it does not apply
+    (inputs that are not float32 arrays of the expected shapes, or not finite: the layer's
+    reference step then validates and raises). ``ex`` unused: one thread."""
+    if not isinstance(x_t, np.ndarray) or x_t.dtype != np.float32:
+        return None
+    if x_t.ndim not in (1, 2) or x_t.shape[-1] != params[0]["W_ih"].shape[1]:
+        return None
+    unbatched = x_t.ndim == 1
+    x = x_t[None, :] if unbatched else x_t
+    H, L, N = params[0]["W_hh"].shape[1], len(params), x.shape[0]
+    if state is None:
+        h0 = np.zeros((L, N, H), np.float32)
+    elif isinstance(state, np.ndarray) and state.dtype == np.float32:
+        if state.shape != ((L, H) if unbatched else (L, N, H)):
+            return None
+        h0 = state[:, None, :] if unbatched else state
+    else:
+        return None
+    if not (np.isfinite(x).all() and np.isfinite(h0).all()):
+        return None
+    h_n = np.empty((L, N, H), np.float32)
+    no_bias = np.empty(0, np.float32)
+    for k, p in enumerate(params):
+        b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)
+        _step(x, h0[k], p["W_ih"], p["W_hh"], b_ih, b_hh, KINDS[kind], h_n[k])
+        x = h_n[k]
+    y = x[0].copy() if unbatched else x.copy()
+    return y, (h_n[:, 0, :] if unbatched else h_n)
+
+
+@_jit
+def _step(x, h, W_ih, W_hh, b_ih, b_hh, kind, h_out):
+    """One step of one layer: x (N, I), h (N, H) in, h_out (N, H) out; without biases
+    ``b_ih``, ``b_hh`` have length 0. The products as row dot products."""
+    N, H = h.shape
+    GH = W_hh.shape[0]
+    xw, hw = np.empty((N, GH), _f32), np.empty((N, GH), _f32)
+    gates, hw_n = np.empty((N, GH), _f32), np.empty((N, H), _f32)
+    act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
+    for n in range(N):
+        for j in range(GH):
+            a = b_ih[j] if b_ih.shape[0] > 0 else _f32(0.0)
+            for q in range(x.shape[1]):
+                a += W_ih[j, q] * x[n, q]
+            b = b_hh[j] if b_hh.shape[0] > 0 else _f32(0.0)
+            for q in range(H):
+                b += W_hh[j, q] * h[n, q]
+            xw[n, j], hw[n, j] = a, b
+        if kind == GRU:
+            gru_cell.forward_row(xw, hw, h, gates, hw_n, h_out, n)
+        else:
+            rnn_cell.forward_row(xw, hw, act, h_out, n)

@@ -168,8 +168,9 @@ def step(
     cell: Cell, params: list[Params], dtype: np.dtype, x_t: Any, state: Any, ex: Execution
 ) -> tuple[np.ndarray, Any] | None:
     """One streaming step of a stack of one-direction layers on the fused kernel, or None
-    where it does not apply (the layer then runs its reference step). The LSTM's only so
-    far; the GRU and the RNN step on the reference."""
-    if not isinstance(cell, LSTMCell) or fused_kernel(cell, dtype, ex) is None:
+    where it does not apply (the layer then runs its reference step)."""
+    kernel = fused_kernel(cell, dtype, ex)
+    if kernel is None:
         return None
-    return _streaming().step(params, x_t, state, **_options(cell), ex=ex)
+    stepper = _streaming() if isinstance(cell, LSTMCell) else kernel
+    return stepper.step(params, x_t, state, ex=ex, **_options(cell))
