@@ -7,7 +7,7 @@ and float64, every fused path, streaming, the three trainers) fails here and nam
 array. Regenerated twice since, each time with the change named in its commit: float64
 layers now run the reference (<= 2.2e-16), and the fused kernel's three copies of the cell
 became one (float32 entries <= 3.4e-7 relative, 1-2 ulp); float32 GRU layers run a fused
-kernel (gru32, float32 rounding). The reference path itself is
+kernel and streaming step (gru32, float32 rounding). The reference path itself is
 pinned from ed2caec unchanged in ``test_pinned_reference.py``. To accept an intended
 change of results, regenerate and say why in the commit::
 
