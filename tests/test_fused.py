@@ -294,13 +294,17 @@ def test_without_forget_gate(mode: str, lengths: Any) -> None:
         {"output_activation": False},
         {"coupled_gates": True, "input_activation": False, "output_activation": False},
         {"coupled_gates": True, "output_gate": False, "forget_gate": True},
+        {"peepholes": True},
+        {"peepholes": True, "coupled_gates": True},
+        {"peepholes": True, "output_activation": False, "input_gate": False},
     ],
     ids=str,
 )
 def test_gate_options_on_the_kernel(gates: dict[str, bool], mode: str) -> None:
-    """Greff et al.'s NIG, NOG (gate constants alpha 0, beta 1), CIFG, NIAF and NOAF (the
-    cell's option bits) on the fused kernel, every layout and the streaming step: equal to
-    the reference, and a gate switched off or coupled learns nothing in its rows."""
+    """Greff et al.'s NIG, NOG (gate constants alpha 0, beta 1), CIFG, NIAF, NOAF and
+    peepholes (the cell's option bits) on the fused kernel, every layout and the streaming
+    step: equal to the reference (every gradient, the peephole weights' too), and a gate
+    switched off or coupled learns nothing in its rows."""
     cfg = {**CONFIGS[-8], "lengths": True, "N": 3}
     fused, reference = _fused_and_reference(cfg, np.float32, mode, **gates)
     case = random_case(fused, cfg, np.random.default_rng(4), np.float32)

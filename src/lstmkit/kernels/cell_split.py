@@ -31,7 +31,13 @@ import numba
 import numpy as np
 
 from lstmkit.kernels.blas import product
-from lstmkit.kernels.lstm_cell import cell_backward, cell_forward, gates_packed
+from lstmkit.kernels.lstm_cell import (
+    PEEPHOLES,
+    cell_backward,
+    cell_forward,
+    gates_packed,
+    peep_into_i_f,
+)
 from lstmkit.kernels.structs import HC, GateColumns, Part, Sequence, Steps
 from lstmkit.kernels.sync import flags, publish, wait_for
 
@@ -75,9 +81,13 @@ def _cells_forward(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y
     (:mod:`lstmkit.kernels.lstm_cell`); then h = y = m, or on padded rows (valid_t (N,) 0)
     the state carried and y = 0."""
     for n in range(c_t.shape[0]):
-        _, _, _, alpha, beta, flags = cols
+        _, _, _, alpha, beta, flags, peep = cols
+        C = c1 - c0
+        if flags & PEEPHOLES:
+            peep_into_i_f(a, C, peep, c_t, n, c0, c1)
         gates_packed(a, alpha, beta, flags, z, n, c0, c1)
-        cell_forward(z, c_t, c_out, tanh_c_t, m_t, flags, n, c0, c1)
+        cell_forward(z, c_t, c_out, tanh_c_t, m_t, flags, peep, alpha[3 * C], beta[3 * C], n,
+                     c0, c1)  # fmt: skip
         m, h, y = m_t[n, c0:c1], h_out[n, c0:c1], y_t[n, c0:c1]
         if valid_t[n]:
             for j in range(c1 - c0):
@@ -123,7 +133,7 @@ def _transpose(a, out):
 def _forward(part, x, cols, steps, seq, y, final, h_rows):
     """:func:`forward` on plain tuples."""
     me, parts, c0, c1, counters = part
-    W_x, W_h, b, _, _, _ = cols
+    W_x, W_h, b = cols[0], cols[1], cols[2]
     order, valid = steps
     gates, h_prev, c_prev, tanh_c, m = seq
     h_n, c_n = final
@@ -160,7 +170,7 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows):
 
 @_jit
 def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
-                    c0, c1):  # fmt: skip
+                    peep, c0, c1):  # fmt: skip
     """One step back for cells c0:c1: dh, dc (N, c1 - c0) the later steps' gradient in (dh
     gets dy_t added: without a projection dL/dm is dL/dh); dz_t (N, 4H) of those cells'
     gates and dc_prev out (:func:`lstmkit.kernels.lstm_cell.cell_backward`); dc_total
@@ -170,12 +180,12 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
         for j in range(c1 - c0):
             dh_n[j] += dy[j]
         keep = _f32(valid_t[n])
-        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags, n,
-                      c0, c1)  # fmt: skip
+        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
+                      peep, n, c0, c1)  # fmt: skip
 
 
 @_jit
-def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options):
+def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
     """:func:`backward` on plain tuples."""
     me, parts, c0, c1, counters = part
     gates, _, c_prev, tanh_c, _ = seq
@@ -192,7 +202,7 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options):
     for s in range(T - 1, -1, -1):
         t = order[s]
         _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
-                        dc_total, options, c0, c1)  # fmt: skip
+                        dc_total, options, peep, c0, c1)  # fmt: skip
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
             cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
             _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
@@ -251,6 +261,7 @@ def backward(
     d0: HC,
     dz_rows: np.ndarray,
     options: int,
+    peep: tuple[np.ndarray, ...],
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop, through the
     forward's ``seq``: its cells c0:c1 of ``d0`` (dh (N, P), dc (N, H)), which holds the final
@@ -264,4 +275,5 @@ def backward(
     right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
     ``Execution.transposed_from``)."""
-    _backward(tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows, options)
+    args = (tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows)
+    _backward(*args, options, peep)

@@ -21,7 +21,13 @@ from typing import Any
 import numba
 import numpy as np
 
-from lstmkit.kernels.lstm_cell import cell_backward, cell_forward, gates_in_place
+from lstmkit.kernels.lstm_cell import (
+    PEEPHOLES,
+    cell_backward,
+    cell_forward,
+    gates_in_place,
+    peep_into_i_f,
+)
 from lstmkit.kernels.structs import HC, Recurrent, Sequence, Steps
 
 _f32 = np.float32
@@ -112,47 +118,51 @@ def matmul_into(a, b, b_t, out):
 
 
 @_jit
-def _cells_forward(z, alpha, beta, flags, c_prev, c, tanh_c, m):
+def _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     """Every row and cell of one step: z (N, 4H) the scaled pre-activations in, the gates
     out; c_prev (N, H) in; c, tanh_c, m (N, H) out."""
     for n in range(z.shape[0]):
+        H = c.shape[1]
+        if flags & PEEPHOLES:
+            peep_into_i_f(z, H, peep, c_prev, n, 0, H)
         gates_in_place(z, alpha, beta, flags, n)
-        cell_forward(z, c_prev, c, tanh_c, m, flags, n, 0, c.shape[1])
+        cell_forward(z, c_prev, c, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
 
 
 @_jit
-def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags):
+def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep):
     """Every row and cell of one step back (see :func:`lstmkit.kernels.lstm_cell.cell_backward`);
     valid (N,) uint8, 1 on a valid step."""
     N, H = dc.shape
     dc_total = np.empty(H, _f32)
     for n in range(N):
         keep = _f32(valid[n])
-        cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, n, 0, H)
+        cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, peep,
+                      n, 0, H)  # fmt: skip
 
 
 @_jit
-def _pointwise_forward(z, hw, alpha, beta, flags, c_prev, c, tanh_c, m):
+def _pointwise_forward(z, hw, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     z += hw
-    _cells_forward(z, alpha, beta, flags, c_prev, c, tanh_c, m)
+    _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m)
 
 
-def pointwise_forward(z, hw, k, c_prev, c, tanh_c, m) -> None:
+def pointwise_forward(z, hw, k, peep, c_prev, c, tanh_c, m) -> None:
     """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
     scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
     (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
-    _pointwise_forward(z, hw, k.alpha, k.beta, k.flags, c_prev, c, tanh_c, m)
+    _pointwise_forward(z, hw, k.alpha, k.beta, k.flags, peep, c_prev, c, tanh_c, m)
 
 
-def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags) -> None:
+def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep) -> None:
     """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H), valid (N,) uint8
     in; dz = dL/dz (N, 4H) and dc_prev (N, H) out (dc itself on padded rows). gates,
     c_prev, tanh_c: what the forward step stored."""
-    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags)
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep)
 
 
 @_jit
-def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
+def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1):
     """:func:`forward_sequence` on plain tuples, for the rows r0:r1. (Slicing the rows
     inside keeps every (n, .) block C-contiguous for numba, so the inner loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
@@ -176,7 +186,7 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
             y[t, r0:r1],
         )
         matmul_into(h_t, W_hh_t, W_hh_s, z)
-        _cells_forward(z, alpha, beta, flags, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        _cells_forward(z, alpha, beta, flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
             matmul_add(m_t, W_hr_t, y_t)
@@ -192,7 +202,7 @@ def _forward_sequence(seq, y, w, k, steps, final, r0, r1):
 
 
 @_jit
-def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, r0, r1):
+def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
     """:func:`backward_sequence` on plain tuples, for the rows r0:r1."""
     gates, _, c_prev, tanh_c, _ = seq
     W_hh, W_hh_t, W_hr, _ = w
@@ -218,7 +228,7 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, r0, r1):
             matmul_add(dh_t, W_hr, dm)
         dz_t = dz[t, r0:r1]
         _cells_backward(dm, dc, valid[t, r0:r1], gates[t, r0:r1], c_prev[t, r0:r1],
-                        tanh_c[t, r0:r1], dz_t, dc_prev, flags)  # fmt: skip
+                        tanh_c[t, r0:r1], dz_t, dc_prev, flags, peep)  # fmt: skip
         dh_prev[:] = 0.0
         matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
@@ -229,13 +239,21 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, r0, r1):
 
 
 def forward_sequence(
-    seq: Sequence, y: np.ndarray, w: Recurrent, k: Any, steps: Steps, final: HC, rows: slice
+    seq: Sequence,
+    y: np.ndarray,
+    w: Recurrent,
+    k: Any,
+    peep: tuple[np.ndarray, ...],
+    steps: Steps,
+    final: HC,
+    rows: slice,
 ) -> None:
     """The forward loop of :func:`lstmkit.kernels.lstm.forward` for the sequences ``rows``:
     ``seq`` (whole, C-contiguous; ``gates`` holding the scaled input projection, ``h_prev``
     and ``c_prev`` at ``order[0]`` the initial state) and y (T, N, P) filled in; ``w`` the
-    scaled recurrent weights; ``k`` the gate constants; ``final`` the (h, c) out."""
-    args = (tuple(seq), y, tuple(w), tuple(k), tuple(steps), tuple(final))
+    scaled recurrent weights; ``k`` the gate constants; ``peep`` the peephole weights
+    (:func:`lstmkit.kernels.lstm_cell.peepholes_of`); ``final`` the (h, c) out."""
+    args = (tuple(seq), y, tuple(w), tuple(k), peep, tuple(steps), tuple(final))
     _forward_sequence(*args, rows.start, rows.stop)
 
 
@@ -248,6 +266,7 @@ def backward_sequence(
     dh_cell: np.ndarray,
     d0: HC,
     flags: int,
+    peep: tuple[np.ndarray, ...],
     rows: slice,
 ) -> None:
     """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences ``rows``,
@@ -255,7 +274,7 @@ def backward_sequence(
     already masked; dz (T, N, 4H) and, with a projection, dh_cell (T, N, P) out; ``d0``
     (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out."""
     args = (tuple(seq), tuple(w), tuple(steps), dy, dz, dh_cell, tuple(d0))
-    _backward_sequence(*args, flags, rows.start, rows.stop)
+    _backward_sequence(*args, flags, peep, rows.start, rows.stop)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -301,7 +320,7 @@ def _project_row(W_hr, m, n, h_out):
 
 
 @_jit
-def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, h_out, c_out):
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, peep, h_out, c_out):
     """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
     h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
     a projection ``W_hr`` has zero rows; scale, alpha, beta, flags: the gate constants.
@@ -314,14 +333,16 @@ def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, h_out
     tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
         _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, range(4 * H), z[n])
+        if flags & PEEPHOLES:
+            peep_into_i_f(z, H, peep, c, n, 0, H)
         gates_in_place(z, alpha, beta, flags, n)
-        cell_forward(z, c, c_out, tanh_c, m, flags, n, 0, H)
+        cell_forward(z, c, c_out, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
         _project_row(W_hr, m[n], n, h_out)
 
 
 @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
 def step_parallel(
-    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, h_out, c_out, blocks
+    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, peep, h_out, c_out, blocks
 ):
     """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
     H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
@@ -332,6 +353,8 @@ def step_parallel(
         for block in numba.prange(blocks):
             rows = range(block * 4 * H // blocks, (block + 1) * 4 * H // blocks)
             _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, rows, z[n])
+        if flags & PEEPHOLES:
+            peep_into_i_f(z, H, peep, c, n, 0, H)
         gates_in_place(z, alpha, beta, flags, n)
-        cell_forward(z, c, c_out, tanh_c, m, flags, n, 0, H)
+        cell_forward(z, c, c_out, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
         _project_row(W_hr, m[n], n, h_out)

@@ -36,7 +36,7 @@ import numpy as np
 
 from lstmkit.kernels import compiled, parallel, sequence
 from lstmkit.kernels.execution import DEFAULT, Execution
-from lstmkit.kernels.lstm_cell import GateConstants, gate_constants
+from lstmkit.kernels.lstm_cell import GateConstants, gate_constants, peepholes_of
 from lstmkit.kernels.structs import HC, GateColumns, Part, Recurrent, Sequence, Steps
 
 Params = dict[
@@ -107,17 +107,16 @@ def forward(
     state: State,
     mask: np.ndarray | None = None,
     reverse: bool = False,
-    forget_gate: bool = True,
-    input_gate: bool = True,
-    output_gate: bool = True,
-    coupled_gates: bool = False,
-    input_activation: bool = True,
-    output_activation: bool = True,
     ex: Execution = DEFAULT,
     workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
+    **options: bool,
 ) -> tuple[np.ndarray, State, FusedTape | None]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
+
+    ``options``: the cell's, as :func:`lstmkit.kernels.lstm_cell.gate_constants` takes them
+    (``forget_gate``, ``peepholes``, ...); with peepholes, ``p`` holds ``w_ci``, ``w_cf``,
+    ``w_co`` (H,).
 
     Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
     limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
@@ -134,9 +133,8 @@ def forward(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    k = gate_constants(
-        H, forget_gate, input_gate, output_gate, coupled_gates, input_activation, output_activation
-    )
+    k = gate_constants(H, **options)
+    peep = peepholes_of(p, k.scale)
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
@@ -162,10 +160,11 @@ def forward(
         sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
-        _forward_cells(split, tape, W_ih_in_loop, W_hh, b, k, order, y, (h_n, c_n), ex, transposed)
+        args = (split, tape, W_ih_in_loop, W_hh, b, k, peep, order, y, (h_n, c_n), ex)
+        _forward_cells(*args, transposed)
     else:
         W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
-        _forward_rows(tape, W_hh_s, W_hr_t, k, order, y, (h_n, c_n), ex)
+        _forward_rows(tape, W_hh_s, W_hr_t, k, peep, order, y, (h_n, c_n), ex)
     return y, (h_n, c_n), tape if keep_tape else None
 
 
@@ -194,6 +193,7 @@ def _forward_cells(
     W_hh: np.ndarray,
     b: np.ndarray | None,
     k: GateConstants,
+    peep: tuple[np.ndarray, ...],
     order: list[int],
     y: np.ndarray,
     final: State,
@@ -237,7 +237,7 @@ def _forward_cells(
         split.forward(
             Part(q, len(cells), c0, c1, flags),
             x_c,
-            GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags),
+            GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags, peep),
             Steps(np.array(order), valid),
             Sequence(gates_q, h_prev, c_prev_q, tanh_c_q, m_q),
             y,
@@ -266,6 +266,7 @@ def _forward_rows(
     W_hh_s: np.ndarray,
     W_hr_t: np.ndarray | None,
     k: GateConstants,
+    peep: tuple[np.ndarray, ...],
     order: list[int],
     y: np.ndarray,
     final: State,
@@ -292,7 +293,7 @@ def _forward_rows(
                           no_proj if W_hr_t is None else W_hr_t)  # fmt: skip
             steps = Steps(np.array(order), valid)
             seq = tape.sequence()
-            compiled.forward_sequence(seq, y, w, k, steps, HC(h_n, c_n), rows)
+            compiled.forward_sequence(seq, y, w, k, peep, steps, HC(h_n, c_n), rows)
             return
         hw = np.empty((n, GH), dtype)
         for s, t in enumerate(order):
@@ -301,7 +302,8 @@ def _forward_rows(
             c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
             h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
             np.matmul(h_t, W_hh_t, out=hw)
-            compiled.pointwise_forward(gates[t, rows], hw, k, c_t, c_out, tanh_c[t, rows], m_t)
+            args = (gates[t, rows], hw, k, peep, c_t, c_out, tanh_c[t, rows], m_t)
+            compiled.pointwise_forward(*args)
             h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
             if mask is None:
                 h_out[...] = h_new
@@ -346,12 +348,27 @@ def backward(
     dc0 = np.array(dstate[1], dtype, order="C")
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = sequence.time_order(T, tape.reverse)
+    peep = peepholes_of(p, gate_constants(GH // 4).scale)
     split = _split_loops() if W_hr is None and record is None else None
     if split is not None:
-        _backward_cells(split, tape, dy, W_hh, order, dz, (dh0, dc0), ex)
+        _backward_cells(split, tape, dy, W_hh, peep, order, dz, (dh0, dc0), ex)
     else:
-        _backward_rows(tape, dy, W_hh, W_hr, order, dz, dh_cell, (dh0, dc0), record, ex)
+        args = (tape, dy, W_hh, W_hr, peep, order, dz, dh_cell, (dh0, dc0), record, ex)
+        _backward_rows(*args)
+    if "w_ci" in p:
+        _peephole_grads(tape, dz, grads)
     return _products(p, tape, dz, dh_cell, grads, ex), (dh0, dc0)
+
+
+def _peephole_grads(tape: FusedTape, dz: np.ndarray, grads: Params) -> None:
+    """The peephole weights' gradients, sums over steps and rows: i and f saw c_prev, o saw
+    the new c (recomputed from the stored gates, c = f c_prev + i g)."""
+    i, f, g, _ = split4(tape.gates)
+    dz_i, dz_f, _, dz_o = split4(dz)
+    c = f * tape.c_prev + i * g
+    grads["w_ci"] += np.einsum("tnh,tnh->h", dz_i, tape.c_prev)
+    grads["w_cf"] += np.einsum("tnh,tnh->h", dz_f, tape.c_prev)
+    grads["w_co"] += np.einsum("tnh,tnh->h", dz_o, c)
 
 
 def _backward_cells(
@@ -359,6 +376,7 @@ def _backward_cells(
     tape: FusedTape,
     dy: np.ndarray,
     W_hh: np.ndarray,
+    peep: tuple[np.ndarray, ...],
     order: list[int],
     dz: np.ndarray,
     dstate: State,
@@ -380,7 +398,7 @@ def _backward_cells(
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
-        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, tape.flags)
+        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, tape.flags, peep)
 
     _run_parts(part, len(cells), flags)
 
@@ -390,6 +408,7 @@ def _backward_rows(
     dy: np.ndarray,
     W_hh: np.ndarray,
     W_hr: np.ndarray | None,
+    peep: tuple[np.ndarray, ...],
     order: list[int],
     dz: np.ndarray,
     dh_cell: np.ndarray,
@@ -417,7 +436,7 @@ def _backward_rows(
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
             steps = Steps(np.array(order), valid)
             d0 = HC(dh0, dc0)
-            args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, tape.flags, rows)
+            args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, tape.flags, peep, rows)
             compiled.backward_sequence(*args)
             return
         dm_buf = np.empty((n, H), dtype)
@@ -436,7 +455,7 @@ def _backward_rows(
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
             stored = (gates[t, rows], c_prev[t, rows], tanh_c[t, rows])
             compiled.pointwise_backward(dm, dc, valid[t, rows], *stored, dz[t, rows], dc_prev,
-                                        tape.flags)  # fmt: skip
+                                        tape.flags, peep)  # fmt: skip
             np.matmul(dz[t, rows], W_hh, out=dh_prev)
             if mask is not None:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev += dh * ~mask[t, rows]

@@ -39,6 +39,7 @@ import numpy as np
 COUPLED = 1  # f = 1 - i
 NO_INPUT_ACTIVATION = 2  # g = z_g (no tanh)
 NO_OUTPUT_ACTIVATION = 4  # m = o * c (no tanh)
+PEEPHOLES = 8  # i, f see c_prev and o sees c through diagonal weights (Gers & Schmidhuber)
 
 
 class GateConstants(NamedTuple):
@@ -48,7 +49,7 @@ class GateConstants(NamedTuple):
     scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
     alpha: np.ndarray  # (4H,)
     beta: np.ndarray  # (4H,)
-    flags: int  # COUPLED | NO_INPUT_ACTIVATION | NO_OUTPUT_ACTIVATION
+    flags: int  # COUPLED | NO_INPUT_ACTIVATION | NO_OUTPUT_ACTIVATION | PEEPHOLES
 
 
 @functools.lru_cache(maxsize=64)
@@ -60,6 +61,7 @@ def gate_constants(
     coupled_gates: bool = False,
     input_activation: bool = True,
     output_activation: bool = True,
+    peepholes: bool = False,
 ) -> GateConstants:
     """The float32 constants of an H-cell layer, kept from call to call (building them took
     ~10 us, a tenth of a whole small forward); not to be written to. (Not flagged read-only:
@@ -77,7 +79,7 @@ def gate_constants(
 
     (i_a, i_b), (f_a, f_b), (o_a, o_b) = on(input_gate), on(forget_gate), on(output_gate)
     flags = (COUPLED if coupled_gates else 0) | (0 if input_activation else NO_INPUT_ACTIVATION)
-    flags |= 0 if output_activation else NO_OUTPUT_ACTIVATION
+    flags |= (0 if output_activation else NO_OUTPUT_ACTIVATION) | (PEEPHOLES if peepholes else 0)
     return GateConstants(
         scale=per_gate(0.5, 0.5, 1.0, 0.5),
         alpha=per_gate(i_a, f_a, 1.0, o_a),
@@ -115,18 +117,47 @@ def gate(z, alpha, beta):
     return alpha * tanh(z) + beta
 
 
+def peepholes_of(p: dict[str, np.ndarray], scale: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The peephole weights as the loops take them: (w_ci, w_cf, w_co) times the sigmoid's
+    scale (the forward adds them to scaled pre-activations), then as they are (the
+    backward); (H,) each, or empty without peepholes."""
+    if "w_ci" not in p:
+        empty = np.empty(0, np.float32)
+        return (empty,) * 6
+    s = scale[0]  # the sigmoid gates' scale, 1/2: exact
+    w = [np.ascontiguousarray(p[name], np.float32) for name in ("w_ci", "w_cf", "w_co")]
+    return (w[0] * s, w[1] * s, w[2] * s, *w)
+
+
+@_jit
+def peep_into_i_f(pre, S, peep, c_prev, n, c0, c1):
+    """Row n, cells c0:c1: the input and forget gates see c_prev: pre[n, j] += w_ci c_prev and
+    pre[n, S + j] += w_cf c_prev for the scaled pre-activations ``pre`` (the row's own z with
+    S = H and c0 = 0, or a packed block with S = c1 - c0)."""
+    w_ci, w_cf = peep[0], peep[1]
+    for j in range(c1 - c0):
+        pre[n, j] += w_ci[c0 + j] * c_prev[n, c0 + j]
+    for j in range(c1 - c0):
+        pre[n, S + j] += w_cf[c0 + j] * c_prev[n, c0 + j]
+
+
 @_jit
 def gates_in_place(z, alpha, beta, flags, n):
     """Row n of z (N, 4H), every gate: the scaled pre-activations in, i, f, g, o out (g
-    left as it is with NO_INPUT_ACTIVATION)."""
-    if flags & NO_INPUT_ACTIVATION:
-        H = z.shape[1] // 4
-        for k in range(2 * H):
-            z[n, k] = gate(z[n, k], alpha[k], beta[k])
-        for k in range(3 * H, 4 * H):
-            z[n, k] = gate(z[n, k], alpha[k], beta[k])
-    else:
+    left as it is with NO_INPUT_ACTIVATION; o left for :func:`cell_forward` with
+    PEEPHOLES, as it sees the new c)."""
+    if not flags & (NO_INPUT_ACTIVATION | PEEPHOLES):  # one loop: the plain cell's speed
         for k in range(z.shape[1]):
+            z[n, k] = gate(z[n, k], alpha[k], beta[k])
+        return
+    H = z.shape[1] // 4
+    for k in range(2 * H):
+        z[n, k] = gate(z[n, k], alpha[k], beta[k])
+    if not flags & NO_INPUT_ACTIVATION:
+        for k in range(2 * H, 3 * H):
+            z[n, k] = gate(z[n, k], alpha[k], beta[k])
+    if not flags & PEEPHOLES:
+        for k in range(3 * H, 4 * H):
             z[n, k] = gate(z[n, k], alpha[k], beta[k])
 
 
@@ -134,12 +165,13 @@ def gates_in_place(z, alpha, beta, flags, n):
 def gates_packed(a, alpha, beta, flags, z, n, c0, c1):
     """Row n, cells c0:c1: z[n, q*H + c0 + j] = gate(a[n, q*C + j]) for gate q and C = c1 - c0
     cells, from a (N, 4C) their scaled pre-activations packed gate by gate (alpha, beta
-    (4C,) packed alike); g copied as it is with NO_INPUT_ACTIVATION."""
+    (4C,) packed alike); copied as they are: g with NO_INPUT_ACTIVATION, o with PEEPHOLES
+    (:func:`cell_forward` then finishes it)."""
     H, C = z.shape[1] // 4, c1 - c0
     for q in range(4):
         zq, aq = z[n, q * H + c0 : q * H + c1], a[n, q * C : (q + 1) * C]
         alpha_q, beta_q = alpha[q * C : (q + 1) * C], beta[q * C : (q + 1) * C]
-        if q == 2 and flags & NO_INPUT_ACTIVATION:
+        if (q == 2 and flags & NO_INPUT_ACTIVATION) or (q == 3 and flags & PEEPHOLES):
             for j in range(C):
                 zq[j] = aq[j]
         else:
@@ -148,15 +180,18 @@ def gates_packed(a, alpha, beta, flags, z, n, c0, c1):
 
 
 @_jit
-def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, n, c0, c1):
+def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, peep, o_alpha, o_beta, n, c0, c1):
     """Row n, cells c0:c1, from the gates z (N, 4H) (i, f, g, o blocks) and c_prev (N, H):
 
         f = 1 - i                        (COUPLED; written into z)
         c = f * c_prev + i * g
+        o = sigmoid(z_o + w_co * c)      (PEEPHOLES: z holds o's scaled pre-activation;
+                                          o_alpha, o_beta its constants; written into z)
         m = o * tanh(c)                  (m = o * c with NO_OUTPUT_ACTIVATION)
 
-    into c_out, tanh_c (tanh(c), or c), m_out (N, H). (One array written per loop: LLVM
-    vectorises a loop only when it can check that its arrays do not overlap.)"""
+    into c_out, tanh_c (tanh(c), or c), m_out (N, H); ``peep``: see :func:`peepholes_of`.
+    (One array written per loop: LLVM vectorises a loop only when it can check that its
+    arrays do not overlap.)"""
     H = c_prev.shape[1]
     i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
     g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
@@ -166,6 +201,10 @@ def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, n, c0, c1):
             f[j] = _f32(1.0) - i[j]
     for j in range(c1 - c0):
         c[j] = f[j] * cp[j] + i[j] * g[j]
+    if flags & PEEPHOLES:
+        w_co = peep[2]
+        for j in range(c1 - c0):
+            o[j] = gate(o[j] + w_co[c0 + j] * c[j], o_alpha, o_beta)
     if flags & NO_OUTPUT_ACTIVATION:
         for j in range(c1 - c0):
             tc[j] = c[j]
@@ -177,16 +216,21 @@ def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, n, c0, c1):
 
 
 @_jit
-def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, n, c0, c1):
+def cell_backward(
+    dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, flags, peep, n, c0, c1
+):
     """Row n, cells c0:c1, back through :func:`cell_forward` and the gates.
 
     dm, dc (N, C), C = c1 - c0: dL/dm and the later steps' dL/dc of those cells (column j
     for cell c0 + j); keep: 1 on a valid step, 0 on a padded one (its gates learn nothing
     and dc passes through unchanged). gates (N, 4H), c_prev, tanh_c (N, H): the forward
-    step's. Out: dz (N, 4H) at those cells' gate columns, dc_prev (N, C); dc_total (C,)
-    scratch. The gates' derivatives from their outputs: s (1 - s) for i, f, o (0 for a
-    gate switched off, constant 1), 1 - g^2 for g (1 without its tanh); with COUPLED,
-    f's gradient goes to i (dL/di - dL/df) and f's rows get none."""
+    step's. Out: dz (N, 4H) at those cells' gate columns, dL/d of the unscaled
+    pre-activations; dc_prev (N, C); dc_total (C,) scratch. The gates' derivatives from
+    their outputs: s (1 - s) for i, f, o (0 for a gate switched off, constant 1), 1 - g^2
+    for g (1 without its tanh); with COUPLED, f's gradient goes to i (dL/di - dL/df) and
+    f's rows get none; with PEEPHOLES, c also reaches o, and c_prev i and f, through the
+    unscaled weights ``peep[3:]``. (The peephole weights' own gradients are sums over
+    steps and rows: the caller's, from dz.)"""
     H = c_prev.shape[1]
     one = _f32(1.0)
     i, f = gates[n, c0:c1], gates[n, H + c0 : H + c1]
@@ -194,14 +238,18 @@ def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, fl
     d_i, d_f = dz[n, c0:c1], dz[n, H + c0 : H + c1]
     d_g, d_o = dz[n, 2 * H + c0 : 2 * H + c1], dz[n, 3 * H + c0 : 3 * H + c1]
     cp, tc, dm_n, dc_n, dcp = c_prev[n, c0:c1], tanh_c[n, c0:c1], dm[n], dc[n], dc_prev[n]
+    for j in range(c1 - c0):
+        d_o[j] = keep * dm_n[j] * tc[j] * o[j] * (one - o[j])
     if flags & NO_OUTPUT_ACTIVATION:  # dL/dc: through m = o * c, plus the later steps'
         for j in range(c1 - c0):
             dc_total[j] = keep * (dm_n[j] * o[j] + dc_n[j])
     else:  # through m = o * tanh(c)
         for j in range(c1 - c0):
             dc_total[j] = keep * (dm_n[j] * o[j] * (one - tc[j] * tc[j]) + dc_n[j])
-    for j in range(c1 - c0):
-        d_o[j] = keep * dm_n[j] * tc[j] * o[j] * (one - o[j])
+    if flags & PEEPHOLES:  # and through o = sigmoid(... + w_co c)
+        w_co = peep[5]
+        for j in range(c1 - c0):
+            dc_total[j] += d_o[j] * w_co[c0 + j]
     if flags & COUPLED:  # f = 1 - i
         for j in range(c1 - c0):
             d_i[j] = dc_total[j] * (g[j] - cp[j]) * i[j] * (one - i[j])
@@ -220,3 +268,7 @@ def cell_backward(dm, dc, keep, gates, c_prev, tanh_c, dz, dc_prev, dc_total, fl
             d_g[j] = dc_total[j] * i[j] * (one - g[j] * g[j])
     for j in range(c1 - c0):
         dcp[j] = dc_total[j] * f[j] + (one - keep) * dc_n[j]
+    if flags & PEEPHOLES:  # i and f saw c_prev
+        w_ci, w_cf = peep[3], peep[4]
+        for j in range(c1 - c0):
+            dcp[j] += d_i[j] * w_ci[c0 + j] + d_f[j] * w_cf[c0 + j]

@@ -17,7 +17,7 @@ import numpy as np
 
 from lstmkit.kernels import compiled, parallel
 from lstmkit.kernels.execution import Execution
-from lstmkit.kernels.lstm_cell import gate_constants
+from lstmkit.kernels.lstm_cell import gate_constants, peepholes_of
 
 
 def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray | None:
@@ -62,7 +62,8 @@ def step(
         W_ih, W_hh = p["W_ih"], p["W_hh"]
         b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)
         W_hr = p.get("W_hr", no_proj)
-        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, *g, h_n[k], c_n[k])
+        peep = peepholes_of(p, g.scale)
+        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, *g, peep, h_n[k], c_n[k])
         big = W_ih.size + W_hh.size >= ex.parallel_weights
         n_threads = parallel.most_threads(ex) if big else 1
         if n_threads > 1:

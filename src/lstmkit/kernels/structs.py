@@ -67,3 +67,4 @@ class GateColumns(NamedTuple):
     alpha: np.ndarray  # (4C,)
     beta: np.ndarray  # (4C,)
     flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)
+    peep: tuple  # the peephole weights (lstm_cell.peepholes_of), (H,) each, or empty

@@ -98,6 +98,7 @@ class LSTMOptions:
         "coupled_gates",
         "input_activation",
         "output_activation",
+        "peepholes",
     )
 
     def variants(self) -> list[str]:
