@@ -1,0 +1,307 @@
+"""The whole command line against a generated matrix of bad values (issue 15, items 5 and 6).
+
+The numeric and path options are read from the parser itself (every leaf subcommand, every
+option of type int or float, every path-like option), so an option added later is probed
+too; ``BASE`` gives each subcommand a small valid command line that the bad value is put
+into. Every case runs in this process through ``lstmkit.cli.app.main`` and must end with:
+
+* exit 1 (runtime error) or 2 (usage error) when the value is bad ("refused"), or any of
+  0, 1, 2 when the value may be fine in context ("clean", e.g. ``--seed 0``);
+* stderr, when the exit is not 0, exactly one line, ``lstmkit ...: error: ...``, and never a
+  traceback;
+* nothing written to the working directory (a fresh folder in ``tmp_path``): every output
+  goes where the command line says.
+
+The cases that train or read a run finish in well under a second (tiny corpus, CSV, model
+and ``--steps 1``); the subcommands whose valid cases are slower (``demo`` reads the whole
+standard library) are in the slow tier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli.app import build_parser, main
+
+# ---- the subcommands and their small valid command lines --------------------------------
+
+# {corpus}, {csv}, {trun}, {srun}, {out}: filled per case. Every leaf subcommand of the
+# parser must be here (bench runs the benchmark script: it has no options of its own).
+BASE: dict[str, list[str]] = {
+    "text train": ["--text", "{corpus}", "--out", "{out}", "--embed", "4", "--hidden", "4",
+                   "--layers", "1", "--seq-len", "8", "--batch", "2", "--steps", "1",
+                   "--eval-every", "1", "--eval-chars", "50", "--no-progress"],
+    "text sample": ["--run", "{trun}", "--length", "3", "--seed", "0"],
+    "text eval": ["--run", "{trun}", "--text", "{corpus}", "--max-chars", "100"],
+    "series train": ["--csv", "{csv}", "--column", "y", "--out", "{out}", "--lookback", "4",
+                     "--horizon", "2", "--hidden", "4", "--batch", "4", "--steps", "1",
+                     "--eval-every", "1", "--no-progress"],
+    "series forecast": ["--run", "{srun}", "--csv", "{csv}", "--horizon", "3", "--out",
+                        "{out}.csv", "--no-plot"],
+    "series eval": ["--run", "{srun}", "--csv", "{csv}", "--holdout", "3"],
+    "series dataset": ["co2", "--out", "{out}.csv"],
+    "memory": ["--task", "adding", "--lags", "5", "--models", "lstm", "--budget-seconds", "5",
+               "--max-steps", "1", "--hidden", "4", "--batch", "2", "--reber-test-steps", "20",
+               "--out", "{out}"],
+    "gradients": ["--task", "adding", "--lag", "5", "--models", "lstm", "--train-seconds", "5",
+                  "--train-steps", "1", "--hidden", "4", "--batch", "2", "--out", "{out}"],
+    "explain": ["--run", "{trun}", "--text", "def f(x): return x", "--out", "{out}",
+                "--max-chars", "20", "--html-chars", "20", "--top", "2"],
+    "export onnx": ["--run", "{trun}", "--out", "{out}.onnx"],
+    "demo": ["--out", "{out}", "--minutes", "0.002", "--hidden", "4", "--seed", "0"],
+}  # fmt: skip
+SKIPPED = {"bench"}
+SLOW = {"demo"}
+
+# Options for which 0 is a valid value (anything else must be > 0).
+ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout"}
+# Options for which a huge float (1e300) may be valid (a limit that is never reached).
+HUGE_OK = {"--clip", "--temperature", "--minutes", "--budget-seconds", "--train-seconds",
+           "--mpi-timeout", "--lr"}  # fmt: skip
+# Path-like options: what each one expects.
+INPUT_FILE, INPUT_ANY, OUTPUT_FILE, OUTPUT_DIR, TEXT_OR_FILE = (
+    "input file", "input file or folder", "output file", "output folder", "text or file"
+)  # fmt: skip
+PATHS = {
+    ("text train", "--text"): INPUT_ANY,
+    ("text eval", "--text"): INPUT_ANY,
+    ("explain", "--text"): TEXT_OR_FILE,
+    ("series forecast", "--out"): OUTPUT_FILE,
+    ("series forecast", "--plot"): OUTPUT_FILE,
+    ("series dataset", "--out"): OUTPUT_FILE,
+    ("export onnx", "--out"): OUTPUT_FILE,
+}
+PATH_DESTS = {"out", "run", "text", "csv", "plot"}
+
+
+def leaf_parsers() -> dict[str, argparse.ArgumentParser]:
+    """'text train' -> its parser, for every leaf subcommand."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found[name] = parser
+        for action in subs:
+            for sub_name, sub in action.choices.items():
+                walk(sub, f"{name} {sub_name}".strip())
+
+    walk(build_parser(), "")
+    return found
+
+
+def numeric_options(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """(flag, "int" | "float") of every option that takes a number."""
+    out = []
+    for a in parser._actions:
+        if not a.option_strings or a.nargs == 0:
+            continue
+        kind = getattr(a.type, "numeric_kind", None) or {int: "int", float: "float"}.get(a.type)
+        if kind:
+            out.append((a.option_strings[-1], kind))
+    return out
+
+
+def path_options(parser: argparse.ArgumentParser) -> list[str]:
+    return [a.option_strings[-1] for a in parser._actions if a.dest in PATH_DESTS]
+
+
+# ---- the cases -------------------------------------------------------------------------
+
+REFUSED, CLEAN = "refused", "clean"
+NUMBERS = {"zero": "0", "negative": "-3", "nan": "nan", "inf": "inf", "-inf": "-inf",
+           "huge": "1e300", "not a number": "abc", "empty": ""}  # fmt: skip
+PATH_KINDS = ["empty", "dir for file", "file for dir", "missing parent", "unwritable",
+              "random bytes", "latin-1 csv"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Case:
+    command: str
+    option: str
+    kind: str  # a key of NUMBERS or one of PATH_KINDS
+    expect: str  # REFUSED or CLEAN
+
+    @property
+    def id(self) -> str:
+        return f"{self.command}|{self.option}|{self.kind}"
+
+
+def numeric_expectation(option: str, kind: str, value_kind: str) -> str:
+    if kind == "zero" and option in ZERO_OK:
+        return CLEAN
+    if kind == "huge" and value_kind == "float" and option in HUGE_OK:
+        return CLEAN
+    return REFUSED
+
+
+def path_expectation(command: str, option: str, kind: str) -> str | None:
+    """REFUSED, CLEAN, or None when the kind does not apply to the option."""
+    role = PATHS.get((command, option)) or {
+        "--out": OUTPUT_DIR, "--run": INPUT_ANY, "--csv": INPUT_FILE,
+    }[option]  # fmt: skip
+    if kind == "empty":
+        return REFUSED
+    if kind == "dir for file":
+        return REFUSED if role in (INPUT_FILE, OUTPUT_FILE) or option == "--run" else CLEAN
+    if kind == "file for dir":
+        return REFUSED if role == OUTPUT_DIR else None
+    if kind == "missing parent":  # outputs: the parents made, or refused; a text is text
+        return CLEAN if role in (OUTPUT_FILE, OUTPUT_DIR, TEXT_OR_FILE) else REFUSED
+    if kind == "unwritable":
+        return REFUSED if role in (OUTPUT_FILE, OUTPUT_DIR) else None
+    if kind == "random bytes":
+        if role in (OUTPUT_FILE, OUTPUT_DIR):
+            return None  # covered by "file for dir" / overwriting a file is fine
+        return CLEAN if option == "--text" else REFUSED
+    if kind == "latin-1 csv":
+        return REFUSED if option == "--csv" else None
+    raise AssertionError(kind)
+
+
+def all_cases() -> Iterator[Case]:
+    parsers = leaf_parsers()
+    assert set(parsers) - SKIPPED == set(BASE), "every subcommand needs a BASE command line"
+    for command in BASE:
+        parser = parsers[command]
+        for option, value_kind in numeric_options(parser):
+            for kind in NUMBERS:
+                if (command, option, kind) == ("demo", "--minutes", "huge"):
+                    continue  # valid: a demo that trains for ever
+                yield Case(command, option, kind, numeric_expectation(option, kind, value_kind))
+        for option in path_options(parser):
+            for kind in PATH_KINDS:
+                expect = path_expectation(command, option, kind)
+                if expect is not None:
+                    yield Case(command, option, kind, expect)
+
+
+CASES = list(all_cases())
+
+
+def params() -> list[object]:
+    return [
+        pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.command in SLOW else [])
+        for c in CASES
+    ]
+
+
+# ---- shared inputs ---------------------------------------------------------------------
+
+CORPUS = "def add(a, b):\n    return a + b\n\n\nclass Point:\n    x = 1\n    y = 2\n" * 12
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny corpus, a CSV, a trained char-LM run and a trained forecaster run."""
+    root = tmp_path_factory.mktemp("inputs")
+    corpus = root / "corpus.py"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    csv = root / "series.csv"
+    v = 10 + np.sin(np.arange(40) / 3)
+    csv.write_text("t,y\n" + "".join(f"{k},{x:.4f}\n" for k, x in enumerate(v)), encoding="utf-8")
+    paths = {"corpus": corpus, "csv": csv, "trun": root / "trun", "srun": root / "srun"}
+    fill = {k: str(p) for k, p in paths.items()}
+    for command, run in [("text train", "trun"), ("series train", "srun")]:
+        argv = command.split() + [a.format(**fill, out=fill[run]) for a in BASE[command]]
+        assert main(argv) == 0, argv
+    return paths
+
+
+def bad_path(kind: str, tmp: Path, role_file: bool) -> str:
+    """A path of the given kind, made inside ``tmp``."""
+    if kind == "empty":
+        return ""
+    if kind == "dir for file":
+        d = tmp / "a_folder"
+        d.mkdir()
+        (d / "inside.txt").write_text("x")  # not empty: not a fresh run folder either
+        return str(d)
+    if kind == "file for dir":
+        f = tmp / "a_file"
+        f.write_text("x")
+        return str(f)
+    if kind == "missing parent":
+        return str(tmp / "no" / "such" / ("x.out" if role_file else "x"))
+    if kind == "unwritable":
+        if os.geteuid() == 0:  # root writes into a 0o500 folder; not into /proc
+            return str(Path("/proc") / ("lstmkit-no-such.out" if role_file else "lstmkit-no-such"))
+        d = tmp / "read_only"
+        d.mkdir()
+        d.chmod(0o500)
+        return str(d / ("x.out" if role_file else "x"))
+    if kind == "random bytes":
+        f = tmp / "random.bin"
+        f.write_bytes(np.random.default_rng(0).bytes(4096))
+        return str(f)
+    if kind == "latin-1 csv":
+        f = tmp / "latin1.csv"
+        f.write_bytes(b"t,y\n" + "".join(f"caf\xe9{k},{k}\n" for k in range(30)).encode(
+            "latin-1"))  # fmt: skip
+        return str(f)
+    raise AssertionError(kind)
+
+
+def argv_for(case: Case, inputs: dict[str, Path], tmp: Path) -> list[str]:
+    fill = {k: str(p) for k, p in inputs.items()}
+    argv = [a.format(**fill, out=str(tmp / "out")) for a in BASE[case.command]]
+    if case.kind in NUMBERS:
+        value = NUMBERS[case.kind]
+    else:
+        role = PATHS.get((case.command, case.option), "")
+        value = bad_path(case.kind, tmp, role_file=role == OUTPUT_FILE or case.option == "--plot")
+    if case.option in argv:
+        argv[argv.index(case.option) + 1] = value
+    else:
+        argv += [case.option, value]
+    if case.option == "--plot":
+        argv.remove("--no-plot")
+    return case.command.split() + argv
+
+
+def run_case(case: Case, inputs: dict[str, Path], tmp: Path, capsys: pytest.CaptureFixture,
+             monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:  # fmt: skip
+    cwd = tmp / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    argv = argv_for(case, inputs, tmp)
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's usage errors
+        code = e.code if isinstance(e.code, int) else 1
+    finally:
+        for p in tmp.rglob("*"):  # let pytest remove what it made read-only
+            if p.is_dir():
+                p.chmod(0o700)
+    err = capsys.readouterr().err
+    assert not list(cwd.iterdir()), f"wrote into the working directory: {list(cwd.iterdir())}"
+    return code, err
+
+
+@pytest.mark.parametrize("case", params())
+def test_bad_value(case: Case, inputs, tmp_path, capsys, monkeypatch) -> None:
+    code, err = run_case(case, inputs, tmp_path, capsys, monkeypatch)
+    assert "Traceback" not in err, err
+    allowed = (1, 2) if case.expect == REFUSED else (0, 1, 2)
+    assert code in allowed, f"exit {code} for {case.id}; stderr: {err!r}"
+    if code != 0:
+        lines = err.splitlines()
+        assert lines and lines[-1].startswith("lstmkit ") and ": error: " in lines[-1], err
+        assert len(lines) == 1, f"{len(lines)} lines on stderr: {err!r}"
+
+
+def test_the_matrix_covers_every_class() -> None:
+    """The generated matrix, counted by class (the numbers the issue's closing note gives)."""
+    by_kind: dict[str, int] = {}
+    for c in CASES:
+        by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
+    assert set(by_kind) == set(NUMBERS) | set(PATH_KINDS)
+    assert len(CASES) >= 300, len(CASES)
