@@ -257,10 +257,9 @@ def argv_for(case: Case, inputs: dict[str, Path], tmp: Path) -> list[str]:
     else:
         role = PATHS.get((case.command, case.option), "")
         value = bad_path(case.kind, tmp, role_file=role == OUTPUT_FILE or case.option == "--plot")
-    if case.option in argv:
-        argv[argv.index(case.option) + 1] = value
-    else:
-        argv += [case.option, value]
+    if case.option in argv:  # as --option=VALUE: argparse reads "-inf" as a value then
+        del argv[argv.index(case.option) : argv.index(case.option) + 2]
+    argv.append(f"{case.option}={value}")
     if case.option == "--plot":
         argv.remove("--no-plot")
     return case.command.split() + argv
@@ -305,3 +304,157 @@ def test_the_matrix_covers_every_class() -> None:
         by_kind[c.kind] = by_kind.get(c.kind, 0) + 1
     assert set(by_kind) == set(NUMBERS) | set(PATH_KINDS)
     assert len(CASES) >= 300, len(CASES)
+
+
+# ---- the cases the probe named, each on its own -----------------------------------------
+
+
+def one_error(capsys: pytest.CaptureFixture, argv: list[str], code: int = 1) -> str:
+    """Run ``argv``; it must fail with ``code`` and one line on stderr; that line."""
+    try:
+        got = main(argv)
+    except SystemExit as e:
+        got = e.code
+    err = capsys.readouterr().err
+    assert got == code, (got, err)
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("t,y\n" + "".join(f"{t},{v}\n" for t, v in rows)).encode(encoding))
+    return path
+
+
+def test_csv_values_whose_scale_overflows_are_refused(tmp_path, capsys) -> None:
+    rows = [(str(2000 + k), f"{(-1) ** k * 1.7e300:.3g}") for k in range(40)]
+    csv = write_csv(tmp_path / "huge.csv", rows)
+    argv = ["series", "train", "--csv", str(csv), "--column", "y", "--out", str(tmp_path / "r")]
+    err = one_error(capsys, argv)
+    assert "huge.csv: row 2, column 'y'" in err and "too large to scale" in err
+    assert not (tmp_path / "r").exists()
+    # the scaler itself refuses what it cannot represent (for callers of the library)
+    from lstmkit.series.data import Scaler
+
+    with pytest.raises(ValueError, match="cannot be scaled"):
+        Scaler.fit(np.array([1.7e300, -1.7e300] * 20))
+
+
+def test_a_latin1_csv_error_names_the_file(tmp_path, capsys) -> None:
+    csv = write_csv(tmp_path / "café.csv", [(f"caf\xe9 {k}", str(k)) for k in range(30)], "latin-1")
+    argv = ["series", "train", "--csv", str(csv), "--column", "y", "--out", str(tmp_path / "r")]
+    err = one_error(capsys, argv)
+    assert str(csv) in err and "not UTF-8" in err and "0xe9" in err
+
+
+def test_duplicate_time_stamps_are_refused(tmp_path, capsys) -> None:
+    rows = [(f"2001-{m:02d}", str(m)) for m in range(1, 13)] + [("2001-3", "99")]
+    rows += [(f"2002-{m:02d}", str(m)) for m in range(1, 13)]
+    csv = write_csv(tmp_path / "dup.csv", rows)
+    argv = ["series", "train", "--csv", str(csv), "--column", "y", "--time-column", "t",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "row 14, column 't': time stamp '2001-3' repeats row 4" in err
+
+
+def test_a_forecast_past_the_year_9999_is_refused(inputs, tmp_path, capsys) -> None:
+    csv = write_csv(tmp_path / "late.csv", [(str(9960 + k), f"{k % 5}") for k in range(40)])
+    argv = ["series", "forecast", "--run", str(inputs["srun"]), "--csv", str(csv), "--column",
+            "y", "--time-column", "t", "--horizon", "3", "--out", str(tmp_path / "f.csv"),
+            "--no-plot"]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "past the year 9999 at step 1" in err and "'9999'" in err
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_a_full_disk_is_one_line(inputs, tmp_path, capsys) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    argv = ["series", "forecast", "--run", str(inputs["srun"]), "--csv", str(inputs["csv"]),
+            "--horizon", "3", "--out", "/dev/full", "--no-plot"]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "cannot write /dev/full: No space left on device" in err
+
+
+@pytest.mark.slow
+def test_a_write_that_fails_during_training_is_one_line(inputs, tmp_path) -> None:
+    """A real write failure while a checkpoint is saved: the file size limit (RLIMIT_FSIZE,
+    EFBIG) stands in for a full disk; the process ends with exit 1 and one line."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    argv = ["text", "train", *[a.format(corpus=inputs["corpus"], out=tmp_path / "r")
+                               for a in BASE["text train"]]]  # fmt: skip
+    argv[argv.index("--hidden") + 1] = "64"  # a checkpoint over the limit
+    env = {**os.environ, "PYTHONPATH": str(Path(main.__code__.co_filename).parents[2])}
+    proc = subprocess.run([sys.executable, "-m", "lstmkit", *argv], capture_output=True,
+                          text=True, preexec_fn=limit, env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "file too large" in proc.stderr
+
+
+def test_more_memory_than_there_is_is_refused_up_front(inputs, tmp_path, capsys) -> None:
+    argv = ["text", "train", "--text", str(inputs["corpus"]), "--out", str(tmp_path / "r"),
+            "--hidden", "100000", "--steps", "1"]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "not enough memory for --hidden 100000" in err and "GiB" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_memory_error_and_other_escapes_are_one_line_unless_debug(inputs, capsys, monkeypatch):
+    """What escapes a handler: one line (exit 1); with --debug, the exception itself."""
+    import lstmkit.text.sample as sample
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise MemoryError("Unable to allocate 1.2 TiB")
+
+    monkeypatch.setattr(sample, "generate", boom)
+    argv = ["text", "sample", "--run", str(inputs["trun"])]
+    err = one_error(capsys, argv)
+    assert err.startswith("lstmkit text: error: not enough memory") and "1.2 TiB" in err
+    with pytest.raises(MemoryError):
+        main(["--debug", *argv])
+    with pytest.raises(MemoryError):
+        main([*argv, "--debug"])
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("x")
+
+    monkeypatch.setattr(sample, "generate", bug)
+    err = one_error(capsys, argv)
+    assert "unexpected KeyError" in err and "--debug" in err
+
+
+def test_a_text_shorter_than_one_window_is_refused(tmp_path, capsys) -> None:
+    text = tmp_path / "short.py"
+    text.write_text("ab" * 8)
+    argv = ["text", "train", "--text", str(text), "--out", str(tmp_path / "r"), "--hidden",
+            "4", "--embed", "4", "--batch", "2", "--seq-len", "8", "--steps", "2"]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "too few for one --batch 2 x --seq-len 8 window (needs 17)" in err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_sample_refuses_a_temperature_that_is_not_finite(inputs, capsys, value) -> None:
+    argv = ["text", "sample", "--run", str(inputs["trun"]), f"--temperature={value}"]
+    err = one_error(capsys, argv, code=2)
+    assert "--temperature: expected a finite number" in err
+
+
+def test_demo_refuses_a_folder_that_is_not_a_run(tmp_path, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    err = one_error(capsys, ["demo", "--out", str(mine), "--minutes", "0.01"])
+    assert "is not empty and holds more than a run" in err
+    assert (mine / "thesis.tex").read_text() == "precious"
+    (mine / "thesis.tex").unlink()
+    (mine / "sub").mkdir()
+    (mine / "latest.npz").write_bytes(b"")
+    one_error(capsys, ["demo", "--out", str(mine), "--minutes", "0.01"])  # a folder inside
+    assert (mine / "sub").is_dir()

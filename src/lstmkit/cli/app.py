@@ -148,8 +148,14 @@ def describe(e: BaseException, args: Any = None) -> str:
     if isinstance(e, OSError) and (e.strerror or e.errno):
         path = e.filename if e.filename is not None else None
         what = e.strerror or os.strerror(e.errno or 0)
-        if e.errno == errno.ENOSPC:
-            what = "no space left on the device (disk full)"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            what = {
+                errno.ENOSPC: "no space left on the device (disk full)",
+                errno.EDQUOT: "disk quota exceeded",
+                errno.EFBIG: "file too large (a file size limit, or a full disk)",
+            }[e.errno]
+            if path is None and getattr(args, "out", None):
+                what += f" while writing --out {args.out}"
         elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             what = f"cannot write or read here: {what.lower()}"
         return one_line(f"{path}: {what}" if path is not None else what)

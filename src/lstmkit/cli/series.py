@@ -171,22 +171,28 @@ def _forecast(args: argparse.Namespace) -> int:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
     history = series.values[: n - holdout]
     actual = series.values[n - holdout : n - holdout + args.horizon]
-    predicted = forecast_run(model, meta, history, args.horizon)
     origin = n - holdout
     if series.times is None:  # label rows by position in the series (0-based)
         times = [str(origin + k) for k in range(args.horizon)]
     else:  # the CSV's own stamps over the held-out part, then stamps continued past the end
         known = series.times[origin : origin + args.horizon]
-        times = known + future_times(series.times, args.horizon - len(known))
+        try:
+            times = known + future_times(series.times, args.horizon - len(known))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    predicted = forecast_run(model, meta, history, args.horizon)
     time_name = series.time_column or "step"
-    with open(args.out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
-        for k, (t, v) in enumerate(zip(times, predicted)):
-            row = [t, repr(float(v))]
-            if holdout:
-                row.append(repr(float(actual[k])) if k < len(actual) else "")
-            writer.writerow(row)
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
+            for k, (t, v) in enumerate(zip(times, predicted)):
+                row = [t, repr(float(v))]
+                if holdout:
+                    row.append(repr(float(actual[k])) if k < len(actual) else "")
+                writer.writerow(row)
+    except OSError as e:
+        raise UserError(f"--out: cannot write {args.out}: {e.strerror or e}") from None
     message = f"wrote {args.horizon} forecast values to {args.out}"
     if png is not None:
         from lstmkit.series.plot import plot_forecast
