@@ -291,6 +291,9 @@ def test_bad_value(case: Case, inputs, tmp_path, capsys, monkeypatch) -> None:
     assert "Traceback" not in err, err
     allowed = (1, 2) if case.expect == REFUSED else (0, 1, 2)
     assert code in allowed, f"exit {code} for {case.id}; stderr: {err!r}"
+    out = tmp_path / "out"
+    if case.expect == REFUSED and out.is_dir():  # refused: nothing in --out
+        assert not any(out.iterdir()), f"{case.id} left {list(out.iterdir())}"
     if code != 0:
         lines = err.splitlines()
         assert lines and lines[-1].startswith("lstmkit ") and ": error: " in lines[-1], err

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import check_at_least, output_folder
+from lstmkit.cli.options import check_at_least, check_memory, output_folder
 
 # What a run folder holds: checkpoints, metrics, plots, and temporary or lock files.
 _RUN_FILES = (".npz", ".jsonl", ".png", ".json", ".tmp", ".lock")
@@ -51,6 +51,7 @@ def _demo(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     check_at_least(args, 0, "seed")
+    check_memory(config)
     out = output_folder(args.out, "--out")
     if out.exists():
         if not _is_run_folder(out):

@@ -7,10 +7,11 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import check_at_least, output_folder
+from lstmkit.cli.options import check_at_least, check_memory, check_positive, output_folder
 
 # Defaults chosen to finish in a few minutes on a 2-core CPU and still show the contrast.
 _DEFAULT_LAGS = {"adding": "10,25,50,100", "copying": "5,10,20", "temporal": "10,25,50,100"}
@@ -62,7 +63,7 @@ def _memory(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise UserError(f"--seeds: expected an integer >= 1, got {args.seeds}")
     check_at_least(args, 1, "chunk")
-    out = output_folder(args.out or f"runs/memory-{task}", "--out", create=True)
+    check_memory(SimpleNamespace(hidden=args.hidden, batch=args.batch, seq_len=max(lags)))
     try:
         config = train.MemoryConfig(
             hidden=args.hidden,
@@ -75,6 +76,7 @@ def _memory(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise UserError(str(e)) from None
+    out = output_folder(args.out or f"runs/memory-{task}", "--out", create=True)
 
     def progress(r: dict[str, Any]) -> None:
         lag = "" if r["lag"] is None else f" lag {r['lag']}"
@@ -111,8 +113,9 @@ def _gradients(args: argparse.Namespace) -> int:
     from lstmkit.memory import gradients, train
 
     models = _name_list(args.models, train.MODELS, "--models")
+    check_positive(args, "hidden", "batch", "lag", "train_seconds", "train_steps")
     check_at_least(args, 0, "seed")
-    out = output_folder(args.out or "runs/gradients", "--out", create=True)
+    check_memory(SimpleNamespace(hidden=args.hidden, batch=args.batch, seq_len=args.lag))
     config = gradients.GradientsConfig(
         hidden=args.hidden,
         batch=args.batch,
@@ -120,6 +123,7 @@ def _gradients(args: argparse.Namespace) -> int:
         train_steps=args.train_steps,
         init=args.init,
     )
+    out = output_folder(args.out or "runs/gradients", "--out", create=True)
     try:
         rows, curves = gradients.measure(models, args.task, args.lag, args.seed, config)
     except ValueError as e:
