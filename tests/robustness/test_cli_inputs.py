@@ -432,6 +432,15 @@ def test_memory_error_and_other_escapes_are_one_line_unless_debug(inputs, capsys
     err = one_error(capsys, argv)
     assert "unexpected KeyError" in err and "--debug" in err
 
+    def diverged(*args: object, **kwargs: object) -> None:
+        from lstmkit.train.trainer import TrainingError
+
+        raise TrainingError("loss is nan at step 3\nthe last good checkpoint is kept")
+
+    monkeypatch.setattr(sample, "generate", diverged)
+    err = one_error(capsys, argv)  # reported on purpose: the message alone, on one line
+    assert err == "lstmkit text: error: loss is nan at step 3; the last good checkpoint is kept\n"
+
 
 def test_a_text_shorter_than_one_window_is_refused(tmp_path, capsys) -> None:
     text = tmp_path / "short.py"

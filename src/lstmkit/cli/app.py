@@ -143,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _is_lstmkit_error(e: BaseException) -> bool:
+    """A failure lstmkit reports on purpose (a diverged run, a bad checkpoint)."""
+    from lstmkit.train.checkpoint import CheckpointError
+    from lstmkit.train.trainer import TrainingError
+
+    return isinstance(e, (CheckpointError, TrainingError))
+
+
 def describe(e: BaseException, args: Any = None) -> str:
     """One line for an exception that escaped a subcommand's handler."""
     if isinstance(e, OSError) and (e.strerror or e.errno):
@@ -167,7 +175,7 @@ def describe(e: BaseException, args: Any = None) -> str:
         ]
         asked = f" for {', '.join(sizes)}" if sizes else ""
         return f"not enough memory{asked}: try smaller sizes ({one_line(str(e)) or 'MemoryError'})"
-    if isinstance(e, (ValueError, OverflowError)):
+    if isinstance(e, (ValueError, OverflowError)) or _is_lstmkit_error(e):
         return one_line(str(e)) or type(e).__name__
     return (
         f"unexpected {type(e).__name__}: {one_line(str(e))} (a bug: please report it; "

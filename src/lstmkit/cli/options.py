@@ -130,8 +130,13 @@ def run_trainer(
         comm = distributed.from_arguments(args)
     except distributed.DistributedError as e:
         raise UserError(str(e)) from None
-    output_folder(args.out, "--out")
-    check_memory(config)
+    try:
+        output_folder(args.out, "--out")
+        check_memory(config)
+    except UserError:
+        if comm.rank != 0:
+            raise SystemExit(1) from None  # rank 0 reports it
+        raise
     log = partial(print, file=sys.stderr)
     try:
         summary = train(config, args.out, data, args.resume, not args.no_progress, log, comm)
