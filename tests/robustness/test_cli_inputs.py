@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lstmkit.cli.app import build_parser, main
 
@@ -470,3 +472,53 @@ def test_demo_refuses_a_folder_that_is_not_a_run(tmp_path, capsys) -> None:
     (mine / "latest.npz").write_bytes(b"")
     one_error(capsys, ["demo", "--out", str(mine), "--minutes", "0.01"])  # a folder inside
     assert (mine / "sub").is_dir()
+
+
+# ---- and values no list would think of --------------------------------------------------
+
+NUMERIC = [(c, o) for c in BASE if c not in SLOW for o, _ in numeric_options(leaf_parsers()[c])]
+
+
+def _quick(text: str) -> bool:
+    """False for a value that could make a valid run long (a large positive number)."""
+    for parse in (int, float):
+        try:
+            value = parse(text)
+        except (ValueError, OverflowError):
+            continue
+        if value > 100:
+            return False
+    return True
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    where=st.sampled_from(NUMERIC),
+    value=st.one_of(
+        st.text(max_size=12),
+        st.floats().map(repr),
+        st.integers(max_value=0).map(str),
+        st.sampled_from(["1e309", "-0", "0x10", "1_0", "\u0665", " 3 ", "+inf", "nan(1)"]),
+    ).filter(_quick),
+)
+def test_any_value_ends_in_a_result_or_one_line(where, value, inputs, tmp_path_factory, capsys):
+    """Whatever string an option gets, the command ends with exit 0, or 1 or 2 and one line
+    (hypothesis draws the subcommand, the option and the string)."""
+    command, option = where
+    tmp = tmp_path_factory.mktemp("h")
+    fill = {k: str(p) for k, p in inputs.items()}
+    argv = [a.format(**fill, out=str(tmp / "out")) for a in BASE[command]]
+    if option in argv:
+        del argv[argv.index(option) : argv.index(option) + 2]
+    capsys.readouterr()
+    try:
+        code = main([*command.split(), *argv, f"{option}={value}"])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert code in (0, 1, 2), (code, err)
+    if code != 0:
+        assert len(err.splitlines()) == 1 and ": error: " in err, err

@@ -154,7 +154,7 @@ def _is_lstmkit_error(e: BaseException) -> bool:
 def describe(e: BaseException, args: Any = None) -> str:
     """One line for an exception that escaped a subcommand's handler."""
     if isinstance(e, OSError) and (e.strerror or e.errno):
-        path = e.filename if e.filename is not None else None
+        path = e.filename  # the path named, or None (a write's error after open)
         what = e.strerror or os.strerror(e.errno or 0)
         if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             what = {
@@ -164,8 +164,6 @@ def describe(e: BaseException, args: Any = None) -> str:
             }[e.errno]
             if path is None and getattr(args, "out", None):
                 what += f" while writing --out {args.out}"
-        elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            what = f"cannot write or read here: {what.lower()}"
         return one_line(f"{path}: {what}" if path is not None else what)
     if isinstance(e, MemoryError):
         sizes = [
@@ -175,7 +173,7 @@ def describe(e: BaseException, args: Any = None) -> str:
         ]
         asked = f" for {', '.join(sizes)}" if sizes else ""
         return f"not enough memory{asked}: try smaller sizes ({one_line(str(e)) or 'MemoryError'})"
-    if isinstance(e, (ValueError, OverflowError)) or _is_lstmkit_error(e):
+    if isinstance(e, (ValueError, OverflowError, OSError)) or _is_lstmkit_error(e):
         return one_line(str(e)) or type(e).__name__
     return (
         f"unexpected {type(e).__name__}: {one_line(str(e))} (a bug: please report it; "
