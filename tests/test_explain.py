@@ -144,3 +144,27 @@ def test_explain_command(saved_run, tmp_path, capsys) -> None:
     assert main(argv + ["12"]) == 1
     assert main(["explain", "--run", str(tmp_path / "nothing"), "--text", "a"]) == 1
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "hostile", ["<!--<script>", "</script><script>alert(1)</script>", "a]]>&amp;<b>", "<!-- -->"]
+)
+def test_explorer_page_keeps_hostile_text_inside_its_data(tmp_path, hostile) -> None:
+    """Text holding ``<!--<script>`` (which puts an HTML parser in the "script data double
+    escaped" state, so a later ``</script>`` no longer ends the element) or ``</script>``
+    stays data: the page has no ``<``, ``>`` or ``&`` inside its JSON, and the JSON gives
+    the text back exactly."""
+    from lstmkit.explain.html import write_explorer
+
+    text = f"x = 1  # {hostile}\ny = 2\n"
+    rng = np.random.default_rng(0)
+    tr = {q: rng.uniform(-1, 1, (len(text), 3)) for q in QUANTITIES}
+    page = write_explorer([tr], text, tmp_path / "explorer.html").read_text(encoding="utf-8")
+    start = page.index('<script type="application/json" id="data">') + len(
+        '<script type="application/json" id="data">'
+    )
+    end = page.index("</script>", start)
+    blob = page[start:end]
+    assert not any(ch in blob for ch in "<>&"), blob[:200]
+    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert json.loads(blob)["text"] == text

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import check_at_least, check_memory, output_folder
+
+# What a run folder holds: checkpoints, metrics, plots, and temporary or lock files.
+_RUN_FILES = (".npz", ".jsonl", ".png", ".json", ".tmp", ".lock")
 
 
 def add_commands(subparsers: Any) -> None:
@@ -25,7 +30,6 @@ def add_commands(subparsers: Any) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     import shutil
-    from pathlib import Path
 
     from lstmkit.text.sample import generate
     from lstmkit.text.train import TrainConfig, load_model, train
@@ -46,9 +50,17 @@ def _demo(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise UserError(str(e)) from None
-    out = Path(args.out)
+    check_at_least(args, 0, "seed")
+    check_memory(config)
+    out = output_folder(args.out, "--out")
     if out.exists():
+        if not _is_run_folder(out):
+            raise UserError(
+                f"--out: {out} is not empty and holds more than a run (the demo starts by "
+                "deleting --out): choose another folder, or empty it yourself"
+            )
         shutil.rmtree(out)  # the demo always starts fresh
+    output_folder(out, "--out", create=True)  # before the corpus is read and trained on
     print(
         f"Training a 1x{args.hidden} LSTM char-LM on Python's standard library for "
         f"{args.minutes:g} minutes...",
@@ -67,3 +79,13 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\n\nrun folder: {out}  (metrics.jsonl, loss.png, best.npz, latest.npz)")
     print(f"more: lstmkit text sample --run {out} --prime 'class ' --length 500")
     return 0
+
+
+def _is_run_folder(path: Path) -> bool:
+    """An empty folder, or one holding only a run's files (a checkpoint among them)."""
+    entries = list(path.iterdir())
+    if not entries:
+        return True
+    if any(not e.is_file() or e.is_symlink() or e.suffix not in _RUN_FILES for e in entries):
+        return False
+    return any(e.name in ("latest.npz", "best.npz") for e in entries)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import output_file
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -63,6 +64,7 @@ def _onnx(args: argparse.Namespace) -> int:
         from lstmkit.io.onnx import export
     except ModuleNotFoundError as e:
         raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
+    output_file(args.out, "--out")
     model = load_run_model(args.run)
     try:
         export(model, args.out, opset=args.opset, sequence_lens=not args.no_sequence_lens)

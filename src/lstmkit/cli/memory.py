@@ -7,9 +7,11 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import check_at_least, check_memory, check_positive, output_folder
 
 # Defaults chosen to finish in a few minutes on a 2-core CPU and still show the contrast.
 _DEFAULT_LAGS = {"adding": "10,25,50,100", "copying": "5,10,20", "temporal": "10,25,50,100"}
@@ -60,6 +62,8 @@ def _memory(args: argparse.Namespace) -> int:
     )
     if args.seeds < 1:
         raise UserError(f"--seeds: expected an integer >= 1, got {args.seeds}")
+    check_at_least(args, 1, "chunk")
+    check_memory(SimpleNamespace(hidden=args.hidden, batch=args.batch, seq_len=max(lags)))
     try:
         config = train.MemoryConfig(
             hidden=args.hidden,
@@ -72,7 +76,7 @@ def _memory(args: argparse.Namespace) -> int:
         )
     except ValueError as e:
         raise UserError(str(e)) from None
-    out = Path(args.out or f"runs/memory-{task}")
+    out = output_folder(args.out or f"runs/memory-{task}", "--out", create=True)
 
     def progress(r: dict[str, Any]) -> None:
         lag = "" if r["lag"] is None else f" lag {r['lag']}"
@@ -109,6 +113,9 @@ def _gradients(args: argparse.Namespace) -> int:
     from lstmkit.memory import gradients, train
 
     models = _name_list(args.models, train.MODELS, "--models")
+    check_positive(args, "hidden", "batch", "lag", "train_seconds", "train_steps")
+    check_at_least(args, 0, "seed")
+    check_memory(SimpleNamespace(hidden=args.hidden, batch=args.batch, seq_len=args.lag))
     config = gradients.GradientsConfig(
         hidden=args.hidden,
         batch=args.batch,
@@ -116,11 +123,11 @@ def _gradients(args: argparse.Namespace) -> int:
         train_steps=args.train_steps,
         init=args.init,
     )
+    out = output_folder(args.out or "runs/gradients", "--out", create=True)
     try:
         rows, curves = gradients.measure(models, args.task, args.lag, args.seed, config)
     except ValueError as e:
         raise UserError(str(e)) from None
-    out = Path(args.out or "runs/gradients")
     title = f"{args.task}, T = {args.lag}: gradient of the last step's loss"
     png = gradients.plot_gradient_norms(curves, out, title)
     series = {
@@ -156,12 +163,13 @@ def _explain(args: argparse.Namespace) -> int:
     for flag, value in [("--max-chars", args.max_chars), ("--html-chars", args.html_chars)]:
         if value < 1:
             raise UserError(f"{flag}: expected an integer >= 1, got {value}")
+    check_at_least(args, 1, "top")
     text = text[: args.max_chars]
     try:
         model, vocab = explorer.load_run(args.run)
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"--run: {e}") from None
-    out = Path(args.out or Path(args.run) / "explain")
+    out = output_folder(args.out or Path(args.run) / "explain", "--out", create=True)
     cells = None
     if args.cells:
         cells = _int_list(args.cells, "--cells")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import fields
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lstmkit.cli.errors import UserError
@@ -53,6 +55,53 @@ def check_positive(args: argparse.Namespace, *names: str) -> None:
             raise UserError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
 
 
+def check_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
+    """Each named option, when given, must be >= ``minimum``."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and not value >= minimum:
+            raise UserError(f"--{name.replace('_', '-')}: expected >= {minimum}, got {value}")
+
+
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def output_file(path: str | Path, flag: str) -> Path:
+    """``path`` as a file to write: not a folder, in an existing folder that can be written."""
+    p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{flag}: {p} is a folder; expected a file name")
+    parent = p.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise UserError(f"{flag}: cannot write {p}: the folder {parent} {what}")
+    if not _writable(parent):
+        raise UserError(f"{flag}: cannot write {p}: the folder {parent} is not writable")
+    return p
+
+
+def output_folder(path: str | Path, flag: str, create: bool = False) -> Path:
+    """``path`` as a folder to write into: not a file, and it or its nearest existing parent
+    is a writable folder. ``create``: make it now (parents included), before any work whose
+    results it is to hold."""
+    p = Path(path)
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == p else f" (its parent {existing} is a file)"
+        raise UserError(f"{flag}: {p} is not a folder{where}")
+    if not _writable(existing):
+        raise UserError(f"{flag}: cannot write into {existing}: permission denied")
+    if create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{flag}: cannot create the folder {p}: {e.strerror or e}") from None
+    return p
+
+
 def training_config(cls: Any, args: argparse.Namespace) -> Any:
     """The trainer config ``cls`` from the options (its fields by name); --minutes alone lifts
     the default --steps. The config checks its values: a bad one is a UserError."""
@@ -81,6 +130,13 @@ def run_trainer(
         comm = distributed.from_arguments(args)
     except distributed.DistributedError as e:
         raise UserError(str(e)) from None
+    try:
+        output_folder(args.out, "--out")
+        check_memory(config)
+    except UserError:
+        if comm.rank != 0:
+            raise SystemExit(1) from None  # rank 0 reports it
+        raise
     log = partial(print, file=sys.stderr)
     try:
         summary = train(config, args.out, data, args.resume, not args.no_progress, log, comm)
@@ -93,3 +149,49 @@ def run_trainer(
             comm.abort(f"{type(e).__name__}: {e}")
         raise
     return summary if comm.rank == 0 else None
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate (MemAvailable on Linux), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def training_bytes(config: Any) -> int:
+    """A lower bound of the bytes a trainer's config needs: its LSTM's parameters four times
+    (weights, gradients, Adam's two moments) and the forward's gate activations kept for
+    backward (T x N x 4H per layer, with c and h)."""
+    hidden, layers = int(config.hidden), int(getattr(config, "layers", 1))
+    inputs = int(getattr(config, "embed", 1))
+    steps = int(getattr(config, "seq_len", 0) or getattr(config, "lookback", 1))
+    params = 0
+    for layer in range(layers):
+        width = inputs if layer == 0 else hidden
+        params += 4 * hidden * (width + hidden + 2)
+    activations = steps * int(config.batch) * 6 * hidden * layers
+    itemsize = 8 if getattr(config, "dtype", "float32") == "float64" else 4
+    return (4 * params + activations) * itemsize
+
+
+def check_memory(config: Any) -> None:
+    """Refuse up front a model that cannot fit in the memory available (rather than a
+    MemoryError, or the kernel's OOM killer, minutes later)."""
+    need, have = training_bytes(config), available_memory()
+    if have is not None and need > have:
+        sizes = f"--hidden {config.hidden}"
+        if hasattr(config, "layers"):
+            sizes += f", --layers {config.layers}"
+        sizes += f", --batch {config.batch}"
+        raise UserError(
+            f"not enough memory for {sizes}: training needs at least {need / 2**30:.1f} GiB, "
+            f"{have / 2**30:.1f} GiB are available; try smaller sizes"
+        )

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import add_training_options, check_positive, run_trainer, training_config
+from lstmkit.cli.options import (
+    add_training_options,
+    check_at_least,
+    check_positive,
+    output_file,
+    run_trainer,
+    training_config,
+)
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -85,6 +92,9 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_dataset)
 
 
+_PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
 def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
     p.add_argument("--csv", required=True, help="CSV file with a header row")
     where = "" if column_required else " (default: the run's)"
@@ -146,6 +156,14 @@ def _forecast(args: argparse.Namespace) -> int:
     from lstmkit.series.forecast import forecast_run
 
     check_positive(args, "horizon")
+    output_file(args.out, "--out")
+    png = None
+    if not args.no_plot:
+        png = output_file(args.plot or Path(args.out).with_suffix(".png"), "--plot")
+        if png.suffix.lower() not in _PLOT_SUFFIXES:
+            raise UserError(
+                f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
+            )
     model, meta, series = _load(args)
     n, holdout = len(series), args.holdout
     need = 1 + int(meta["train_config"]["difference"])
@@ -153,27 +171,32 @@ def _forecast(args: argparse.Namespace) -> int:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
     history = series.values[: n - holdout]
     actual = series.values[n - holdout : n - holdout + args.horizon]
-    predicted = forecast_run(model, meta, history, args.horizon)
     origin = n - holdout
     if series.times is None:  # label rows by position in the series (0-based)
         times = [str(origin + k) for k in range(args.horizon)]
     else:  # the CSV's own stamps over the held-out part, then stamps continued past the end
         known = series.times[origin : origin + args.horizon]
-        times = known + future_times(series.times, args.horizon - len(known))
+        try:
+            times = known + future_times(series.times, args.horizon - len(known))
+        except ValueError as e:
+            raise UserError(str(e)) from None
+    predicted = forecast_run(model, meta, history, args.horizon)
     time_name = series.time_column or "step"
-    with open(args.out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
-        for k, (t, v) in enumerate(zip(times, predicted)):
-            row = [t, repr(float(v))]
-            if holdout:
-                row.append(repr(float(actual[k])) if k < len(actual) else "")
-            writer.writerow(row)
+    try:
+        with open(args.out, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
+            for k, (t, v) in enumerate(zip(times, predicted)):
+                row = [t, repr(float(v))]
+                if holdout:
+                    row.append(repr(float(actual[k])) if k < len(actual) else "")
+                writer.writerow(row)
+    except OSError as e:
+        raise UserError(f"--out: cannot write {args.out}: {e.strerror or e}") from None
     message = f"wrote {args.horizon} forecast values to {args.out}"
-    if not args.no_plot:
+    if png is not None:
         from lstmkit.series.plot import plot_forecast
 
-        png = Path(args.plot) if args.plot else Path(args.out).with_suffix(".png")
         plot_forecast(
             png,
             history,
@@ -196,6 +219,8 @@ def _forecast(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from lstmkit.series.evaluate import evaluate, format_report
 
+    check_positive(args, "season")
+    check_at_least(args, 0, "holdout")
     model, meta, series = _load(args)
     holdout = args.holdout if args.holdout is not None else meta["data"]["split"]["n_holdout"]
     if holdout < 1:
@@ -235,6 +260,7 @@ def _finite_or_null(obj: Any) -> Any:
 def _dataset(args: argparse.Namespace) -> int:
     from lstmkit.series.datasets import write_csv
 
+    output_file(args.out, "--out")
     try:
         path, n = write_csv(args.name, args.out)
     except ModuleNotFoundError as e:

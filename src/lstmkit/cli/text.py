@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import add_training_options, check_positive, run_trainer, training_config
+from lstmkit.cli.options import (
+    add_training_options,
+    check_at_least,
+    check_positive,
+    run_trainer,
+    training_config,
+)
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -89,6 +95,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     model, vocab, _, _ = _load(args.run)
     check_positive(args, "temperature", "top_k")
+    check_at_least(args, 0, "seed")
     if args.length < 0:
         raise UserError(f"--length: expected >= 0, got {args.length}")
     sys.stdout.write(args.prime)
@@ -105,6 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
     from lstmkit.text.corpus import load_corpus
     from lstmkit.text.evaluate import bits_per_char
 
+    check_positive(args, "max_chars")
     model, vocab, _, _ = _load(args.run)
     try:
         text = load_corpus(args.text).val if not args.text else _read_all(args.text)

@@ -212,8 +212,17 @@ _JS = r"""
 """
 
 
+def script_json(data: Any) -> str:
+    """``data`` as JSON to embed in a ``<script>`` element: ``<``, ``>`` and ``&`` written as
+    ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same string to JSON.parse), so no text in it can
+    end the element or open an HTML comment (``</script>``, ``<!--<script>``) whatever the
+    parser's state."""
+    blob = json.dumps(data, separators=(",", ":"))
+    return blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _page(data: dict[str, Any]) -> str:
-    blob = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    blob = script_json(data)
     rows = "".join(
         f'<tr><td>{_LABELS[q]}</td><td class="v" id="v-{q}">-</td></tr>' for q in QUANTITIES
     )

@@ -41,6 +41,8 @@ def step(
         return None
     if x_t.ndim not in (1, 2) or x_t.shape[-1] != params[0]["W_ih"].shape[1]:
         return None
+    if x_t.ndim == 2 and x_t.shape[0] == 0:  # no sequence: the layer's check refuses it
+        return None
     unbatched = x_t.ndim == 1
     x = x_t[None, :] if unbatched else x_t
     P, H = params[0]["W_hh"].shape[1], params[0]["W_hh"].shape[0] // 4

@@ -12,11 +12,21 @@ def as_array(value: Any, name: str, dtype: np.dtype) -> np.ndarray:
     """The value as an ndarray of exactly ``dtype``; no silent casts between float types."""
     arr = np.asarray(value)
     if arr.dtype != dtype:
-        if arr.dtype.kind in "fc" or arr.dtype == object:
+        want = np.dtype(dtype).name
+        if arr.dtype in (np.float32, np.float64):  # the other dtype a layer can have
             raise TypeError(
-                f"{name}: expected dtype {np.dtype(dtype).name}, got {arr.dtype.name}; "
-                f"convert with .astype(np.{np.dtype(dtype).name}) or build the layer with "
-                f"dtype=np.{arr.dtype.name}"
+                f"{name}: expected dtype {want}, got {arr.dtype.name}; convert with "
+                f".astype(np.{want}) or build the layer with dtype=np.{arr.dtype.name}"
+            )
+        if arr.dtype.kind == "c":
+            raise TypeError(
+                f"{name}: expected dtype {want}, got {arr.dtype.name}; complex values are not "
+                "supported (layers are float32 or float64)"
+            )
+        if arr.dtype.kind == "f" or arr.dtype == object:
+            raise TypeError(
+                f"{name}: expected dtype {want}, got {arr.dtype.name}; convert with "
+                f".astype(np.{want}) (layers are float32 or float64)"
             )
         if arr.dtype.kind not in "iub":
             raise TypeError(f"{name}: expected a numeric array, got dtype {arr.dtype.name}")

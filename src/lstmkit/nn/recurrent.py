@@ -172,7 +172,7 @@ class _Recurrent(Module):
             if name.startswith(("weight_ln_", "bias_ln_")):
                 out[name] = np.full(shape, name.startswith("weight"), dtype=self.dtype)
             else:
-                out[name] = rng.uniform(-k, k, size=shape).astype(self.dtype)
+                out[name] = _uniform(rng, k, shape, self.dtype)
         return out
 
     def _local(self, tensors: dict[str, np.ndarray], layer: int, direction: int) -> Params:
@@ -566,6 +566,8 @@ class _Recurrent(Module):
                 f"x_t: expected shape (N, {self.input_size}) or ({self.input_size},), "
                 f"got {x_t.shape}"
             )
+        if x_t.ndim == 2 and x_t.shape[0] == 0:
+            raise ValueError(f"x_t: expected at least one sequence (N >= 1), got {x_t.shape}")
         check_finite(x_t, "x_t")
         unbatched = x_t.ndim == 1
         x = x_t[None, :] if unbatched else x_t
@@ -587,6 +589,25 @@ class _Recurrent(Module):
                 acc.append(s)
         y = x[0] if unbatched else x
         return y, self._public_state([np.stack(s) for s in new_parts], unbatched)
+
+
+_INIT_CHUNK = 1 << 16  # float64 draws at a time when the layer is float32
+
+
+def _uniform(
+    rng: np.random.Generator, k: float, shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    """U(-k, k) of ``shape`` in ``dtype``: the numbers of ``rng.uniform(-k, k, shape)`` rounded
+    to ``dtype``, drawn a chunk at a time into the result (the generator yields the same
+    stream in chunks), so a float32 layer never holds its parameters in float64 too."""
+    if np.dtype(dtype) == np.float64:
+        return rng.uniform(-k, k, size=shape)
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, _INIT_CHUNK):
+        stop = min(start + _INIT_CHUNK, flat.size)
+        flat[start:stop] = rng.uniform(-k, k, size=stop - start)
+    return out
 
 
 # LSTM, GRU and RNN spell out torch's constructor arguments each (a repetition the

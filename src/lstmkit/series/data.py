@@ -65,12 +65,31 @@ class Series:
 def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None = None) -> Series:
     """The numeric column ``column`` of the CSV file ``path`` (and optionally its time stamps).
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`CSVError` for a missing column,
-    an empty file, or a cell that is empty, not a number, or not finite.
+    Raises ``FileNotFoundError`` for a missing file and :class:`CSVError` for a file that is
+    not UTF-8 text, a missing column, an empty file, a cell that is empty, not a number, not
+    finite or too large to scale (:data:`MAX_ABS`), or a time stamp that is missing or
+    repeats an earlier one.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CSV file")
+    try:
+        return _read_csv(path, column, time_column)
+    except UnicodeDecodeError as e:
+        bad = e.object[e.start : e.start + 1].hex()
+        raise CSVError(
+            f"{path}: not UTF-8 text (byte 0x{bad} cannot be decoded); save it as UTF-8"
+        ) from None
+    except csv.Error as e:
+        raise CSVError(f"{path}: not a readable CSV file: {e}") from None
+
+
+# Values whose magnitude passes this cannot be scaled: the mean and standard deviation of a
+# few hundred of them (sums of values and of their squares) overflow float64.
+MAX_ABS = 1e150
+
+
+def _read_csv(path: Path, column: str, time_column: str | None) -> Series:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -85,6 +104,7 @@ def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None 
         )
         values: list[float] = []
         times: list[str] = []
+        seen: dict[Any, int] = {}  # time stamp (parsed if it parses) -> its row
         for row_number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
@@ -95,6 +115,14 @@ def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None 
                     raise CSVError(
                         f"{path}: row {row_number}, column {time_column!r}: missing time stamp"
                     )
+                parsed = _parse(stamp)
+                key = stamp if parsed is None else parsed[0]
+                if key in seen:
+                    raise CSVError(
+                        f"{path}: row {row_number}, column {time_column!r}: time stamp "
+                        f"{stamp!r} repeats row {seen[key]}; a series has one value per time"
+                    )
+                seen[key] = row_number
                 times.append(stamp)
     if not values:
         raise CSVError(f"{path}: no data rows under the header")
@@ -127,6 +155,11 @@ def _number(path: Path, row: list[str], row_number: int, index: int, column: str
         raise CSVError(f"{where}: expected a number, got {cell!r}") from None
     if not math.isfinite(value):
         raise CSVError(f"{where}: expected a finite number, got {cell!r}")
+    if abs(value) > MAX_ABS:
+        raise CSVError(
+            f"{where}: {cell} is too large to scale (at most {MAX_ABS:g} in magnitude); "
+            "divide the column by a power of ten"
+        )
     return value
 
 
@@ -206,7 +239,8 @@ def infer_frequency(times: list[str] | None) -> tuple[str, int] | None:
 def future_times(times: list[str] | None, horizon: int) -> list[str]:
     """Time stamps of the ``horizon`` steps after the last one, in the input's style.
 
-    Without a recognised frequency the steps are labelled ``+1, +2, ...``.
+    Without a recognised frequency the steps are labelled ``+1, +2, ...``. A ValueError if
+    they would run past the year 9999 (the last one Python's dates hold).
     """
     frequency = infer_frequency(times)
     parsed = _parse_all(times) if times else None
@@ -216,10 +250,16 @@ def future_times(times: list[str] | None, horizon: int) -> list[str]:
     last, name = stamps[-1], frequency[0]
     out = []
     for h in range(1, horizon + 1):
-        if name in _MONTHS:
-            t = _add_months(last, h * _MONTHS[name])
-        else:
-            t = last + h * timedelta(days=dict((n, d) for n, d, _ in _FREQUENCIES)[name])
+        try:
+            if name in _MONTHS:
+                t = _add_months(last, h * _MONTHS[name])
+            else:
+                t = last + h * timedelta(days=dict((n, d) for n, d, _ in _FREQUENCIES)[name])
+        except (OverflowError, ValueError):
+            raise ValueError(
+                f"--horizon {horizon}: the {name} time stamps after {_format(last, style)!r} "
+                f"would run past the year 9999 at step {h}; forecast at most {h - 1} steps"
+            ) from None
         out.append(_format(t, style))
     return out
 
@@ -280,8 +320,17 @@ class Scaler:
         train = np.asarray(train, np.float64)
         if train.size == 0:
             raise ValueError("Scaler.fit: expected at least one value, got none")
-        scale = float(train.std())
-        return cls(float(train.mean()), scale if scale > 0 else 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean, scale = float(train.mean()), float(train.std())
+            scaler = cls(mean, scale if scale > 0 else 1.0)
+            finite = math.isfinite(mean) and math.isfinite(scale)
+            finite = finite and bool(np.all(np.isfinite(scaler.transform(train))))
+        if not finite:
+            raise ValueError(
+                f"Scaler.fit: the values cannot be scaled in float64 (mean {mean:g}, standard "
+                f"deviation {scale:g}); rescale them (e.g. divide by a power of ten)"
+            )
+        return scaler
 
     def transform(self, v: np.ndarray) -> np.ndarray:
         return (np.asarray(v, np.float64) - self.mean) / self.scale

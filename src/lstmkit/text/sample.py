@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
@@ -13,11 +14,15 @@ from lstmkit.text.model import CharLM
 def next_char_distribution(
     logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None
 ) -> np.ndarray:
-    """Probabilities (V,) from logits (V,): softmax(logits / temperature) over the top k."""
+    """Probabilities (V,) from logits (V,): softmax(logits / temperature) over the top k.
+
+    Exactly k entries stay (ties at the k-th largest logit go to the lower ids)."""
     z = logits.astype(np.float64) / temperature
     if top_k is not None and top_k < z.size:
-        cutoff = np.partition(z, -top_k)[-top_k]
-        z = np.where(z >= cutoff, z, -np.inf)
+        keep = np.argsort(-z, kind="stable")[:top_k]
+        kept = np.full_like(z, -np.inf)
+        kept[keep] = z[keep]
+        z = kept
     z -= z.max()
     p = np.exp(z)
     p[0] = 0.0 if p.sum() > p[0] else p[0]  # never emit <unk> unless nothing else is left
@@ -38,8 +43,8 @@ def generate(
     The prime is read once by the whole-sequence forward; every new character costs one
     ``model.step`` with the state carried, never a re-run of the prefix.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature: expected > 0, got {temperature}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature: expected a finite number > 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k: expected >= 1, got {top_k}")
     rng = np.random.default_rng(seed)

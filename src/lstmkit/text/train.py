@@ -151,6 +151,13 @@ class CharLMTask(trainer.Task):
         self.streams = comm.shard(config.batch)  # this rank's columns of every (T, B) window
         self.train_ids = vocab.encode(corpus.train)
         self.per_epoch = num_windows(len(self.train_ids), config.batch, config.seq_len, True)
+        if self.per_epoch < 1:  # each of the --batch streams must hold one --seq-len window
+            need = config.batch * config.seq_len + 1
+            raise ValueError(
+                f"the training text has {len(self.train_ids)} characters, too few for one "
+                f"--batch {config.batch} x --seq-len {config.seq_len} window (needs {need}); "
+                "give more text or a smaller --batch or --seq-len"
+            )
         self.val_ids = vocab.encode(corpus.val[: config.eval_chars])
         self.state = model.initial_state(self.streams.stop - self.streams.start)
         if carry is not None:  # the global (L, B, H) state of a checkpoint
