@@ -5,7 +5,9 @@ The layer (:mod:`lstmkit.nn.recurrent`) owns the computation and calls here with
 
 * which implementation runs a layer-direction: the reference, :func:`lstmkit.nn.time_loop.forward`
   over the layer's cell (the equations), or the cell's fused kernel, a plug-in with the same
-  signatures proven equal to it (``FUSED``: today the LSTM's, :mod:`lstmkit.kernels.lstm`);
+  signatures proven equal to it (:func:`fused_kernel`: :mod:`lstmkit.kernels.lstm` for the
+  LSTM, :mod:`lstmkit.kernels.h_loop` for the GRU and the RNN), the cell's options passed
+  as the kernel's flags (:func:`_options`);
 * whether a bidirectional layer's two directions run concurrently, one thread each: they
   are independent sequences, so each thread runs its whole direction on all of the batch's
   rows (measured 14% faster than splitting each direction's batch on a 2-layer
