@@ -115,7 +115,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="folder for the lstmkit runs (one per origin)")
     p.add_argument("--json", help="write the report (forecasts, scores) to this JSON file")
     p.add_argument("--plot", help="write forecasts and MASE per origin to this PNG")
-    add_training_options(p, d, "windows per step", run_folder=False)
+    add_training_options(p, d, "windows per step", run_folder=False)  # its --no-progress: quiet
     p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
     p.add_argument("--val", type=int, help="validation values at the end of each history")
     p.add_argument(
@@ -354,8 +354,9 @@ def _backtest(args: argparse.Namespace) -> int:
             f"--out: {out / f'origin-{taken[0]}'} already holds a run; pass another --out"
         )
     check_memory(config)
-    log = partial(print, file=sys.stderr)
-    forecasters = {"lstmkit": bt.lstm_forecaster(config, out, not args.no_progress, log)}
+    # progress (each model at each origin, the LSTM's training) on stderr; --no-progress: none
+    log = partial(print, file=sys.stderr) if not args.no_progress else None
+    forecasters = {"lstmkit": bt.lstm_forecaster(config, out, log is not None, log or _quiet)}
     forecasters.update({name: bt.baseline(name, season) for name in names})
     try:
         report = bt.backtest(series, args.horizon, origins, season, forecasters, log)
@@ -382,6 +383,10 @@ def _backtest(args: argparse.Namespace) -> int:
         )
         print(f"wrote a plot to {args.plot}")
     return 0
+
+
+def _quiet(message: str) -> None:
+    """A log that drops its messages."""
 
 
 def _finite_or_null(obj: Any) -> Any:
