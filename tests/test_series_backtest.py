@@ -182,7 +182,10 @@ def test_backtest_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     ]
     args += ["--out", str(out), "--json", str(report_path), "--plot", str(png)]
     assert main(args) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    assert captured.err == ""  # --no-progress: quiet
+    assert len(table.splitlines()) == 2 + 5 + 2  # header, one row per model, the two files
     assert "season 12 (inferred: monthly time column)" in table
     names = ["lstmkit", "AutoETS", "AutoTheta", "SeasonalNaive", "Naive"]
     assert [line.split()[0] for line in table.splitlines()[2:7]] == names

@@ -27,6 +27,8 @@ by ``model.forecast(y=history, h=h)``. statsforecast is imported only when a bas
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -123,11 +125,27 @@ def lstm_forecaster(
 
     def run(history: Series, horizon: int) -> np.ndarray:
         folder = out / f"origin-{len(history)}"
-        summary = train(config, folder, history, show_progress=show_progress, log=log)
+        # the trainer prints its validation lines on stdout: they go to ``log`` instead,
+        # so that stdout holds the backtest's table alone
+        with contextlib.redirect_stdout(_Lines(log)):
+            summary = train(config, folder, history, show_progress=show_progress, log=log)
         model, meta, _ = load_model(summary["run"])
         return np.asarray(forecast_run(model, meta, history.values, horizon), np.float64)
 
     return run
+
+
+class _Lines(io.TextIOBase):
+    """A text stream that hands each non-empty line written to it to ``log``."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+
+    def write(self, s: str) -> int:
+        for line in s.splitlines():
+            if line.strip():
+                self.log(line)
+        return len(s)
 
 
 def _cut(series: Series, origin: int) -> Series:
