@@ -205,3 +205,23 @@ def test_backtest_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     # the same --out again: refused up front, nothing overwritten
     assert main(args) == 1
     assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--models", "Prophet"], "--models: expected names among AutoETS"),
+        (["--models", "Naive,"], "--models"),
+        (["--origins", "40"], "fewer --origins"),
+        (["--season", "0"], "--season: expected > 0"),
+    ],
+)
+def test_bad_options_are_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    path = monthly_csv(tmp_path)
+    argv = ["series", "backtest", "--csv", str(path), "--column", "value"]
+    assert main(argv + ["--out", str(tmp_path / "r"), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "r").exists()
