@@ -49,6 +49,10 @@ BASE: dict[str, list[str]] = {
                         "{out}.csv", "--no-plot"],
     "series eval": ["--run", "{srun}", "--csv", "{csv}", "--holdout", "3"],
     "series dataset": ["co2", "--out", "{out}.csv"],
+    "series backtest": ["--csv", "{csv}", "--column", "y", "--out", "{out}", "--lookback", "4",
+                        "--horizon", "2", "--origins", "2", "--hidden", "4", "--batch", "4",
+                        "--steps", "1", "--eval-every", "1", "--models", "Naive",
+                        "--no-progress"],
     "memory": ["--task", "adding", "--lags", "5", "--models", "lstm", "--budget-seconds", "5",
                "--max-steps", "1", "--hidden", "4", "--batch", "2", "--reber-test-steps", "20",
                "--out", "{out}"],
@@ -78,6 +82,7 @@ PATHS = {
     ("series forecast", "--out"): OUTPUT_FILE,
     ("series forecast", "--plot"): OUTPUT_FILE,
     ("series dataset", "--out"): OUTPUT_FILE,
+    ("series backtest", "--plot"): OUTPUT_FILE,
     ("export onnx", "--out"): OUTPUT_FILE,
 }
 PATH_DESTS = {"out", "run", "text", "csv", "plot"}
@@ -262,7 +267,7 @@ def argv_for(case: Case, inputs: dict[str, Path], tmp: Path) -> list[str]:
     if case.option in argv:  # as --option=VALUE: argparse reads "-inf" as a value then
         del argv[argv.index(case.option) : argv.index(case.option) + 2]
     argv.append(f"{case.option}={value}")
-    if case.option == "--plot":
+    if case.option == "--plot" and "--no-plot" in argv:
         argv.remove("--no-plot")
     return case.command.split() + argv
 

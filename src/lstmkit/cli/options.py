@@ -17,12 +17,16 @@ from lstmkit.train.checkpoint import CheckpointError
 R = TypeVar("R")
 
 
-def add_training_options(p: argparse.ArgumentParser, d: Any, batch_help: str) -> None:
-    """The flags every trainer takes; ``d`` is its config with the defaults."""
+def add_training_options(
+    p: argparse.ArgumentParser, d: Any, batch_help: str, run_folder: bool = True
+) -> None:
+    """The flags every trainer takes; ``d`` is its config with the defaults. ``run_folder``
+    False leaves out --out, --resume and the MPI flags (a command training many runs)."""
     from lstmkit.train import distributed
 
-    p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    if run_folder:
+        p.add_argument("--out", required=True, help="run folder, e.g. runs/NAME")
+        p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--hidden", type=int, default=d.hidden, help="LSTM size (%(default)s)")
     p.add_argument("--layers", type=int, default=d.layers, help="LSTM layers (%(default)s)")
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout (%(default)s)")
@@ -41,7 +45,8 @@ def add_training_options(p: argparse.ArgumentParser, d: Any, batch_help: str) ->
     p.add_argument("--eval-every", type=int, default=d.eval_every, help="validate every N steps")
     p.add_argument("--seed", type=int, default=d.seed, help="initialisation/dropout seed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    distributed.add_arguments(p)
+    if run_folder:
+        distributed.add_arguments(p)
     p.add_argument(
         "--dtype", choices=["float32", "float64"], default=d.dtype, help=argparse.SUPPRESS
     )

@@ -1,4 +1,4 @@
-"""``lstmkit series train | forecast | eval | dataset``: the time-series forecaster."""
+"""``lstmkit series train | forecast | eval | backtest | dataset``: the time-series forecaster."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import csv
 import json
 import math
+import sys
+from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,10 @@ from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
     add_training_options,
     check_at_least,
+    check_memory,
     check_positive,
     output_file,
+    output_folder,
     run_trainer,
     training_config,
 )
@@ -25,6 +30,7 @@ def add_commands(subparsers: Any) -> None:
     series = subparsers.add_parser("series", help="time-series forecaster")
     sub = series.add_subparsers(dest="series_command", metavar="ACTION", required=True)
 
+    from lstmkit.series.backtest import BASELINES
     from lstmkit.series.datasets import DATASETS
     from lstmkit.series.train import TrainConfig
 
@@ -79,6 +85,43 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--season", type=int, help="seasonal period (default: inferred, else 1)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "backtest",
+        help="rolling-origin backtest next to AutoETS, AutoARIMA, AutoTheta, naive models",
+        description="Rolling-origin evaluation: at each of --origins forecast origins "
+        "(--step apart, the last one --horizon values before the end) lstmkit trains a new "
+        "forecaster on the values before the origin (a run folder under --out) and "
+        "statsforecast's AutoETS, AutoARIMA, AutoTheta, SeasonalNaive and Naive are fitted "
+        "on the same values; each forecasts --horizon values. Prints MAE, RMSE, sMAPE and "
+        "MASE (the MAE over the in-sample seasonal-naive MAE of the values before the "
+        "origin, as in M4) averaged over the origins, and the MASE at each origin. "
+        "Needs: pip install 'lstmkit[baselines]'.",
+    )
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--csv", help="CSV file with a header row")
+    where.add_argument("--dataset", choices=list(DATASETS), help="a bundled series instead")
+    p.add_argument("--column", help="value column (needed with --csv)")
+    p.add_argument("--time-column", help="time stamp column, optional (infers --season)")
+    p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
+    p.add_argument("--origins", type=int, default=5, help="forecast origins (%(default)s)")
+    p.add_argument("--step", type=int, help="values between origins (default: horizon)")
+    p.add_argument("--season", type=int, help="seasonal period (default: inferred, else 1)")
+    p.add_argument(
+        "--models",
+        default=",".join(BASELINES),
+        help="comma-separated baselines, or 'none' (default: %(default)s)",
+    )
+    p.add_argument("--out", required=True, help="folder for the lstmkit runs (one per origin)")
+    p.add_argument("--json", help="write the report (forecasts, scores) to this JSON file")
+    p.add_argument("--plot", help="write forecasts and MASE per origin to this PNG")
+    add_training_options(p, d, "windows per step", run_folder=False)  # its --no-progress: quiet
+    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--val", type=int, help="validation values at the end of each history")
+    p.add_argument(
+        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+    )
+    p.set_defaults(func=_backtest, holdout=0)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
     p = sub.add_parser(
@@ -244,6 +287,106 @@ def _eval(args: argparse.Namespace) -> int:
             "starts inside them, so the LSTM's scores are optimistic"
         )
     return 0
+
+
+def _backtest_series(args: argparse.Namespace) -> Any:
+    """The series named by --csv/--column or --dataset."""
+    if args.csv is not None:
+        if args.column is None:
+            raise UserError("--column: required with --csv (the value column)")
+        return _read(args.csv, args.column, args.time_column)
+    import numpy as np
+
+    from lstmkit.series.data import Series
+    from lstmkit.series.datasets import load
+
+    if args.column is not None or args.time_column is not None:
+        raise UserError("--column and --time-column go with --csv, not --dataset")
+    try:
+        time_column, times, values = load(args.dataset)
+    except ModuleNotFoundError as e:
+        raise UserError(str(e)) from None
+    return Series(np.array(values, np.float64), times, "value", time_column, args.dataset)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from lstmkit.series import backtest as bt
+    from lstmkit.series.evaluate import resolve_season
+    from lstmkit.series.train import TrainConfig
+    from lstmkit.train.run_folder import Run
+    from lstmkit.train.trainer import TrainingError
+
+    check_positive(args, "horizon", "origins", "step", "season")
+    names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
+    unknown = [m for m in names if m not in bt.BASELINES]
+    if unknown or not all(names):
+        raise UserError(
+            f"--models: expected names among {', '.join(bt.BASELINES)} (comma-separated) "
+            f"or 'none', got {args.models!r}"
+        )
+    if names:
+        try:
+            bt.check_baselines_installed()
+        except ModuleNotFoundError as e:
+            raise UserError(str(e)) from None
+    if args.json is not None:
+        output_file(args.json, "--json")
+    if args.plot is not None:
+        png = output_file(args.plot, "--plot")
+        if png.suffix.lower() not in _PLOT_SUFFIXES:
+            raise UserError(
+                f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
+            )
+    config = training_config(TrainConfig, args)
+    series = _backtest_series(args)
+    step = args.step if args.step is not None else args.horizon
+    try:
+        season, source = resolve_season(series, args.season)
+        r = config.resolved()  # the LSTM's training windows and validation part, MASE's scale
+        need = max(season + 1, r.lookback + 2 + int(r.difference) + r.val)
+        origins = bt.origins(len(series), args.horizon, args.origins, step, need)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    out = output_folder(args.out, "--out", create=True)
+    taken = [o for o in origins if Run(out / f"origin-{o}").exists()]
+    if taken:
+        raise UserError(
+            f"--out: {out / f'origin-{taken[0]}'} already holds a run; pass another --out"
+        )
+    check_memory(config)
+    # progress (each model at each origin, the LSTM's training) on stderr; --no-progress: none
+    log = partial(print, file=sys.stderr) if not args.no_progress else None
+    forecasters = {"lstmkit": bt.lstm_forecaster(config, out, log is not None, log or _quiet)}
+    forecasters.update({name: bt.baseline(name, season) for name in names})
+    try:
+        report = bt.backtest(series, args.horizon, origins, season, forecasters, log)
+    except (TrainingError, ValueError) as e:
+        raise UserError(str(e)) from None
+    report = {
+        "series": {"source": series.source, "column": series.column, "n": len(series)},
+        "step": step,
+        "season_source": source,
+        "train_config": asdict(config),
+        "runs": [str(out / f"origin-{o}") for o in origins],
+        **report,
+    }
+    print(bt.format_backtest(report, title=f"{series.column} ({series.source}): "))
+    if args.json is not None:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(_finite_or_null(report), f, indent=1)
+        print(f"wrote the report to {args.json}")
+    if args.plot is not None:
+        from lstmkit.series.plot import plot_backtest
+
+        plot_backtest(
+            args.plot, series.values, report, title=f"{series.column} ({series.source}): backtest"
+        )
+        print(f"wrote a plot to {args.plot}")
+    return 0
+
+
+def _quiet(message: str) -> None:
+    """A log that drops its messages."""
 
 
 def _finite_or_null(obj: Any) -> Any:

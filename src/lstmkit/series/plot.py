@@ -1,4 +1,4 @@
-"""A PNG of the history, the forecast and (on a held-out tail) the actual values."""
+"""PNGs: the history, the forecast and the actual values; a backtest's forecasts and MASE."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_forecast"]
+__all__ = ["plot_backtest", "plot_forecast"]
 
 
 def plot_forecast(
@@ -57,6 +57,52 @@ def plot_forecast(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    path = Path(path)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_backtest(
+    path: str | os.PathLike[str], values: Any, report: dict[str, Any], title: str = ""
+) -> Path:
+    """Two panels: the series around the origins with every model's forecast at each origin
+    (one color per model), and each model's MASE at each origin (its mean in the legend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(values, np.float64)
+    origins, h = report["origins"], int(report["horizon"])
+    n = values.shape[0]
+    start = max(0, origins[0] - 3 * h)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), height_ratios=[3, 2])
+    top.plot(np.arange(start, n), values[start:], color="0.2", lw=1.2, label="actual")
+    for j, (name, m) in enumerate(report["models"].items()):
+        color = f"C{j % 10}"
+        for i, (o, f) in enumerate(zip(origins, m["forecast"])):
+            top.plot(np.arange(o, o + h), f, color=color, lw=1.3, label=name if i == 0 else None)
+        mase = [p["mase"] for p in m["per_origin"]]
+        bottom.plot(
+            np.arange(1, len(origins) + 1),
+            mase,
+            color=color,
+            marker="o",
+            label=f"{name} (mean {m['mean']['mase']:.3f})",
+        )
+    for o in origins:
+        top.axvline(o - 0.5, color="0.8", lw=0.8)
+    top.set_xlabel("time step")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8, ncol=2)
+    bottom.axhline(1.0, color="0.6", lw=0.8, ls="--")
+    bottom.set_xticks(np.arange(1, len(origins) + 1))
+    bottom.set_xlabel("origin")
+    bottom.set_ylabel(f"MASE (season {report['season']})")
+    bottom.grid(alpha=0.3)
+    bottom.legend(fontsize=8, ncol=2)
     path = Path(path)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
