@@ -102,7 +102,7 @@ def _execution(mode: str, impl: str = "auto") -> lk.Execution:
     cells)."""
     ex = lk.Execution(impl=impl, split_from=0 if "cells" in mode else 2**62)
     if "per-step" in mode:
-        ex = replace(ex, small=0, small_backward=0)
+        ex = replace(ex, small=0, small_backward=0, small_h=0)
     if "projected" in mode:
         ex = replace(ex, project_in_loop=0)
     if "transposed" in mode:

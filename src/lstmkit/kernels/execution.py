@@ -36,6 +36,9 @@ class Execution:
     small: ``rows * P * 4H`` up to which the compiled whole-sequence loop, with its own
         matrix products, beats calling BLAS per step.
     small_backward: the same for the backward loop.
+    small_h: the same, ``rows * H * G*H``, for the GRU and RNN loops
+        (:mod:`lstmkit.kernels.h_loop`); measured training (64, 100, 256, 512) GRU 450 ms
+        at 2**25 -> 306 at 2**16, RNN (16, 100, 64, 128) 5.2 -> 4.3 ms.
     transposed_from: bytes of ``W_hh`` from which the cell-split loops compute the
         recurrent product with the weights as the left matrix.
     min_work: fewest multiply-adds worth starting threads for.
@@ -51,6 +54,7 @@ class Execution:
     project_in_loop: int = 2**23
     small: int = 2**25
     small_backward: int = 2**24
+    small_h: int = 2**16
     transposed_from: int = 2**23
     min_work: int = 2**22
     min_rows: int = 4

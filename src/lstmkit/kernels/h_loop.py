@@ -10,7 +10,7 @@ out (float32, numba):
   the output (RNN: h);
 * the whole loop over time is one compiled call per block of sequences: each step adds
   ``h @ W_hh.T + b_hh`` (with the compiled products of :mod:`lstmkit.kernels.compiled`
-  while ``rows * H * G*H <= ex.small``, else with BLAS called from the compiled code,
+  while ``rows * H * G*H <= ex.small_h``, else with BLAS called from the compiled code,
   :mod:`lstmkit.kernels.blas`), then the cell on every row; large batches are split
   across threads, each on its own sequences;
 * backward mirrors it; the weight gradients and dx are GEMMs over all T*N rows after it.
@@ -101,9 +101,10 @@ def forward(
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:
-        _forward(seq, y, weights, steps, h_n, code, ex.small, rows.start, rows.stop)
+        _forward(seq, y, weights, steps, h_n, code, ex.small_h, rows.start, rows.stop)
 
-    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small))
+    uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
+    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, uses_blas))
     tape = HTape(x, h_prev, gates, hw_n, mask, reverse, code) if keep_tape else None
     return y, (h_n,), tape
 
@@ -173,10 +174,11 @@ def backward(
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:
-        _backward(seq, weights, steps, dy, dxw, dhw, dh0, rec, kind, ex.small, rows.start,
+        _backward(seq, weights, steps, dy, dxw, dhw, dh0, rec, kind, ex.small_h, rows.start,
                   rows.stop)  # fmt: skip
 
-    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small))
+    uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
+    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, uses_blas))
     return _weight_grads(p, x, h_prev, dxw, dhw, grads), (dh0,)
 
 
