@@ -95,7 +95,11 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     schema.number(m, "dropout", "model.", 0.0, 1.0, hi_open=True)
     dtype = schema.string(m, "dtype", "model.", schema.MODEL_DTYPES)
     assert dtype is not None
-    shapes = {**schema.lstm_shapes("lstm.", 1, H, L), "head.weight": (1, H), "head.bias": (1,)}
+    shapes = {
+        **schema.lstm_shapes("lstm.", 1, H, L, manifest),
+        "head.weight": (1, H),
+        "head.bias": (1,),
+    }
     schema.model_arrays(manifest, shapes, dtype)
     schema.trainer_fields(meta, "best_val_loss")
     scaler = schema.mapping(meta, "scaler")
@@ -108,6 +112,7 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     schema.string(data, "column", "data.")
     schema.string(data, "time_column", "data.", optional=True)
     schema.string(data, "fingerprint", "data.")
+    schema.string(data, "source", "data.", optional=True)
     schema.integer(data, "n", "data.", 0)
     split = schema.mapping(data, "split", "data.")
     for key in ("n_fit", "n_val", "n_holdout"):

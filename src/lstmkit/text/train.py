@@ -110,7 +110,7 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         raise schema.HeaderError(
             f"vocab: {len(vocab)} characters (+ <unk>), but model.vocab_size is {V}"
         )
-    shapes = {"embed.weight": (V, E), **schema.lstm_shapes("lstm.", E, H, L)}
+    shapes = {"embed.weight": (V, E), **schema.lstm_shapes("lstm.", E, H, L, manifest)}
     shapes.update({"head.weight": (V, H), "head.bias": (V,)})
     extra: dict[str, tuple[int, ...]] = {}
     if "train_config" in meta or "step" in meta:
@@ -120,8 +120,9 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
             extra = {"carry/h": (L, B, H), "carry/c": (L, B, H)}
     schema.model_arrays(manifest, shapes, dtype, extra)
     schema.trainer_fields(meta, "best_val_bpc")
-    if "corpus" in meta:
-        schema.string(meta, "corpus")
+    for key in ("corpus", "corpus_selection"):
+        if key in meta:
+            schema.string(meta, key)
 
 
 def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[str, np.ndarray]]:
@@ -132,7 +133,9 @@ def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[st
     return model, Vocab(meta["vocab"]), meta, arrays
 
 
-def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -> None:
+def _check_resume(
+    meta: dict[str, Any], config: TrainConfig, fingerprint: str, selection: str
+) -> None:
     keys = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
     if config.schedule == "cosine":
         keys += ("steps",)  # the length of the cosine: another --steps changes every lr
@@ -141,6 +144,13 @@ def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -
         raise TrainingError(
             "cannot resume: the training text differs from the run's (its vocabulary and "
             "data order would not match); pass the same --text as the original run"
+        )
+    stored = meta.get("corpus_selection")  # runs written before it was kept have none
+    if stored is not None and stored != selection:
+        raise TrainingError(
+            "cannot resume: the corpus changed since the run started (files added, removed, "
+            "renamed or edited; the validation part and so best.npz would not match); "
+            "restore the --text files or start a new run with another --out"
         )
 
 
@@ -187,6 +197,7 @@ class CharLMTask(trainer.Task):
     ):
         self.model, self.vocab, self.config, self.comm = model, vocab, config, comm
         self.fingerprint = corpus_fingerprint(corpus)
+        self.selection = corpus.selection
         self.streams = comm.shard(config.batch)  # this rank's columns of every (T, B) window
         self.train_ids = vocab.encode(corpus.train)
         self.per_epoch = num_windows(len(self.train_ids), config.batch, config.seq_len, True)
@@ -229,6 +240,8 @@ class CharLMTask(trainer.Task):
         h, c = (self.comm.gather_concat(s, axis=1) for s in self.state)
         meta = {"vocab": self.vocab.chars, "train_config": asdict(self.config)}
         meta["corpus"] = self.fingerprint
+        if self.selection:
+            meta["corpus_selection"] = self.selection
         return meta, ({} if h is None or c is None else {"carry/h": h, "carry/c": c})
 
 
@@ -253,7 +266,7 @@ def train(
     run = trainer.open_run(out, resume, comm)
     try:
         comm.shard(config.batch)  # refuse a batch the ranks cannot share before any work
-        corpus = comm.on_all(lambda: load_corpus(text))
+        corpus = comm.on_all(lambda: load_corpus(text, exclude=[run.folder]))
         fingerprint = corpus_fingerprint(corpus)
         trainer.check_same_data(
             comm,
@@ -263,7 +276,7 @@ def train(
         checkpoint, carry = None, None
         if resume:
             model, vocab, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
-            _check_resume(meta, config, fingerprint)
+            _check_resume(meta, config, fingerprint, corpus.selection)
             checkpoint, carry = (arrays, meta), (arrays["carry/h"], arrays["carry/c"])
         else:
             vocab = Vocab.build(corpus.train)

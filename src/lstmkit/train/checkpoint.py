@@ -212,7 +212,7 @@ def _header(zf: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo]) -> dict[st
         raise CheckpointError(f"corrupted header ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError("not an lstmkit checkpoint (format tag missing)")
-    if meta.get("version") != VERSION:
+    if type(meta.get("version")) is not int or meta["version"] != VERSION:  # true == 1
         raise CheckpointError(
             f"checkpoint format version {schema._show(meta.get('version'))}, this lstmkit reads "
             f"version {VERSION}; use the lstmkit release that wrote it"

@@ -17,6 +17,7 @@ folder is never written through, and a kill never leaves a half-written file in 
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -39,8 +40,22 @@ except ImportError:  # not POSIX: no run-folder lock
 LOCK_NAME = ".lock"
 
 
-class RunFolderBusy(RuntimeError):
+class RunFolderError(RuntimeError):
+    """The run folder cannot be used as it is (a planted symlink, another process in it)."""
+
+
+class RunFolderBusy(RunFolderError):
     """Another process holds the run folder's lock."""
+
+
+def _no_link(path: Path, e: OSError) -> OSError | RunFolderError:
+    """ELOOP from an O_NOFOLLOW open: a symlink where lstmkit keeps a file."""
+    if e.errno == errno.ELOOP:
+        return RunFolderError(
+            f"{path} is a symbolic link; lstmkit does not read or write run files through "
+            "links: remove it"
+        )
+    return e
 
 
 class Run:
@@ -136,7 +151,11 @@ class Run:
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl (flushed at once; never through a symlink)."""
-        with files.open_append(self.metrics_path) as f:
+        try:
+            f = files.open_append(self.metrics_path)
+        except OSError as e:
+            raise _no_link(self.metrics_path, e) from None
+        with f:
             f.write(json.dumps(record) + "\n")
 
     def truncate_log(self, after_step: int) -> None:
@@ -150,7 +169,10 @@ class Run:
     def read_log(self) -> list[dict[str, Any]]:
         if not self.metrics_path.is_file():
             return []
-        text = files.read_text_nofollow(self.metrics_path)
+        try:
+            text = files.read_text_nofollow(self.metrics_path)
+        except OSError as e:
+            raise _no_link(self.metrics_path, e) from None
         lines = [s for s in text.splitlines() if s.strip()]
         records = []
         for k, line in enumerate(lines):

@@ -177,9 +177,15 @@ def trainer_fields(meta: Mapping[str, Any], best_key: str) -> None:
 
 
 def lstm_shapes(
-    prefix: str, input_size: int, hidden: int, layers: int
+    prefix: str, input_size: int, hidden: int, layers: int, manifest: Manifest
 ) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes of a plain unidirectional ``lk.LSTM`` (torch's names)."""
+    """The parameter shapes of a plain unidirectional ``lk.LSTM`` (torch's names); HeaderError
+    if the ``manifest`` cannot hold that many layers (checked before counting them out)."""
+    if 4 * layers > len(manifest):
+        raise HeaderError(
+            f"model.layers: {layers} layers need {4 * layers} arrays, "
+            f"the checkpoint holds {len(manifest)}"
+        )
     shapes: dict[str, tuple[int, ...]] = {}
     for k in range(layers):
         shapes[f"{prefix}weight_ih_l{k}"] = (4 * hidden, input_size if k == 0 else hidden)
