@@ -603,3 +603,34 @@ def test_random_bytes(work, kind, prefix, body):
     file = work / f"random_{kind}.npz"
     file.write_bytes(prefix + body)
     assert check(file, kind, "random") == "refused"
+
+
+# ---- through the command line -----------------------------------------------------------
+
+
+def test_the_command_line_reports_each_class_in_one_line(work, capsys):
+    """One input of each class through `lstmkit text sample` and `text eval`: exit 1, one
+    line on stderr naming the file, no traceback."""
+    from lstmkit.cli.app import main
+
+    raw = ORIGINALS["charlm"].read_bytes()
+    header = copy.deepcopy(header_of("charlm"))
+    header["step"] = math.nan
+    inputs = {"truncate": raw[: len(raw) // 2], "random": bytes(range(256)) * 4}
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF
+    inputs["flip"] = bytes(flipped)
+    for name, data in inputs.items():
+        (work / f"cli_{name}.npz").write_bytes(data)
+    write(work / "cli_header.npz", header, ORIGINAL["charlm"][0])
+    arrays = dict(ORIGINAL["charlm"][0])
+    arrays["model/head.bias"] = arrays["model/head.bias"].astype(np.float64)
+    header = header_of("charlm")
+    header["__arrays__"]["model/head.bias"][0] = "<f8"
+    write(work / "cli_dtype.npz", header, arrays)
+    for file in sorted(work.glob("cli_*.npz")):
+        for command in (["text", "sample", "--length", "5"], ["text", "eval", "--text", __file__]):
+            assert main([*command, "--run", str(file)]) == 1
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and str(file) in err and "Traceback" not in err, err
+            record("command line", "refused")
