@@ -7,7 +7,7 @@ damage was in bytes no reader interprets, and the loaded data equals the origina
 
 from __future__ import annotations
 
-from _outcomes import COUNTS
+from robustness._outcomes import COUNTS
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _outcomes import record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +44,7 @@ from lstmkit.series.train import load_model as load_forecaster
 from lstmkit.text.train import load_model as load_charlm
 from lstmkit.train import checkpoint
 from lstmkit.train.checkpoint import CheckpointError
+from robustness._outcomes import record
 
 DATA = Path(__file__).parent.parent / "data" / "checkpoints_v1"
 ORIGINALS = {"charlm": DATA / "charlm_latest.npz", "forecaster": DATA / "forecaster_latest.npz"}

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _outcomes import record
 
 from lstmkit.cli.app import main
 from lstmkit.text.corpus import collect_files, load_corpus, split_files
@@ -22,6 +21,7 @@ from lstmkit.text.train import TrainConfig, load_model, train
 from lstmkit.train import run_folder
 from lstmkit.train.run_folder import LineProgress, Run, RunFolderBusy, RunFolderError
 from lstmkit.train.trainer import TrainingError
+from robustness._outcomes import record
 
 SRC = Path(__file__).parents[2] / "src"
 DATA = Path(__file__).parent.parent / "data" / "checkpoints_v1"
