@@ -200,3 +200,15 @@ def test_progress_is_a_line_every_n_seconds_when_stderr_is_not_a_terminal(monkey
     assert lines[0].startswith("train: 30/100 steps") and "loss=1.0" in lines[0]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert not isinstance(run_folder.progress(10, "train"), LineProgress)  # tqdm's bar
+
+
+def test_a_file_or_a_link_in_the_way_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(RunFolderError, match="cannot use it as a run folder"):
+        Run(tmp_path / "file").lock()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".lock").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RunFolderError, match="cannot use it as a run folder"):
+        Run(tmp_path / "run").lock()
+    assert not (tmp_path / "elsewhere").exists()
+    record("symlink", "refused")

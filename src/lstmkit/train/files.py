@@ -10,11 +10,12 @@ killed process (``.NAME.XXXX.tmp``) are removed by :func:`clean_temp_files`.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 TEMP_SUFFIX = ".tmp"
@@ -94,3 +95,18 @@ def clean_temp_files(folder: str | os.PathLike[str]) -> list[Path]:
                 continue
             removed.append(Path(entry.path))
     return removed
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], **kwargs: Any) -> None:
+    """``fig.savefig`` through :func:`atomic_write` (format from the suffix): a link planted
+    at ``path`` is replaced, not written through, and a kill leaves no half image."""
+    path = Path(path)
+    image = io.BytesIO()
+    fig.savefig(image, format=path.suffix.lstrip(".") or "png", **kwargs)
+    atomic_write(path, lambda f: f.write(image.getbuffer()))
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """``path``'s new contents ``text`` (UTF-8) through :func:`atomic_write`."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))

@@ -18,7 +18,6 @@ folder is never written through, and a kill never leaves a half-written file in 
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import signal
@@ -81,6 +80,17 @@ class Run:
         files a killed writer left behind."""
         if self._lock_fd is not None:
             return self
+        try:
+            self._lock()
+        except OSError as e:  # unwritable, not a folder, a file in the way, a link at .lock
+            reason = e.strerror or type(e).__name__
+            raise RunFolderError(
+                f"{self.folder}: cannot use it as a run folder ({reason})"
+            ) from None
+        files.clean_temp_files(self.folder)
+        return self
+
+    def _lock(self) -> None:
         self._created = not self.folder.exists()
         self.create()
         if fcntl is not None:
@@ -108,8 +118,6 @@ class Run:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             self._lock_fd = fd
-        files.clean_temp_files(self.folder)
-        return self
 
     def release(self) -> None:
         """Let go of the lock; a folder this run created and left empty is removed again."""
@@ -205,10 +213,10 @@ class Run:
         ax.grid(alpha=0.3)
         ax.legend()
         path = self.folder / "loss.png"
-        image = io.BytesIO()
-        fig.savefig(image, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
-        files.atomic_write(path, lambda f: f.write(image.getbuffer()))
+        try:
+            files.save_figure(fig, path, dpi=100, bbox_inches="tight")
+        finally:
+            plt.close(fig)
         return path
 
 
