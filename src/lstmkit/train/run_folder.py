@@ -8,7 +8,7 @@ whatever was trained::
         best.npz        the checkpoint with the best validation metric so far
         metrics.jsonl   one JSON object per logged event ({"step": .., "train_loss": ..})
         loss.png        the loss curve
-        .lock           held (flock) by the process training into the folder; holds its pid
+        .lock           while a process trains into the folder: its flock, and its pid
 
 Every write goes through :mod:`lstmkit.train.files` (a fresh ``O_EXCL | O_NOFOLLOW``
 temporary file, fsync, rename; appends with ``O_NOFOLLOW``), so a symlink planted in the
@@ -120,13 +120,15 @@ class Run:
             self._lock_fd = fd
 
     def release(self) -> None:
-        """Let go of the lock; a folder this run created and left empty is removed again."""
+        """Let go of the lock and remove ``.lock`` (a run folder looks as it did before
+        locks); a folder this run created and left empty is removed again."""
         fd, self._lock_fd = self._lock_fd, None
         if fd is None:
             return
-        try:
-            if self._created and {p.name for p in self.folder.iterdir()} == {LOCK_NAME}:
-                self.lock_path.unlink()  # while still locked: lock() re-checks the inode
+        try:  # unlinked while still locked: a process waiting on this inode re-checks it
+            if os.stat(self.lock_path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                self.lock_path.unlink()
+            if self._created and not any(self.folder.iterdir()):
                 self.folder.rmdir()
         except OSError:
             pass
