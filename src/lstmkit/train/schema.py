@@ -160,7 +160,7 @@ def trainer_fields(meta: Mapping[str, Any], best_key: str) -> None:
     if not isinstance(betas, list) or len(betas) != 2:
         raise HeaderError(f"optimizer.betas: expected two numbers, got {_show(betas)}")
     for k in range(2):
-        number({"x": betas[k]}, "x", "", 0.0, 1.0, hi_open=True)
+        number({f"betas[{k}]": betas[k]}, f"betas[{k}]", "optimizer.", 0.0, 1.0, hi_open=True)
     number(opt, "eps", "optimizer.", 0.0, lo_open=True)
     number(opt, "weight_decay", "optimizer.", 0.0)
     boolean(opt, "amsgrad", "optimizer.")
