@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.train import files
+
 __all__ = [
     "GATES",
     "explain",
@@ -243,7 +245,7 @@ def plot_heatmaps(
         ax.set_title(title, fontsize=9, loc="left")
         fig.colorbar(im, ax=ax, fraction=0.015, pad=0.01)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -268,7 +270,7 @@ def plot_trajectories(
     ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -295,7 +297,7 @@ def plot_saturation(
     axes[0][0].set_ylabel("fraction right-saturated (> 0.9)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -327,7 +329,7 @@ def plot_top_cells(
         ax.legend(fontsize=6, loc="upper right")
     axes[-1, 0].set_xlabel("character t")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

@@ -31,6 +31,7 @@ from lstmkit.memory.train import (
     train_model,
 )
 from lstmkit.nn.losses import mse, softmax_cross_entropy
+from lstmkit.train import files
 
 __all__ = [
     "GradientsConfig",
@@ -220,6 +221,6 @@ def plot_gradient_norms(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

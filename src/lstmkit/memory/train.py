@@ -28,6 +28,7 @@ from lstmkit.nn.feedforward import Linear
 from lstmkit.nn.losses import mse, softmax_cross_entropy
 from lstmkit.nn.model import Model
 from lstmkit.nn.recurrent import GRU, LSTM, RNN
+from lstmkit.train import files
 from lstmkit.train.trainer import Evaluation, Options, Task, Trainer, TrainingError, check_options
 
 __all__ = [
@@ -401,7 +402,7 @@ def plot_metric_vs_lag(
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -434,6 +435,6 @@ def _plot_reber(records: Sequence[dict[str, Any]], path: Path, init: str) -> Pat
         right.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys())
     right.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    files.save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path

@@ -63,8 +63,10 @@ class Module:
                 )
             if arr.dtype.kind not in "fiu":
                 raise TypeError(f"load_state_dict: {name}: expected numbers, got {arr.dtype.name}")
-            check_finite(arr, f"load_state_dict: {name}")
-            arrays[name] = arr
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = arr.astype(w.dtype, copy=False)  # 1e39 -> inf in float32: refused below
+            check_finite(cast, f"load_state_dict: {name}")
+            arrays[name] = cast
         for name, arr in arrays.items():  # only after every check passed
             self._params[name][...] = arr
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.train import files
+
 __all__ = ["plot_backtest", "plot_forecast"]
 
 
@@ -58,7 +60,7 @@ def plot_forecast(
     ax.grid(alpha=0.3)
     ax.legend()
     path = Path(path)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    files.save_figure(fig, path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from lstmkit.nn.losses import mse
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
-from lstmkit.train import distributed, trainer
+from lstmkit.train import distributed, schema, trainer
 from lstmkit.train.trainer import Evaluation, TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
@@ -83,11 +83,47 @@ class TrainConfig:
         )
 
 
+def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
+    """A forecaster checkpoint's header: model config, scaler, training config and data
+    description, and the arrays they imply; HeaderError naming the field."""
+    m = schema.mapping(meta, "model")
+    keys = {f.name for f in fields(ForecasterConfig)}
+    if set(m) != keys:
+        raise schema.HeaderError(f"model: expected the keys {sorted(keys)}, got {sorted(m)}")
+    H = schema.integer(m, "hidden", "model.", 1)
+    L = schema.integer(m, "layers", "model.", 1)
+    schema.number(m, "dropout", "model.", 0.0, 1.0, hi_open=True)
+    dtype = schema.string(m, "dtype", "model.", schema.MODEL_DTYPES)
+    assert dtype is not None
+    shapes = {
+        **schema.lstm_shapes("lstm.", 1, H, L, manifest),
+        "head.weight": (1, H),
+        "head.bias": (1,),
+    }
+    schema.model_arrays(manifest, shapes, dtype)
+    schema.trainer_fields(meta, "best_val_loss")
+    scaler = schema.mapping(meta, "scaler")
+    schema.number(scaler, "mean", "scaler.")
+    schema.number(scaler, "scale", "scaler.", 0.0, lo_open=True)
+    tc = schema.mapping(meta, "train_config")
+    schema.integer(tc, "lookback", "train_config.", 1)
+    schema.boolean(tc, "difference", "train_config.")
+    data = schema.mapping(meta, "data")
+    schema.string(data, "column", "data.")
+    schema.string(data, "time_column", "data.", optional=True)
+    schema.string(data, "fingerprint", "data.")
+    schema.string(data, "source", "data.", optional=True)
+    schema.integer(data, "n", "data.", 0)
+    split = schema.mapping(data, "split", "data.")
+    for key in ("n_fit", "n_val", "n_holdout"):
+        schema.integer(split, key, "data.split.", 0)
+
+
 def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, np.ndarray]]:
     """A forecaster from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a forecaster")
+    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a forecaster", check_header)
     model = Forecaster(ForecasterConfig(**meta["model"]))
-    model.load_state_dict(params)
+    trainer.load_parameters(Path(path), model, params)
     return model, meta, arrays
 
 
@@ -189,42 +225,47 @@ def train(
     assert config.holdout is not None and config.val is not None
     run = trainer.open_run(out, resume, comm)
     try:
-        split = Split.make(
-            len(series), config.val, config.holdout, config.lookback, config.difference
-        )
-    except ValueError as e:
-        raise TrainingError(str(e)) from None
-    data = _data(series, split)
-    fit = series.values[: split.n_fit]
-    scaler = Scaler.fit(np.diff(fit) if config.difference else fit)
-    message = "the MPI processes read different data; every host needs the same"
-    trainer.check_same_data(comm, data["fingerprint"], message)
-    checkpoint = None
-    if resume:
-        model, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
-        _check_resume(meta, config, data)
-        scaler, checkpoint = Scaler.from_dict(meta["scaler"]), (arrays, meta)
-    else:
-        model_config = ForecasterConfig(config.hidden, config.layers, config.dropout, config.dtype)
-        model = Forecaster(model_config, seed=config.seed)
-    task = WindowsTask(model, series, split, scaler, config, comm)
-    options = trainer.Options.of(config, save_first=True)
-    fitted = trainer.Trainer(task, options, run, comm, checkpoint, show_progress, log)
-    done = fitted.fit()
-    last = done.evaluation.record if done.evaluation else {}
-    return {
-        "run": str(run.folder),
-        "steps": done.steps,
-        "train_loss": done.loss,
-        "val_loss": last.get("val_loss", math.nan),
-        "val_mae": last.get("val_mae", math.nan),
-        "best_val_loss": fitted.best,
-        "steps_per_s": done.steps_per_s,
-        "windows": task.M,
-        "split": asdict(split),
-        "parameters": model.num_parameters(),
-        "processes": comm.size,
-    }
+        try:
+            split = Split.make(
+                len(series), config.val, config.holdout, config.lookback, config.difference
+            )
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        data = _data(series, split)
+        fit = series.values[: split.n_fit]
+        scaler = Scaler.fit(np.diff(fit) if config.difference else fit)
+        message = "the MPI processes read different data; every host needs the same"
+        trainer.check_same_data(comm, data["fingerprint"], message)
+        checkpoint = None
+        if resume:
+            model, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
+            _check_resume(meta, config, data)
+            scaler, checkpoint = Scaler.from_dict(meta["scaler"]), (arrays, meta)
+        else:
+            model_config = ForecasterConfig(
+                config.hidden, config.layers, config.dropout, config.dtype
+            )
+            model = Forecaster(model_config, seed=config.seed)
+        task = WindowsTask(model, series, split, scaler, config, comm)
+        options = trainer.Options.of(config, save_first=True)
+        fitted = trainer.Trainer(task, options, run, comm, checkpoint, show_progress, log)
+        done = fitted.fit()
+        last = done.evaluation.record if done.evaluation else {}
+        return {
+            "run": str(run.folder),
+            "steps": done.steps,
+            "train_loss": done.loss,
+            "val_loss": last.get("val_loss", math.nan),
+            "val_mae": last.get("val_mae", math.nan),
+            "best_val_loss": fitted.best,
+            "steps_per_s": done.steps_per_s,
+            "windows": task.M,
+            "split": asdict(split),
+            "parameters": model.num_parameters(),
+            "processes": comm.size,
+        }
+    finally:
+        run.release()
 
 
 def validation_scores(

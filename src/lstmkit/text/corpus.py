@@ -10,6 +10,7 @@ path relative to the corpus root, so the same corpus always gives the same split
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sysconfig
@@ -33,8 +34,11 @@ def default_corpus_files() -> list[Path]:
     )
 
 
-def collect_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named directly, plus every file below each named folder (sorted, no dot-files)."""
+def collect_files(paths: Iterable[str | Path], exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """Files named directly, plus every file below each named folder (sorted, no dot-files),
+    except those below an ``exclude`` folder (a run folder inside its own corpus)."""
+    paths = list(paths)
+    skip = [Path(e).resolve() for e in exclude]
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
@@ -44,13 +48,22 @@ def collect_files(paths: Iterable[str | Path]) -> list[Path]:
             files.extend(  # skip dot-files and anything below a dot-folder (.git, ...)
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file() and not any(s.startswith(".") for s in p.relative_to(path).parts)
+                if p.is_file()
+                and not any(s.startswith(".") for s in p.relative_to(path).parts)
+                and not _below(p, skip)
             )
         else:
             raise FileNotFoundError(f"--text: no such file or folder: {path}")
     if not files:
         raise FileNotFoundError(f"--text: no files found in {', '.join(map(str, paths))}")
     return files
+
+
+def _below(path: Path, folders: list[Path]) -> bool:
+    if not folders:
+        return False
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(f) for f in folders)
 
 
 def read_text(path: Path) -> str:
@@ -87,21 +100,40 @@ class Corpus:
     val: str
     train_files: int
     val_files: int
+    selection: str = ""  # a digest of the files chosen (relative paths and contents)
 
 
-def load_corpus(paths: Sequence[str | Path] | None = None, val_fraction: float = 0.05) -> Corpus:
-    """The corpus from ``paths`` (files/folders), or the default corpus when None/empty.
+def load_corpus(
+    paths: Sequence[str | Path] | None = None,
+    val_fraction: float = 0.05,
+    exclude: Iterable[str | Path] = (),
+) -> Corpus:
+    """The corpus from ``paths`` (files/folders), or the default corpus when None/empty;
+    files below an ``exclude`` folder are left out.
 
     With a single file, the last ``val_fraction`` of its text is the validation part.
     """
-    files = collect_files(paths) if paths else default_corpus_files()
+    files = collect_files(paths, exclude) if paths else default_corpus_files()
     train_files, val_files = split_files(files, val_fraction)
-    train = "".join(read_text(p) for p in train_files)
-    val = "".join(read_text(p) for p in val_files)
+    data = {p: p.read_bytes() for p in files}
+    train = "".join(data[p].decode("utf-8", errors="replace") for p in train_files)
+    val = "".join(data[p].decode("utf-8", errors="replace") for p in val_files)
     if not val_files:
         cut = int(len(train) * (1.0 - val_fraction))
         train, val = train[:cut], train[cut:]
-    return Corpus(train, val, len(train_files), len(val_files))
+    return Corpus(train, val, len(train_files), len(val_files), _selection(files, data))
+
+
+def _selection(files: Sequence[Path], data: dict[Path, bytes]) -> str:
+    """sha256 over each file's path (relative to the files' common folder) and contents."""
+    absolute = [p.absolute() for p in files]
+    root = Path(os.path.commonpath([p.parent for p in absolute]))
+    h = hashlib.sha256()
+    for p, a in zip(files, absolute):
+        name = a.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+        h.update(len(name).to_bytes(8, "little") + name)
+        h.update(hashlib.sha256(data[p]).digest())
+    return h.hexdigest()[:16]
 
 
 class Vocab:

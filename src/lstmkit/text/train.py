@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from lstmkit.text.corpus import Corpus, Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig, State
 from lstmkit.text.tbptt import num_windows, windows
-from lstmkit.train import distributed, trainer
+from lstmkit.train import distributed, schema, trainer
 from lstmkit.train.run_folder import Run
 from lstmkit.train.trainer import Evaluation, TrainingError
 
@@ -85,15 +85,57 @@ def save_model(
     return trainer.save_model(run, name, KIND, model, meta, extra_arrays)
 
 
+def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
+    """A char-LM checkpoint's header: its model config, vocabulary, training state, and the
+    arrays they imply (shapes, the model's dtype); HeaderError naming the field."""
+    m = schema.mapping(meta, "model")
+    keys = {f.name for f in fields(CharLMConfig)}
+    if set(m) != keys:
+        raise schema.HeaderError(f"model: expected the keys {sorted(keys)}, got {sorted(m)}")
+    V = schema.integer(m, "vocab_size", "model.", 1, 0x110001)  # every code point + <unk>
+    E = schema.integer(m, "embed", "model.", 1)
+    H = schema.integer(m, "hidden", "model.", 1)
+    L = schema.integer(m, "layers", "model.", 1)
+    schema.number(m, "dropout", "model.", 0.0, 1.0, hi_open=True)
+    dtype = schema.string(m, "dtype", "model.", schema.MODEL_DTYPES)
+    assert dtype is not None
+    vocab = schema.field(meta, "vocab")
+    if (
+        not isinstance(vocab, list)
+        or not all(isinstance(c, str) and len(c) == 1 for c in vocab)
+        or len(set(vocab)) != len(vocab)
+    ):
+        raise schema.HeaderError("vocab: expected a list of distinct single characters")
+    if len(vocab) + 1 != V:
+        raise schema.HeaderError(
+            f"vocab: {len(vocab)} characters (+ <unk>), but model.vocab_size is {V}"
+        )
+    shapes = {"embed.weight": (V, E), **schema.lstm_shapes("lstm.", E, H, L, manifest)}
+    shapes.update({"head.weight": (V, H), "head.bias": (V,)})
+    extra: dict[str, tuple[int, ...]] = {}
+    if "train_config" in meta or "step" in meta:
+        tc = schema.mapping(meta, "train_config")
+        B = schema.integer(tc, "batch", "train_config.", 1)
+        if "step" in meta:  # a training run's checkpoint carries the state of its streams
+            extra = {"carry/h": (L, B, H), "carry/c": (L, B, H)}
+    schema.model_arrays(manifest, shapes, dtype, extra)
+    schema.trainer_fields(meta, "best_val_bpc")
+    for key in ("corpus", "corpus_selection"):
+        if key in meta:
+            schema.string(meta, key)
+
+
 def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[str, np.ndarray]]:
     """A char-LM from a checkpoint file or run folder (its best, else latest, checkpoint)."""
-    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a char-LM")
+    arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a char-LM", check_header)
     model = CharLM(CharLMConfig(**meta["model"]))
-    model.load_state_dict(params)
+    trainer.load_parameters(Path(path), model, params)
     return model, Vocab(meta["vocab"]), meta, arrays
 
 
-def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -> None:
+def _check_resume(
+    meta: dict[str, Any], config: TrainConfig, fingerprint: str, selection: str
+) -> None:
     keys = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
     if config.schedule == "cosine":
         keys += ("steps",)  # the length of the cosine: another --steps changes every lr
@@ -102,6 +144,13 @@ def _check_resume(meta: dict[str, Any], config: TrainConfig, fingerprint: str) -
         raise TrainingError(
             "cannot resume: the training text differs from the run's (its vocabulary and "
             "data order would not match); pass the same --text as the original run"
+        )
+    stored = meta.get("corpus_selection")  # runs written before it was kept have none
+    if stored is not None and stored != selection:
+        raise TrainingError(
+            "cannot resume: the corpus changed since the run started (files added, removed, "
+            "renamed or edited; the validation part and so best.npz would not match); "
+            "restore the --text files or start a new run with another --out"
         )
 
 
@@ -148,6 +197,7 @@ class CharLMTask(trainer.Task):
     ):
         self.model, self.vocab, self.config, self.comm = model, vocab, config, comm
         self.fingerprint = corpus_fingerprint(corpus)
+        self.selection = corpus.selection
         self.streams = comm.shard(config.batch)  # this rank's columns of every (T, B) window
         self.train_ids = vocab.encode(corpus.train)
         self.per_epoch = num_windows(len(self.train_ids), config.batch, config.seq_len, True)
@@ -197,6 +247,8 @@ class CharLMTask(trainer.Task):
         h, c = (self.comm.gather_concat(s, axis=1) for s in self.state)
         meta = {"vocab": self.vocab.chars, "train_config": asdict(self.config)}
         meta["corpus"] = self.fingerprint
+        if self.selection:
+            meta["corpus_selection"] = self.selection
         return meta, ({} if h is None or c is None else {"carry/h": h, "carry/c": c})
 
 
@@ -219,38 +271,41 @@ def train(
     """
     comm = comm or distributed.SingleProcess()
     run = trainer.open_run(out, resume, comm)
-    comm.shard(config.batch)  # refuse a batch the ranks cannot share before any work
-    corpus = comm.on_all(lambda: load_corpus(text))
-    fingerprint = corpus_fingerprint(corpus)
-    trainer.check_same_data(
-        comm,
-        fingerprint,
-        "the MPI processes read different training text; every host needs the same --text",
-    )
-    checkpoint, carry = None, None
-    if resume:
-        model, vocab, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
-        _check_resume(meta, config, fingerprint)
-        checkpoint, carry = (arrays, meta), (arrays["carry/h"], arrays["carry/c"])
-    else:
-        vocab = Vocab.build(corpus.train)
-        model_config = CharLMConfig(
-            len(vocab), config.embed, config.hidden, config.layers, config.dropout, config.dtype
+    try:
+        comm.shard(config.batch)  # refuse a batch the ranks cannot share before any work
+        corpus = comm.on_all(lambda: load_corpus(text, exclude=[run.folder]))
+        fingerprint = corpus_fingerprint(corpus)
+        trainer.check_same_data(
+            comm,
+            fingerprint,
+            "the MPI processes read different training text; every host needs the same --text",
         )
-        model = CharLM(model_config, seed=config.seed)
-    task = CharLMTask(model, vocab, corpus, config, comm, carry)
-    fit = trainer.Trainer(
-        task, trainer.Options.of(config), run, comm, checkpoint, show_progress, log
-    )
-    done = fit.fit()
-    assert done.evaluation is not None  # a run folder always ends with one
-    return {
-        "run": str(run.folder),
-        "steps": done.steps,
-        "val_bpc": done.evaluation.score,
-        "best_val_bpc": fit.best,
-        "tokens_per_s": done.steps_per_s * task.tokens_per_step,
-        "vocab_size": len(vocab),
-        "parameters": model.num_parameters(),
-        "processes": comm.size,
-    }
+        checkpoint, carry = None, None
+        if resume:
+            model, vocab, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
+            _check_resume(meta, config, fingerprint, corpus.selection)
+            checkpoint, carry = (arrays, meta), (arrays["carry/h"], arrays["carry/c"])
+        else:
+            vocab = Vocab.build(corpus.train)
+            model_config = CharLMConfig(
+                len(vocab), config.embed, config.hidden, config.layers, config.dropout, config.dtype
+            )
+            model = CharLM(model_config, seed=config.seed)
+        task = CharLMTask(model, vocab, corpus, config, comm, carry)
+        fit = trainer.Trainer(
+            task, trainer.Options.of(config), run, comm, checkpoint, show_progress, log
+        )
+        done = fit.fit()
+        assert done.evaluation is not None  # a run folder always ends with one
+        return {
+            "run": str(run.folder),
+            "steps": done.steps,
+            "val_bpc": done.evaluation.score,
+            "best_val_bpc": fit.best,
+            "tokens_per_s": done.steps_per_s * task.tokens_per_step,
+            "vocab_size": len(vocab),
+            "parameters": model.num_parameters(),
+            "processes": comm.size,
+        }
+    finally:
+        run.release()

@@ -32,7 +32,7 @@ from lstmkit.nn.model import Model
 from lstmkit.nn.noise import KeyedNoise
 from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.nn.schedules import Constant, WarmupCosine
-from lstmkit.train import checkpoint, distributed
+from lstmkit.train import checkpoint, distributed, schema
 from lstmkit.train.run_folder import Run, progress
 from lstmkit.train.signals import StopRequests, held
 
@@ -125,36 +125,68 @@ def save_model(
 
 
 def load_model_checkpoint(
-    path: str | Path, kind: str, what: str
+    path: str | Path, kind: str, what: str, check: checkpoint.Check | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
     """(all arrays, header, model parameters) of a checkpoint holding a ``kind`` model.
 
     ``path`` is a checkpoint file or a run folder (its best, else latest, checkpoint);
-    ``what`` names the kind for the error message ("a char-LM").
+    ``what`` names the kind for the error message ("a char-LM"); ``check(meta, manifest)``
+    is the kind's header schema, applied before any array is read. Every float array other
+    than the model's parameters (optimizer buffers, carried state) must be finite; the
+    parameters are checked by ``load_state_dict`` after the cast to the model's dtype.
     """
-    path = Path(path)
-    if path.is_dir():
-        run = Run(path)
-        path = run.checkpoint_path("best" if run.exists("best") else "latest")
-    arrays, meta = checkpoint.load(path)
-    if meta.get("kind") != kind:
-        raise checkpoint.CheckpointError(
-            f"{path}: holds a {meta.get('kind')!r} model, expected {what} ({kind!r})"
-        )
+    path = checkpoint_file(path)
+
+    def checked(meta: dict[str, Any], manifest: schema.Manifest) -> None:
+        if meta.get("kind") != kind:
+            raise checkpoint.CheckpointError(
+                f"holds a {schema._show(meta.get('kind'))} model, expected {what} ({kind!r})"
+            )
+        if check is not None:
+            check(meta, manifest)
+
+    arrays, meta = checkpoint.load(path, checked)
+    for name, a in arrays.items():
+        if not name.startswith("model/") and a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise checkpoint.CheckpointError(f"{path}: array {name!r}: holds NaN or inf")
     params = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     return arrays, meta, params
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """``path``, or for a run folder its best (else latest) checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        run = Run(path)
+        path = run.checkpoint_path("best" if run.exists("best") else "latest")
+    return path
+
+
+def load_parameters(path: Path, model: Model, params: dict[str, np.ndarray]) -> None:
+    """``model.load_state_dict(params)``; a refusal (non-finite after the cast to the model's
+    dtype) is a CheckpointError naming the file."""
+    try:
+        model.load_state_dict(params)
+    except (ValueError, TypeError) as e:
+        raise checkpoint.CheckpointError(f"{checkpoint_file(path)}: {e}") from None
+
+
 def open_run(out: str | Path, resume: bool, comm: distributed.SingleProcess) -> Run:
     """The run folder ``out`` as rank 0 sees it (other hosts may not share it): a new run
-    needs no checkpoint there, a resumed one its latest.npz."""
+    needs no checkpoint there, a resumed one its latest.npz. Rank 0 holds the folder's lock
+    (another process training into it is refused, naming its pid) until ``run.release()``."""
     run = Run(out)
 
     def check() -> None:
-        if run.exists() and not resume:
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
-        if resume and not run.exists():
-            raise TrainingError(f"{out}: nothing to resume (no latest.npz)")
+        run.lock()
+        try:
+            if run.exists() and not resume:
+                raise TrainingError(f"{out} already holds a run; pass --resume to continue it")
+            if resume and not run.exists():
+                raise TrainingError(f"{out}: nothing to resume (no latest.npz)")
+        except BaseException:
+            run.release()
+            raise
 
     comm.on_root(check)
     return run
@@ -294,9 +326,15 @@ class Trainer:
 
     def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         optim = {k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")}
-        self.optimizer.load_state_dict(optim, meta["optimizer"])
-        self.task.model.set_rng_state(meta["rng"])
-        self.step, self.best = meta["step"], meta[self.task.best_key]
+        where = self.run.checkpoint_path() if self.run is not None else "the checkpoint"
+        try:  # the header's fields were checked by the task's schema as it was read
+            self.optimizer.load_state_dict(optim, meta["optimizer"])
+            self.task.model.set_rng_state(meta["rng"])
+            self.step, self.best = meta["step"], meta[self.task.best_key]
+        except (KeyError, TypeError, ValueError) as e:
+            raise TrainingError(
+                f"{where}: cannot resume from it ({type(e).__name__}: {e})"
+            ) from None
         if self.run is not None and self.root:
             self.run.truncate_log(self.step)
             self.log(f"resuming {self.run.folder} at step {self.step}")

@@ -1,0 +1,1 @@
+"""The robustness suite (a package, so its conftest does not shadow tests/conftest.py)."""
