@@ -120,9 +120,10 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
             extra = {"carry/h": (L, B, H), "carry/c": (L, B, H)}
     schema.model_arrays(manifest, shapes, dtype, extra)
     schema.trainer_fields(meta, "best_val_bpc")
-    for key in ("corpus", "corpus_selection"):
-        if key in meta:
-            schema.string(meta, key)
+    if "step" in meta or "corpus" in meta:  # a training run's names its corpus (resume)
+        schema.string(meta, "corpus")
+    if "corpus_selection" in meta:  # runs written before it was kept have none
+        schema.string(meta, "corpus_selection")
 
 
 def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[str, np.ndarray]]:
