@@ -320,15 +320,17 @@ def _project_row(W_hr, m, n, h_out):
 
 
 @_jit
-def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, peep, h_out, c_out):
+def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, w_ci, w_cf, w_co, h_out,
+         c_out):  # fmt: skip
     """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
     h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
     a projection ``W_hr`` has zero rows; scale, alpha, beta, flags: the gate constants.
 
     Flat arguments, unlike the loops' named structures: this is called once per time step,
-    and numba types a struct argument in Python, ~0.7 us each (measured), a quarter of a
-    small step's latency."""
+    and numba types a struct or tuple argument in Python, ~0.7 us each (measured), a quarter
+    of a small step's latency. w_ci, w_cf, w_co: the scaled peephole weights (or empty)."""
     N, H = c.shape
+    peep = (w_ci, w_cf, w_co, w_ci, w_cf, w_co)  # the forward reads the scaled three only
     z = np.empty((N, 4 * H), _f32)  # the scaled W_ih x + b_ih + W_hh h + b_hh
     tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
@@ -342,11 +344,13 @@ def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, peep,
 
 @numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
 def step_parallel(
-    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, peep, h_out, c_out, blocks
-):
+    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, w_ci, w_cf, w_co, h_out,
+    c_out, blocks
+):  # fmt: skip
     """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
     H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
     N, H = c.shape
+    peep = (w_ci, w_cf, w_co, w_ci, w_cf, w_co)
     z = np.empty((N, 4 * H), _f32)
     tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):

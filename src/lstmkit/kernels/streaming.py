@@ -64,8 +64,9 @@ def step(
         W_ih, W_hh = p["W_ih"], p["W_hh"]
         b_ih, b_hh = p.get("b_ih", no_bias), p.get("b_hh", no_bias)
         W_hr = p.get("W_hr", no_proj)
-        peep = peepholes_of(p, g.scale)
-        args = (x, h0[k], c0[k], W_ih, W_hh, b_ih, b_hh, W_hr, *g, peep, h_n[k], c_n[k])
+        w_ci, w_cf, w_co = peepholes_of(p, g.scale)[:3]  # scaled: all a forward step reads
+        weights = (W_ih, W_hh, b_ih, b_hh, W_hr, g.scale, g.alpha, g.beta, g.flags)
+        args = (x, h0[k], c0[k], *weights, w_ci, w_cf, w_co, h_n[k], c_n[k])
         big = W_ih.size + W_hh.size >= ex.parallel_weights
         n_threads = parallel.most_threads(ex) if big else 1
         if n_threads > 1:

@@ -28,7 +28,6 @@ from lstmkit.kernels.execution import Execution
 from lstmkit.nn import time_loop
 from lstmkit.nn.cells import LSTMCell, RNNCell
 from lstmkit.nn.cells.base import Cell, Params, State
-from lstmkit.nn.cells.lstm import LSTMOptions
 
 Workspace = dict[str, np.ndarray]
 
@@ -76,8 +75,7 @@ def _streaming() -> Any:
 def _options(cell: Cell) -> dict[str, Any]:
     """The cell's options a kernel takes as flags."""
     if isinstance(cell, LSTMCell):
-        opt = cell.options
-        return {name: getattr(opt, name) for name in LSTMOptions.IN_KERNEL}
+        return cell.kernel_options
     return {"kind": cell.nonlinearity if isinstance(cell, RNNCell) else "gru"}
 
 

@@ -176,6 +176,8 @@ class LSTMCell:
         self.options = options
         self.forget_gate = options.forget_gate
         self.variants = tuple(options.variants())  # asked on every call (strategy.py)
+        # the options the fused kernel takes as flags, asked on every call (strategy.py)
+        self.kernel_options = {name: getattr(options, name) for name in options.IN_KERNEL}
         if options.gate_recurrence:  # the previous step's gates [i, f, o] are a state
             self.state_names = ("h", "c", "a")
 
