@@ -367,6 +367,16 @@ def test_duplicate_time_stamps_are_refused(tmp_path, capsys) -> None:
     assert "row 14, column 't': time stamp '2001-3' repeats row 4" in err
 
 
+def test_a_gap_in_the_time_stamps_is_refused(tmp_path, capsys) -> None:
+    rows = [(f"2001-{m:02d}", str(m)) for m in range(1, 13) if m != 7]  # July is missing
+    rows += [(f"2002-{m:02d}", str(m)) for m in range(1, 13)]
+    csv = write_csv(tmp_path / "gap.csv", rows)
+    argv = ["series", "train", "--csv", str(csv), "--column", "y", "--time-column", "t",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    err = one_error(capsys, argv)
+    assert "skip from '2001-06' to '2001-08' (a gap)" in err
+
+
 def test_a_forecast_past_the_year_9999_is_refused(inputs, tmp_path, capsys) -> None:
     csv = write_csv(tmp_path / "late.csv", [(str(9960 + k), f"{k % 5}") for k in range(40)])
     argv = ["series", "forecast", "--run", str(inputs["srun"]), "--csv", str(csv), "--column",

@@ -67,8 +67,8 @@ def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None 
 
     Raises ``FileNotFoundError`` for a missing file and :class:`CSVError` for a file that is
     not UTF-8 text, a missing column, an empty file, a cell that is empty, not a number, not
-    finite or too large to scale (:data:`MAX_ABS`), or a time stamp that is missing or
-    repeats an earlier one.
+    finite or too large to scale (:data:`MAX_ABS`), or a time stamp that is missing, repeats
+    an earlier one or skips steps of the series' frequency (a gap).
     """
     path = Path(path)
     if not path.is_file():
@@ -126,6 +126,8 @@ def _read_csv(path: Path, column: str, time_column: str | None) -> Series:
                 times.append(stamp)
     if not values:
         raise CSVError(f"{path}: no data rows under the header")
+    if t_index is not None:
+        _check_no_gaps(path, times, time_column)
     return Series(
         np.array(values, np.float64),
         times if t_index is not None else None,
@@ -133,6 +135,25 @@ def _read_csv(path: Path, column: str, time_column: str | None) -> Series:
         time_column,
         str(path),
     )
+
+
+def _check_no_gaps(path: Path, times: list[str], column: str | None) -> None:
+    """Refuse time stamps that skip steps of their own frequency (a missing month in a
+    monthly series): the model's windows would silently join across the gap. Stamps in
+    time order at a recognised frequency only; others are left as they are."""
+    frequency = infer_frequency(times)
+    parsed = _parse_all(times)
+    if frequency is None or parsed is None:
+        return
+    days = dict((name, d) for name, d, _ in _FREQUENCIES)[frequency[0]]
+    stamps = parsed[0]
+    for k in range(1, len(stamps)):
+        gap = (stamps[k] - stamps[k - 1]).total_seconds() / 86400.0
+        if gap > 1.5 * days:
+            raise CSVError(
+                f"{path}: column {column!r}: the {frequency[0]} time stamps skip from "
+                f"{times[k - 1]!r} to {times[k]!r} (a gap); add the missing rows"
+            )
 
 
 def _column_index(path: Path, header: list[str], name: str, option: str) -> int:
