@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import check_at_least, check_memory, check_positive, output_folder
+from lstmkit.cli.options import (
+    check_at_least,
+    check_memory,
+    check_positive,
+    json_safe,
+    output_folder,
+)
 
 # Defaults chosen to finish in a few minutes on a 2-core CPU and still show the contrast.
 _DEFAULT_LAGS = {"adding": "10,25,50,100", "copying": "5,10,20", "temporal": "10,25,50,100"}
@@ -34,17 +39,6 @@ def _name_list(text: str, allowed: tuple[str, ...], name: str) -> list[str]:
     if bad or not values:
         raise UserError(f"{name}: expected names from {', '.join(allowed)}, got {text!r}")
     return values
-
-
-def _json_safe(value: Any) -> Any:
-    """nan/inf as null so the output is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 # ---- memory ---------------------------------------------------------------------------
@@ -93,7 +87,7 @@ def _memory(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     out.mkdir(parents=True, exist_ok=True)
-    result = _json_safe({"results": records})
+    result = json_safe({"results": records})
     (out / "results.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     table = train.format_table(records)
     (out / "results.txt").write_text(table + "\n", encoding="utf-8")
@@ -134,7 +128,7 @@ def _gradients(args: argparse.Namespace) -> int:
         f"{m}/{phase}": {k: v.tolist() for k, v in norms.items()}
         for (m, phase), norms in curves.items()
     }
-    result = _json_safe({"rows": rows, "norms": series})
+    result = json_safe({"rows": rows, "norms": series})
     (out / "gradients.json").write_text(json.dumps(result) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps({"rows": result["rows"]}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -200,3 +201,15 @@ def check_memory(config: Any) -> None:
             f"not enough memory for {sizes}: training needs at least {need / 2**30:.1f} GiB, "
             f"{have / 2**30:.1f} GiB are available; try smaller sizes"
         )
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf) as None, so it dumps as strict JSON
+    (null), through dicts and lists."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value

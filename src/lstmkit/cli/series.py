@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 from dataclasses import asdict
 from functools import partial
@@ -18,6 +17,7 @@ from lstmkit.cli.options import (
     check_at_least,
     check_memory,
     check_positive,
+    json_safe,
     output_file,
     output_folder,
     run_trainer,
@@ -278,7 +278,7 @@ def _eval(args: argparse.Namespace) -> int:
     n_seen = meta["data"]["split"]["n_fit"] + meta["data"]["split"]["n_val"]
     report["overlaps_training"] = report["origin"] < n_seen
     if args.json:
-        print(json.dumps(_finite_or_null(report)))
+        print(json.dumps(json_safe(report)))
         return 0
     print(format_report(report, title=f"{series.column} ({series.source}): "))
     if report["overlaps_training"]:
@@ -373,7 +373,7 @@ def _backtest(args: argparse.Namespace) -> int:
     print(bt.format_backtest(report, title=f"{series.column} ({series.source}): "))
     if args.json is not None:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(_finite_or_null(report), f, indent=1)
+            json.dump(json_safe(report), f, indent=1)
         print(f"wrote the report to {args.json}")
     if args.plot is not None:
         from lstmkit.series.plot import plot_backtest
@@ -387,17 +387,6 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _quiet(message: str) -> None:
     """A log that drops its messages."""
-
-
-def _finite_or_null(obj: Any) -> Any:
-    """NaN/inf (e.g. a MASE with a zero scale) as JSON null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_null(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite_or_null(v) for v in obj]
-    return obj
 
 
 def _dataset(args: argparse.Namespace) -> int:
