@@ -45,6 +45,9 @@ __all__ = ["backward", "flags", "forward", "gate_columns"]
 
 _f32 = np.float32
 _jit = numba.njit(fastmath=True, nogil=True, error_model="numpy", cache=True)
+# the loops are compiled twice, plain (option bits 0) and with options: see
+# :mod:`lstmkit.kernels.compiled`
+_inline = numba.njit(fastmath=True, nogil=True, error_model="numpy", cache=True, inline="always")
 
 
 @_jit
@@ -74,19 +77,20 @@ def _own_columns(z, a, c0, c1):
             a[n, q * n_cells : (q + 1) * n_cells] = z[n, q * H + c0 : q * H + c1]
 
 
-@_jit
-def _cells_forward(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+@_inline
+def _cells_forward(a, cols, options, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0,
+                   c1):  # fmt: skip
     """One step of cells c0:c1 on every row: the gates into z (N, 4H) from a (N, 4 (c1 - c0)),
     their scaled pre-activations packed gate by gate, and the cell
     (:mod:`lstmkit.kernels.lstm_cell`); then h = y = m, or on padded rows (valid_t (N,) 0)
     the state carried and y = 0."""
     for n in range(c_t.shape[0]):
-        _, _, _, alpha, beta, flags, peep = cols
+        alpha, beta, peep = cols[3], cols[4], cols[6]
         C = c1 - c0
-        if flags & PEEPHOLES:
+        if options & PEEPHOLES:
             peep_into_i_f(a, C, peep, c_t, n, c0, c1)
-        gates_packed(a, alpha, beta, flags, z, n, c0, c1)
-        cell_forward(z, c_t, c_out, tanh_c_t, m_t, flags, peep, alpha[3 * C], beta[3 * C], n,
+        gates_packed(a, alpha, beta, options, z, n, c0, c1)
+        cell_forward(z, c_t, c_out, tanh_c_t, m_t, options, peep, alpha[3 * C], beta[3 * C], n,
                      c0, c1)  # fmt: skip
         m, h, y = m_t[n, c0:c1], h_out[n, c0:c1], y_t[n, c0:c1]
         if valid_t[n]:
@@ -129,9 +133,9 @@ def _transpose(a, out):
                     out[n, j] = a[j, n]
 
 
-@_jit
-def _forward(part, x, cols, steps, seq, y, final, h_rows):
-    """:func:`forward` on plain tuples."""
+@_inline
+def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
+    """:func:`forward` on plain tuples, ``options`` the cell's option bits."""
     me, parts, c0, c1, counters = part
     W_x, W_h, b = cols[0], cols[1], cols[2]
     order, valid = steps
@@ -161,14 +165,15 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows):
         else:
             product(h_t, W_h, a, 1.0)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
-        _cells_forward(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0, c1)
+        _cells_forward(a, cols, options, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
+                       c1)  # fmt: skip
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
             _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
         publish(counters, me, s + 1)
 
 
-@_jit
+@_inline
 def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
                     peep, c0, c1):  # fmt: skip
     """One step back for cells c0:c1: dh, dc (N, c1 - c0) the later steps' gradient in (dh
@@ -185,6 +190,16 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
 
 
 @_jit
+def _forward_plain(part, x, cols, steps, seq, y, final, h_rows):
+    _forward(part, x, cols, steps, seq, y, final, h_rows, 0)
+
+
+@_jit
+def _forward_options(part, x, cols, steps, seq, y, final, h_rows):
+    _forward(part, x, cols, steps, seq, y, final, h_rows, cols[5])
+
+
+@_inline
 def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
     """:func:`backward` on plain tuples."""
     me, parts, c0, c1, counters = part
@@ -222,6 +237,16 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
     dc0[:, c0:c1] = dc
 
 
+@_jit
+def _backward_plain(part, seq, W_hh, steps, dy, dz, d0, dz_rows, peep):
+    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, 0, peep)
+
+
+@_jit
+def _backward_options(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
+    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep)
+
+
 def forward(
     part: Part,
     x: np.ndarray,
@@ -248,7 +273,8 @@ def forward(
     with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
     thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
     step 0 holds h0). See :func:`backward` for why and when."""
-    _forward(tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
+    loop = _forward_options if cols.flags else _forward_plain
+    loop(tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
 
 
 def backward(
@@ -276,4 +302,7 @@ def backward(
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
     ``Execution.transposed_from``)."""
     args = (tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows)
-    _backward(*args, options, peep)
+    if options:
+        _backward_options(*args, options, peep)
+    else:
+        _backward_plain(*args, peep)

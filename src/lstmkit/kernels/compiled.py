@@ -32,6 +32,7 @@ from lstmkit.kernels.structs import HC, Recurrent, Sequence, Steps
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+_inline = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", inline="always")
 
 
 @_jit
@@ -117,7 +118,7 @@ def matmul_into(a, b, b_t, out):
         matmul_add(a, b, out)
 
 
-@_jit
+@_inline
 def _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     """Every row and cell of one step: z (N, 4H) the scaled pre-activations in, the gates
     out; c_prev (N, H) in; c, tanh_c, m (N, H) out."""
@@ -129,7 +130,7 @@ def _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
         cell_forward(z, c_prev, c, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
 
 
-@_jit
+@_inline
 def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep):
     """Every row and cell of one step back (see :func:`lstmkit.kernels.lstm_cell.cell_backward`);
     valid (N,) uint8, 1 on a valid step."""
@@ -141,8 +142,20 @@ def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, pe
                       n, 0, H)  # fmt: skip
 
 
+# Each compiled entry point comes twice: "_plain" with the option bits fixed at 0, a
+# constant once the loop body (inline="always") is in place, so that LLVM drops the options'
+# branches, and "_options" with the bits as an argument. The plain cell measured ~10% faster
+# so (inference (16, 100, 64, 128): 4.4 -> 3.5 ms; docs/performance.md).
+
+
 @_jit
-def _pointwise_forward(z, hw, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
+def _pointwise_forward_plain(z, hw, alpha, beta, peep, c_prev, c, tanh_c, m):
+    z += hw
+    _cells_forward(z, alpha, beta, 0, peep, c_prev, c, tanh_c, m)
+
+
+@_jit
+def _pointwise_forward_options(z, hw, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     z += hw
     _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m)
 
@@ -151,23 +164,40 @@ def pointwise_forward(z, hw, k, peep, c_prev, c, tanh_c, m) -> None:
     """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
     scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
     (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
-    _pointwise_forward(z, hw, k.alpha, k.beta, k.flags, peep, c_prev, c, tanh_c, m)
+    if k.flags:
+        _pointwise_forward_options(z, hw, k.alpha, k.beta, k.flags, peep, c_prev, c, tanh_c, m)
+    else:
+        _pointwise_forward_plain(z, hw, k.alpha, k.beta, peep, c_prev, c, tanh_c, m)
+
+
+@_jit
+def _pointwise_backward_plain(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, peep):
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, 0, peep)
+
+
+@_jit
+def _pointwise_backward_options(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep):
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep)
 
 
 def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep) -> None:
     """One step back. dm = dL/dm and dc = dL/dc from later steps (N, H), valid (N,) uint8
     in; dz = dL/dz (N, 4H) and dc_prev (N, H) out (dc itself on padded rows). gates,
     c_prev, tanh_c: what the forward step stored."""
-    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep)
+    args = (dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev)
+    if flags:
+        _pointwise_backward_options(*args, flags, peep)
+    else:
+        _pointwise_backward_plain(*args, peep)
 
 
-@_jit
-def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1):
+@_inline
+def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
     """:func:`forward_sequence` on plain tuples, for the rows r0:r1. (Slicing the rows
     inside keeps every (n, .) block C-contiguous for numba, so the inner loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
     W_hh_s, W_hh_t, _, W_hr_t = w
-    _, alpha, beta, flags = k
+    alpha, beta = k[1], k[2]
     order, valid = steps
     h_n, c_n = final
     T = gates.shape[0]
@@ -202,6 +232,16 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1):
 
 
 @_jit
+def _forward_sequence_plain(seq, y, w, k, peep, steps, final, r0, r1):
+    _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, 0)
+
+
+@_jit
+def _forward_sequence_options(seq, y, w, k, peep, steps, final, r0, r1):
+    _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, k[3])
+
+
+@_inline
 def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
     """:func:`backward_sequence` on plain tuples, for the rows r0:r1."""
     gates, _, c_prev, tanh_c, _ = seq
@@ -238,6 +278,16 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
         dc[:] = dc_prev
 
 
+@_jit
+def _backward_sequence_plain(seq, w, steps, dy, dz, dh_cell, d0, peep, r0, r1):
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, 0, peep, r0, r1)
+
+
+@_jit
+def _backward_sequence_options(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1)
+
+
 def forward_sequence(
     seq: Sequence,
     y: np.ndarray,
@@ -254,7 +304,8 @@ def forward_sequence(
     scaled recurrent weights; ``k`` the gate constants; ``peep`` the peephole weights
     (:func:`lstmkit.kernels.lstm_cell.peepholes_of`); ``final`` the (h, c) out."""
     args = (tuple(seq), y, tuple(w), tuple(k), peep, tuple(steps), tuple(final))
-    _forward_sequence(*args, rows.start, rows.stop)
+    loop = _forward_sequence_options if k.flags else _forward_sequence_plain
+    loop(*args, rows.start, rows.stop)
 
 
 def backward_sequence(
@@ -274,7 +325,10 @@ def backward_sequence(
     already masked; dz (T, N, 4H) and, with a projection, dh_cell (T, N, P) out; ``d0``
     (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out."""
     args = (tuple(seq), tuple(w), tuple(steps), dy, dz, dh_cell, tuple(d0))
-    _backward_sequence(*args, flags, peep, rows.start, rows.stop)
+    if flags:
+        _backward_sequence_options(*args, flags, peep, rows.start, rows.stop)
+    else:
+        _backward_sequence_plain(*args, peep, rows.start, rows.stop)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -319,39 +373,18 @@ def _project_row(W_hr, m, n, h_out):
         h_out[n, r] = acc
 
 
-@_jit
-def step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, w_ci, w_cf, w_co, h_out,
-         c_out):  # fmt: skip
-    """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
-    h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
-    a projection ``W_hr`` has zero rows; scale, alpha, beta, flags: the gate constants.
-
-    Flat arguments, unlike the loops' named structures: this is called once per time step,
-    and numba types a struct or tuple argument in Python, ~0.7 us each (measured), a quarter
-    of a small step's latency. w_ci, w_cf, w_co: the scaled peephole weights (or empty)."""
+@_inline
+def _step_rows(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags,
+               w_ci, w_cf, w_co, blocks):  # fmt: skip
+    """:func:`step`'s work, the weight rows in ``blocks`` across numba's threads inside
+    :func:`step_parallel` (a plain loop elsewhere)."""
     N, H = c.shape
-    peep = (w_ci, w_cf, w_co, w_ci, w_cf, w_co)  # the forward reads the scaled three only
+    if flags & PEEPHOLES:  # the forward adds them to scaled pre-activations
+        s = scale[0]  # the sigmoid's 1/2: exact
+        peep = (w_ci * s, w_cf * s, w_co * s, w_ci, w_cf, w_co)
+    else:
+        peep = (w_ci, w_cf, w_co, w_ci, w_cf, w_co)
     z = np.empty((N, 4 * H), _f32)  # the scaled W_ih x + b_ih + W_hh h + b_hh
-    tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
-    for n in range(N):
-        _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, range(4 * H), z[n])
-        if flags & PEEPHOLES:
-            peep_into_i_f(z, H, peep, c, n, 0, H)
-        gates_in_place(z, alpha, beta, flags, n)
-        cell_forward(z, c, c_out, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
-        _project_row(W_hr, m[n], n, h_out)
-
-
-@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
-def step_parallel(
-    x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, w_ci, w_cf, w_co, h_out,
-    c_out, blocks
-):  # fmt: skip
-    """``step`` with the weight rows split into ``blocks`` across numba's threads, for large
-    H, where one step reads megabytes of weights and one core's bandwidth is the limit."""
-    N, H = c.shape
-    peep = (w_ci, w_cf, w_co, w_ci, w_cf, w_co)
-    z = np.empty((N, 4 * H), _f32)
     tanh_c, m = np.empty((N, H), _f32), np.empty((N, H), _f32)
     for n in range(N):
         for block in numba.prange(blocks):
@@ -362,3 +395,36 @@ def step_parallel(
         gates_in_place(z, alpha, beta, flags, n)
         cell_forward(z, c, c_out, tanh_c, m, flags, peep, alpha[3 * H], beta[3 * H], n, 0, H)
         _project_row(W_hr, m[n], n, h_out)
+
+
+@_jit
+def step_plain(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta):
+    """:func:`step` for the plain cell (no option bits, no peepholes)."""
+    none = np.empty(0, _f32)
+    _step_rows(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, 0, none,
+               none, none, 1)  # fmt: skip
+
+
+@_jit
+def step(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags, w_ci,
+         w_cf, w_co):  # fmt: skip
+    """One step of one layer from the live weights: x (N, I), h (N, P), c (N, H) in,
+    h_out (N, P), c_out (N, H) out. Without biases ``b_ih``, ``b_hh`` have length 0, without
+    a projection ``W_hr`` has zero rows; scale, alpha, beta, flags: the gate constants;
+    w_ci, w_cf, w_co: the peephole weights as they are (or empty).
+
+    Flat arguments, unlike the loops' named structures: this is called once per time step,
+    and numba types a struct or tuple argument in Python, ~0.7 us each (measured), a quarter
+    of a small step's latency."""
+    _step_rows(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags,
+               w_ci, w_cf, w_co, 1)  # fmt: skip
+
+
+@numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", parallel=True)
+def step_parallel(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags,
+                  w_ci, w_cf, w_co, blocks):  # fmt: skip
+    """:func:`step` with the weight rows split into ``blocks`` across numba's threads, for
+    large H, where one step reads megabytes of weights and one core's bandwidth is the
+    limit."""
+    _step_rows(x, h, c, h_out, c_out, W_ih, W_hh, b_ih, b_hh, W_hr, scale, alpha, beta, flags,
+               w_ci, w_cf, w_co, blocks)  # fmt: skip

@@ -20,6 +20,7 @@ Variable lengths as the reference: padded steps carry h and output zero.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import numba
@@ -239,6 +240,11 @@ def _weight_grads(
         grads["b_ih"] += dxw_rows.sum(axis=0)
         grads["b_hh"] += dhw_rows.sum(axis=0)
     return (dxw_rows @ p["W_ih"]).reshape(T, N, I)
+
+
+def prepare(params: list[Params], ex: Execution = DEFAULT, kind: str = "gru") -> Any:
+    """:func:`step` for these layers: a function (x_t, state) -> (y_t, h) or None."""
+    return functools.partial(step, params, ex=ex, kind=kind)
 
 
 def step(

@@ -202,6 +202,14 @@ def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, peep, o_alpha, o_beta, 
     i, f = z[n, c0:c1], z[n, H + c0 : H + c1]
     g, o = z[n, 2 * H + c0 : 2 * H + c1], z[n, 3 * H + c0 : 3 * H + c1]
     cp, c, tc, m = c_prev[n, c0:c1], c_out[n, c0:c1], tanh_c[n, c0:c1], m_out[n, c0:c1]
+    if not flags:  # the plain cell in one pass
+        for j in range(c1 - c0):
+            c_j = f[j] * cp[j] + i[j] * g[j]
+            t = tanh(c_j)
+            c[j] = c_j
+            tc[j] = t
+            m[j] = o[j] * t
+        return
     if flags & COUPLED:
         for j in range(c1 - c0):
             f[j] = _f32(1.0) - i[j]

@@ -1,6 +1,7 @@
 """The interface shared by every layer and module: parameters, gradients, state dicts, modes.
 
-- ``parameters()`` -> the LIVE arrays by name (updating them in place updates the module);
+- ``parameters()`` -> the LIVE arrays by name, read-only (updating an array in place updates
+  the module; the arrays are never replaced);
 - ``grads`` -> a dict with the same keys, accumulated by ``backward`` (``+=``), cleared
   by ``zero_grad()``;
 - ``state_dict()`` -> copies; ``load_state_dict(sd, strict=True)`` names bad keys and shapes
@@ -12,11 +13,40 @@ Subclasses fill ``_params`` through ``_register`` and write ``forward`` and ``ba
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from lstmkit.nn.checks import check_finite
+
+
+class Parameters(Mapping[str, np.ndarray]):
+    """A module's live parameter arrays by name. They are updated in place (an optimiser,
+    ``load_state_dict``, ``params[name][...] = value``, ``params[name] *= 2``) and never
+    replaced, so what a layer prepared from them (its streaming step) stays valid."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._arrays = arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if value is not self._arrays.get(name):  # ``params[name] *= 2`` assigns the same array
+            raise TypeError(
+                f"parameters()[{name!r}]: parameters are updated in place, not replaced; "
+                f"use parameters()[{name!r}][...] = value"
+            )
+
+    def __repr__(self) -> str:
+        return f"Parameters({list(self._arrays)})"
 
 
 class Module:
@@ -31,9 +61,11 @@ class Module:
         self._params = params
         self.grads = {name: np.zeros_like(w) for name, w in params.items()}
 
-    def parameters(self) -> dict[str, np.ndarray]:
-        """The live parameter arrays (updating them in place updates the module)."""
-        return self._params
+    def parameters(self) -> Parameters:
+        """The live parameter arrays, a read-only mapping: updating an array in place updates
+        the module (as optimisers and ``load_state_dict`` do); the arrays themselves are
+        never replaced, so what a layer prepared from them stays valid."""
+        return Parameters(self._params)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the parameters under torch's names."""

@@ -546,6 +546,17 @@ class _Recurrent(Module):
             out[self._suffix(layer, d)] = {name: a.copy() for name, a in noise.items()}
         return out
 
+    def _stepper(self, ex: Execution) -> Any:
+        """The fused streaming step under ``ex`` (:func:`strategy.stepper`), prepared on the
+        first step and kept while the execution is the same object (it holds the live
+        weights, which are updated in place, never replaced)."""
+        kept = self.__dict__.get("_stepper_kept")
+        if kept is None or kept[0] is not ex:
+            params = [self._local(self._params, layer, 0) for layer in range(self.num_layers)]
+            kept = (ex, strategy.stepper(self.cell, params, self.dtype, ex))
+            self.__dict__["_stepper_kept"] = kept
+        return kept[1]
+
     def step(
         self, x_t: Any, state: Any = None, *, execution: Execution | None = None
     ) -> tuple[np.ndarray, Any]:
@@ -557,9 +568,10 @@ class _Recurrent(Module):
         if self.bidirectional:
             raise ValueError("step: a bidirectional layer needs the whole sequence; use forward")
         ex = self.execution if execution is None else execution
-        params = [self._local(self._params, layer, 0) for layer in range(self.num_layers)]
-        if fused := strategy.step(self.cell, params, self.dtype, x_t, state, ex):
+        stepper = self._stepper(ex)
+        if stepper is not None and (fused := stepper(x_t, state)):
             return fused
+        params = [self._local(self._params, layer, 0) for layer in range(self.num_layers)]
         x_t = as_array(x_t, "x_t", self.dtype)
         if x_t.ndim not in (1, 2) or x_t.shape[-1] != self.input_size:
             raise ValueError(

@@ -164,13 +164,13 @@ def _each(fn: Callable[[int], None], D: int, concurrent: bool) -> None:
             fn(d)
 
 
-def step(
-    cell: Cell, params: list[Params], dtype: np.dtype, x_t: Any, state: Any, ex: Execution
-) -> tuple[np.ndarray, Any] | None:
-    """One streaming step of a stack of one-direction layers on the fused kernel, or None
-    where it does not apply (the layer then runs its reference step)."""
+def stepper(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) -> Any:
+    """The streaming step of a stack of one-direction layers on the fused kernel, prepared
+    from their live weights: a function (x_t, state) -> (y_t, new state), or None where an
+    input does not apply (the layer then runs its reference step); None without a fused
+    kernel."""
     kernel = fused_kernel(cell, dtype, ex)
     if kernel is None:
         return None
-    stepper = _streaming() if isinstance(cell, LSTMCell) else kernel
-    return stepper.step(params, x_t, state, ex=ex, **_options(cell))
+    steps = _streaming() if isinstance(cell, LSTMCell) else kernel
+    return steps.prepare(params, ex, **_options(cell))
