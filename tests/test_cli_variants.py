@@ -127,6 +127,16 @@ def test_char_lm_variant_is_stored_and_resumes_exactly(data, tmp_path, capsys):
     assert code == 0 and math.isfinite(json.loads(out)["bits_per_char"])
 
 
+@pytest.mark.slow
+def test_explain_reads_a_variant_whose_state_is_a_triple(data, tmp_path, capsys):
+    """The explorer on a gate-recurrence cell (state (h, c, a)) with layer norm and zoneout."""
+    flags = ["--gate-recurrence", "--layer-norm", "--zoneout-cell", "0.2"]
+    assert run(capsys, *text_train(data, tmp_path / "r", 1, *flags))[0] == 0
+    code, _, err = run(capsys, "explain", "--run", tmp_path / "r", "--text", "def f(): pass",
+                       "--out", tmp_path / "ex", "--top", "2")  # fmt: skip
+    assert code == 0 and (tmp_path / "ex" / "explorer.html").is_file(), err
+
+
 def test_the_variant_changes_the_model(data, tmp_path, capsys):
     """Same seed and data: the plain LSTM and the variant end with different losses."""
     for name, flags in [("plain", []), ("peep", ["--peepholes"])]:
