@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from types import SimpleNamespace
 from typing import Any
@@ -158,13 +159,13 @@ def _gates(args: argparse.Namespace) -> int:
 
 def _command(config: Any, args: argparse.Namespace) -> str:
     """The command line that runs this study again, every setting spelled out."""
-    words = ["lstmkit study gates", f"--out {args.out}"]
+    words = ["lstmkit study gates", f"--out {shlex.quote(str(args.out))}"]
     words += [f"--variants {','.join(config.variants)}", f"--tasks {','.join(config.tasks)}"]
     for name, value in config.settings().items():
         if name == "minutes" and value is None:
             words.append("--no-time-limit")
         elif name == "text" and value:
-            words.append("--text " + " ".join(value))
+            words.append("--text " + " ".join(map(shlex.quote, value)))
         elif value is not None and name != "text":
             words.append(f"--{name.replace('_', '-')} {value}")
     return " ".join(words + [f"--seeds {config.seeds}", f"--alpha {args.alpha}"])

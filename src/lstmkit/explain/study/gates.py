@@ -97,14 +97,12 @@ class StudyConfig:
                 )
         if self.minutes is None and self.steps is None:
             raise ValueError("a run needs a budget: expected --minutes or --steps")
-        for name in ("seeds", "minutes", "steps", "hidden", "batch", "embed", "layers"):
+        positive = ("seeds", "minutes", "steps", "hidden", "batch", "embed", "layers")
+        positive += ("seq_len", "eval_chars", "charlm_lr", "lag", "memory_lr", "reber_test_steps")
+        for name in positive:
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"--{name}: expected > 0, got {value}")
-        for name in ("seq_len", "eval_chars", "charlm_lr", "lag", "memory_lr", "reber_test_steps"):
-            if not getattr(self, name) > 0:
-                flag = name.replace("_", "-")
-                raise ValueError(f"--{flag}: expected > 0, got {getattr(self, name)}")
+                raise ValueError(f"--{name.replace('_', '-')}: expected > 0, got {value}")
         if not 0 <= self.lr_spread <= 3:
             raise ValueError(f"--lr-spread: expected a number in [0, 3], got {self.lr_spread}")
 
@@ -125,7 +123,7 @@ def plan(config: StudyConfig) -> Iterator[tuple[str, str, int]]:
 
 def learning_rate(config: StudyConfig, task: str, seed: int) -> float:
     """The task's learning rate, or with ``lr_spread`` a draw log-uniform around it from the
-    seed (the same for every variant at that seed: a paired random search, as Greff's)."""
+    seed (Greff's random search, paired: every variant gets the same lr at a seed)."""
     lr = config.charlm_lr if task == "charlm" else config.memory_lr
     if not config.lr_spread:
         return lr
@@ -220,7 +218,12 @@ def _check_settings(out: Path, config: StudyConfig) -> None:
     path = out / SETTINGS
     now = config.settings()
     if path.is_file():
-        was = json.loads(files.read_text_nofollow(path))
+        try:
+            was = json.loads(files.read_text_nofollow(path))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a study's settings ({e}); use another --out") from None
+        if not isinstance(was, dict):
+            raise ValueError(f"{path}: not a study's settings; use another --out")
         differ = [f"{k} {was.get(k)!r} (now {v!r})" for k, v in now.items() if was.get(k) != v]
         if differ:
             raise ValueError(
@@ -233,8 +236,8 @@ def _check_settings(out: Path, config: StudyConfig) -> None:
 
 def _append(path: Path, record: dict[str, Any]) -> None:
     """``record`` as a line of ``path``, on a line of its own after one cut short by a kill."""
-    text = files.read_text_nofollow(path) if path.is_file() else ""
-    cut = bool(text) and not text.endswith("\n")
+    content = files.read_text_nofollow(path) if path.is_file() else ""
+    cut = bool(content) and not content.endswith("\n")
     with files.open_append(path) as f:
         f.write(("\n" if cut else "") + json.dumps(record) + "\n")
 
