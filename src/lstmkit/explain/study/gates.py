@@ -97,8 +97,9 @@ class StudyConfig:
                 )
         if self.minutes is None and self.steps is None:
             raise ValueError("a run needs a budget: expected --minutes or --steps")
-        positive = ("seeds", "minutes", "steps", "hidden", "batch", "embed", "layers")
-        positive += ("seq_len", "eval_chars", "charlm_lr", "lag", "memory_lr", "reber_test_steps")
+        positive: tuple[str, ...] = ("seeds", "minutes", "steps", "hidden", "batch", "embed")
+        positive += ("layers", "seq_len", "eval_chars", "charlm_lr", "lag", "memory_lr")
+        positive += ("reber_test_steps",)
         for name in positive:
             value = getattr(self, name)
             if value is not None and not value > 0:
