@@ -84,6 +84,14 @@ def test_findings_name_the_significant_variants_and_compare_with_greff():
     assert "Unlike Greff et al." in text and "NOAF was not significantly worse" in text
     table = report.format_table(rows)
     assert "1 ± 0.079" in table and "worse" in table
+    assert "Caution" not in text  # the char-LM has no memoryless baseline
+
+
+def test_findings_warn_when_the_full_cell_did_not_beat_the_baseline():
+    runs = records("adding", {"vanilla": [0.17, 0.16, 0.18], "NFG": [0.16, 0.17, 0.15]})
+    for baseline, warned in [(0.167, True), (0.5, False)]:
+        text = report.findings(stats.compare([r | {"baseline": baseline} for r in runs]))
+        assert ("did not beat the memoryless baseline (0.167)" in text) == warned, text
 
 
 def test_the_variants_are_greffs():

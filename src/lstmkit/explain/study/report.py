@@ -79,9 +79,22 @@ def findings(rows: Sequence[dict[str, Any]], base: str = "vanilla", alpha: float
         untested = [r["variant"] for r in mine if r["verdict"] == "untested"]
         if untested:
             text += f"; too few finished runs to test: {', '.join(untested)}"
-        out.append(text + ". " + _against_greff(by_name))
+        out.append(text + ". " + _against_greff(by_name) + _caution(b))
     tests = f"Welch's t-test against {base}, Holm-corrected per task, alpha = {alpha}."
     return "\n\n".join(out + [tests])
+
+
+def _caution(b: dict[str, Any]) -> str:
+    """A warning when the full cell did not beat the memoryless baseline: then the runs
+    learned too little for their differences to say which parts of the cell matter."""
+    base = b["baseline"]
+    beaten = b["mean"] < base if b["lower_is_better"] else b["mean"] > base
+    if math.isnan(base) or beaten:
+        return ""
+    return (
+        f" Caution: {b['variant']} did not beat the memoryless baseline ({_num(base)}); the "
+        "budget was too small for these differences to say which parts of the cell matter."
+    )
 
 
 def _against_greff(by_name: dict[str, dict[str, Any]]) -> str:
@@ -141,6 +154,9 @@ def plot_boxes(
             n + ("*" if r["verdict"] in ("worse", "better") else "") for n, r in zip(names, mine)
         ]
         ax.set_xticks(range(1, len(names) + 1), labels, rotation=45)
+        if math.isfinite(mine[0]["baseline"]):
+            ax.axhline(mine[0]["baseline"], color="k", ls="--", lw=1, label="memoryless baseline")
+            ax.legend(fontsize=8)
         arrow = "lower" if mine[0]["lower_is_better"] else "higher"
         ax.set_title(f"{task}: {mine[0]['metric']} ({arrow} is better)")
         ax.grid(True, axis="y", alpha=0.3)

@@ -7,6 +7,7 @@ given next to it.
     rows = stats.compare(records, base="vanilla", alpha=0.05)
 
 Each row: ``task, variant, n, diverged, mean, sd, median, diff`` (mean - the base's mean),
+``baseline`` (the memory tasks' memoryless baseline, NaN for the char-LM),
 ``p_welch``, ``p_holm``, ``p_mannwhitney``, and ``verdict``: "better", "worse" (Holm's p
 below ``alpha``, the sign by the metric's direction), "same" (not significant), "base", or
 "untested" (a test needs two finished runs a side; its p-values are NaN).
@@ -76,6 +77,8 @@ def compare(
             row = {"task": task, "variant": name, "metric": mine[0]["metric"]}
             row.update(lower_is_better=lower, n=len(values), diverged=len(runs) - len(values))
             row.update(_describe(values))
+            baselines = [r["baseline"] for r in runs if r.get("baseline") is not None]
+            row["baseline"] = float(np.mean(baselines)) if baselines else math.nan
             row["diff"] = (
                 row["mean"] - float(np.mean(base_values)) if len(base_values) else math.nan
             )
