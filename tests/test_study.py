@@ -170,6 +170,19 @@ def test_an_interrupted_char_lm_run_starts_again(tmp_path, corpus, capsys):
     assert not (folder / "left-over").exists()
 
 
+def test_one_process_per_study_folder(tmp_path, corpus, capsys):
+    from lstmkit.train.run_folder import Run
+
+    held = Run(tmp_path / "s").lock()
+    try:
+        code = main(study(tmp_path / "s", corpus, "--seeds", "1"))
+    finally:
+        held.release()
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err and "in use by another lstmkit process" in err, err
+    assert not (tmp_path / "s" / "results.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [

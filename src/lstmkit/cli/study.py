@@ -138,7 +138,7 @@ def _gates(args: argparse.Namespace) -> int:
     out = output_folder(args.out, "--out", create=True)
     try:
         records = gates.run(config, out, on_record=_progress)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError) as e:  # RunFolderBusy too
         raise UserError(str(e)) from None
     rows = stats.compare(records, gates.BASE, args.alpha)
     table, found = report.format_table(rows), report.findings(rows, gates.BASE, args.alpha)

@@ -36,6 +36,7 @@ from lstmkit.memory import train as memory
 from lstmkit.memory.tasks import TASKS as MEMORY_TASKS
 from lstmkit.text import train as text
 from lstmkit.train import files
+from lstmkit.train.run_folder import Run
 from lstmkit.train.trainer import TrainingError
 
 __all__ = ["TASKS", "VARIANTS", "StudyConfig", "load_records", "plan", "run", "run_one"]
@@ -251,17 +252,20 @@ def run(
     """Every run of :func:`plan` that ``out`` has no record of, each record appended to
     ``out/results.jsonl`` as it finishes; returns the records of the planned runs."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, config)
-    done = {(r["task"], r["variant"], r["seed"]): r for r in load_records(out)}
-    with memory.single_blas_thread():
-        for task, name, seed in plan(config):
-            if (task, name, seed) in done:
-                continue
-            folder = out / "runs" / task / name / f"seed{seed}"
-            record = run_one(config, task, name, seed, folder)
-            _append(out / RESULTS, record)
-            done[task, name, seed] = record
-            if on_record is not None:
-                on_record(record)
+    study = Run(out).lock()  # one process per study folder (RunFolderBusy names the other)
+    try:
+        _check_settings(out, config)
+        done = {(r["task"], r["variant"], r["seed"]): r for r in load_records(out)}
+        with memory.single_blas_thread():
+            for task, name, seed in plan(config):
+                if (task, name, seed) in done:
+                    continue
+                folder = out / "runs" / task / name / f"seed{seed}"
+                record = run_one(config, task, name, seed, folder)
+                _append(out / RESULTS, record)
+                done[task, name, seed] = record
+                if on_record is not None:
+                    on_record(record)
+    finally:
+        study.release()
     return [done[key] for key in plan(config)]
