@@ -62,15 +62,20 @@ BASE: dict[str, list[str]] = {
                 "--max-chars", "20", "--html-chars", "20", "--top", "2"],
     "export onnx": ["--run", "{trun}", "--out", "{out}.onnx"],
     "demo": ["--out", "{out}", "--minutes", "0.002", "--hidden", "4", "--seed", "0"],
+    "study gates": ["--out", "{out}", "--variants", "vanilla,NP", "--tasks", "charlm,adding",
+                    "--seeds", "1", "--steps", "1", "--hidden", "4", "--batch", "2", "--text",
+                    "{corpus}", "--embed", "4", "--seq-len", "8", "--eval-chars", "50", "--lag",
+                    "5", "--reber-test-steps", "20"],
 }  # fmt: skip
 SKIPPED = {"bench"}
 SLOW = {"demo"}
 
 # Options for which 0 is a valid value (anything else must be > 0).
-ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout"}
+ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout",
+           "--recurrent-dropout", "--zoneout-cell", "--zoneout-hidden", "--lr-spread"}  # fmt: skip
 # Options for which a huge float (1e300) may be valid (a limit that is never reached).
 HUGE_OK = {"--clip", "--temperature", "--minutes", "--budget-seconds", "--train-seconds",
-           "--mpi-timeout", "--lr"}  # fmt: skip
+           "--mpi-timeout", "--lr", "--charlm-lr", "--memory-lr"}  # fmt: skip
 # Path-like options: what each one expects.
 INPUT_FILE, INPUT_ANY, OUTPUT_FILE, OUTPUT_DIR, TEXT_OR_FILE = (
     "input file", "input file or folder", "output file", "output folder", "text or file"
@@ -78,6 +83,7 @@ INPUT_FILE, INPUT_ANY, OUTPUT_FILE, OUTPUT_DIR, TEXT_OR_FILE = (
 PATHS = {
     ("text train", "--text"): INPUT_ANY,
     ("text eval", "--text"): INPUT_ANY,
+    ("study gates", "--text"): INPUT_ANY,
     ("explain", "--text"): TEXT_OR_FILE,
     ("series forecast", "--out"): OUTPUT_FILE,
     ("series forecast", "--plot"): OUTPUT_FILE,

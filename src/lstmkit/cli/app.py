@@ -28,6 +28,7 @@ _COMMAND_MODULES = [
     "lstmkit.cli.text",
     "lstmkit.cli.series",
     "lstmkit.cli.memory",
+    "lstmkit.cli.study",
     "lstmkit.cli.export",
     "lstmkit.cli.bench",
     "lstmkit.cli.demo",

@@ -11,11 +11,13 @@ from typing import Any
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
+    add_variant_options,
     check_at_least,
     check_memory,
     check_positive,
     json_safe,
     output_folder,
+    variant_of,
 )
 
 # Defaults chosen to finish in a few minutes on a 2-core CPU and still show the contrast.
@@ -67,6 +69,7 @@ def _memory(args: argparse.Namespace) -> int:
             max_steps=args.max_steps,
             init=args.init,
             reber_test_steps=args.reber_test_steps,
+            variant=variant_of(args),
         )
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -222,6 +225,7 @@ def add_commands(subparsers: Any) -> None:
     )
     p.add_argument("--out", help="output folder (default runs/memory-TASK)")
     p.add_argument("--json", action="store_true", help='print {"results": [...]} as JSON')
+    add_variant_options(p)  # the LSTMs' (lstm, lstm-noforget); the RNN and GRU have none
     p.set_defaults(func=_memory)
 
     g = subparsers.add_parser(

@@ -51,6 +51,51 @@ def add_training_options(
     p.add_argument(
         "--dtype", choices=["float32", "float64"], default=d.dtype, help=argparse.SUPPRESS
     )
+    add_variant_options(p)
+
+
+# the switches' help; the flags themselves are lstmkit.train.variant.FLAGS
+_VARIANT_HELP = {
+    "peepholes": "i and f see c_{t-1}, o sees c_t (Gers & Schmidhuber 2000)",
+    "coupled_gates": "CIFG: f = 1 - i",
+    "input_gate": "NIG: i = 1",
+    "forget_gate": "NFG: f = 1 (the 1997 cell)",
+    "output_gate": "NOG: o = 1",
+    "input_activation": "NIAF: no tanh on the candidate g",
+    "output_activation": "NOAF: h = o * c, no tanh",
+    "gate_recurrence": "FGR: i, f, o see the previous step's i, f, o",
+    "layer_norm": "layer-normalised LSTM (Ba et al. 2016)",
+    "recurrent_dropout": "variational dropout on x and h, one mask per sequence (0)",
+    "zoneout_c": "zoneout rate of the cell state c (0)",
+    "zoneout_h": "zoneout rate of the hidden state h (0)",
+}
+
+
+def add_variant_options(p: argparse.ArgumentParser) -> None:
+    """The LSTM variant's flags (Greff et al. 2017's names in the help), one per option of
+    ``lk.LSTM``; :func:`variant_of` reads them back."""
+    from lstmkit.train.variant import FLAGS, RATES
+
+    group = p.add_argument_group("LSTM variant (all off: the plain LSTM)")
+    for name, flag in FLAGS.items():
+        if name in RATES:
+            group.add_argument(
+                flag, dest=name, type=float, default=0.0, metavar="P", help=_VARIANT_HELP[name]
+            )
+        else:
+            action = "store_false" if flag.startswith("--no-") else "store_true"
+            group.add_argument(flag, dest=name, action=action, help=_VARIANT_HELP[name])
+
+
+def variant_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The variant the flags of :func:`add_variant_options` ask for (checked: a bad value is
+    a UserError naming its flag)."""
+    from lstmkit.train.variant import FLAGS, normalise
+
+    try:
+        return normalise({name: getattr(args, name) for name in FLAGS})
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def check_positive(args: argparse.Namespace, *names: str) -> None:
@@ -111,7 +156,8 @@ def output_folder(path: str | Path, flag: str, create: bool = False) -> Path:
 def training_config(cls: Any, args: argparse.Namespace) -> Any:
     """The trainer config ``cls`` from the options (its fields by name); --minutes alone lifts
     the default --steps. The config checks its values: a bad one is a UserError."""
-    values = {f.name: getattr(args, f.name) for f in fields(cls)}
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if f.name != "variant"}
+    values["variant"] = variant_of(args)
     if args.minutes and args.steps == cls.steps:
         values["steps"] = None  # the time budget decides
     try:

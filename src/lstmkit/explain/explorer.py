@@ -63,7 +63,8 @@ def gate_traces(lstm: Any, x: np.ndarray) -> list[dict[str, np.ndarray]]:
     was_training = lstm.training
     lstm.eval()
     try:
-        _, (_, c_n) = lstm(x[:, None, :])  # (T, 1, I) -> c_n (L, 1, H)
+        _, state = lstm(x[:, None, :])  # (T, 1, I) -> (h_n, c_n[, a_n]), c_n (L, 1, H)
+        c_n = state[1]
         acts = lstm.activations()
     finally:
         lstm.train(was_training)

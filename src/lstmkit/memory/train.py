@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from lstmkit.nn.feedforward import Linear
 from lstmkit.nn.losses import mse, softmax_cross_entropy
 from lstmkit.nn.model import Model
 from lstmkit.nn.recurrent import GRU, LSTM, RNN
-from lstmkit.train import files
+from lstmkit.train import files, variant
 from lstmkit.train.trainer import Evaluation, Options, Task, Trainer, TrainingError, check_options
 
 __all__ = [
@@ -62,8 +62,11 @@ class MemoryConfig:
     # chrono (Tallec & Ollivier 2018): forget-gate time scales spread up to the lag; on a
     # 2-core CPU budget it solved temporal order at T = 50 and 100 where forget1 did not
     init: str = "chrono"
+    # the LSTM models' options away from torch's ({"peepholes": True}; see train.variant)
+    variant: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.variant = variant.normalise(self.variant)
         positive: tuple[str, ...] = (
             "hidden",
             "batch",
@@ -79,6 +82,9 @@ class MemoryConfig:
 class SequenceModel(Model):
     """A recurrent layer (rnn, gru, lstm, lstm-noforget) and a linear read-out.
 
+    ``variant``: the LSTM's options away from torch's (``{"peepholes": True}``; the LSTMs
+    only: "lstm-noforget" adds forget_gate=False).
+
     ``scored="last"`` reads out the last step only: x (T, N, I) -> out (N, C);
     ``scored="every"`` reads out every step: x (T, N, I) -> out (T, N, C).
     """
@@ -92,6 +98,7 @@ class SequenceModel(Model):
         scored: str = "last",
         seed: int | np.random.Generator | None = None,
         dtype: Any = np.float32,
+        variant: dict[str, Any] | None = None,
     ):
         super().__init__()
         if kind not in MODELS:
@@ -107,7 +114,8 @@ class SequenceModel(Model):
         elif kind == "gru":
             rnn = GRU(input_size, hidden, dtype=dtype, seed=rng)
         else:
-            rnn = LSTM(input_size, hidden, dtype=dtype, seed=rng, forget_gate=kind == "lstm")
+            options = {**(variant or {}), **({"forget_gate": False} if kind != "lstm" else {})}
+            rnn = LSTM(input_size, hidden, dtype=dtype, seed=rng, **options)
         self.rnn = self.add("rnn", rnn)
         self.head = self.add("head", Linear(hidden, output_size, dtype=dtype, seed=rng))
         self._T = 0
@@ -255,7 +263,13 @@ def run_one(
     task = make_task(task_name, lag)
     rng = np.random.default_rng([seed, lag])
     model = SequenceModel(
-        model_name, task.input_size, config.hidden, task.output_size, task.scored, seed=rng
+        model_name,
+        task.input_size,
+        config.hidden,
+        task.output_size,
+        task.scored,
+        seed=rng,
+        variant=config.variant,
     )
     init_used = initialise(model, config.init, task.lag, rng)
     with single_blas_thread():
@@ -281,6 +295,7 @@ def run_one(
         "steps": steps,
         "seconds": round(seconds, 2),
         "init": init_used,
+        "variant": config.variant if model.is_lstm else {},
         "ratio": metric / baseline if baseline else float("nan"),
     }
     record.update({k: v for k, v in metrics.items() if k != task.metric_name})
@@ -322,12 +337,21 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
 
 
+def _variant_cell(record: dict[str, Any]) -> str:
+    """The LSTM variant's flags; "-" for the RNN and GRU, which have none."""
+    if not record["model"].startswith("lstm"):
+        return "-"
+    return variant.describe(record.get("variant") or {})
+
+
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one row per run."""
     header = ["task", "model", "lag", "seed", "metric", "test", "baseline", "ratio"]
     header += ["solved", "steps", "seconds", "init"]
     extra = [k for k in ("copy_accuracy", "final_max_abs_c") if any(k in r for r in records)]
     header += extra
+    variants = any(r.get("variant") for r in records)
+    header += ["variant"] if variants else []
     rows = [header]
     for r in records:
         rows.append(
@@ -346,6 +370,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                 r["init"],
             ]
             + [_fmt(r[k]) if k in r else "-" for k in extra]
+            + ([_variant_cell(r)] if variants else [])
         )
     widths = [max(len(row[j]) for row in rows) for j in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

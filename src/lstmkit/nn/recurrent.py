@@ -50,6 +50,49 @@ def _lstm_options(cell: Cell) -> LSTMOptions:
     return cell.options if isinstance(cell, LSTMCell) else LSTMOptions()
 
 
+def param_shapes(
+    num_gates: int,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    proj_size: int = 0,
+    bias: bool = True,
+    options: LSTMOptions | None = None,
+) -> dict[str, tuple[int, ...]]:
+    """The parameters' names and shapes of a layer (torch's state_dict names, in torch's
+    order; the LSTM variants' after each layer-direction's), computed without building it:
+    G = ``num_gates``, H = ``hidden_size``, P = ``proj_size`` or H, D directions.
+    ``weight_ih_l{k}`` (G*H, I or D*P), ``weight_hh_l{k}`` (G*H, P), biases (G*H,), ..."""
+    G, H, P = num_gates, hidden_size, proj_size or hidden_size
+    D = 2 if bidirectional else 1
+    opt = options or LSTMOptions()
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(num_layers):
+        layer_in = input_size if layer == 0 else D * P
+        for d in range(D):
+            s = f"_l{layer}" + ("_reverse" if d else "")
+            shapes["weight_ih" + s] = (G * H, layer_in)
+            shapes["weight_hh" + s] = (G * H, P)
+            if bias:
+                shapes["bias_ih" + s] = (G * H,)
+                shapes["bias_hh" + s] = (G * H,)
+            if proj_size:
+                shapes["weight_hr" + s] = (P, H)
+            if opt.peepholes:
+                for gate in "ifo":
+                    shapes[f"weight_c{gate}" + s] = (H,)
+            if opt.gate_recurrence:
+                shapes["weight_gr" + s] = (3 * H, 3 * H)
+            if opt.layer_norm:
+                shapes["weight_ln_ih" + s] = (G * H,)
+                shapes["weight_ln_hh" + s] = (G * H,)
+                shapes["weight_ln_c" + s] = (H,)
+                if bias:
+                    shapes["bias_ln_c" + s] = (H,)
+    return shapes
+
+
 class _Recurrent(Module):
     """Shared machinery of the three layers (stacking, directions, lengths, state dicts)."""
 
@@ -136,32 +179,16 @@ class _Recurrent(Module):
 
     def _param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Names and shapes exactly as torch's state_dict, in torch's order."""
-        G, H, P, D = self.cell.num_gates, self.hidden_size, self.output_size, self.num_directions
-        shapes: dict[str, tuple[int, ...]] = {}
-        for layer in range(self.num_layers):
-            layer_in = self.input_size if layer == 0 else D * P
-            for d in range(D):
-                s = self._suffix(layer, d)
-                shapes["weight_ih" + s] = (G * H, layer_in)
-                shapes["weight_hh" + s] = (G * H, P)
-                if self.bias:
-                    shapes["bias_ih" + s] = (G * H,)
-                    shapes["bias_hh" + s] = (G * H,)
-                if self.proj_size:
-                    shapes["weight_hr" + s] = (P, H)
-                opt = _lstm_options(self.cell)
-                if opt.peepholes:
-                    for gate in "ifo":
-                        shapes[f"weight_c{gate}" + s] = (H,)
-                if opt.gate_recurrence:
-                    shapes["weight_gr" + s] = (3 * H, 3 * H)
-                if opt.layer_norm:
-                    shapes["weight_ln_ih" + s] = (G * H,)
-                    shapes["weight_ln_hh" + s] = (G * H,)
-                    shapes["weight_ln_c" + s] = (H,)
-                    if self.bias:
-                        shapes["bias_ln_c" + s] = (H,)
-        return shapes
+        return param_shapes(
+            self.cell.num_gates,
+            self.input_size,
+            self.hidden_size,
+            self.num_layers,
+            self.bidirectional,
+            self.proj_size,
+            self.bias,
+            _lstm_options(self.cell),
+        )
 
     def _init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)); layer norms
@@ -309,6 +336,13 @@ class _Recurrent(Module):
         gate_recurrence: a holds the previous step's gates i, f, o), (H,) otherwise."""
         sizes = {"h": self.output_size, "a": 3 * self.hidden_size}
         return tuple(sizes.get(name, self.hidden_size) for name in self.cell.state_names)
+
+    def zero_state(self, batch: int) -> Any:
+        """The zero state of ``batch`` sequences as ``forward`` takes and returns it: h
+        (L*D, N, P), and for the LSTM the tuple (h, c) ((h, c, a) with gate_recurrence)."""
+        LD = self.num_layers * self.num_directions
+        parts = [np.zeros((LD, batch, size), self.dtype) for size in self._state_sizes()]
+        return self._public_state(parts, unbatched=False)
 
     def _prepare_input(self, x: Any) -> tuple[np.ndarray, bool]:
         """x as time-major (T, N, I) and whether it came unbatched."""

@@ -16,7 +16,7 @@ state      ((L, N, H), (L, N, H))
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from lstmkit.nn.recurrent import LSTM
 
 __all__ = ["Forecaster", "ForecasterConfig"]
 
-State = tuple[np.ndarray, np.ndarray]
+State = tuple[np.ndarray, ...]  # (h, c), or (h, c, a) with gate_recurrence
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class ForecasterConfig:
     layers: int = 1
     dropout: float = 0.0
     dtype: str = "float32"  # "float64" for gradient checks
+    # the LSTM's options away from torch's ({"peepholes": True}; see lstmkit.train.variant)
+    variant: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,15 +56,22 @@ class Forecaster(Model):
         self.lstm: LSTM = self.add(
             "lstm",
             LSTM(
-                1, config.hidden, config.layers, dropout=config.dropout, dtype=self.dtype, seed=rng
+                1,
+                config.hidden,
+                config.layers,
+                dropout=config.dropout,
+                dtype=self.dtype,
+                seed=rng,
+                **config.variant,
             ),
         )
         self.drop: Dropout = self.add("drop", Dropout(config.dropout, seed=rng))
         self.head: Linear = self.add("head", Linear(config.hidden, 1, dtype=self.dtype, seed=rng))
 
     def initial_state(self, batch: int) -> State:
-        shape = (self.config.layers, batch, self.config.hidden)
-        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+        """Zeros: h and c (L, N, H), and a (L, N, 3H) with gate_recurrence."""
+        state: State = self.lstm.zero_state(batch)
+        return state
 
     def forward(
         self, x: np.ndarray, state: State | None = None, *, inference: bool = False

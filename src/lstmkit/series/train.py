@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from lstmkit.nn.losses import mse
 from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make_windows
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
-from lstmkit.train import distributed, schema, trainer
+from lstmkit.train import distributed, schema, trainer, variant
 from lstmkit.train.trainer import Evaluation, TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
@@ -60,8 +60,10 @@ class TrainConfig:
     eval_every: int = 100
     seed: int = 0
     dtype: str = "float32"  # "float64": data-parallel runs then equal one process to rounding
+    variant: dict[str, Any] = field(default_factory=dict)  # the LSTM's options (train.variant)
 
     def __post_init__(self) -> None:
+        self.variant = variant.normalise(self.variant)
         positive: tuple[str, ...] = (
             "horizon",
             "lookback",
@@ -87,16 +89,15 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     """A forecaster checkpoint's header: model config, scaler, training config and data
     description, and the arrays they imply; HeaderError naming the field."""
     m = schema.mapping(meta, "model")
-    keys = {f.name for f in fields(ForecasterConfig)}
-    if set(m) != keys:
-        raise schema.HeaderError(f"model: expected the keys {sorted(keys)}, got {sorted(m)}")
+    schema.model_keys(m, {f.name for f in fields(ForecasterConfig)} - {"variant"}, {"variant"})
+    options = schema.lstm_variant(m)
     H = schema.integer(m, "hidden", "model.", 1)
     L = schema.integer(m, "layers", "model.", 1)
     schema.number(m, "dropout", "model.", 0.0, 1.0, hi_open=True)
     dtype = schema.string(m, "dtype", "model.", schema.MODEL_DTYPES)
     assert dtype is not None
     shapes = {
-        **schema.lstm_shapes("lstm.", 1, H, L, manifest),
+        **schema.lstm_shapes("lstm.", 1, H, L, manifest, options),
         "head.weight": (1, H),
         "head.bias": (1,),
     }
@@ -128,6 +129,7 @@ def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, 
 
 
 def _check_resume(meta: dict[str, Any], config: TrainConfig, data: dict[str, Any]) -> None:
+    variant.check_resume(meta["model"].get("variant"), config.variant)
     keys = _RESUME_KEYS + (("steps",) if config.schedule == "cosine" else ())
     trainer.check_same_options(meta["train_config"], config, keys)
     old = meta["data"]
@@ -243,7 +245,7 @@ def train(
             scaler, checkpoint = Scaler.from_dict(meta["scaler"]), (arrays, meta)
         else:
             model_config = ForecasterConfig(
-                config.hidden, config.layers, config.dropout, config.dtype
+                config.hidden, config.layers, config.dropout, config.dtype, config.variant
             )
             model = Forecaster(model_config, seed=config.seed)
         task = WindowsTask(model, series, split, scaler, config, comm)

@@ -12,7 +12,7 @@ logits     (T, N, V)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from lstmkit.nn.feedforward import Dropout, Embedding, Linear
 from lstmkit.nn.model import Model
 from lstmkit.nn.recurrent import LSTM
 
-State = tuple[np.ndarray, np.ndarray]
+State = tuple[np.ndarray, ...]  # (h, c), or (h, c, a) with gate_recurrence
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class CharLMConfig:
     layers: int = 2
     dropout: float = 0.0
     dtype: str = "float32"  # or "float64" (gradient checks); a name, so the config is JSON
+    # the LSTM's options away from torch's ({"peepholes": True}; see lstmkit.train.variant)
+    variant: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +58,7 @@ class CharLM(Model):
                 dropout=config.dropout,
                 dtype=dt,
                 seed=rng,
+                **config.variant,
             ),
         )
         self.drop: Dropout = self.add("drop", Dropout(config.dropout, seed=rng))
@@ -64,8 +67,9 @@ class CharLM(Model):
         )
 
     def initial_state(self, batch: int) -> State:
-        shape = (self.config.layers, batch, self.config.hidden)
-        return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+        """Zeros: h and c (L, N, H), and a (L, N, 3H) with gate_recurrence."""
+        state: State = self.lstm.zero_state(batch)
+        return state
 
     def forward(
         self, ids: np.ndarray, state: State | None = None, *, inference: bool = False

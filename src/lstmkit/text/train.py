@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from lstmkit.text.corpus import Corpus, Vocab, load_corpus
 from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig, State
 from lstmkit.text.tbptt import num_windows, windows
-from lstmkit.train import distributed, schema, trainer
+from lstmkit.train import distributed, schema, trainer, variant
 from lstmkit.train.run_folder import Run
 from lstmkit.train.trainer import Evaluation, TrainingError
 
@@ -51,8 +51,10 @@ class TrainConfig:
     eval_chars: int = 200_000
     seed: int = 0
     dtype: str = "float32"  # "float64": data-parallel runs then equal one process to rounding
+    variant: dict[str, Any] = field(default_factory=dict)  # the LSTM's options (train.variant)
 
     def __post_init__(self) -> None:
+        self.variant = variant.normalise(self.variant)
         positive: tuple[str, ...] = (
             "embed",
             "hidden",
@@ -89,9 +91,8 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     """A char-LM checkpoint's header: its model config, vocabulary, training state, and the
     arrays they imply (shapes, the model's dtype); HeaderError naming the field."""
     m = schema.mapping(meta, "model")
-    keys = {f.name for f in fields(CharLMConfig)}
-    if set(m) != keys:
-        raise schema.HeaderError(f"model: expected the keys {sorted(keys)}, got {sorted(m)}")
+    schema.model_keys(m, {f.name for f in fields(CharLMConfig)} - {"variant"}, {"variant"})
+    options = schema.lstm_variant(m)
     V = schema.integer(m, "vocab_size", "model.", 1, 0x110001)  # every code point + <unk>
     E = schema.integer(m, "embed", "model.", 1)
     H = schema.integer(m, "hidden", "model.", 1)
@@ -110,7 +111,7 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         raise schema.HeaderError(
             f"vocab: {len(vocab)} characters (+ <unk>), but model.vocab_size is {V}"
         )
-    shapes = {"embed.weight": (V, E), **schema.lstm_shapes("lstm.", E, H, L, manifest)}
+    shapes = {"embed.weight": (V, E), **schema.lstm_shapes("lstm.", E, H, L, manifest, options)}
     shapes.update({"head.weight": (V, H), "head.bias": (V,)})
     extra: dict[str, tuple[int, ...]] = {}
     if "train_config" in meta or "step" in meta:
@@ -118,6 +119,8 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         B = schema.integer(tc, "batch", "train_config.", 1)
         if "step" in meta:  # a training run's checkpoint carries the state of its streams
             extra = {"carry/h": (L, B, H), "carry/c": (L, B, H)}
+            if options.gate_recurrence:  # the previous step's gates, a third state
+                extra["carry/a"] = (L, B, 3 * H)
     schema.model_arrays(manifest, shapes, dtype, extra)
     schema.trainer_fields(meta, "best_val_bpc")
     if "step" in meta or "corpus" in meta:  # a training run's names its corpus (resume)
@@ -137,6 +140,7 @@ def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[st
 def _check_resume(
     meta: dict[str, Any], config: TrainConfig, fingerprint: str, selection: str
 ) -> None:
+    variant.check_resume(meta["model"].get("variant"), config.variant)
     keys = _MODEL_KEYS + ("seq_len", "batch", "seed", "lr", "clip", "schedule", "warmup")
     if config.schedule == "cosine":
         keys += ("steps",)  # the length of the cosine: another --steps changes every lr
@@ -211,8 +215,8 @@ class CharLMTask(trainer.Task):
             )
         self.val_ids = vocab.encode(corpus.val[: config.eval_chars])
         self.state = model.initial_state(self.streams.stop - self.streams.start)
-        if carry is not None:  # the global (L, B, H) state of a checkpoint
-            self.state = carry[0][:, self.streams], carry[1][:, self.streams]
+        if carry is not None:  # the global (L, B, ·) state of a checkpoint
+            self.state = tuple(s[:, self.streams] for s in carry)
         self.next_state = self.state
         self.tokens_per_step = config.batch * config.seq_len
         self.batches: Iterator[tuple[np.ndarray, np.ndarray]] | None = None
@@ -244,13 +248,16 @@ class CharLMTask(trainer.Task):
         return Evaluation(record, bpc, f"validation {bpc:.3f} bits/char")
 
     def checkpoint(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """The vocabulary, config, corpus fingerprint and the global (L, B, H) state."""
-        h, c = (self.comm.gather_concat(s, axis=1) for s in self.state)
+        """The vocabulary, config, corpus fingerprint and the global (L, B, ·) state:
+        ``carry/h``, ``carry/c`` (and ``carry/a`` with gate_recurrence)."""
+        names = self.model.lstm.cell.state_names
+        carry = {n: self.comm.gather_concat(s, axis=1) for n, s in zip(names, self.state)}
         meta = {"vocab": self.vocab.chars, "train_config": asdict(self.config)}
         meta["corpus"] = self.fingerprint
         if self.selection:
             meta["corpus_selection"] = self.selection
-        return meta, ({} if h is None or c is None else {"carry/h": h, "carry/c": c})
+        arrays = {f"carry/{n}": s for n, s in carry.items() if s is not None}
+        return meta, (arrays if len(arrays) == len(names) else {})
 
 
 def train(
@@ -285,11 +292,18 @@ def train(
         if resume:
             model, vocab, meta, arrays = comm.on_root(lambda: load_model(run.checkpoint_path()))
             _check_resume(meta, config, fingerprint, corpus.selection)
-            checkpoint, carry = (arrays, meta), (arrays["carry/h"], arrays["carry/c"])
+            names = model.lstm.cell.state_names
+            checkpoint, carry = (arrays, meta), tuple(arrays[f"carry/{n}"] for n in names)
         else:
             vocab = Vocab.build(corpus.train)
             model_config = CharLMConfig(
-                len(vocab), config.embed, config.hidden, config.layers, config.dropout, config.dtype
+                len(vocab),
+                config.embed,
+                config.hidden,
+                config.layers,
+                config.dropout,
+                config.dtype,
+                config.variant,
             )
             model = CharLM(model_config, seed=config.seed)
         task = CharLMTask(model, vocab, corpus, config, comm, carry)

@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.nn.cells.lstm import LSTMOptions
+from lstmkit.nn.recurrent import param_shapes
+
 Manifest = dict[str, tuple[np.dtype, tuple[int, ...]]]  # array name -> (dtype, shape)
 
 # Numeric dtypes a checkpoint may hold (kind, item size); no objects, strings or records.
@@ -176,23 +179,43 @@ def trainer_fields(meta: Mapping[str, Any], best_key: str) -> None:
 # ---- arrays -----------------------------------------------------------------------------
 
 
+def lstm_variant(m: Mapping[str, Any], where: str = "model.") -> LSTMOptions:
+    """The model config's LSTM ``variant`` (see :mod:`lstmkit.train.variant`) as cell
+    options; a config without one (written before variants were kept) is the plain LSTM."""
+    from lstmkit.train import variant
+
+    if "variant" not in m:
+        return LSTMOptions()
+    try:
+        return variant.options(m["variant"])
+    except (ValueError, TypeError) as e:
+        raise HeaderError(f"{where}variant: {e}") from None
+
+
 def lstm_shapes(
-    prefix: str, input_size: int, hidden: int, layers: int, manifest: Manifest
+    prefix: str,
+    input_size: int,
+    hidden: int,
+    layers: int,
+    manifest: Manifest,
+    options: LSTMOptions | None = None,
 ) -> dict[str, tuple[int, ...]]:
-    """The parameter shapes of a plain unidirectional ``lk.LSTM`` (torch's names); HeaderError
-    if the ``manifest`` cannot hold that many layers (checked before counting them out)."""
+    """The parameter shapes of a unidirectional ``lk.LSTM`` with these cell ``options``
+    (torch's names); HeaderError if the ``manifest`` cannot hold that many layers (checked
+    before counting them out)."""
     if 4 * layers > len(manifest):
         raise HeaderError(
             f"model.layers: {layers} layers need {4 * layers} arrays, "
             f"the checkpoint holds {len(manifest)}"
         )
-    shapes: dict[str, tuple[int, ...]] = {}
-    for k in range(layers):
-        shapes[f"{prefix}weight_ih_l{k}"] = (4 * hidden, input_size if k == 0 else hidden)
-        shapes[f"{prefix}weight_hh_l{k}"] = (4 * hidden, hidden)
-        shapes[f"{prefix}bias_ih_l{k}"] = (4 * hidden,)
-        shapes[f"{prefix}bias_hh_l{k}"] = (4 * hidden,)
-    return shapes
+    shapes = param_shapes(4, input_size, hidden, layers, options=options)
+    return {prefix + name: shape for name, shape in shapes.items()}
+
+
+def model_keys(m: Mapping[str, Any], keys: set[str], optional: set[str]) -> None:
+    """The model config holds every key of ``keys`` and nothing but ``keys | optional``."""
+    if not keys <= set(m) <= keys | optional:
+        raise HeaderError(f"model: expected the keys {sorted(keys)}, got {sorted(m)}")
 
 
 _OPTIM_BUFFERS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
