@@ -45,8 +45,8 @@ __all__ = ["backward", "flags", "forward", "gate_columns"]
 
 _f32 = np.float32
 _jit = numba.njit(fastmath=True, nogil=True, error_model="numpy", cache=True)
-# the loops are compiled twice, plain (option bits 0) and with options: see
-# :mod:`lstmkit.kernels.compiled`
+# the cells of a step, and the loops, are compiled twice, plain (option bits 0) and with
+# options: see :mod:`lstmkit.kernels.compiled`
 _inline = numba.njit(fastmath=True, nogil=True, error_model="numpy", cache=True, inline="always")
 
 
@@ -109,6 +109,18 @@ def _cells_forward(a, cols, options, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_
 
 
 @_jit
+def _cells_forward_plain(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
+    _cells_forward(a, cols, 0, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1)
+
+
+@_jit
+def _cells_forward_options(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0,
+                           c1):  # fmt: skip
+    _cells_forward(a, cols, cols[5], z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0,
+                   c1)  # fmt: skip
+
+
+@_jit
 def _add_transposed(z, a_t, a, c0, c1):
     """a (N, 4 * (c1 - c0)) = the columns of cells c0:c1 of z (N, 4H), gate by gate, plus
     a_t (4 * (c1 - c0), N) transposed; in 16 x 16 tiles."""
@@ -165,8 +177,12 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
         else:
             product(h_t, W_h, a, 1.0)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
-        _cells_forward(a, cols, options, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
-                       c1)  # fmt: skip
+        if options:
+            _cells_forward_options(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t],
+                                   c0, c1)  # fmt: skip
+        else:
+            _cells_forward_plain(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
+                                 c1)  # fmt: skip
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
             _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
@@ -187,6 +203,20 @@ def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev
         keep = _f32(valid_t[n])
         cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
                       peep, n, c0, c1)  # fmt: skip
+
+
+@_jit
+def _cells_backward_plain(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
+                          peep, c0, c1):  # fmt: skip
+    _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, 0,
+                    peep, c0, c1)  # fmt: skip
+
+
+@_jit
+def _cells_backward_options(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev,
+                            dc_total, options, peep, c0, c1):  # fmt: skip
+    _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
+                    options, peep, c0, c1)  # fmt: skip
 
 
 @_jit
@@ -216,8 +246,11 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
     dh_t = np.empty((c1 - c0, N), _f32)  # dh_prev transposed
     for s in range(T - 1, -1, -1):
         t = order[s]
-        _cells_backward(dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev,
-                        dc_total, options, peep, c0, c1)  # fmt: skip
+        args = (dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev, dc_total)
+        if options:
+            _cells_backward_options(*args, options, peep, c0, c1)
+        else:
+            _cells_backward_plain(*args, peep, c0, c1)
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
             cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
             _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)

@@ -142,42 +142,48 @@ def _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, pe
                       n, 0, H)  # fmt: skip
 
 
-# Each compiled entry point comes twice: "_plain" with the option bits fixed at 0, a
-# constant once the loop body (inline="always") is in place, so that LLVM drops the options'
-# branches, and "_options" with the bits as an argument. The plain cell measured ~10% faster
-# so (inference (16, 100, 64, 128): 4.4 -> 3.5 ms; docs/performance.md).
+# The options cost the plain cell nothing: the step's cells are compiled twice, "_plain"
+# with the option bits fixed at 0 (a constant, so LLVM drops the options' branches) and
+# "_options" with the bits as an argument, and so is each loop over time, whose plain
+# version then calls the plain cells directly. Measured in one process against the loop
+# before the options (1, 100, 32, 64): the cells inlined into the loop, bits a variable,
+# +17%; the loop calling either cells at each step, +20%; this, level (docs/performance.md).
 
 
 @_jit
-def _pointwise_forward_plain(z, hw, alpha, beta, peep, c_prev, c, tanh_c, m):
-    z += hw
+def _cells_forward_plain(z, alpha, beta, peep, c_prev, c, tanh_c, m):
     _cells_forward(z, alpha, beta, 0, peep, c_prev, c, tanh_c, m)
 
 
 @_jit
-def _pointwise_forward_options(z, hw, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
-    z += hw
+def _cells_forward_options(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m)
+
+
+@_jit
+def _cells_backward_plain(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, peep):
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, 0, peep)
+
+
+@_jit
+def _cells_backward_options(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep):
+    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep)
+
+
+@_jit
+def _pointwise_forward(z, hw, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
+    z += hw
+    if flags:
+        _cells_forward_options(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m)
+    else:
+        _cells_forward_plain(z, alpha, beta, peep, c_prev, c, tanh_c, m)
 
 
 def pointwise_forward(z, hw, k, peep, c_prev, c, tanh_c, m) -> None:
     """One step. z (N, 4H): scaled x-projection in, gates (i, f, g, o) out; hw (N, 4H):
     scaled ``h_prev @ W_hh.T``; k: :class:`lstmkit.kernels.lstm.GateConstants`; c_prev
     (N, H) in; c, tanh_c, m = o * tanh(c) (N, H) out."""
-    if k.flags:
-        _pointwise_forward_options(z, hw, k.alpha, k.beta, k.flags, peep, c_prev, c, tanh_c, m)
-    else:
-        _pointwise_forward_plain(z, hw, k.alpha, k.beta, peep, c_prev, c, tanh_c, m)
-
-
-@_jit
-def _pointwise_backward_plain(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, peep):
-    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, 0, peep)
-
-
-@_jit
-def _pointwise_backward_options(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep):
-    _cells_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep)
+    _pointwise_forward(z, hw, k.alpha, k.beta, k.flags, peep, c_prev, c, tanh_c, m)
 
 
 def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags, peep) -> None:
@@ -186,15 +192,16 @@ def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags,
     c_prev, tanh_c: what the forward step stored."""
     args = (dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev)
     if flags:
-        _pointwise_backward_options(*args, flags, peep)
+        _cells_backward_options(*args, flags, peep)
     else:
-        _pointwise_backward_plain(*args, peep)
+        _cells_backward_plain(*args, peep)
 
 
 @_inline
 def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
-    """:func:`forward_sequence` on plain tuples, for the rows r0:r1. (Slicing the rows
-    inside keeps every (n, .) block C-contiguous for numba, so the inner loops vectorise.)"""
+    """:func:`forward_sequence` on plain tuples, for the rows r0:r1, ``flags`` the cell's
+    option bits. (Slicing the rows inside keeps every (n, .) block C-contiguous for numba,
+    so the inner loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
     W_hh_s, W_hh_t, _, W_hr_t = w
     alpha, beta = k[1], k[2]
@@ -216,7 +223,10 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
             y[t, r0:r1],
         )
         matmul_into(h_t, W_hh_t, W_hh_s, z)
-        _cells_forward(z, alpha, beta, flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        if flags:
+            _cells_forward_options(z, alpha, beta, flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        else:
+            _cells_forward_plain(z, alpha, beta, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
         if proj:  # h = W_hr m
             y_t[:] = 0.0
             matmul_add(m_t, W_hr_t, y_t)
@@ -267,8 +277,20 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
             dm[:] = 0.0
             matmul_add(dh_t, W_hr, dm)
         dz_t = dz[t, r0:r1]
-        _cells_backward(dm, dc, valid[t, r0:r1], gates[t, r0:r1], c_prev[t, r0:r1],
-                        tanh_c[t, r0:r1], dz_t, dc_prev, flags, peep)  # fmt: skip
+        args = (
+            dm,
+            dc,
+            valid[t, r0:r1],
+            gates[t, r0:r1],
+            c_prev[t, r0:r1],
+            tanh_c[t, r0:r1],
+            dz_t,
+            dc_prev,
+        )
+        if flags:
+            _cells_backward_options(*args, flags, peep)
+        else:
+            _cells_backward_plain(*args, peep)
         dh_prev[:] = 0.0
         matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         for n in range(n_rows):
