@@ -124,9 +124,7 @@ def _gate_outputs(shape: dict[str, bool]) -> list[str]:
         _path("a-o", f"M{ox + _BOX_W / 2} {_GATE_Y} H{_OUT_X - 12}", "o", dim["o"]),
     ]
     if shape["coupled"]:
-        out.append(
-            _path("link-coupled", f"M{ix - _BOX_W / 2} {_GATE_Y} H{fx + _BOX_W / 2}", "i")
-        )
+        out.append(_path("link-coupled", f"M{ix - _BOX_W / 2} {_GATE_Y} H{fx + _BOX_W / 2}", "i"))
     return out
 
 
@@ -137,9 +135,13 @@ def _peepholes(shape: dict[str, bool]) -> list[str]:
     top = _GATE_Y - _BOX_H / 2
     out = ['<circle class="dot" cx="80" cy="50" r="3"/>']
     if shape["f"] and not shape["coupled"]:
-        out.append(_path("peep-f", f"M80 {_C_Y} V150 H{_GATE_X['f'] - 15} V{top}", "c_prev", "peep"))
+        out.append(
+            _path("peep-f", f"M80 {_C_Y} V150 H{_GATE_X['f'] - 15} V{top}", "c_prev", "peep")
+        )
     if shape["i"]:
-        out.append(_path("peep-i", f"M80 {_C_Y} V140 H{_GATE_X['i'] - 15} V{top}", "c_prev", "peep"))
+        out.append(
+            _path("peep-i", f"M80 {_C_Y} V140 H{_GATE_X['i'] - 15} V{top}", "c_prev", "peep")
+        )
     if shape["o"]:
         out.append('<circle class="dot" cx="535" cy="50" r="3"/>')
         out.append(_path("peep-o", f"M535 {_C_Y} V150 H{_GATE_X['o'] + 10} V{top}", "c", "peep"))
@@ -164,10 +166,12 @@ def _cell_line(shape: dict[str, bool], values: Mapping[str, float]) -> list[str]
         label = "tanh(LN c)" if shape["layer_norm"] else "tanh"
         out += [
             _path("a-c_down", f"M{_OUT_X} {_C_Y} V100", "c"),
+            '<g id="out-tanh">'
             f'<rect id="box-tanh_c" class="box" data-q="tanh_c" x="{_OUT_X - 40}" y="100" '
             'width="80" height="40" rx="6"/>',
             _text(_OUT_X, 115, label, "sym"),
             _value("tanh_c", _OUT_X, 133, values),
+            "</g>",
             _path("a-tanh_c", f"M{_OUT_X} 140 V{_GATE_Y - 12}", "tanh_c"),
         ]
     else:  # m = o * c: no tanh box

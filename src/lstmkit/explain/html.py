@@ -116,6 +116,7 @@ body { font-family: system-ui, sans-serif; margin: 1em 2em; color: #222; }
 #top li { cursor: pointer; color: #1a55a0; }
 .legend { font-size: 12px; color: #666; }
 #text:focus { outline: 2px solid #1a55a0; }
+#play { min-width: 6.5em; }
 #info { flex: 0 0 auto; } #info td { white-space: nowrap; }
 #figure { flex: 0 1 620px; }
 #figure svg { max-width: 100%; height: auto; }
@@ -204,7 +205,9 @@ _JS = r"""
     const out = {};
     for (const q of D.quantities) {
       let m = 1;
-      for (let t = 0; t < spans.length; t++) m = Math.max(m, Math.abs(value(s.layer, q, t, s.cell)));
+      for (let t = 0; t < spans.length; t++) {
+        m = Math.max(m, Math.abs(value(s.layer, q, t, s.cell)));
+      }
       out[q] = m;
     }
     return out;
@@ -255,18 +258,18 @@ _JS = r"""
     }
     drawCell(s, t);
   }
-  function target(e) {
-    const t = e.target && e.target.dataset ? e.target.dataset.t : undefined;
-    return t === undefined ? -1 : parseInt(t, 10);
-  }
-  box.addEventListener('mouseover', function (e) {
-    const t = target(e);
-    if (t >= 0) show(t);
-  });
   // play / pause: one character per tick; clicking a character or a key pauses
   const playBtn = document.getElementById('play');
   const speed = document.getElementById('speed');
   let timer = null;
+  function target(e) {
+    const t = e.target && e.target.dataset ? e.target.dataset.t : undefined;
+    return t === undefined ? -1 : parseInt(t, 10);
+  }
+  box.addEventListener('mouseover', function (e) {  // while playing, play owns the step
+    const t = target(e);
+    if (t >= 0 && timer === null) show(t);
+  });
   function pause() {
     if (timer !== null) clearInterval(timer);
     timer = null;
