@@ -125,3 +125,15 @@ def test_the_page_embeds_the_diagram_with_the_models_values(tiny: dict[str, Any]
     data = explorer_data(traces, text, options=options)
     assert data["cell"] == diagram_shape(options) and data["diagram"] == list(DIAGRAM_VALUES)
     json.dumps(data)
+
+
+@pytest.mark.slow
+def test_explain_draws_the_models_variant(tmp_path) -> None:
+    text = "f(a, [b])\n" * 3
+    vocab = Vocab.build(text)
+    variant = {"output_gate": False, "output_activation": False}
+    config = CharLMConfig(vocab_size=len(vocab), embed=4, hidden=3, layers=1, variant=variant)
+    report = explain.explain(CharLM(config, seed=1), vocab, text, tmp_path, top=2)
+    html = next(p for p in report["files"] if p.name == "explorer.html").read_text("utf-8")
+    ids = _ids(html[html.index("<svg") : html.index("</svg>") + len("</svg>")])
+    assert "absent" in ids["gate-o"].get("class", "") and "box-tanh_c" not in ids

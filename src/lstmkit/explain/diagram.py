@@ -28,6 +28,7 @@ __all__ = ["DIAGRAM_VALUES", "cell_diagram", "diagram_shape"]
 # the quantities whose value the diagram prints (ids d-<q>)
 DIAGRAM_VALUES = ("c_prev", "h_prev", "i", "f", "g", "o", "c", "tanh_c", "h")
 
+_NAMES = {"i": "input (update) gate", "f": "forget gate", "g": "candidate", "o": "output gate"}
 _GATE_X = {"f": 150, "i": 240, "g": 330, "o": 420}  # box centres (y = _GATE_Y)
 _GATE_Y, _BUS_Y, _C_Y = 200, 265, 50
 _BOX_W, _BOX_H = 64, 40
@@ -96,7 +97,8 @@ def _gate(q: str, shape: dict[str, bool], values: Mapping[str, float]) -> str:
         symbol = "= 1"
     else:
         symbol = "1 \u2212 i" if coupled else "\u03c3"
-    parts = [f'<g id="gate-{q}" class="{"gate" if on else "gate absent"}">']
+    title = f"{_NAMES[q]} {q}" + (" = 1 − i" if coupled else "" if on else ": none (= 1)")
+    parts = [f'<g id="gate-{q}" class="{"gate" if on else "gate absent"}"><title>{title}</title>']
     if symbol:
         parts.append(
             f'<rect id="box-{q}" class="box" data-q="{q}" x="{left}" y="{top}" '
