@@ -165,7 +165,7 @@ def _cell_line(shape: dict[str, bool], values: Mapping[str, float]) -> list[str]
         _path("a-h", f"M{_OUT_X} {_GATE_Y + 12} V305 H590", "h"),
     ]
     if shape["c_tanh"]:
-        label = "tanh(LN c)" if shape["layer_norm"] else "tanh"
+        label = "tanh\u2218LN" if shape["layer_norm"] else "tanh"
         out += [
             _path("a-c_down", f"M{_OUT_X} {_C_Y} V100", "c"),
             '<g id="out-tanh">'
