@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from lstmkit.explain import explorer as explain
-from lstmkit.explain.html import QUANTITIES, display_value, write_explorer
+from lstmkit.explain.diagram import DIAGRAM_VALUES
+from lstmkit.explain.html import QUANTITIES, display_value, step_values, write_explorer
 from lstmkit.text.corpus import Vocab
 from lstmkit.text.model import CharLM, CharLMConfig
 
@@ -255,3 +256,98 @@ def test_hover_shows_the_python_values(
     other = {q: display_value(traces[0][q][t, 0]) for q in QUANTITIES}
     assert other != expected
     assert np.isfinite([traces[layer][q][t, cell] for q in QUANTITIES]).all()
+
+
+# ---- the cell diagram ------------------------------------------------------------------------
+
+_SHOWN = (
+    "(() => { const o = {step: document.getElementById('step').textContent}; for (const q of "
+    + json.dumps(list(DIAGRAM_VALUES))
+    + ") o[q] = document.getElementById('d-' + q).textContent;"
+    " o.f_width = document.getElementById('a-f').style.strokeWidth;"
+    " o.active = document.getElementById('text').getAttribute('aria-activedescendant');"
+    " return o; })()"
+)
+
+
+def _expected(traces: list[dict[str, np.ndarray]], layer: int, t: int, cell: int) -> dict[str, str]:
+    return {q: display_value(v) for q, v in step_values(traces[layer], t, cell).items()}
+
+
+@pytest.fixture(scope="module")
+def variant_case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A tiny char-LM with peepholes and coupled gates, its traces and its page."""
+    text = "ab(c) d\n[e, f]\n"
+    vocab = Vocab.build(text)
+    variant = {"peepholes": True, "coupled_gates": True}
+    config = CharLMConfig(vocab_size=len(vocab), embed=5, hidden=6, layers=2, variant=variant)
+    model = CharLM(config, seed=4)
+    traces = explain.char_model_traces(model, vocab, text)
+    path = tmp_path_factory.mktemp("explorer") / "variant.html"
+    write_explorer(traces, text, path, initial=(0, 0), options=model.lstm.cell.options)
+    return {"text": text, "traces": traces, "path": path}
+
+
+def _check_step(shown: dict[str, Any], traces: Any, layer: int, cell: int) -> int:
+    """The diagram's values are the model's at the shown step; returns the step."""
+    t = int(shown["step"])
+    assert {q: shown[q] for q in DIAGRAM_VALUES} == _expected(traces, layer, t, cell), t
+    assert shown["active"] == f"ch-{t}"
+    f = float(display_value(traces[layer]["f"][t, cell]))
+    assert float(shown["f_width"]) == pytest.approx(1 + 5 * f, abs=0.006)  # width by |f|
+    return t
+
+
+@pytest.mark.slow
+def test_diagram_follows_click_keys_and_play(
+    browser: str, variant_case: dict[str, Any], tmp_path: Path
+) -> None:
+    text, traces = variant_case["text"], variant_case["traces"]
+    layer, cell, t = 1, 4, text.index("c")
+    cdp = DevTools(browser, tmp_path / "profile")
+    try:
+        page = Page(cdp, variant_case["path"].resolve().as_uri())
+        page.wait_for("document.body && document.body.dataset.ready === '1'")
+        assert page.js("!!document.getElementById('link-coupled')")
+        assert page.js("!!document.getElementById('peep-i') && !document.getElementById('in-f')")
+        page.js(  # the unit selector, as a user would
+            f"(() => {{ const l = document.getElementById('layer'); l.value = '{layer}';"
+            " l.dispatchEvent(new Event('change'));"
+            f" const c = document.getElementById('cell'); c.value = '{cell}';"
+            " c.dispatchEvent(new Event('change')); return true; })()"
+        )
+        rect = page.js(
+            f"(() => {{ const r = document.getElementById('ch-{t}').getBoundingClientRect();"
+            " return {x: r.left + r.width / 2, y: r.top + r.height / 2}; })()"
+        )
+        for kind in ("mousePressed", "mouseReleased"):
+            page.call(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": rect["x"], "y": rect["y"], "button": "left", "clickCount": 1},
+            )
+        page.wait_for(f"document.getElementById('step').textContent === '{t}'", timeout=5)
+        assert _check_step(page.js(_SHOWN), traces, layer, cell) == t
+        assert page.js("document.activeElement.id") == "text"  # keys now move the step
+        key = {"key": "ArrowRight", "code": "ArrowRight", "windowsVirtualKeyCode": 39}
+        page.call("Input.dispatchKeyEvent", {"type": "keyDown", **key})
+        page.call("Input.dispatchKeyEvent", {"type": "keyUp", **key})
+        page.wait_for(f"document.getElementById('step').textContent === '{t + 1}'", timeout=5)
+        assert _check_step(page.js(_SHOWN), traces, layer, cell) == t + 1
+        # play advances the step by itself; pause stops it
+        page.js("document.getElementById('speed').value = '80'; true")
+        page.js("document.getElementById('play').click(); true")
+        assert page.js("document.getElementById('play').getAttribute('aria-pressed')") == "true"
+        page.wait_for(f"+document.getElementById('step').textContent >= {t + 4}", timeout=10)
+        page.js("document.getElementById('play').click(); true")
+        shown = page.js(_SHOWN)
+        time.sleep(0.3)
+        assert page.js("document.getElementById('step').textContent") == shown["step"]
+        assert _check_step(shown, traces, layer, cell) >= t + 4
+        # playing on to the end stops there
+        page.js("document.getElementById('play').click(); true")
+        page.wait_for(
+            "document.getElementById('play').getAttribute('aria-pressed') === 'false'", timeout=10
+        )
+        assert _check_step(page.js(_SHOWN), traces, layer, cell) == len(text) - 1
+    finally:
+        cdp.close()

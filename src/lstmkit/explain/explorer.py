@@ -353,7 +353,7 @@ def explain(
     ``cells``: cells of the last layer to plot; by default the interpretable-cell search's
     best (up to 6). The statistics use the whole text; the explorer shows its first
     ``html_chars`` characters (every value of every cell is embedded: about 11 MB per
-    1000 characters for a 2 x 256 LSTM).
+    1000 characters for a 2 x 256 LSTM), with the diagram of the model's cell variant.
     """
     from lstmkit.explain.html import write_explorer
 
@@ -382,6 +382,7 @@ def explain(
             out / "explorer.html",
             ranked,
             initial=chosen[0],
+            options=getattr(model.lstm.cell, "options", None),
         ),
     ]
     return {"top_cells": ranked, "saturation": saturation, "files": files}

@@ -2,8 +2,10 @@
 
 No network, no CDN: the CSS and JavaScript are inline and the data is embedded as JSON
 in a ``<script type="application/json">`` element. The text is drawn character by
-character, coloured by the chosen cell's activation or gate; hovering a character shows
-every gate value of that cell at that step; controls pick the layer, cell and quantity.
+character, coloured by the chosen cell's activation or gate; hovering, clicking or stepping
+to a character (arrow keys, or the play button) shows every gate value of that cell at that
+step, in a table and in the cell's diagram (:mod:`lstmkit.explain.diagram`, drawn for the
+model's variant); controls pick the layer, cell (unit) and quantity.
 
 Values are stored as integers n = round(10^4 v) (so the page shows n / 10^4 with 4
 decimals, exactly :func:`display_value` of the Python value), packed little-endian and
@@ -22,7 +24,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["display_value", "explorer_data", "write_explorer"]
+from lstmkit.explain.diagram import DIAGRAM_VALUES, cell_diagram, diagram_shape
+from lstmkit.nn.cells.lstm import LSTMOptions
+
+__all__ = ["display_value", "explorer_data", "step_values", "write_explorer"]
 
 QUANTITIES = ("i", "f", "g", "o", "c", "tanh_c", "h")
 _LABELS = {
@@ -63,9 +68,11 @@ def explorer_data(
     text: str,
     top_cells: Sequence[dict[str, Any]] = (),
     initial: tuple[int, int] = (0, 0),
+    options: LSTMOptions | None = None,
 ) -> dict[str, Any]:
     """The JSON embedded in the page: values[layer][quantity] is a base64 string of the
-    packed integers (int16 or int32, see ``kinds``), index t * hidden + cell."""
+    packed integers (int16 or int32, see ``kinds``), index t * hidden + cell; ``cell``: what
+    the diagram draws for the cell's ``options`` (:func:`diagram.diagram_shape`)."""
     T, H = traces[0]["c"].shape
     if len(text) != T:
         raise ValueError(f"text: expected {T} characters (one per step), got {len(text)}")
@@ -80,7 +87,18 @@ def explorer_data(
         "values": [{q: _packed(tr[q], q) for q in QUANTITIES} for tr in traces],
         "top": [dict(r) for r in top_cells],
         "initial": {"layer": int(initial[0]), "cell": int(initial[1])},
+        "cell": diagram_shape(options),
+        "diagram": list(DIAGRAM_VALUES),
     }
+
+
+def step_values(trace: dict[str, np.ndarray], t: int, cell: int) -> dict[str, float]:
+    """What the diagram shows for one layer's ``trace`` at step t and ``cell``: this step's
+    quantities, and c_prev, h_prev (the previous step's c and h; 0 at the first step)."""
+    values = {q: float(trace[q][t, cell]) for q in QUANTITIES}
+    values["c_prev"] = float(trace["c"][t - 1, cell]) if t > 0 else 0.0
+    values["h_prev"] = float(trace["h"][t - 1, cell]) if t > 0 else 0.0
+    return values
 
 
 _CSS = """
@@ -97,6 +115,11 @@ body { font-family: system-ui, sans-serif; margin: 1em 2em; color: #222; }
 #info td.v { text-align: right; }
 #top li { cursor: pointer; color: #1a55a0; }
 .legend { font-size: 12px; color: #666; }
+#text:focus { outline: 2px solid #1a55a0; }
+#play { min-width: 6.5em; }
+#info { flex: 0 0 auto; } #info td { white-space: nowrap; }
+#figure { flex: 0 1 620px; }
+#figure svg { max-width: 100%; height: auto; }
 """
 
 _JS = r"""
@@ -173,12 +196,59 @@ _JS = r"""
     document.getElementById('scale').textContent =
       s.q === 'c' ? 'colour: c / max|c| = ' + scale.toFixed(4) : '';
   }
+  // the diagram: every [data-q] element's width (or fill) and colour follow its value
+  const marks = Array.from(document.querySelectorAll('#diagram [data-q]'))
+    .filter(function (e) { return !e.closest('.absent'); });
+  const GATE = {i: true, f: true, o: true};
+  const C_LIKE = {c: 'c', c_prev: 'c', fc: 'c', ig: 'c', h_prev: 'h'};
+  function unitScale(s) {  // max(1, max_t |q|) of the unit, per quantity
+    const out = {};
+    for (const q of D.quantities) {
+      let m = 1;
+      for (let t = 0; t < spans.length; t++) {
+        m = Math.max(m, Math.abs(value(s.layer, q, t, s.cell)));
+      }
+      out[q] = m;
+    }
+    return out;
+  }
+  function cellValues(s, t) {
+    const v = {};
+    for (const q of D.quantities) v[q] = value(s.layer, q, t, s.cell);
+    v.c_prev = t > 0 ? value(s.layer, 'c', t - 1, s.cell) : 0;
+    v.h_prev = t > 0 ? value(s.layer, 'h', t - 1, s.cell) : 0;
+    v.fc = v.f * v.c_prev;
+    v.ig = v.i * v.g;
+    return v;
+  }
+  let scales = null;
+  function drawCell(s, t) {
+    const v = cellValues(s, t);
+    for (const q of D.diagram) {
+      const e = document.getElementById('d-' + q);
+      if (e) e.textContent = v[q].toFixed(4);
+    }
+    document.getElementById('d-x').textContent = '= ' + JSON.stringify(D.text[t]);
+    for (const e of marks) {
+      const q = e.dataset.q;
+      const a = Math.min(1, Math.abs(v[q]) / (GATE[q] ? 1 : scales[C_LIKE[q] || q]));
+      const hue = GATE[q] ? '30, 150, 60' : v[q] >= 0 ? '214, 39, 40' : '31, 119, 180';
+      if (e.tagName === 'rect') {
+        e.style.fill = 'rgba(' + hue + ', ' + (0.6 * a).toFixed(3) + ')';
+      } else {
+        e.style.stroke = 'rgb(' + hue + ')';
+        e.style.strokeWidth = (1 + 5 * a).toFixed(2);
+      }
+    }
+  }
   let current = -1;
-  function show(t) {
+  function show(t, scroll) {
     const s = state();
     if (current >= 0) spans[current].classList.remove('sel');
     current = t;
     spans[t].classList.add('sel');
+    box.setAttribute('aria-activedescendant', spans[t].id);
+    if (scroll) spans[t].scrollIntoView({block: 'nearest'});
     document.getElementById('step').textContent = String(t);
     const ch = D.text[t];
     document.getElementById('char').textContent = JSON.stringify(ch);
@@ -186,12 +256,58 @@ _JS = r"""
     for (const q of D.quantities) {
       document.getElementById('v-' + q).textContent = value(s.layer, q, t, s.cell).toFixed(4);
     }
+    drawCell(s, t);
   }
-  box.addEventListener('mouseover', function (e) {
+  // play / pause: one character per tick; clicking a character or a key pauses
+  const playBtn = document.getElementById('play');
+  const speed = document.getElementById('speed');
+  let timer = null;
+  function target(e) {
     const t = e.target && e.target.dataset ? e.target.dataset.t : undefined;
-    if (t !== undefined) show(parseInt(t, 10));
+    return t === undefined ? -1 : parseInt(t, 10);
+  }
+  box.addEventListener('mouseover', function (e) {  // while playing, play owns the step
+    const t = target(e);
+    if (t >= 0 && timer === null) show(t);
   });
-  function changed() { paint(); if (current >= 0) show(current); }
+  function pause() {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+    playBtn.textContent = '\u25b6 play';
+    playBtn.setAttribute('aria-pressed', 'false');
+  }
+  function tick() {
+    if (current >= spans.length - 1) pause(); else show(current + 1, true);
+  }
+  function play() {
+    if (current >= spans.length - 1) show(0, true);
+    timer = setInterval(tick, parseInt(speed.value, 10));
+    playBtn.textContent = '\u275a\u275a pause';
+    playBtn.setAttribute('aria-pressed', 'true');
+  }
+  playBtn.addEventListener('click', function () { if (timer === null) play(); else pause(); });
+  speed.addEventListener('change', function () { if (timer !== null) { pause(); play(); } });
+  box.addEventListener('click', function (e) {
+    const t = target(e);
+    if (t < 0) return;
+    pause();
+    show(t);
+    box.focus({preventScroll: true});
+  });
+  const KEYS = {ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1};
+  box.addEventListener('keydown', function (e) {
+    const last = spans.length - 1;
+    let t = -1;
+    if (e.key in KEYS) t = Math.max(0, Math.min(last, current + KEYS[e.key]));
+    else if (e.key === 'Home') t = 0;
+    else if (e.key === 'End') t = last;
+    else if (e.key === ' ') { e.preventDefault(); playBtn.click(); return; }
+    if (t < 0) return;
+    e.preventDefault();
+    pause();
+    show(t, true);
+  });
+  function changed() { scales = unitScale(state()); paint(); if (current >= 0) show(current); }
   layerSel.addEventListener('change', changed);
   cellIn.addEventListener('change', changed);
   cellIn.addEventListener('input', changed);
@@ -206,7 +322,9 @@ _JS = r"""
     });
     list.appendChild(li);
   }
+  scales = unitScale(state());
   paint();
+  show(0);
   document.body.dataset.ready = '1';
 })();
 """
@@ -221,10 +339,14 @@ def script_json(data: Any) -> str:
     return blob.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _page(data: dict[str, Any]) -> str:
+def _page(data: dict[str, Any], svg: str, variant: str) -> str:
     blob = script_json(data)
     rows = "".join(
         f'<tr><td>{_LABELS[q]}</td><td class="v" id="v-{q}">-</td></tr>' for q in QUANTITIES
+    )
+    speeds = "".join(
+        f'<option value="{ms}"{" selected" if ms == 300 else ""}>{name}</option>'
+        for name, ms in [("slow", 800), ("normal", 300), ("fast", 80)]
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -237,16 +359,23 @@ def _page(data: dict[str, Any]) -> str:
 <h2>LSTM gates over the text</h2>
 <div id="controls">
   <label>layer <select id="layer"></select></label>
-  <label>cell <input id="cell" type="number" min="0" step="1" style="width:5em"></label>
+  <label>cell (unit) <input id="cell" type="number" min="0" step="1" style="width:5em"></label>
   <label>colour by <select id="quantity"></select></label>
+  <button id="play" type="button" aria-pressed="false">&#9654; play</button>
+  <label>speed <select id="speed">{speeds}</select></label>
   <span class="legend">gates: white (0) to green (1); signed values: blue (&lt; 0) to red
   (&gt; 0). <span id="scale"></span></span>
 </div>
-<div id="text"></div>
+<div id="text" tabindex="0" aria-label="the text: hover or click a character, or move with
+the arrow keys (space plays and pauses)"></div>
 <div id="panel">
   <div id="info">
     <div>step <b id="step">-</b> character <b id="char">-</b> (<span id="where"></span>)</div>
     <table>{rows}</table>
+  </div>
+  <div id="figure">{svg}
+    <div class="legend">cell: {variant}. Arrows: width by |value| (c by the unit's largest
+    |c|), green gates, red &gt; 0, blue &lt; 0; dashed: peepholes; grey: no gate.</div>
   </div>
   <div><b>interpretable cells</b> (click to select)<ol id="top"></ol></div>
 </div>
@@ -263,8 +392,17 @@ def write_explorer(
     path: str | os.PathLike[str],
     top_cells: Sequence[dict[str, Any]] = (),
     initial: tuple[int, int] = (0, 0),
+    options: LSTMOptions | None = None,
 ) -> Path:
-    """Write the explorer page for ``traces`` (from :func:`explain.gate_traces`) to path."""
+    """Write the explorer page for ``traces`` (from :func:`explain.gate_traces`) of an LSTM
+    with cell ``options`` (None: the plain LSTM) to path."""
+    from lstmkit.train.variant import describe
+
     path = Path(path)
-    path.write_text(_page(explorer_data(traces, text, top_cells, initial)), encoding="utf-8")
+    data = explorer_data(traces, text, top_cells, initial, options)
+    layer, cell = data["initial"]["layer"], data["initial"]["cell"]
+    svg = cell_diagram(options, step_values(traces[layer], 0, cell))
+    variant = describe(options.changed() if options else {})
+    page = _page(data, svg, "plain LSTM" if variant == "no variant flags" else variant)
+    path.write_text(page, encoding="utf-8")
     return path
