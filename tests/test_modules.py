@@ -374,3 +374,19 @@ def test_model_modes_rng_state_registration_and_repr():
     outer = Outer()
     assert list(outer.parameters())[0] == "inner.b.weight"
     outer.load_state_dict(outer.state_dict())
+
+
+def test_parameters_are_updated_in_place_never_replaced() -> None:
+    layer = LSTM(3, 4, seed=0)
+    model = Model()
+    model.add("lstm", layer)
+    for params, name in (
+        (layer.parameters(), "weight_hh_l0"),
+        (model.parameters(), "lstm.weight_hh_l0"),
+    ):
+        live = params[name]
+        params[name] *= 2.0  # in place: the same array is assigned back
+        assert params[name] is live
+        with pytest.raises(TypeError, match="updated in place, not replaced"):
+            params[name] = live.copy()
+        assert params[name] is live

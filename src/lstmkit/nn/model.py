@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from lstmkit.nn.checks import check_finite
+from lstmkit.nn.module import Parameters
 
 __all__ = ["Model"]
 
@@ -83,13 +84,16 @@ class Model:
 
     # ---- parameters ---------------------------------------------------------------
 
-    def parameters(self) -> dict[str, np.ndarray]:
-        """Every child's live parameter arrays under dotted names."""
-        return {
-            f"{name}.{key}": w
-            for name, child in self._children.items()
-            for key, w in child.parameters().items()
-        }
+    def parameters(self) -> Parameters:
+        """Every child's live parameter arrays under dotted names (read-only, as a
+        layer's: update the arrays in place)."""
+        return Parameters(
+            {
+                f"{name}.{key}": w
+                for name, child in self._children.items()
+                for key, w in child.parameters().items()
+            }
+        )
 
     @property
     def grads(self) -> dict[str, np.ndarray]:
