@@ -40,6 +40,12 @@ COUPLED = 1  # f = 1 - i
 NO_INPUT_ACTIVATION = 2  # g = z_g (no tanh)
 NO_OUTPUT_ACTIVATION = 4  # m = o * c (no tanh)
 PEEPHOLES = 8  # i, f see c_prev and o sees c through diagonal weights (Gers & Schmidhuber)
+CELL_BITS = 15  # the bits above, the cell's own; the loops' bits below act on their states
+# The recurrent regularisers (Gal & Ghahramani 2016; Krueger et al. 2017), which act on the
+# loop's states around the cell, as bits of the loops' flags (never passed to the cells):
+H_DROPOUT = 16  # the h entering W_hh times a per-sequence mask (variational dropout)
+ZONEOUT_H = 32  # h leaving a step: k h_prev + (1 - k) h_cell (k: 0/1, or the rate in eval)
+ZONEOUT_C = 64  # c leaving a step: k c_prev + (1 - k) c_cell
 
 
 class GateConstants(NamedTuple):

@@ -558,7 +558,7 @@ class _Recurrent(Module):
             layer, d = divmod(k, self.num_directions)
             # copies: the fused tape's arrays are reused by the next forward
             fields = {name: a.copy() for name, a in tape.fields().items()}
-            fields["h_prev"] = tape.h_prev.copy()
+            fields.setdefault("h_prev", tape.h_prev.copy())  # the fused tape's: masked
             out[self._suffix(layer, d)] = fields
         return out
 
@@ -567,7 +567,7 @@ class _Recurrent(Module):
         suffix: ``x_mask`` (N, I) and ``h_mask`` (N, P) of ``recurrent_dropout`` (already
         scaled by 1 / (1 - p)), ``zoneout_h`` (T, N, P) and ``zoneout_c`` (T, N, H) (1 where
         the unit kept its previous value; in eval mode the scalar probability). Empty dicts
-        when the layer has none of these options or the pass ran on a fused kernel."""
+        when the layer has none of these options."""
         if self._tape is None:
             raise RuntimeError(
                 "masks: call forward first (none is recorded; forward(..., inference=True) "
