@@ -4,15 +4,14 @@ written from the papers in tests/test_variants_oracle.py).
 
 Two layers built with the same seed draw the same masks, so in training the fused and the
 reference runs see the same noise: outputs, final states, dx, the initial state's gradient
-and every parameter gradient must agree to float32 rounding. Each layout of the kernel that
-takes the regularisers is forced (the compiled whole-sequence loop, the per-step loop, the
-batch split over two threads); the loops split by cells do not take them, and a layer with
-a mask leaves them for the others even where the sizes would choose them.
+and every parameter gradient must agree to float32 rounding. Each layout of the kernel is
+forced (the compiled whole-sequence loop, the per-step loop, the batch split over two
+threads, the loops split by cells with the input projected in the loop or before it, and
+with the recurrent products transposed; a projected layer takes the rows' loops).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,10 +70,26 @@ OPTIONS = {
 MODES = {
     "compiled": lk.Execution(impl="fused", split_from=2**62),
     "per-step": lk.Execution(impl="fused", split_from=2**62, small=0, small_backward=0),
-    "split-rows": lk.Execution(
-        impl="fused", split_from=2**62, min_work=0, min_rows=1, threads=2
-    ),  # fmt: skip
-    "cells-asked": lk.Execution(impl="fused", split_from=0),  # the masks leave the cells
+    "split-rows": lk.Execution(impl="fused", split_from=2**62, min_work=0, min_rows=1, threads=2),
+    "cells": lk.Execution(impl="fused", split_from=0),
+    "cells-split-projected": lk.Execution(
+        impl="fused",
+        split_from=0,
+        project_in_loop=0,
+        min_work=0,
+        min_rows=1,
+        min_cells=1,
+        threads=2,
+    ),
+    "cells-split-transposed": lk.Execution(
+        impl="fused",
+        split_from=0,
+        transposed_from=0,
+        min_work=0,
+        min_rows=1,
+        min_cells=1,
+        threads=2,
+    ),
 }
 
 
@@ -176,22 +191,22 @@ def test_keyed_noise_and_activation_records() -> None:
         assert rel_err(fused.state_grads[name], grad) < TOL, name
 
 
-def test_plain_layer_takes_the_split_loops_and_a_masked_one_does_not(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Routing: the loops split by cells stay the plain layer's; with a mask the layer runs
-    the rows' loops (which take the masks), in training and in evaluation."""
+def test_every_layout_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing: a layer with the regularisers takes the loops split by cells where a plain
+    one would (in training and in evaluation), and the rows' loops otherwise."""
     calls: list[str] = []
     real = fast_lstm._forward_cells
-    monkeypatch.setattr(
-        fast_lstm, "_forward_cells", lambda *a, **k: (calls.append("cells"), real(*a, **k))[1]
-    )
-    ex = replace(MODES["cells-asked"], impl="auto")
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        calls.append("cells")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(fast_lstm, "_forward_cells", spy)
     x = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
-    lk.LSTM(5, 7, seed=0)(x, execution=ex)
-    assert calls == ["cells"]
-    for training in (True, False):
-        layer = lk.LSTM(5, 7, seed=0, zoneout=0.1, recurrent_dropout=0.2).train(training)
-        layer(x, execution=ex)
-        assert calls == ["cells"]
-        assert isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)
+    for ex, expected in ((MODES["cells"], ["cells"]), (MODES["compiled"], [])):
+        for training in (True, False):
+            calls.clear()
+            layer = lk.LSTM(5, 7, seed=0, zoneout=0.1, recurrent_dropout=0.2).train(training)
+            layer(x, execution=ex)
+            assert calls == expected
+            assert isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)

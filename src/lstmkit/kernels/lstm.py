@@ -32,8 +32,8 @@ x times ``x_mask`` before the projection (the tape keeps the masked x, ``dx`` is
 back), and the rest inside the loops, as loop bits of their flags (H_DROPOUT, ZONEOUT_H,
 ZONEOUT_C of :mod:`lstmkit.kernels.lstm_cell`; the cells never see them): the h entering
 ``W_hh`` times ``h_mask`` (the tape keeps h unmasked; ``dW_hh`` uses it masked), and the
-zoned states. They run on the compiled whole-sequence loops and the per-step loop, not on
-the loops split by cells (a layer with a mask takes the others).
+zoned states. Every layout runs them (the loops split by cells: recurrent dropout without
+the transposed forward product).
 """
 
 from __future__ import annotations
@@ -196,9 +196,10 @@ def forward(
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
-    cells = W_hr_t is None and noise is None and N * P * GH >= ex.split_from
-    split = _split_loops() if cells else None
+    split = _split_loops() if W_hr_t is None and N * P * GH >= ex.split_from else None
+    # (with recurrent dropout, not transposed: the h W_hh sees is masked)
     transposed = split is not None and W_hh.nbytes > ex.transposed_from
+    transposed = transposed and (noise is None or "h_mask" not in noise)
     # the split loops project x step by step (not with transposed products)
     in_loop = p["W_ih"].nbytes <= ex.project_in_loop and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
@@ -272,6 +273,7 @@ def _forward_cells(
     GH, P = W_hh.shape
     H = GH // 4
     cells = parallel.cell_blocks(H, T * N * P * GH, ex)
+    reg, bits = regularisers(tape.noise, P, H)
     flags = split.flags(len(cells))
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
@@ -302,6 +304,8 @@ def _forward_cells(
             y,
             HC(h_n, c_n),
             h_rows,
+            reg,
+            bits,
         )
 
     _run_parts(part, len(cells), flags)
@@ -426,7 +430,7 @@ def backward(
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = sequence.time_order(T, tape.reverse)
     peep = peepholes_of(p, gate_constants(GH // 4).scale)
-    split = _split_loops() if W_hr is None and record is None and tape.noise is None else None
+    split = _split_loops() if W_hr is None and record is None else None
     if split is not None:
         _backward_cells(split, tape, dy, W_hh, peep, order, dz, (dh0, dc0), ex)
     else:
@@ -475,10 +479,12 @@ def _backward_cells(
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
     steps, seq, d0 = Steps(np.array(order), valid), tape.sequence(), HC(*dstate)
+    reg, bits = regularisers(tape.noise, P, GH // 4)
+    options = tape.flags | bits
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
-        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, tape.flags, peep)
+        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg)
 
     _run_parts(part, len(cells), flags)
 
