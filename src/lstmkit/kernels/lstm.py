@@ -190,8 +190,8 @@ def forward(
     k = gate_constants(H, **{n: v for n, v in options.items() if n not in REGULARISERS})
     peep = peepholes_of(p, k.scale)
     noise = {name: p[name] for name in NOISE if name in p} or None
-    if noise is not None and "x_mask" in noise:
-        x = x * noise["x_mask"]  # the tape keeps the x W_ih saw
+    if noise is not None and "x_mask" in noise:  # the tape keeps the x W_ih saw
+        x = np.multiply(x, noise["x_mask"], out=sequence.empty(workspace, "x_seen", x.shape, dtype))
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
@@ -438,7 +438,7 @@ def backward(
         _backward_rows(*args)
     if "w_ci" in p:
         _peephole_grads(tape, dz, grads)
-    dx = _products(p, tape, dz, dh_cell, grads, ex)
+    dx = _products(p, tape, dz, dh_cell, grads, ex, workspace)
     if tape.noise is not None and "x_mask" in tape.noise:
         dx *= tape.noise["x_mask"]  # W_ih saw x * x_mask
     return dx, (dh0, dc0)
@@ -573,7 +573,13 @@ def _backward_rows(
 
 
 def _products(
-    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, ex: Execution
+    p: Params,
+    tape: FusedTape,
+    dz: np.ndarray,
+    dh_cell: np.ndarray,
+    grads: Params,
+    ex: Execution,
+    workspace: sequence.Workspace | None = None,
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
@@ -584,7 +590,8 @@ def _products(
     H = GH // 4
     W_hr = p.get("W_hr")
     if tape.noise is not None and "h_mask" in tape.noise:  # W_hh saw h_prev * h_mask
-        h_prev = h_prev * tape.noise["h_mask"]
+        h_seen = sequence.empty(workspace, "h_seen", h_prev.shape, h_prev.dtype)
+        h_prev = np.multiply(h_prev, tape.noise["h_mask"], out=h_seen)
     dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), x.dtype)
