@@ -6,6 +6,7 @@ Run from the repository root::
 
     python benchmarks/bench_variants.py            # (32, 100, 128, 256) and (64, 100, 256, 512)
     python benchmarks/bench_variants.py --quick    # a small shape, few repeats
+    python benchmarks/bench_variants.py --only "recurrent dropout,zoneout"   # some rows
 
 One process, float32, the same threads for every implementation (``--threads``, 2 by
 default); each row times forward + backward of a single layer (loss = sum of the outputs),
@@ -102,10 +103,17 @@ def _torch_loop_step(cell: str, I: int, H: int, x: np.ndarray) -> Callable[[], N
     return run
 
 
-def run(shapes: list[tuple[int, int, int, int]], rounds: int, threads: int) -> list[str]:
+def run(
+    shapes: list[tuple[int, int, int, int]],
+    rounds: int,
+    threads: int,
+    only: list[str] | None = None,
+) -> list[str]:
     import torch
 
     import lstmkit as lk
+
+    variants = {name: VARIANTS[name] for name in only or VARIANTS}
 
     torch.set_num_threads(threads)
     lines = []
@@ -115,7 +123,7 @@ def run(shapes: list[tuple[int, int, int, int]], rounds: int, threads: int) -> l
         plain = lk.LSTM(I, H, seed=0)
         plain.execution = ex
         per_round = 2 if H < 512 else 1
-        for name, options in VARIANTS.items():
+        for name, options in variants.items():
             layer = lk.LSTM(I, H, seed=0, **options)
             layer.execution = ex
             fns = {"plain": _lstmkit_step(plain, x), "variant": _lstmkit_step(layer, x)}
@@ -139,9 +147,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a small shape, 2 rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--only", help=f"comma-separated rows to run (of: {', '.join(VARIANTS)}); default all"
+    )
     args = parser.parse_args(argv)
+    only = None if args.only is None else [name.strip() for name in args.only.split(",")]
+    unknown = [name for name in only or [] if name not in VARIANTS]
+    if unknown:
+        parser.error(
+            f"--only: unknown rows {', '.join(unknown)}; expected some of {list(VARIANTS)}"
+        )
     shapes = [(8, 20, 16, 32)] if args.quick else SHAPES
-    run(shapes, 2 if args.quick else args.rounds, args.threads)
+    run(shapes, 2 if args.quick else args.rounds, args.threads, only)
 
 
 if __name__ == "__main__":
