@@ -8,12 +8,15 @@ four layers run interleaved in one process, many rounds, and the minimum of each
         python benchmarks/bench_regularisers.py --rounds 25
 
 Each call is a training step of one layer in training mode (the masks drawn from the
-layer's generator, forward, backward with dy = 1): what a training loop pays.
+layer's generator, forward, backward with dy = 1): what a training loop pays. Printed per
+layer: the minimum time, its ratio to the plain layer's minimum, and (paired) the median
+over rounds of the ratio to the plain layer's time in the same round.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -60,8 +63,14 @@ def run(shapes: list[tuple[int, int, int, int]], rounds: int, threads: int) -> l
                 fn()
                 times[name].append(time.perf_counter() - start)
         best = {name: min(ts) for name, ts in times.items()}
-        line = f"(N, T, I, H) = ({N}, {T}, {I}, {H}), min of {rounds}: " + ", ".join(
-            f"{name} {1e3 * t:.1f} ms x{t / best['plain']:.3f}" for name, t in best.items()
+        plain = times["plain"]
+        paired = {  # each round's time over the plain layer's in the same round
+            name: statistics.median(t / p for t, p in zip(ts, plain, strict=True))
+            for name, ts in times.items()
+        }
+        line = f"(N, T, I, H) = ({N}, {T}, {I}, {H}), {rounds} rounds: " + ", ".join(
+            f"{name} {1e3 * t:.1f} ms x{t / best['plain']:.3f} (paired x{paired[name]:.3f})"
+            for name, t in best.items()
         )
         lines.append(line)
         print(line, flush=True)
