@@ -64,7 +64,7 @@ OPTIONS = {
         "zoneout": 0.3,
         "peepholes": True,
         "coupled_gates": True,
-    },  # fmt: skip
+    },
 }
 
 # the layouts that take the regularisers (see tests/test_fused.py's _execution)
