@@ -178,12 +178,15 @@ def test_larger_sizes_per_step_and_compiled() -> None:
         _compare(lk_run(fused, case), lk_run(reference, case))
 
 
-def test_keyed_noise_and_activation_records() -> None:
+@pytest.mark.parametrize("mode", ["compiled", "cells"])
+@pytest.mark.parametrize("lengths", [True, False])
+def test_keyed_noise_and_activation_records(lengths: bool, mode: str) -> None:
     """Masks keyed by (seed, step, example) (data-parallel training) reach the kernel the
-    same way; the backward's recorded state gradients (the per-step loop) agree too."""
-    cfg = {**BASE, "bidirectional": True}
+    same way; the activations (m: the cell's, though y is the zoned h) and the backward's
+    recorded state gradients (the per-step loop) agree too."""
+    cfg = {**BASE, "bidirectional": True, "lengths": lengths}
     options = {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.3)}
-    fused, reference = _pair(cfg, "compiled", options)
+    fused, reference = _pair(cfg, mode, options)
     for layer in (fused, reference):
         layer.noise = KeyedNoise(11)
         layer.noise.start(3, rank=1)

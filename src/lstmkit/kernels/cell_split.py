@@ -89,7 +89,7 @@ def _cells_forward(a, cols, options, keep_h, keep_c, z, c_t, h_t, valid_t, c_out
     (:mod:`lstmkit.kernels.lstm_cell`); then h = y = m, or on padded rows (valid_t (N,) 0)
     the state carried and y = 0. ``options``: the cell's bits and the loop's; with
     ZONEOUT_C, ZONEOUT_H the step's keep masks (N, H) (or a (1, H) row in eval) zone c and
-    h (then m_t is not y_t)."""
+    h (m_t may be y_t: then in place)."""
     one = _f32(1.0)
     for n in range(c_t.shape[0]):
         alpha, beta, peep = cols[3], cols[4], cols[6]

