@@ -118,14 +118,19 @@ class FusedTape(NamedTuple):
 
 
 NOISE = ("x_mask", "h_mask", "zoneout_h", "zoneout_c")  # the masks a ``p`` may carry
-REGULARISERS = ("recurrent_dropout", "zoneout_c", "zoneout_h")  # their options (rates)
+
+
+_NO_REGULARISERS = Regularisers(
+    np.empty((0, 0), np.float32), np.empty((0, 0, 0), np.float32), np.empty((0, 0, 0), np.float32)
+)
 
 
 def regularisers(noise: dict[str, np.ndarray] | None, P: int, H: int) -> tuple[Regularisers, int]:
     """The masks of ``noise`` as the compiled loops read them, and the loop bits that are on:
     zoneout's keep masks (T, N, .) in training, one (1, 1, .) row of the rate in evaluation
     (P for h, H for c)."""
-    noise = noise or {}
+    if not noise:
+        return _NO_REGULARISERS, 0
     h_mask = noise.get("h_mask")
     bits = 0 if h_mask is None else H_DROPOUT
     keep: list[np.ndarray] = []
@@ -189,7 +194,7 @@ def forward(
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
-    k = gate_constants(H, **{n: v for n, v in options.items() if n not in REGULARISERS})
+    k = gate_constants(H, **options)
     peep = peepholes_of(p, k.scale)
     noise = {name: p[name] for name in NOISE if name in p} or None
     if noise is not None and "x_mask" in noise:  # the tape keeps the x W_ih saw

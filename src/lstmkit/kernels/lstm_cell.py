@@ -68,6 +68,9 @@ def gate_constants(
     input_activation: bool = True,
     output_activation: bool = True,
     peepholes: bool = False,
+    recurrent_dropout: float = 0.0,
+    zoneout_c: float = 0.0,
+    zoneout_h: float = 0.0,
 ) -> GateConstants:
     """The float32 constants of an H-cell layer, kept from call to call (building them took
     ~10 us, a tenth of a whole small forward); not to be written to. (Not flagged read-only:
@@ -75,7 +78,8 @@ def gate_constants(
     streaming step.) (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o
     (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for g. A gate switched off
     (Greff et al.'s NIG, NFG, NOG) has alpha 0 and beta 1: it is 1 exactly, and its
-    derivative from its output, a (1 - a), is 0."""
+    derivative from its output, a (1 - a), is 0. The regularisers' rates change nothing
+    here (their masks act in the loops): taken so that a cell's options pass as they are."""
 
     def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
         return np.repeat(np.array([i, f, g, o], dtype=np.float32), H)
