@@ -6,10 +6,12 @@ Run from the repository root::
 
     python benchmarks/bench_variants.py            # (32, 100, 128, 256) and (64, 100, 256, 512)
     python benchmarks/bench_variants.py --quick    # a small shape, few repeats
+    python benchmarks/bench_variants.py --only "recurrent dropout,zoneout"   # some rows
 
 One process, float32, the same threads for every implementation (``--threads``, 2 by
 default); each row times forward + backward of a single layer (loss = sum of the outputs),
-medians of interleaved rounds (lstmkit plain, the variant, torch, plain, ...). Columns: ms,
+medians (``--stat min``: minima) of interleaved rounds (lstmkit plain, the variant, torch,
+plain, ...). Columns: ms,
 the variant's cost relative to the plain LSTM (the issue's targets: <= 1.15, layer norm
 <= 1.5), and for peepholes and layer norm torch's loop time / lstmkit's (target >= 3).
 Which options run on the compiled kernel and which on the NumPy reference: README.md.
@@ -42,7 +44,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 SHAPES = [(32, 100, 128, 256), (64, 100, 256, 512)]
 
 
-def _median_ms(fns: dict[str, Callable[[], Any]], rounds: int, per_round: int) -> dict[str, float]:
+def _median_ms(
+    fns: dict[str, Callable[[], Any]], rounds: int, per_round: int, stat: str = "median"
+) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # compile and warm up
@@ -52,7 +56,8 @@ def _median_ms(fns: dict[str, Callable[[], Any]], rounds: int, per_round: int) -
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(ts) for name, ts in times.items()}
+    pick = min if stat == "min" else statistics.median
+    return {name: 1e3 * pick(ts) for name, ts in times.items()}
 
 
 def _lstmkit_step(layer: Any, x: np.ndarray) -> Callable[[], None]:
@@ -102,10 +107,18 @@ def _torch_loop_step(cell: str, I: int, H: int, x: np.ndarray) -> Callable[[], N
     return run
 
 
-def run(shapes: list[tuple[int, int, int, int]], rounds: int, threads: int) -> list[str]:
+def run(
+    shapes: list[tuple[int, int, int, int]],
+    rounds: int,
+    threads: int,
+    only: list[str] | None = None,
+    stat: str = "median",
+) -> list[str]:
     import torch
 
     import lstmkit as lk
+
+    variants = {name: VARIANTS[name] for name in only or VARIANTS}
 
     torch.set_num_threads(threads)
     lines = []
@@ -115,13 +128,13 @@ def run(shapes: list[tuple[int, int, int, int]], rounds: int, threads: int) -> l
         plain = lk.LSTM(I, H, seed=0)
         plain.execution = ex
         per_round = 2 if H < 512 else 1
-        for name, options in VARIANTS.items():
+        for name, options in variants.items():
             layer = lk.LSTM(I, H, seed=0, **options)
             layer.execution = ex
             fns = {"plain": _lstmkit_step(plain, x), "variant": _lstmkit_step(layer, x)}
             if name in ("peepholes", "layer norm"):
                 fns["torch"] = _torch_loop_step(name, I, H, x)
-            ms = _median_ms(fns, rounds, per_round)
+            ms = _median_ms(fns, rounds, per_round, stat)
             kernel = "compiled" if not layer.cell.variants else "reference"
             line = (
                 f"N={N} T={T} I={I} H={H}  {name:18s} ({kernel:9s}) {ms['variant']:8.2f} ms"
@@ -139,9 +152,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a small shape, 2 rounds")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--only", help=f"comma-separated rows to run (of: {', '.join(VARIANTS)}); default all"
+    )
+    parser.add_argument(
+        "--stat",
+        choices=["median", "min"],
+        default="median",
+        help="of the rounds' times (min: the least disturbed on a shared machine)",
+    )
     args = parser.parse_args(argv)
+    only = None if args.only is None else [name.strip() for name in args.only.split(",")]
+    unknown = [name for name in only or [] if name not in VARIANTS]
+    if unknown:
+        parser.error(
+            f"--only: unknown rows {', '.join(unknown)}; expected some of {list(VARIANTS)}"
+        )
     shapes = [(8, 20, 16, 32)] if args.quick else SHAPES
-    run(shapes, 2 if args.quick else args.rounds, args.threads)
+    run(shapes, 2 if args.quick else args.rounds, args.threads, only, args.stat)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,17 @@ import numpy as np
 
 from lstmkit.kernels.blas import product
 from lstmkit.kernels.lstm_cell import (
+    CELL_BITS,
+    H_DROPOUT,
     PEEPHOLES,
+    ZONEOUT_C,
+    ZONEOUT_H,
     cell_backward,
     cell_forward,
     gates_packed,
     peep_into_i_f,
 )
-from lstmkit.kernels.structs import HC, GateColumns, Part, Sequence, Steps
+from lstmkit.kernels.structs import HC, GateColumns, Part, Regularisers, Sequence, Steps
 from lstmkit.kernels.sync import flags, publish, wait_for
 
 __all__ = ["backward", "flags", "forward", "gate_columns"]
@@ -108,16 +112,73 @@ def _cells_forward(a, cols, options, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_
                 y[j] = 0.0
 
 
+@_inline
+def _cells_forward_reg(a, cols, options, keep_h, keep_c, z, c_t, h_t, valid_t, c_out, h_out,
+                       tanh_c_t, m_t, y_t, c0, c1):  # fmt: skip
+    """:func:`_cells_forward` with the loop's bits in ``options`` too (the cells get
+    ``options & CELL_BITS``): with ZONEOUT_C, ZONEOUT_H the step's keep masks (N, H) (or a
+    (1, H) row in eval) zone c and h (m_t may be y_t: then in place). (A copy, not one
+    function with the bits 0 for the plain cells: that measured the plain backward 22%
+    slower at (4, 50, 32, 64), 8% at (16, 100, 64, 128).)"""
+    one = _f32(1.0)
+    for n in range(c_t.shape[0]):
+        alpha, beta, peep = cols[3], cols[4], cols[6]
+        C = c1 - c0
+        cell_bits = options & CELL_BITS
+        if cell_bits & PEEPHOLES:
+            peep_into_i_f(a, C, peep, c_t, n, c0, c1)
+        gates_packed(a, alpha, beta, cell_bits, z, n, c0, c1)
+        cell_forward(z, c_t, c_out, tanh_c_t, m_t, cell_bits, peep, alpha[3 * C], beta[3 * C], n,
+                     c0, c1)  # fmt: skip
+        m, h, y = m_t[n, c0:c1], h_out[n, c0:c1], y_t[n, c0:c1]
+        if valid_t[n] and options & ZONEOUT_C:  # c = k c_prev + (1 - k) c
+            kc, c, cp = (
+                keep_c[n if keep_c.shape[0] > 1 else 0, c0:c1],
+                c_out[n, c0:c1],
+                c_t[n, c0:c1],
+            )
+            for j in range(c1 - c0):
+                c[j] = kc[j] * cp[j] + (one - kc[j]) * c[j]
+        if valid_t[n] and options & ZONEOUT_H:  # h = k h_prev + (1 - k) m
+            kh, hp = keep_h[n if keep_h.shape[0] > 1 else 0, c0:c1], h_t[n, c0:c1]
+            for j in range(c1 - c0):
+                h[j] = kh[j] * hp[j] + (one - kh[j]) * m[j]
+            for j in range(c1 - c0):
+                y[j] = h[j]
+        elif valid_t[n]:
+            for j in range(c1 - c0):
+                h[j] = m[j]
+            for j in range(c1 - c0):
+                y[j] = m[j]
+        else:
+            c, cp = c_out[n, c0:c1], c_t[n, c0:c1]
+            for j in range(c1 - c0):
+                h[j] = h_t[n, c0 + j]
+            for j in range(c1 - c0):
+                c[j] = cp[j]
+            for j in range(c1 - c0):
+                y[j] = 0.0
+
+
 @_jit
 def _cells_forward_plain(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
     _cells_forward(a, cols, 0, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1)
 
 
 @_jit
-def _cells_forward_options(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0,
-                           c1):  # fmt: skip
-    _cells_forward(a, cols, cols[5], z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0,
-                   c1)  # fmt: skip
+def _cells_forward_options(a, cols, options, keep_h, keep_c, z, c_t, h_t, valid_t, c_out, h_out,
+                           tanh_c_t, m_t, y_t, c0, c1):  # fmt: skip
+    _cells_forward_reg(a, cols, options, keep_h, keep_c, z, c_t, h_t, valid_t, c_out, h_out,
+                       tanh_c_t, m_t, y_t, c0, c1)  # fmt: skip
+
+
+@_inline
+def _keep_at(keep, t, dummy):
+    """Step t's keep mask (N, .) of a zoneout mask (T, N, .), its one row (1, .) in eval, or
+    ``dummy`` where off."""
+    if keep.shape[0] == 0:
+        return dummy
+    return keep[t if keep.shape[0] > 1 else 0]
 
 
 @_jit
@@ -146,9 +207,11 @@ def _transpose(a, out):
 
 
 @_inline
-def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
-    """:func:`forward` on plain tuples, ``options`` the cell's option bits."""
+def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
+    """:func:`forward` on plain tuples, ``options`` the cell's option bits and the loop's
+    (``reg`` their masks)."""
     me, parts, c0, c1, counters = part
+    h_mask, keep_h, keep_c = reg
     W_x, W_h, b = cols[0], cols[1], cols[2]
     order, valid = steps
     gates, h_prev, c_prev, tanh_c, m = seq
@@ -159,6 +222,7 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
     n_gates = W_h.shape[0] if transposed else W_h.shape[1]
     a = np.empty((N, n_gates), _f32)  # the step's scaled pre-activations
     a_t = np.empty((n_gates if transposed else 0, N), _f32)
+    h_seen = np.empty((N if options & H_DROPOUT else 0, h_prev.shape[2]), _f32)  # h_t * h_mask
     for s in range(T):
         t = order[s]
         z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
@@ -174,12 +238,18 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
         if transposed:
             product(W_h, h_rows[s % 2], a_t, 0.0)
             _add_transposed(z, a_t, a, c0, c1)
+        elif options & H_DROPOUT:  # W_hh sees h_t * h_mask (not transposed: see lstm.py)
+            for n in range(N):
+                for j in range(h_seen.shape[1]):
+                    h_seen[n, j] = h_t[n, j] * h_mask[n, j]
+            product(h_seen, W_h, a, 1.0)
         else:
             product(h_t, W_h, a, 1.0)
         tc, m_t = tanh_c[t % Rt], m[t % Rm]
         if options:
-            _cells_forward_options(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t],
-                                   c0, c1)  # fmt: skip
+            kh, kc = _keep_at(keep_h, t, c_t), _keep_at(keep_c, t, c_t)
+            _cells_forward_options(a, cols, options, kh, kc, z, c_t, h_t, valid[t], c_out, h_out,
+                                   tc, m_t, y[t], c0, c1)  # fmt: skip
         else:
             _cells_forward_plain(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
                                  c1)  # fmt: skip
@@ -190,12 +260,35 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, options):
 
 
 @_inline
+def _cells_backward_reg(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
+                        flags, keep_h, keep_c, dh_kept, dc_kept, peep, c0, c1):  # fmt: skip
+    """:func:`_cells_backward` with the loop's bits in ``flags`` too (a copy: see
+    :func:`_cells_forward_reg`): with ZONEOUT_H (ZONEOUT_C), on valid rows the cell gets
+    (1 - k) of dh (dc) and ``dh_kept`` (``dc_kept``) (N, c1 - c0) the share k that goes to
+    the previous state (keep masks as in :func:`_cells_forward_reg`)."""
+    one = _f32(1.0)
+    for n in range(c_t.shape[0]):
+        dh_n, dy = dh[n], dy_t[n, c0:c1]
+        for j in range(c1 - c0):
+            dh_n[j] += dy[j]
+        keep = _f32(valid_t[n])
+        if flags & ZONEOUT_H:
+            kh, kept = keep_h[n if keep_h.shape[0] > 1 else 0, c0:c1], dh_kept[n]
+            for j in range(c1 - c0):
+                kept[j] = keep * kh[j] * dh_n[j]
+                dh_n[j] = dh_n[j] * (one - keep * kh[j])
+        if flags & ZONEOUT_C:
+            kc, kept, dc_n = keep_c[n if keep_c.shape[0] > 1 else 0, c0:c1], dc_kept[n], dc[n]
+            for j in range(c1 - c0):
+                kept[j] = keep * kc[j] * dc_n[j]
+                dc_n[j] = dc_n[j] * (one - keep * kc[j])
+        cell_backward(dh, dc, keep, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
+                      flags & CELL_BITS, peep, n, c0, c1)  # fmt: skip
+
+
+@_inline
 def _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total, flags,
                     peep, c0, c1):  # fmt: skip
-    """One step back for cells c0:c1: dh, dc (N, c1 - c0) the later steps' gradient in (dh
-    gets dy_t added: without a projection dL/dm is dL/dh); dz_t (N, 4H) of those cells'
-    gates and dc_prev out (:func:`lstmkit.kernels.lstm_cell.cell_backward`); dc_total
-    (c1 - c0,) scratch."""
     for n in range(c_t.shape[0]):
         dh_n, dy = dh[n], dy_t[n, c0:c1]
         for j in range(c1 - c0):
@@ -214,25 +307,32 @@ def _cells_backward_plain(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, d
 
 @_jit
 def _cells_backward_options(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev,
-                            dc_total, options, peep, c0, c1):  # fmt: skip
-    _cells_backward(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
-                    options, peep, c0, c1)  # fmt: skip
+                            dc_total, options, keep_h, keep_c, dh_kept, dc_kept, peep, c0,
+                            c1):  # fmt: skip
+    _cells_backward_reg(dh, dc, dy_t, valid_t, gates_t, c_t, tanh_c_t, dz_t, dc_prev, dc_total,
+                        options, keep_h, keep_c, dh_kept, dc_kept, peep, c0, c1)  # fmt: skip
+
+
+@_inline
+def _no_regularisers():
+    return np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32)
 
 
 @_jit
 def _forward_plain(part, x, cols, steps, seq, y, final, h_rows):
-    _forward(part, x, cols, steps, seq, y, final, h_rows, 0)
+    _forward(part, x, cols, steps, seq, y, final, h_rows, _no_regularisers(), 0)
 
 
 @_jit
-def _forward_options(part, x, cols, steps, seq, y, final, h_rows):
-    _forward(part, x, cols, steps, seq, y, final, h_rows, cols[5])
+def _forward_options(part, x, cols, steps, seq, y, final, h_rows, reg, options):
+    _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options)
 
 
 @_inline
-def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
-    """:func:`backward` on plain tuples."""
+def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
+    """:func:`backward` on plain tuples; ``options`` and ``reg`` as in :func:`_forward`."""
     me, parts, c0, c1, counters = part
+    h_mask, keep_h, keep_c = reg
     gates, _, c_prev, tanh_c, _ = seq
     order, valid = steps
     dh0, dc0 = d0
@@ -244,11 +344,14 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
     transposed = dz_rows.shape[0] > 0
     W_t = np.ascontiguousarray(W.T) if transposed else np.empty((0, 0), _f32)  # (c1 - c0, 4H)
     dh_t = np.empty((c1 - c0, N), _f32)  # dh_prev transposed
+    dh_kept = np.empty((N if options & ZONEOUT_H else 0, c1 - c0), _f32)  # to h_prev, c_prev
+    dc_kept = np.empty((N if options & ZONEOUT_C else 0, c1 - c0), _f32)
     for s in range(T - 1, -1, -1):
         t = order[s]
         args = (dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev, dc_total)
         if options:
-            _cells_backward_options(*args, options, peep, c0, c1)
+            kh, kc = _keep_at(keep_h, t, c_prev[t]), _keep_at(keep_c, t, c_prev[t])
+            _cells_backward_options(*args, options, kh, kc, dh_kept, dc_kept, peep, c0, c1)
         else:
             _cells_backward_plain(*args, peep, c0, c1)
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
@@ -261,6 +364,14 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
             _transpose(dh_t, dh_prev)
         else:
             product(dz[t], W, dh_prev, 0.0)
+        if options & H_DROPOUT:  # W_hh saw h_prev * h_mask
+            for n in range(N):
+                for j in range(c1 - c0):
+                    dh_prev[n, j] *= h_mask[n, c0 + j]
+        if options & ZONEOUT_H:  # h_prev's and c_prev's shares k of the zoned states
+            dh_prev += dh_kept
+        if options & ZONEOUT_C:
+            dc_prev += dc_kept
         for n in range(N):
             if not valid[t, n]:  # padded steps pass the gradient through unchanged
                 dh_prev[n] += dh[n]
@@ -272,12 +383,12 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
 
 @_jit
 def _backward_plain(part, seq, W_hh, steps, dy, dz, d0, dz_rows, peep):
-    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, 0, peep)
+    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, 0, peep, _no_regularisers())
 
 
 @_jit
-def _backward_options(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep):
-    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep)
+def _backward_options(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
+    _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg)
 
 
 def forward(
@@ -289,6 +400,8 @@ def forward(
     y: np.ndarray,
     final: HC,
     h_rows: np.ndarray,
+    reg: Regularisers | None = None,
+    loop_flags: int = 0,
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.forward`'s loop, input
     projection included: its cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o
@@ -305,9 +418,16 @@ def forward(
     before the loop) the recurrent product is computed transposed, ``W_h @ h_prev.T``,
     with ``W_h`` given as (4 * (c1 - c0), P), the gate rows of the scaled ``W_hh``; each
     thread writes its cells' h into ``h_rows`` transposed (steps in turn; the slot of
-    step 0 holds h0). See :func:`backward` for why and when."""
-    loop = _forward_options if cols.flags else _forward_plain
-    loop(tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
+    step 0 holds h0). See :func:`backward` for why and when. Not with H_DROPOUT.
+
+    ``reg``, ``loop_flags``: the recurrent regularisers' masks and bits, as in
+    :func:`lstmkit.kernels.compiled.forward_sequence`."""
+    args = (tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
+    if cols.flags or loop_flags:
+        reg_t = _NO_REG if reg is None else tuple(reg)
+        _forward_options(*args, reg_t, cols.flags | loop_flags)
+    else:
+        _forward_plain(*args)
 
 
 def backward(
@@ -321,6 +441,7 @@ def backward(
     dz_rows: np.ndarray,
     options: int,
     peep: tuple[np.ndarray, ...],
+    reg: Regularisers | None = None,
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop, through the
     forward's ``seq``: its cells c0:c1 of ``d0`` (dh (N, P), dc (N, H)), which holds the final
@@ -333,9 +454,13 @@ def backward(
     a thread's block of W_hh leaves L2, as a product's left matrix streams better than its
     right (measured, one core: (64, 4096) @ (4096, 512) at 67 GFLOP/s, transposed 111;
     forward's (64, 1024) @ (1024, 2048) 84, transposed 102; where it applies:
-    ``Execution.transposed_from``)."""
+    ``Execution.transposed_from``). ``options``: the cell's bits and the loop's, ``reg``
+    their masks (see :func:`forward`)."""
     args = (tuple(part), tuple(seq), W_hh, tuple(steps), dy, dz, tuple(d0), dz_rows)
     if options:
-        _backward_options(*args, options, peep)
+        _backward_options(*args, options, peep, _NO_REG if reg is None else tuple(reg))
     else:
         _backward_plain(*args, peep)
+
+
+_NO_REG = (np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32))

@@ -22,13 +22,17 @@ import numba
 import numpy as np
 
 from lstmkit.kernels.lstm_cell import (
+    CELL_BITS,
+    H_DROPOUT,
     PEEPHOLES,
+    ZONEOUT_C,
+    ZONEOUT_H,
     cell_backward,
     cell_forward,
     gates_in_place,
     peep_into_i_f,
 )
-from lstmkit.kernels.structs import HC, Recurrent, Sequence, Steps
+from lstmkit.kernels.structs import HC, Recurrent, Regularisers, Sequence, Steps
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
@@ -198,17 +202,29 @@ def pointwise_backward(dm, dc, valid, gates, c_prev, tanh_c, dz, dc_prev, flags,
 
 
 @_inline
-def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
+def _keep_row(keep, t, n):
+    """Row n of step t of a zoneout keep mask (T, N, .), or its one row (1, 1, .) in eval."""
+    return keep[t if keep.shape[0] > 1 else 0, n if keep.shape[1] > 1 else 0]
+
+
+@_inline
+def _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
     """:func:`forward_sequence` on plain tuples, for the rows r0:r1, ``flags`` the cell's
-    option bits. (Slicing the rows inside keeps every (n, .) block C-contiguous for numba,
-    so the inner loops vectorise.)"""
+    option bits and the loop's (H_DROPOUT, ZONEOUT_H, ZONEOUT_C; ``reg`` their masks).
+    (Slicing the rows inside keeps every (n, .) block C-contiguous for numba, so the inner
+    loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
     W_hh_s, W_hh_t, _, W_hr_t = w
     alpha, beta = k[1], k[2]
     order, valid = steps
     h_n, c_n = final
+    h_mask, keep_h, keep_c = reg
     T = gates.shape[0]
     proj = W_hr_t.shape[0] > 0
+    cell_flags = flags & CELL_BITS
+    P, H = h_prev.shape[2], c_prev.shape[2]
+    one = _f32(1.0)
+    h_seen = np.empty((r1 - r0 if flags & H_DROPOUT else 0, P), _f32)  # h_t * h_mask
     for s in range(T):
         t = order[s]
         if s + 1 < T:
@@ -222,15 +238,33 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
             m[t, r0:r1],
             y[t, r0:r1],
         )
-        matmul_into(h_t, W_hh_t, W_hh_s, z)
-        if flags:
-            _cells_forward_options(z, alpha, beta, flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        if flags & H_DROPOUT:  # W_hh sees h_t * h_mask
+            for n in range(r1 - r0):
+                for j in range(P):
+                    h_seen[n, j] = h_t[n, j] * h_mask[r0 + n, j]
+            matmul_into(h_seen, W_hh_t, W_hh_s, z)
+        else:
+            matmul_into(h_t, W_hh_t, W_hh_s, z)
+        if cell_flags:
+            args = (z, alpha, beta, cell_flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+            _cells_forward_options(*args)
         else:
             _cells_forward_plain(z, alpha, beta, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        if flags & ZONEOUT_C:  # c_out = k c_prev + (1 - k) c
+            for n in range(r1 - r0):
+                kc = _keep_row(keep_c, t, r0 + n)
+                for j in range(H):
+                    c_out[n, j] = kc[j] * c_t[n, j] + (one - kc[j]) * c_out[n, j]
         if proj:  # h = W_hr m
             y_t[:] = 0.0
             matmul_add(m_t, W_hr_t, y_t)
         h_new = y_t if proj else m_t
+        if flags & ZONEOUT_H:  # y_t = k h_prev + (1 - k) h (m_t may be y_t: in place)
+            for n in range(r1 - r0):
+                kh = _keep_row(keep_h, t, r0 + n)
+                for j in range(P):
+                    y_t[n, j] = kh[j] * h_t[n, j] + (one - kh[j]) * h_new[n, j]
+            h_new = y_t
         for n in range(r1 - r0):
             if valid[t, r0 + n]:
                 h_out[n] = h_new[n]
@@ -241,37 +275,62 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, flags):
                 y_t[n] = 0.0
 
 
+@_inline
+def _no_regularisers():
+    return np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32)
+
+
 @_jit
 def _forward_sequence_plain(seq, y, w, k, peep, steps, final, r0, r1):
-    _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, 0)
+    _forward_sequence(seq, y, w, k, peep, steps, final, _no_regularisers(), r0, r1, 0)
 
 
 @_jit
-def _forward_sequence_options(seq, y, w, k, peep, steps, final, r0, r1):
-    _forward_sequence(seq, y, w, k, peep, steps, final, r0, r1, k[3])
+def _forward_sequence_options(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
+    _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags)
 
 
 @_inline
-def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
-    """:func:`backward_sequence` on plain tuples, for the rows r0:r1."""
+def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1):
+    """:func:`backward_sequence` on plain tuples, for the rows r0:r1; ``flags`` and ``reg`` as
+    in :func:`_forward_sequence`."""
     gates, _, c_prev, tanh_c, _ = seq
     W_hh, W_hh_t, W_hr, _ = w
     order, valid = steps
     dh0, dc0 = d0
+    h_mask, keep_h, keep_c = reg
     T = gates.shape[0]
     dh, dc = dh0[r0:r1], dc0[r0:r1]
     n_rows, P = r1 - r0, dh.shape[1]
+    H = dc.shape[1]
     proj = W_hr.shape[0] > 0
+    cell_flags = flags & CELL_BITS
+    one = _f32(1.0)
+    dc_kept = np.empty((n_rows if flags & ZONEOUT_C else 0, H), _f32)  # k dc: to c_prev
     dh_t = np.empty_like(dh)
     dm = np.empty_like(dc) if proj else dh_t
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     for s in range(T - 1, -1, -1):
         t = order[s]
         dh += dy[t, r0:r1]
-        for n in range(n_rows):
-            keep = _f32(valid[t, r0 + n])
-            for j in range(P):
-                dh_t[n, j] = dh[n, j] * keep
+        if flags & ZONEOUT_H:  # the cell's h had the share 1 - k of the zoned one
+            for n in range(n_rows):
+                keep = _f32(valid[t, r0 + n])
+                kh = _keep_row(keep_h, t, r0 + n)
+                for j in range(P):
+                    dh_t[n, j] = dh[n, j] * keep * (one - kh[j])
+        else:
+            for n in range(n_rows):
+                keep = _f32(valid[t, r0 + n])
+                for j in range(P):
+                    dh_t[n, j] = dh[n, j] * keep
+        if flags & ZONEOUT_C:  # on valid steps: the cell's c gets (1 - k) dc, c_prev k dc
+            for n in range(n_rows):
+                keep = _f32(valid[t, r0 + n])
+                kc = _keep_row(keep_c, t, r0 + n)
+                for j in range(H):
+                    dc_kept[n, j] = keep * kc[j] * dc[n, j]
+                    dc[n, j] = dc[n, j] * (one - keep * kc[j])
         if proj:  # h = W_hr m
             dh_cell[t, r0:r1] = dh_t
             dm[:] = 0.0
@@ -287,12 +346,24 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
             dz_t,
             dc_prev,
         )
-        if flags:
-            _cells_backward_options(*args, flags, peep)
+        if cell_flags:
+            _cells_backward_options(*args, cell_flags, peep)
         else:
             _cells_backward_plain(*args, peep)
+        if flags & ZONEOUT_C:
+            dc_prev += dc_kept
         dh_prev[:] = 0.0
         matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
+        if flags & H_DROPOUT:  # W_hh saw h_prev * h_mask
+            for n in range(n_rows):
+                for j in range(P):
+                    dh_prev[n, j] *= h_mask[r0 + n, j]
+        if flags & ZONEOUT_H:  # and h_prev's share k of the zoned h
+            for n in range(n_rows):
+                keep = _f32(valid[t, r0 + n])
+                kh = _keep_row(keep_h, t, r0 + n)
+                for j in range(P):
+                    dh_prev[n, j] += keep * kh[j] * dh[n, j]
         for n in range(n_rows):
             if not valid[t, r0 + n]:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev[n] += dh[n]
@@ -302,12 +373,13 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
 
 @_jit
 def _backward_sequence_plain(seq, w, steps, dy, dz, dh_cell, d0, peep, r0, r1):
-    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, 0, peep, r0, r1)
+    reg = _no_regularisers()
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, 0, peep, reg, r0, r1)
 
 
 @_jit
-def _backward_sequence_options(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1):
-    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, r0, r1)
+def _backward_sequence_options(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1):
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1)
 
 
 def forward_sequence(
@@ -319,15 +391,21 @@ def forward_sequence(
     steps: Steps,
     final: HC,
     rows: slice,
+    reg: Regularisers | None = None,
+    loop_flags: int = 0,
 ) -> None:
     """The forward loop of :func:`lstmkit.kernels.lstm.forward` for the sequences ``rows``:
     ``seq`` (whole, C-contiguous; ``gates`` holding the scaled input projection, ``h_prev``
     and ``c_prev`` at ``order[0]`` the initial state) and y (T, N, P) filled in; ``w`` the
     scaled recurrent weights; ``k`` the gate constants; ``peep`` the peephole weights
-    (:func:`lstmkit.kernels.lstm_cell.peepholes_of`); ``final`` the (h, c) out."""
+    (:func:`lstmkit.kernels.lstm_cell.peepholes_of`); ``final`` the (h, c) out; ``reg``
+    the regularisers' masks, ``loop_flags`` which are on (H_DROPOUT, ZONEOUT_H, ZONEOUT_C)."""
     args = (tuple(seq), y, tuple(w), tuple(k), peep, tuple(steps), tuple(final))
-    loop = _forward_sequence_options if k.flags else _forward_sequence_plain
-    loop(*args, rows.start, rows.stop)
+    if k.flags or loop_flags:
+        reg_t = tuple(reg) if reg is not None else _NO_REG
+        _forward_sequence_options(*args, reg_t, rows.start, rows.stop, k.flags | loop_flags)
+    else:
+        _forward_sequence_plain(*args, rows.start, rows.stop)
 
 
 def backward_sequence(
@@ -341,16 +419,22 @@ def backward_sequence(
     flags: int,
     peep: tuple[np.ndarray, ...],
     rows: slice,
+    reg: Regularisers | None = None,
 ) -> None:
     """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences ``rows``,
     through the forward's ``seq``, with the unscaled ``w`` (``W_hr`` (P, H)); dy (T, N, P)
     already masked; dz (T, N, 4H) and, with a projection, dh_cell (T, N, P) out; ``d0``
-    (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out."""
+    (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out;
+    ``flags`` the cell's option bits and the loop's, ``reg`` as in :func:`forward_sequence`."""
     args = (tuple(seq), tuple(w), tuple(steps), dy, dz, dh_cell, tuple(d0))
     if flags:
-        _backward_sequence_options(*args, flags, peep, rows.start, rows.stop)
+        reg_t = tuple(reg) if reg is not None else _NO_REG
+        _backward_sequence_options(*args, flags, peep, reg_t, rows.start, rows.stop)
     else:
         _backward_sequence_plain(*args, peep, rows.start, rows.stop)
+
+
+_NO_REG = (np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32))
 
 
 @numba.njit(cache=True, nogil=True)

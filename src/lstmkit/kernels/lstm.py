@@ -25,6 +25,15 @@ What differs is how the work is laid out (the crossovers are fields of
 
 Variable lengths follow the reference: on padded steps (``mask`` False) the state is
 carried unchanged and the output is zero.
+
+The recurrent regularisers come as in the reference, masks drawn by the layer in ``p``
+(``x_mask``, ``h_mask``, ``zoneout_h``, ``zoneout_c``: see :mod:`lstmkit.nn.time_loop`):
+x times ``x_mask`` before the projection (the tape keeps the masked x, ``dx`` is multiplied
+back), and the rest inside the loops, as loop bits of their flags (H_DROPOUT, ZONEOUT_H,
+ZONEOUT_C of :mod:`lstmkit.kernels.lstm_cell`; the cells never see them): the h entering
+``W_hh`` times ``h_mask`` (the tape keeps h unmasked; ``dW_hh`` uses it masked), and the
+zoned states. Every layout runs them (the loops split by cells: recurrent dropout without
+the transposed forward product).
 """
 
 from __future__ import annotations
@@ -36,8 +45,23 @@ import numpy as np
 
 from lstmkit.kernels import compiled, parallel, sequence
 from lstmkit.kernels.execution import DEFAULT, Execution
-from lstmkit.kernels.lstm_cell import GateConstants, gate_constants, peepholes_of
-from lstmkit.kernels.structs import HC, GateColumns, Part, Recurrent, Sequence, Steps
+from lstmkit.kernels.lstm_cell import (
+    H_DROPOUT,
+    ZONEOUT_C,
+    ZONEOUT_H,
+    GateConstants,
+    gate_constants,
+    peepholes_of,
+)
+from lstmkit.kernels.structs import (
+    HC,
+    GateColumns,
+    Part,
+    Recurrent,
+    Regularisers,
+    Sequence,
+    Steps,
+)
 
 Params = dict[
     str, np.ndarray
@@ -73,6 +97,7 @@ class FusedTape(NamedTuple):
     mask: np.ndarray | None  # (T, N, 1) bool, True on valid steps
     reverse: bool
     flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)
+    noise: dict[str, np.ndarray] | None = None  # the regularisers' masks of ``p``, as given
 
     def sequence(self) -> Sequence:
         """The arrays over time, as the compiled loops take them."""
@@ -80,10 +105,45 @@ class FusedTape(NamedTuple):
 
     def fields(self) -> dict[str, np.ndarray]:
         """The reference cell's cache fields stacked over time, (T, N, ·) views (for
-        ``layer.activations()``): i, f, g, o, c_prev, tanh_c, m."""
+        ``layer.activations()``): i, f, g, o, c_prev, tanh_c, m; and with recurrent dropout
+        h_prev, the h W_hh saw (masked, as the reference's tape keeps it)."""
         i, f, g, o = split4(self.gates)
-        return {"i": i, "f": f, "g": g, "o": o, "c_prev": self.c_prev, "tanh_c": self.tanh_c,
-                "m": self.m}  # fmt: skip
+        out = {"i": i, "f": f, "g": g, "o": o, "c_prev": self.c_prev, "tanh_c": self.tanh_c,
+               "m": self.m}  # fmt: skip
+        if self.noise is not None and "zoneout_h" in self.noise:  # self.m may be the zoned h
+            out["m"] = o * self.tanh_c  # the cell's product, the same rounding
+        if self.noise is not None and "h_mask" in self.noise:
+            out["h_prev"] = self.h_prev * self.noise["h_mask"]
+        return out
+
+
+NOISE = ("x_mask", "h_mask", "zoneout_h", "zoneout_c")  # the masks a ``p`` may carry
+
+
+_NO_REGULARISERS = Regularisers(
+    np.empty((0, 0), np.float32), np.empty((0, 0, 0), np.float32), np.empty((0, 0, 0), np.float32)
+)
+
+
+def regularisers(noise: dict[str, np.ndarray] | None, P: int, H: int) -> tuple[Regularisers, int]:
+    """The masks of ``noise`` as the compiled loops read them, and the loop bits that are on:
+    zoneout's keep masks (T, N, .) in training, one (1, 1, .) row of the rate in evaluation
+    (P for h, H for c)."""
+    if not noise:
+        return _NO_REGULARISERS, 0
+    h_mask = noise.get("h_mask")
+    bits = 0 if h_mask is None else H_DROPOUT
+    keep: list[np.ndarray] = []
+    for name, bit, size in (("zoneout_h", ZONEOUT_H, P), ("zoneout_c", ZONEOUT_C, H)):
+        k = noise.get(name)
+        if k is None:
+            keep.append(np.empty((0, 0, 0), np.float32))
+            continue
+        bits |= bit
+        k = np.asarray(k, np.float32)
+        keep.append(np.ascontiguousarray(k) if k.ndim == 3 else np.full((1, 1, size), k))
+    mask = np.empty((0, 0), np.float32) if h_mask is None else np.ascontiguousarray(h_mask)
+    return Regularisers(mask, keep[0], keep[1]), bits
 
 
 def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
@@ -116,7 +176,8 @@ def forward(
 
     ``options``: the cell's, as :func:`lstmkit.kernels.lstm_cell.gate_constants` takes them
     (``forget_gate``, ``peepholes``, ...); with peepholes, ``p`` holds ``w_ci``, ``w_cf``,
-    ``w_co`` (H,).
+    ``w_co`` (H,). The regularisers' rates (``recurrent_dropout``, ``zoneout_c``,
+    ``zoneout_h``) may be among them; their masks are in ``p`` (see the module doc).
 
     Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
     limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
@@ -135,12 +196,17 @@ def forward(
     dtype = x.dtype
     k = gate_constants(H, **options)
     peep = peepholes_of(p, k.scale)
+    noise = {name: p[name] for name in NOISE if name in p} or None
+    if noise is not None and "x_mask" in noise:  # the tape keeps the x W_ih saw
+        x = np.multiply(x, noise["x_mask"], out=sequence.empty(workspace, "x_seen", x.shape, dtype))
 
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
     split = _split_loops() if W_hr_t is None and N * P * GH >= ex.split_from else None
+    # (with recurrent dropout, not transposed: the h W_hh sees is masked)
     transposed = split is not None and W_hh.nbytes > ex.transposed_from
+    transposed = transposed and (noise is None or "h_mask" not in noise)
     # the split loops project x step by step (not with transposed products)
     in_loop = p["W_ih"].nbytes <= ex.project_in_loop and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
@@ -148,6 +214,9 @@ def forward(
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
+    # m is y, unless h is W_hr m, or y is zero on padded steps (with zoneout on h, the loops
+    # zone y in place: m, needed by the projection only, is then o * tanh_c in the tape's
+    # fields; measured at (32, 100, 128, 256), the forward 1 ms faster than with m apart)
     separate_m = W_hr_t is not None or mask is not None
     m = sequence.empty(workspace, "m", (ring, N, H), dtype) if separate_m else y
     h_n = np.empty((N, P), dtype)
@@ -155,7 +224,7 @@ def forward(
     order = sequence.time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0] % ring] = state[1]
-    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, k.flags)
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, k.flags, noise)
     if split is None or not in_loop:
         sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
@@ -208,11 +277,12 @@ def _forward_cells(
     state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
     template: each thread runs on its own rings of two steps, zeros but its cells' initial
     c."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
     cells = parallel.cell_blocks(H, T * N * P * GH, ex)
+    reg, bits = regularisers(tape.noise, P, H)
     flags = split.flags(len(cells))
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
@@ -243,6 +313,8 @@ def _forward_cells(
             y,
             HC(h_n, c_n),
             h_rows,
+            reg,
+            bits,
         )
 
     _run_parts(part, len(cells), flags)
@@ -254,11 +326,16 @@ def _rings(
     """The (gates, c_prev, tanh_c, m) one thread of the split loops writes: the tape's own
     arrays, or (tape without all T steps, one part of several) private copies of its rings
     (gates projected before the loop stay shared: they hold every step's input)."""
-    _, _, c_prev, gates, tanh_c, m, _, _, _ = tape
+    _, _, c_prev, gates, tanh_c, m, _, _, _, _ = tape
     if c_prev.shape[0] == T or parts == 1:
         return gates, c_prev, tanh_c, m
     m_own = m if m.shape[0] == T else np.empty_like(m)  # m is y without padding
     return (np.empty_like(gates) if in_loop else gates), c_prev.copy(), np.empty_like(tanh_c), m_own
+
+
+def _keep_at(keep: np.ndarray, t: int, rows: slice) -> np.ndarray:
+    """Step t's rows of a zoneout keep mask (T, N, .), or its one row (1, 1, .) in eval."""
+    return keep[0, 0] if keep.shape[0] == 1 and keep.shape[1] == 1 else keep[t, rows]
 
 
 def _forward_rows(
@@ -275,13 +352,14 @@ def _forward_rows(
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
     tape, y (T, N, P) and the final state (h_n, c_n)."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh_s.shape
     dtype = x.dtype
     W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
     valid = sequence.valid_steps(mask, T, N)
     h_n, c_n = final
+    reg, bits = regularisers(tape.noise, P, GH // 4)
 
     def run(rows: slice) -> None:
         """The loop over time for the sequences ``rows``."""
@@ -293,18 +371,30 @@ def _forward_rows(
                           no_proj if W_hr_t is None else W_hr_t)  # fmt: skip
             steps = Steps(np.array(order), valid)
             seq = tape.sequence()
-            compiled.forward_sequence(seq, y, w, k, peep, steps, HC(h_n, c_n), rows)
+            final_rows = HC(h_n, c_n)
+            compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits)
             return
         hw = np.empty((n, GH), dtype)
+        h_seen = np.empty((n, P), dtype) if bits & H_DROPOUT else None
         for s, t in enumerate(order):
             last = s == T - 1
             h_out = h_n[rows] if last else h_prev[order[s + 1], rows]  # the next step's state
             c_out = c_n[rows] if last else c_prev[order[s + 1], rows]
             h_t, c_t, m_t, y_t = h_prev[t, rows], c_prev[t, rows], m[t, rows], y[t, rows]
-            np.matmul(h_t, W_hh_t, out=hw)
+            if h_seen is not None:  # W_hh sees h_t * h_mask
+                np.matmul(np.multiply(h_t, reg.h_mask[rows], out=h_seen), W_hh_t, out=hw)
+            else:
+                np.matmul(h_t, W_hh_t, out=hw)
             args = (gates[t, rows], hw, k, peep, c_t, c_out, tanh_c[t, rows], m_t)
             compiled.pointwise_forward(*args)
+            if bits & ZONEOUT_C:  # c = k c_prev + (1 - k) c
+                kc = _keep_at(reg.keep_c, t, rows)
+                c_out[...] = kc * c_t + (1.0 - kc) * c_out
             h_new = m_t if W_hr_t is None else np.matmul(m_t, W_hr_t, out=y_t)  # h = W_hr m
+            if bits & ZONEOUT_H:  # h = k h_prev + (1 - k) h, in y_t (m_t may be y_t)
+                kh = _keep_at(reg.keep_h, t, rows)
+                np.add(kh * h_t, (1.0 - kh) * h_new, out=y_t)
+                h_new = y_t
             if mask is None:
                 h_out[...] = h_new
             else:  # padded steps carry the state and output zeros
@@ -357,7 +447,10 @@ def backward(
         _backward_rows(*args)
     if "w_ci" in p:
         _peephole_grads(tape, dz, grads)
-    return _products(p, tape, dz, dh_cell, grads, ex), (dh0, dc0)
+    dx = _products(p, tape, dz, dh_cell, grads, ex, workspace)
+    if tape.noise is not None and "x_mask" in tape.noise:
+        dx *= tape.noise["x_mask"]  # W_ih saw x * x_mask
+    return dx, (dh0, dc0)
 
 
 def _peephole_grads(tape: FusedTape, dz: np.ndarray, grads: Params) -> None:
@@ -385,7 +478,7 @@ def _backward_cells(
     """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
     fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
     c0's out."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
@@ -395,10 +488,12 @@ def _backward_cells(
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
     steps, seq, d0 = Steps(np.array(order), valid), tape.sequence(), HC(*dstate)
+    reg, bits = regularisers(tape.noise, P, GH // 4)
+    options = tape.flags | bits
 
     def part(q: int) -> None:  # the loop back over time for the cells cells[q]
         part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
-        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, tape.flags, peep)
+        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg)
 
     _run_parts(part, len(cells), flags)
 
@@ -419,13 +514,14 @@ def _backward_rows(
     """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
     across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
     :func:`_backward_cells`."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask, _, _, _ = tape
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
     dtype = x.dtype
     valid = sequence.valid_steps(mask, T, N)
     dh0, dc0 = dstate
+    reg, bits = regularisers(tape.noise, P, H)
 
     def run(rows: slice) -> None:
         """The loop back over time for the sequences ``rows``."""
@@ -436,7 +532,8 @@ def _backward_rows(
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
             steps = Steps(np.array(order), valid)
             d0 = HC(dh0, dc0)
-            args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, tape.flags, peep, rows)
+            flags = tape.flags | bits
+            args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, flags, peep, rows, reg)
             compiled.backward_sequence(*args)
             return
         dm_buf = np.empty((n, H), dtype)
@@ -448,15 +545,29 @@ def _backward_rows(
                 record[0][t, rows] = dh
                 record[1][t, rows] = dc
             dh_t = dh if mask is None else dh * mask[t, rows]
+            valid_t = valid[t, rows][:, None]  # 1 on a valid step (uint8)
+            if bits & ZONEOUT_H:  # the cell's h had the share 1 - k of the zoned one
+                kh = _keep_at(reg.keep_h, t, rows)
+                dh_t = dh_t * (1.0 - kh)
             if W_hr is None:  # h = m
                 dm = dh_t
             else:  # h = W_hr m
                 dh_cell[t, rows] = dh_t
                 dm = np.matmul(dh_t, W_hr, out=dm_buf)
+            dc_in = dc
+            if bits & ZONEOUT_C:  # on valid steps: the cell's c gets (1 - k) dc, c_prev k dc
+                kc = _keep_at(reg.keep_c, t, rows) * valid_t
+                dc_in = dc * (1.0 - kc)
             stored = (gates[t, rows], c_prev[t, rows], tanh_c[t, rows])
-            compiled.pointwise_backward(dm, dc, valid[t, rows], *stored, dz[t, rows], dc_prev,
-                                        tape.flags, peep)  # fmt: skip
+            compiled.pointwise_backward(dm, dc_in, valid[t, rows], *stored, dz[t, rows],
+                                        dc_prev, tape.flags, peep)  # fmt: skip
+            if bits & ZONEOUT_C:
+                dc_prev += kc * dc
             np.matmul(dz[t, rows], W_hh, out=dh_prev)
+            if bits & H_DROPOUT:  # W_hh saw h_prev * h_mask
+                dh_prev *= reg.h_mask[rows]
+            if bits & ZONEOUT_H:  # and h_prev's share k of the zoned h
+                dh_prev += (kh * valid_t) * dh
             if mask is not None:  # padded steps pass dh through unchanged (dc: the cell)
                 dh_prev += dh * ~mask[t, rows]
             dh, dh_prev = dh_prev, dh
@@ -471,16 +582,25 @@ def _backward_rows(
 
 
 def _products(
-    p: Params, tape: FusedTape, dz: np.ndarray, dh_cell: np.ndarray, grads: Params, ex: Execution
+    p: Params,
+    tape: FusedTape,
+    dz: np.ndarray,
+    dh_cell: np.ndarray,
+    grads: Params,
+    ex: Execution,
+    workspace: sequence.Workspace | None = None,
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
     of every result's rows."""
-    x, h_prev, _, _, _, m, _, _, _ = tape
+    x, h_prev, _, _, _, m, _, _, _, _ = tape
     T, N, I = x.shape
     GH, P = p["W_hh"].shape
     H = GH // 4
     W_hr = p.get("W_hr")
+    if tape.noise is not None and "h_mask" in tape.noise:  # W_hh saw h_prev * h_mask
+        h_seen = sequence.empty(workspace, "h_seen", h_prev.shape, h_prev.dtype)
+        h_prev = np.multiply(h_prev, tape.noise["h_mask"], out=h_seen)
     dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), x.dtype)

@@ -40,6 +40,12 @@ COUPLED = 1  # f = 1 - i
 NO_INPUT_ACTIVATION = 2  # g = z_g (no tanh)
 NO_OUTPUT_ACTIVATION = 4  # m = o * c (no tanh)
 PEEPHOLES = 8  # i, f see c_prev and o sees c through diagonal weights (Gers & Schmidhuber)
+CELL_BITS = 15  # the bits above, the cell's own; the loops' bits below act on their states
+# The recurrent regularisers (Gal & Ghahramani 2016; Krueger et al. 2017), which act on the
+# loop's states around the cell, as bits of the loops' flags (never passed to the cells):
+H_DROPOUT = 16  # the h entering W_hh times a per-sequence mask (variational dropout)
+ZONEOUT_H = 32  # h leaving a step: k h_prev + (1 - k) h_cell (k: 0/1, or the rate in eval)
+ZONEOUT_C = 64  # c leaving a step: k c_prev + (1 - k) c_cell
 
 
 class GateConstants(NamedTuple):
@@ -62,6 +68,9 @@ def gate_constants(
     input_activation: bool = True,
     output_activation: bool = True,
     peepholes: bool = False,
+    recurrent_dropout: float = 0.0,
+    zoneout_c: float = 0.0,
+    zoneout_h: float = 0.0,
 ) -> GateConstants:
     """The float32 constants of an H-cell layer, kept from call to call (building them took
     ~10 us, a tenth of a whole small forward); not to be written to. (Not flagged read-only:
@@ -69,7 +78,8 @@ def gate_constants(
     streaming step.) (scale, alpha, beta) = (1/2, 1/2, 1/2) for i, f, o
     (``sigmoid(z) = tanh(z / 2) / 2 + 1 / 2``) and (1, 1, 0) for g. A gate switched off
     (Greff et al.'s NIG, NFG, NOG) has alpha 0 and beta 1: it is 1 exactly, and its
-    derivative from its output, a (1 - a), is 0."""
+    derivative from its output, a (1 - a), is 0. The regularisers' rates change nothing
+    here (their masks act in the loops): taken so that a cell's options pass as they are."""
 
     def per_gate(i: float, f: float, g: float, o: float) -> np.ndarray:
         return np.repeat(np.array([i, f, g, o], dtype=np.float32), H)

@@ -28,13 +28,17 @@ Stepper = Callable[[Any, Any], "tuple[np.ndarray, Any] | None"]
 Layers = tuple[tuple[Callable[..., None], tuple[Any, ...]], ...]
 
 
-def prepare(params: list[dict[str, np.ndarray]], ex: Execution, **options: bool) -> Stepper:
+def prepare(params: list[dict[str, np.ndarray]], ex: Execution, **options: Any) -> Stepper:
     """The step of L stacked layers (one direction), ``params[k]`` the k-th layer's
     ``{"W_ih", "W_hh", "b_ih", "b_hh", "W_hr", "w_ci", "w_cf", "w_co"}`` (float32; biases,
-    ``W_hr`` and the peepholes optional), ``options`` the gate constants' keywords:
-    a function (x_t, state) -> (y_t, (h, c)) or None (see :func:`step`)."""
+    ``W_hr`` and the peepholes optional), ``options`` the gate constants' keywords and the
+    regularisers' rates (a step is evaluation: no recurrent dropout, zoneout's expectation
+    ``z s_prev + (1 - z) s``): a function (x_t, state) -> (y_t, (h, c)) or None (see
+    :func:`step`)."""
     P, H = params[0]["W_hh"].shape[1], params[0]["W_hh"].shape[0] // 4
     no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
+    zones = (np.float32(options.pop("zoneout_h", 0.0)), np.float32(options.pop("zoneout_c", 0.0)))
+    options.pop("recurrent_dropout", None)  # off in evaluation
     g = gate_constants(H, **options)
     layers: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
     for p in params:
@@ -51,7 +55,8 @@ def prepare(params: list[dict[str, np.ndarray]], ex: Execution, **options: bool)
             layers.append((compiled.step_parallel, (*weights, g.flags, *peep, threads)))
         else:
             layers.append((compiled.step, (*weights, g.flags, *peep)))
-    return functools.partial(step, tuple(layers), params[0]["W_ih"].shape[1], P, H)
+    zoned = zones if zones[0] or zones[1] else None
+    return functools.partial(step, tuple(layers), params[0]["W_ih"].shape[1], P, H, zoned)
 
 
 def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray | None:
@@ -62,10 +67,18 @@ def _as_batch(state: Any, shape: tuple[int, ...], unbatched: bool) -> np.ndarray
 
 
 def step(
-    layers: Layers, I: int, P: int, H: int, x_t: Any, state: Any
+    layers: Layers,
+    I: int,
+    P: int,
+    H: int,
+    zones: tuple[np.float32, np.float32] | None,
+    x_t: Any,
+    state: Any,
 ) -> tuple[np.ndarray, Any] | None:
     """One step of the prepared ``layers``: x_t (N, I) or (I,), state (h (L, N, P),
-    c (L, N, H)) or None -> (y_t, (h, c)), or None where the fast path does not apply."""
+    c (L, N, H)) or None -> (y_t, (h, c)), or None where the fast path does not apply.
+    ``zones``: zoneout's rates (z_h, z_c), each layer's new state then
+    ``z s_prev + (1 - z) s``, or None."""
     if not isinstance(x_t, np.ndarray) or x_t.dtype != np.float32:
         return None
     if x_t.ndim not in (1, 2) or x_t.shape[-1] != I:
@@ -88,6 +101,10 @@ def step(
     h_n, c_n = np.empty((L, N, P), np.float32), np.empty((L, N, H), np.float32)
     for k, (kernel, weights) in enumerate(layers):
         kernel(x, h0[k], c0[k], h_n[k], c_n[k], *weights)
+        if zones is not None:
+            for s_prev, s_new, z in ((h0[k], h_n[k], zones[0]), (c0[k], c_n[k], zones[1])):
+                if z:
+                    np.add(z * s_prev, (np.float32(1.0) - z) * s_new, out=s_new)
         x = h_n[k]
     y = x[0].copy() if unbatched else x.copy()
     if unbatched:

@@ -68,3 +68,13 @@ class GateColumns(NamedTuple):
     beta: np.ndarray  # (4C,)
     flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)
     peep: tuple  # the peephole weights (lstm_cell.peepholes_of), (H,) each, or empty
+
+
+class Regularisers(NamedTuple):
+    """The recurrent regularisers' masks as the loops read them (drawn by the layer, see
+    :mod:`lstmkit.nn.time_loop`); each empty (a zero-size shape) where off. The input's
+    dropout mask is applied before the loops (to x, once)."""
+
+    h_mask: np.ndarray  # (N, P) the per-sequence mask on the h entering W_hh, or (0, 0)
+    keep_h: np.ndarray  # (T, N, P) zoneout's 0/1 keep mask on h, (1, 1, P) in eval, or (0, 0, 0)
+    keep_c: np.ndarray  # (T, N, H) the same on c

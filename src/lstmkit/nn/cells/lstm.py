@@ -99,6 +99,9 @@ class LSTMOptions:
         "input_activation",
         "output_activation",
         "peepholes",
+        "recurrent_dropout",  # the regularisers: masks the layer passes in p (time_loop.py)
+        "zoneout_c",
+        "zoneout_h",
     )
 
     def variants(self) -> list[str]:
