@@ -96,6 +96,11 @@ def add_commands(subparsers: Any) -> None:
         "on the same values; each forecasts --horizon values. Prints MAE, RMSE, sMAPE and "
         "MASE (the MAE over the in-sample seasonal-naive MAE of the values before the "
         "origin, as in M4) averaged over the origins, and the MASE at each origin. "
+        "By default lstmkit is the automatic forecaster: at each origin it chooses its "
+        "lookback, season handling, differencing, size and training length on validation "
+        "windows inside the history and forecasts with a median ensemble (--minutes caps "
+        "each fit, 1 by default; --steps caps each candidate's training). --lookback or "
+        "--difference trains one LSTM with the given options instead. "
         "Needs: pip install 'lstmkit[baselines]'.",
     )
     where = p.add_mutually_exclusive_group(required=True)
@@ -116,12 +121,13 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--json", help="write the report (forecasts, scores) to this JSON file")
     p.add_argument("--plot", help="write forecasts and MASE per origin to this PNG")
     add_training_options(p, d, "windows per step", run_folder=False)  # its --no-progress: quiet
-    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--lookback", type=int, help="one LSTM with this window length (not auto)")
     p.add_argument("--val", type=int, help="validation values at the end of each history")
     p.add_argument(
-        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+        "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
-    p.set_defaults(func=_backtest, holdout=0)
+    # None: the automatic forecaster's own defaults (or the single LSTM's)
+    p.set_defaults(func=_backtest, holdout=0, steps=None, hidden=None, eval_every=None)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
     p = sub.add_parser(
@@ -312,7 +318,6 @@ def _backtest_series(args: argparse.Namespace) -> Any:
 def _backtest(args: argparse.Namespace) -> int:
     from lstmkit.series import backtest as bt
     from lstmkit.series.evaluate import resolve_season
-    from lstmkit.series.train import TrainConfig
     from lstmkit.train.run_folder import Run
     from lstmkit.train.trainer import TrainingError
 
@@ -337,26 +342,38 @@ def _backtest(args: argparse.Namespace) -> int:
             raise UserError(
                 f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
             )
-    config = training_config(TrainConfig, args)
+    auto = args.lookback is None and not args.difference
+    config = _auto_config(args) if auto else _single_config(args)
     series = _backtest_series(args)
     step = args.step if args.step is not None else args.horizon
     try:
         season, source = resolve_season(series, args.season)
-        r = config.resolved()  # the LSTM's training windows and validation part, MASE's scale
-        need = max(season + 1, r.lookback + 2 + int(r.difference) + r.val)
+        if auto:  # a validation part of one horizon and four values before it
+            need = max(season + 1, args.horizon + 5)
+        else:  # the LSTM's training windows and validation part, MASE's scale
+            r = config.resolved()
+            need = max(season + 1, r.lookback + 2 + int(r.difference) + r.val)
         origins = bt.origins(len(series), args.horizon, args.origins, step, need)
     except ValueError as e:
         raise UserError(str(e)) from None
     out = output_folder(args.out, "--out", create=True)
-    taken = [o for o in origins if Run(out / f"origin-{o}").exists()]
+    taken = [
+        o
+        for o in origins
+        if Run(out / f"origin-{o}").exists() or (out / f"origin-{o}" / "auto.json").exists()
+    ]
     if taken:
         raise UserError(
             f"--out: {out / f'origin-{taken[0]}'} already holds a run; pass another --out"
         )
-    check_memory(config)
     # progress (each model at each origin, the LSTM's training) on stderr; --no-progress: none
     log = partial(print, file=sys.stderr) if not args.no_progress else None
-    forecasters = {"lstmkit": bt.lstm_forecaster(config, out, log is not None, log or _quiet)}
+    if auto:
+        lstm = bt.auto_forecaster(config, season, out, log or _quiet)
+    else:
+        check_memory(config)
+        lstm = bt.lstm_forecaster(config, out, log is not None, log or _quiet)
+    forecasters = {"lstmkit": lstm}
     forecasters.update({name: bt.baseline(name, season) for name in names})
     try:
         report = bt.backtest(series, args.horizon, origins, season, forecasters, log)
@@ -366,6 +383,7 @@ def _backtest(args: argparse.Namespace) -> int:
         "series": {"source": series.source, "column": series.column, "n": len(series)},
         "step": step,
         "season_source": source,
+        "lstmkit": "auto" if auto else "single LSTM",
         "train_config": asdict(config),
         "runs": [str(out / f"origin-{o}") for o in origins],
         **report,
@@ -383,6 +401,50 @@ def _backtest(args: argparse.Namespace) -> int:
         )
         print(f"wrote a plot to {args.plot}")
     return 0
+
+
+def _auto_config(args: argparse.Namespace) -> Any:
+    """The automatic forecaster's settings: its defaults, with --steps, --minutes, --hidden
+    (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed."""
+    from lstmkit.series.auto import AutoConfig
+
+    d = AutoConfig()
+    if args.layers != 1 or args.dropout or args.warmup or args.schedule != "constant":
+        raise UserError(
+            "--layers, --dropout, --warmup and --schedule go with one LSTM (--lookback N); "
+            "the automatic forecaster uses one layer, no dropout, a constant rate"
+        )
+    values = {
+        "steps": args.steps if args.steps is not None else d.steps,
+        "minutes": args.minutes if args.minutes is not None else d.minutes,
+        "hidden": args.hidden if args.hidden is not None else d.hidden,
+        "sizes": () if args.hidden is not None else d.sizes,
+        "eval_every": args.eval_every if args.eval_every is not None else d.eval_every,
+        "batch": args.batch,
+        "lr": args.lr,
+        "clip": args.clip,
+        "seed": args.seed,
+    }
+    try:
+        return AutoConfig(**values)
+    except ValueError as e:
+        raise UserError(f"--{str(e).replace('_', '-')}") from None
+
+
+def _single_config(args: argparse.Namespace) -> Any:
+    """One LSTM's TrainConfig, with its own defaults where the backtest left None."""
+    from lstmkit.series.train import TrainConfig
+
+    d = TrainConfig()
+    if args.lookback is None:
+        args.lookback = d.lookback
+    if args.hidden is None:
+        args.hidden = d.hidden
+    if args.steps is None:
+        args.steps = d.steps
+    if args.eval_every is None:
+        args.eval_every = d.eval_every
+    return training_config(TrainConfig, args)
 
 
 def _quiet(message: str) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -44,6 +45,7 @@ __all__ = [
     "BASELINES",
     "INSTALL_HINT",
     "Forecaster",
+    "auto_forecaster",
     "backtest",
     "baseline",
     "format_backtest",
@@ -131,6 +133,34 @@ def lstm_forecaster(
             summary = train(config, folder, history, show_progress=show_progress, log=log)
         model, meta, _ = load_model(summary["run"])
         return np.asarray(forecast_run(model, meta, history.values, horizon), np.float64)
+
+    return run
+
+
+def auto_forecaster(
+    config: Any, season: int, out: str | Path, log: Callable[[str], None] = print
+) -> Forecaster:
+    """lstmkit's automatic forecaster (:func:`lstmkit.series.auto.fit_auto`): at each origin
+    a new search and ensemble on the history alone; its choices go to
+    ``out/origin-<o>/auto.json`` and one line to ``log``."""
+    from lstmkit.series.auto import AutoConfig, fit_auto
+
+    assert isinstance(config, AutoConfig)
+    out = Path(out)
+
+    def run(history: Series, horizon: int) -> np.ndarray:
+        ensemble = fit_auto(history.values, season, horizon, config)
+        summary = ensemble.summary()
+        folder = out / f"origin-{len(history)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "auto.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        chosen = "; ".join(
+            f"lookback {m['lookback']}, deseason {m['deseason']}, difference "
+            f"{m['difference']}, hidden {m['hidden']}, {m['steps']} steps"
+            for m in summary["members"][:: config.seeds]
+        )
+        log(f"lstmkit at {len(history)}: {len(summary['search'])} candidates; chose {chosen}")
+        return ensemble.predict(horizon)
 
     return run
 
