@@ -183,3 +183,63 @@ def test_backtest_defaults_to_the_automatic_forecaster(
     assert main(bad) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--layers" in err and not (tmp_path / "x").exists()
+
+
+def test_train_with_only_csv_column_horizon_then_forecast_and_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train` without --lookback is the automatic forecaster; its run folder
+    forecasts and evaluates like an LSTM's, from the held-out tail's history only."""
+    from lstmkit.series.auto_run import load_ensemble
+    from lstmkit.series.evaluate import predict_run
+
+    y = seasonal(48, m=4)
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in y) + "\n")
+    run = tmp_path / "run"
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--horizon", "4"]
+    argv += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
+    assert main(argv + ["--no-progress"]) == 0
+    assert "4 values held out" in capsys.readouterr().out
+    ensemble, meta = load_ensemble(run)
+    assert meta["data"]["split"] == {"n_fit": 44, "n_val": 0, "n_holdout": 4}
+    expected = predict_run(ensemble, meta, y[:44], 4)
+    assert np.all(np.isfinite(expected))
+    out = tmp_path / "f.csv"
+    fargv = ["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "4"]
+    assert main(fargv + ["--holdout", "4", "--out", str(out), "--no-plot"]) == 0
+    rows = out.read_text().splitlines()[1:]
+    np.testing.assert_allclose([float(r.split(",")[1]) for r in rows], expected, rtol=1e-9)
+    capsys.readouterr()
+    assert main(["series", "eval", "--run", str(run), "--csv", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(report["forecast"], expected, rtol=1e-9)
+    assert not report["overlaps_training"]
+    assert main(argv) == 1  # the same --out again
+    assert "already exists" in capsys.readouterr().err
+    (run / "auto.npz").write_bytes(b"not a zip")
+    assert main(fargv + ["--out", str(out), "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "auto.npz: not an lstmkit checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--resume"], "--resume and --val go with one LSTM"),
+        (["--val", "3"], "--resume and --val go with one LSTM"),
+        (["--horizon", "50"], "use a smaller --horizon or --holdout"),
+        (["--steps", "0"], "--steps: expected an integer >= 1"),
+        (["--lookback", "8", "--season", "4"], "--season goes with the automatic"),
+    ],
+)
+def test_train_auto_bad_options_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in seasonal(48, m=4)) + "\n")
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--out", str(tmp_path / "r")]
+    assert main(argv + extra) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "r").exists()

@@ -38,21 +38,27 @@ def add_commands(subparsers: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a forecaster on a CSV column",
-        description="Train an LSTM forecaster on one numeric column of a CSV file. The series "
-        "is split in time order: training part | validation part (--val, picks best.npz) | "
-        "held-out tail (--holdout, left for `series eval`). The scaler is fitted on the "
-        "training part only and stored with the model.",
+        description="Train a forecaster on one numeric column of a CSV file; the last "
+        "--holdout values (default: the horizon) are left for `series eval`. By default the "
+        "automatic forecaster: it chooses its lookback (multiples of the season), season "
+        "handling, differencing, size and training length on validation windows inside the "
+        "training part, then refits a median ensemble of LSTMs on all of it (auto.npz in "
+        "--out; --minutes caps the fit, 1 by default). With --lookback or --difference: one "
+        "LSTM, split in time order into training part | validation part (--val, picks "
+        "best.npz) | held-out tail, resumable and exportable to ONNX. The scaler is fitted "
+        "on the training part only and stored with the model.",
     )
     _data_options(p, column_required=True)
     add_training_options(p, d, "windows per step")
     p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
-    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--lookback", type=int, help=f"one LSTM with this window (e.g. {d.lookback})")
     p.add_argument("--holdout", type=int, help="tail kept out of training (default: horizon)")
-    p.add_argument("--val", type=int, help="validation values before it (default: horizon)")
+    p.add_argument("--val", type=int, help="one LSTM: validation values (default: horizon)")
+    p.add_argument("--season", type=int, help="auto: seasonal period (default: inferred, else 1)")
     p.add_argument(
-        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+        "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
-    p.set_defaults(func=_train)
+    p.set_defaults(func=_train, steps=None, hidden=None, eval_every=None)
 
     p = sub.add_parser(
         "forecast",
@@ -161,9 +167,13 @@ def _read(path: str, column: str, time_column: str | None) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lstmkit.series.train import TrainConfig, train
+    from lstmkit.series.train import train
 
-    config = training_config(TrainConfig, args)
+    if args.lookback is None and not args.difference:
+        return _train_auto(args)
+    if args.season is not None:
+        raise UserError("--season goes with the automatic forecaster (no --lookback)")
+    config = _single_config(args)
     s = run_trainer(args, train, config, _read(args.csv, args.column, args.time_column))
     if s is None:
         return 0  # not rank 0
@@ -183,14 +193,70 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_auto(args: argparse.Namespace) -> int:
+    """``series train`` without --lookback: the automatic forecaster into --out/auto.npz."""
+    from lstmkit.series.auto import fit_auto
+    from lstmkit.series.auto_run import FILE, save_ensemble
+    from lstmkit.series.evaluate import resolve_season
+    from lstmkit.train import distributed
+
+    if args.resume or args.val is not None:
+        raise UserError(
+            "--resume and --val go with one LSTM (--lookback N); the automatic forecaster "
+            "validates inside the training part and trains in one go"
+        )
+    if distributed.from_arguments(args).size > 1:
+        raise UserError("the automatic forecaster runs in one process; pass --lookback for MPI")
+    check_positive(args, "horizon", "season")
+    check_at_least(args, 0, "holdout")
+    config = _auto_config(args)
+    output_folder(args.out, "--out")
+    if (Path(args.out) / FILE).exists():
+        raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
+    series = _read(args.csv, args.column, args.time_column)
+    holdout = args.horizon if args.holdout is None else args.holdout
+    n_fit = len(series) - holdout
+    if n_fit < args.horizon + 4:
+        raise UserError(
+            f"the series has {len(series)} values; after the held-out tail ({holdout}) "
+            f"{n_fit} remain and the horizon {args.horizon} needs at least {args.horizon + 4}; "
+            "use a smaller --horizon or --holdout"
+        )
+    try:
+        season, source = resolve_season(series, args.season)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
+    ensemble = fit_auto(series.values[:n_fit], season, args.horizon, config)
+    path = save_ensemble(output_folder(args.out, "--out", create=True), ensemble, series, holdout)
+    chosen = ", ".join(
+        f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
+        f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
+        for m in ensemble.summary()["members"][:: config.seeds]
+    )
+    late = "; the time budget cut the search short (raise --minutes)" if ensemble.truncated else ""
+    print(
+        f"trained the automatic forecaster on {n_fit} values ({len(ensemble.table)} candidates; "
+        f"median of {len(ensemble.members)} LSTMs: {chosen}){late}; {holdout} values held out; "
+        f"wrote {path}"
+    )
+    return 0
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
-    """The run's model and meta, and the CSV series (column defaults from the run)."""
+    """The run's model (an LSTM or an automatic forecaster's ensemble) and meta, and the CSV
+    series (column defaults from the run)."""
+    from lstmkit.series.auto_run import is_auto_run, load_ensemble
     from lstmkit.series.train import load_model
 
     if not Path(args.run).exists():
         raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
+    model: Any
     try:
-        model, meta, _ = load_model(args.run)
+        if is_auto_run(args.run):
+            model, meta = load_ensemble(args.run)
+        else:
+            model, meta, _ = load_model(args.run)
     except CheckpointError as e:
         raise UserError(str(e)) from None
     column = args.column or meta["data"]["column"]
@@ -200,9 +266,14 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     return model, meta, _read(args.csv, column, time_column)
 
 
+def _members(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lookback and differencing of a run's model(s): one LSTM or an ensemble's members."""
+    return meta["members"] if "members" in meta else [meta["train_config"]]
+
+
 def _forecast(args: argparse.Namespace) -> int:
     from lstmkit.series.data import future_times
-    from lstmkit.series.forecast import forecast_run
+    from lstmkit.series.evaluate import predict_run
 
     check_positive(args, "horizon")
     output_file(args.out, "--out")
@@ -215,7 +286,7 @@ def _forecast(args: argparse.Namespace) -> int:
             )
     model, meta, series = _load(args)
     n, holdout = len(series), args.holdout
-    need = 1 + int(meta["train_config"]["difference"])
+    need = 1 + int(any(m["difference"] for m in _members(meta)))
     if holdout < 0 or n - holdout < need:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
     history = series.values[: n - holdout]
@@ -229,7 +300,7 @@ def _forecast(args: argparse.Namespace) -> int:
             times = known + future_times(series.times, args.horizon - len(known))
         except ValueError as e:
             raise UserError(str(e)) from None
-    predicted = forecast_run(model, meta, history, args.horizon)
+    predicted = predict_run(model, meta, history, args.horizon)
     time_name = series.time_column or "step"
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
@@ -253,7 +324,7 @@ def _forecast(args: argparse.Namespace) -> int:
             actual if holdout else None,
             title=f"{series.column}: {args.horizon}-step forecast",
             ylabel=series.column,
-            show_last=max(4 * args.horizon, 5 * int(meta["train_config"]["lookback"])),
+            show_last=max(4 * args.horizon, 5 * max(m["lookback"] for m in _members(meta))),
         )
         message += f" and a plot to {png}"
     if holdout:

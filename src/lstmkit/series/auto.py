@@ -6,9 +6,9 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    indices or let the LSTM see the season; only when m > 1), differencing (yes/no) and the
    lookback (multiples of the season, or of the horizon when m = 1), with hidden size
    :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms).
-2. **Validation inside the history.** Each candidate trains on ``y[:n - V]`` only (V = 2h
-   if the history allows, else h) and, every ``eval_every`` steps, forecasts h values from
-   several origins inside the last V values (contexts end before each origin; the
+2. **Validation inside the history.** Each candidate trains on ``y[:n - V]`` only (V = kh
+   with k = ``val_horizons`` if the history allows, else fewer) and, every ``eval_every``
+   steps, forecasts h values from 2k - 1 origins h/2 apart inside the last V values (the
    candidate never trained on them). Its score is the best mean MAE over those checkpoints
    and that checkpoint's step count is its early-stopping point. Then, for the best form,
    the other model sizes in :attr:`AutoConfig.sizes` are tried the same way.
@@ -45,6 +45,7 @@ class AutoConfig:
 
     steps: int = 400  # most steps per candidate (early stopping picks fewer)
     eval_every: int = 50
+    val_horizons: int = 2  # the validation part: this many horizons (fewer if y is short)
     batch: int = 32
     lr: float = 3e-3
     clip: float = 1.0
@@ -56,7 +57,7 @@ class AutoConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "eval_every", "batch", "hidden", "top", "seeds"):
+        for name in ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
@@ -146,11 +147,12 @@ def _validate(
     y: np.ndarray, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
 ) -> tuple[float, int]:
     """(best mean validation MAE, its step) of candidate c; see the module docstring."""
-    n = len(y)
-    V = 2 * h if n - 2 * h >= c.need() + c.lookback else h
-    cut = n - V
+    n, k = len(y), config.val_horizons
+    while k > 1 and n - k * h < c.need() + c.lookback:
+        k -= 1
+    cut = n - k * h
     tf = Transform.fit(y[:cut], m, c.deseason, c.difference)
-    origins = np.unique(np.linspace(cut, n - h, 3).astype(int))
+    origins = np.unique(np.linspace(cut, n - h, 2 * k - 1).astype(int))
     best = (np.inf, config.eval_every)
 
     def score(step: int, model: Forecaster) -> None:
