@@ -175,6 +175,7 @@ def test_backtest_defaults_to_the_automatic_forecaster(
     assert main(argv + ["--out", str(out), "--json", str(report)]) == 0
     r = json.loads(report.read_text())
     assert r["lstmkit"] == "auto" and r["origins"] == [40, 44]
+    assert 0 <= r["models"]["lstmkit"]["mean"]["coverage"] <= 1 and r["level"] == 80
     chosen = json.loads((out / "origin-40" / "auto.json").read_text())
     assert all(m["hidden"] == 4 for m in chosen["members"])  # --hidden: one size, no search
     assert main(argv + ["--out", str(out)]) == 1  # the same --out again is refused
@@ -243,3 +244,62 @@ def test_train_auto_bad_options_are_one_line_errors(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and needle in err, err
     assert not (tmp_path / "r").exists()
+
+
+# ---- prediction intervals -------------------------------------------------------------
+
+
+def test_interval_is_the_validation_error_quantile_growing_with_sqrt_h() -> None:
+    y = seasonal(60)
+    e = fit_auto(y, 12, 6, TINY)
+    assert e.errors.shape[1] == 6 and np.all(np.isfinite(e.errors))
+    f = e.predict(8)
+    lo, hi = e.interval(8, level=80)
+    j = np.sqrt(np.arange(1, 9))
+    q = np.quantile(np.abs(e.errors) / np.sqrt(np.arange(1, 7)), 0.8)  # by hand
+    np.testing.assert_allclose(hi - f, q * j, rtol=1e-12)
+    np.testing.assert_allclose(f - lo, q * j, rtol=1e-12)
+    lo50, hi50 = e.interval(8, level=50)
+    assert np.all(hi50 - lo50 < hi - lo)
+    with pytest.raises(ValueError, match="level: expected a percentage"):
+        e.interval(8, level=100)
+
+
+def test_backtest_reports_the_coverage_of_an_interval() -> None:
+    from lstmkit.series import backtest as bt
+    from lstmkit.series.data import Series
+
+    y = np.arange(40, dtype=np.float64)
+    series = Series(y, None, "v", None, "test")
+
+    def band(history: Series, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f = np.full(h, history.values[-1])  # naive; the truth rises 1 per step
+        return f, f - 1.5, f + 2.5  # covers steps 1 and 2 of 4
+
+    r = bt.backtest(series, 4, [32, 36], 1, {"band": band, "plain": lambda s, h: np.zeros(h)})
+    m = r["models"]["band"]
+    assert [p["coverage"] for p in m["per_origin"]] == [0.5, 0.5]
+    assert m["mean"]["coverage"] == 0.5 and m["mean"]["width"] == 4.0
+    assert "coverage" not in r["models"]["plain"]["mean"]
+    table = bt.format_backtest({**r, "level": 80})
+    assert "cover80" in table and "50.0" in table.splitlines()[2]
+    assert table.splitlines()[3].split()[5] == "-"
+
+
+def test_api_predict_interval() -> None:
+    y = seasonal(60)
+    f = lk.series.Forecaster(horizon=6, season=12, config=TINY).fit(y)
+    lo, hi = f.predict_interval(6, level=90)
+    assert np.all(lo < f.predict(6)) and np.all(f.predict(6) < hi)
+
+
+def test_statsforecast_baselines_give_their_interval() -> None:
+    pytest.importorskip("statsforecast")
+    from lstmkit.series import backtest as bt
+    from lstmkit.series.data import Series
+
+    history = Series(seasonal(48), None, "v", None, "test")
+    f, lo, hi = bt.baseline("Naive", 12, level=80)(history, 3)
+    np.testing.assert_allclose(f, history.values[-1])
+    assert np.all(lo < f) and np.all(f < hi)
+    assert np.all(np.diff(hi - lo) > 0)  # a random walk's interval widens

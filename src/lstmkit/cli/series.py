@@ -123,6 +123,12 @@ def add_commands(subparsers: Any) -> None:
         default=",".join(BASELINES),
         help="comma-separated baselines, or 'none' (default: %(default)s)",
     )
+    p.add_argument(
+        "--level",
+        type=int,
+        default=80,
+        help="prediction interval in percent; its coverage is reported (%(default)s; 0: none)",
+    )
     p.add_argument("--out", required=True, help="folder for the lstmkit runs (one per origin)")
     p.add_argument("--json", help="write the report (forecasts, scores) to this JSON file")
     p.add_argument("--plot", help="write forecasts and MASE per origin to this PNG")
@@ -393,6 +399,9 @@ def _backtest(args: argparse.Namespace) -> int:
     from lstmkit.train.trainer import TrainingError
 
     check_positive(args, "horizon", "origins", "step", "season")
+    if not 0 <= args.level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")
+    level = args.level or None
     names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
     unknown = [m for m in names if m not in bt.BASELINES]
     if unknown or not all(names):
@@ -440,12 +449,12 @@ def _backtest(args: argparse.Namespace) -> int:
     # progress (each model at each origin, the LSTM's training) on stderr; --no-progress: none
     log = partial(print, file=sys.stderr) if not args.no_progress else None
     if auto:
-        lstm = bt.auto_forecaster(config, season, out, log or _quiet)
+        lstm = bt.auto_forecaster(config, season, out, log or _quiet, level)
     else:
         check_memory(config)
         lstm = bt.lstm_forecaster(config, out, log is not None, log or _quiet)
     forecasters = {"lstmkit": lstm}
-    forecasters.update({name: bt.baseline(name, season) for name in names})
+    forecasters.update({name: bt.baseline(name, season, level) for name in names})
     try:
         report = bt.backtest(series, args.horizon, origins, season, forecasters, log)
     except (TrainingError, ValueError) as e:
@@ -454,6 +463,7 @@ def _backtest(args: argparse.Namespace) -> int:
         "series": {"source": series.source, "column": series.column, "n": len(series)},
         "step": step,
         "season_source": source,
+        "level": level,
         "lstmkit": "auto" if auto else "single LSTM",
         "train_config": asdict(config),
         "runs": [str(out / f"origin-{o}") for o in origins],

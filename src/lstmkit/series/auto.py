@@ -145,21 +145,23 @@ def _predict(model: Forecaster, c: Candidate, tf: Transform, y: np.ndarray, h: i
 
 def _validate(
     y: np.ndarray, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
-) -> tuple[float, int]:
-    """(best mean validation MAE, its step) of candidate c; see the module docstring."""
+) -> tuple[float, int, np.ndarray]:
+    """(best mean validation MAE, its step, its errors y - forecast (origins, h)) of
+    candidate c; see the module docstring."""
     n, k = len(y), config.val_horizons
     while k > 1 and n - k * h < c.need() + c.lookback:
         k -= 1
     cut = n - k * h
     tf = Transform.fit(y[:cut], m, c.deseason, c.difference)
     origins = np.unique(np.linspace(cut, n - h, 2 * k - 1).astype(int))
-    best = (np.inf, config.eval_every)
+    best = (np.inf, config.eval_every, np.full((len(origins), h), np.nan))
 
     def score(step: int, model: Forecaster) -> None:
         nonlocal best
-        err = np.mean([np.abs(_predict(model, c, tf, y[:o], h) - y[o : o + h]) for o in origins])
-        if np.isfinite(err) and err < best[0]:
-            best = (float(err), step)
+        errors = np.stack([y[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        mae = float(np.mean(np.abs(errors)))
+        if np.isfinite(mae) and mae < best[0]:
+            best = (mae, step, errors)
 
     _train(tf.encode(y[:cut]), c, config, config.seed, config.steps, deadline, score)
     return best
@@ -175,6 +177,25 @@ class Ensemble:
     season: int
     table: list[dict[str, Any]]
     truncated: bool
+    errors: np.ndarray  # (R, h) validation errors y - forecast of the members' candidates
+
+    def interval(
+        self, h: int, level: float = 80.0, history: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (h,): the ``level`` % prediction interval around :meth:`predict`.
+
+        From the validation errors e_{r,j} (origin r, step j = 1..h_val) of the members'
+        candidates: q = the ``level`` % quantile of |e_{r,j}| / sqrt(j), and the interval
+        at step j is forecast_j -+ q sqrt(j) (NaN if the search had no validation part).
+        """
+        if not 0 < level < 100:
+            raise ValueError(f"level: expected a percentage between 0 and 100, got {level!r}")
+        f = self.predict(h, history)
+        e = np.abs(self.errors) / np.sqrt(np.arange(1, self.errors.shape[1] + 1))
+        e = e[np.isfinite(e)]
+        q = float(np.quantile(e, level / 100)) if e.size else np.nan
+        width = q * np.sqrt(np.arange(1, h + 1))
+        return f - width, f + width
 
     def predict(self, h: int, history: np.ndarray | None = None) -> np.ndarray:
         """Median over the members of the h-step forecasts after ``history`` (default: the
@@ -211,6 +232,7 @@ def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) ->
     search_deadline = start + 0.7 * budget
     n = len(y)
     table: list[dict[str, Any]] = []
+    errors: list[np.ndarray] = []  # each row's validation errors (origins, h)
     pool = candidates(m, h, n - h, config.hidden)
     truncated = False
 
@@ -222,15 +244,18 @@ def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) ->
                 return
             if n - h < c.need():
                 continue
-            mae, step = _validate(y, m, h, c, config, search_deadline)
+            mae, step, e = _validate(y, m, h, c, config, search_deadline)
             table.append({**asdict(c), "val_mae": mae, "steps": step})
+            errors.append(e)
 
     run(pool)
     if not table:  # too short to hold out a validation part: train the first candidate
         table.append({**asdict(pool[0]), "val_mae": float("nan"), "steps": config.steps})
+        errors.append(np.full((1, h), np.nan))
     best = min(table, key=_val_key)
     run([replace(_candidate(best), hidden=s) for s in config.sizes if s != best["hidden"]])
-    ranked = sorted(table, key=_val_key)[: config.top]
+    order = sorted(range(len(table)), key=lambda i: _val_key(table[i]))[: config.top]
+    ranked = [table[i] for i in order]
     members = []
     refit_deadline = start + budget
     for row in ranked:
@@ -241,7 +266,7 @@ def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) ->
             model = _train(tf.encode(y), c, config, seed, row["steps"], refit_deadline)
             members.append((c, tf, model, row["steps"]))
     truncated = truncated or time.monotonic() > refit_deadline
-    return Ensemble(members, y, m, table, truncated)
+    return Ensemble(members, y, m, table, truncated, np.concatenate([errors[i] for i in order]))
 
 
 def _val_key(row: dict[str, Any]) -> float:

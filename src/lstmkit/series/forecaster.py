@@ -94,6 +94,24 @@ class Forecaster:
 
         return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
 
+    def predict_interval(self, h: int | None = None, level: float = 80.0) -> tuple[Any, Any]:
+        """(lo, hi): the ``level`` % prediction interval of the next h values, from the
+        search's validation errors (see :meth:`lstmkit.series.auto.Ensemble.interval`);
+        arrays (h,), or pandas Series like :meth:`predict`'s."""
+        if not hasattr(self, "ensemble_"):
+            raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        lo, hi = self.ensemble_.interval(h, level)
+        if self.index_ is None:
+            return lo, hi
+        import pandas as pd
+
+        index = _future_index(self.index_, h)
+        return pd.Series(lo, index=index, name=self.name_), pd.Series(
+            hi, index=index, name=self.name_
+        )
+
     def summary(self) -> dict[str, Any]:
         """The chosen ensemble members and the validation table of the search."""
         if not hasattr(self, "ensemble_"):
