@@ -5,6 +5,7 @@ search stays inside the history, the ensemble learns a trend, and the Python API
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,27 @@ def test_statsforecast_baselines_give_their_interval() -> None:
     np.testing.assert_allclose(f, history.values[-1])
     assert np.all(lo < f) and np.all(f < hi)
     assert np.all(np.diff(hi - lo) > 0)  # a random walk's interval widens
+
+
+def test_burn_in_steps_carry_no_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With burn_in 0.5 and lookback 8 the first 4 positions of every window get no loss
+    (the forecasts always read a full context), the others the MSE's gradient."""
+    from lstmkit.series.model import Forecaster
+
+    seen: list[np.ndarray] = []
+    real = Forecaster.backward
+
+    def spy(self: Forecaster, dpred: np.ndarray) -> None:
+        seen.append(dpred.copy())
+        real(self, dpred)
+
+    monkeypatch.setattr(Forecaster, "backward", spy)
+    z = np.sin(np.arange(40.0))
+    c = Candidate(8, False, False, 4)
+    config = AutoConfig(steps=2, batch=5, burn_in=0.5)
+    auto._train(z, c, config, seed=0, steps=2, deadline=np.inf)
+    assert len(seen) == 2 and seen[0].shape == (8, 5, 1)
+    assert np.all(seen[0][:4] == 0) and np.all(seen[0][4:] != 0)
+    assert np.sum(np.abs(seen[0])) > 0
+    auto._train(z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
+    assert np.all(seen[-1] != 0)

@@ -6,6 +6,11 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    indices or let the LSTM see the season; only when m > 1), differencing (yes/no) and the
    lookback (multiples of the season, or of the horizon when m = 1), with hidden size
    :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms).
+   Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
+   next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
+   always reads a full context, and positions with little context only add noise (chosen
+   on the tuning series: burn-in 0, 0.5, 0.75, 0.9 gave mean MASE 0.400, 0.390, 0.333,
+   0.373 on CO2 and 0.688, 0.673, 0.652, 0.650 on Nile).
 2. **Validation inside the history.** Each candidate trains on ``y[:n - V]`` only (V = kh
    with k = ``val_horizons`` if the history allows, else fewer) and, every ``eval_every``
    steps, forecasts h values from 2k - 1 origins h/2 apart inside the last V values (the
@@ -55,6 +60,7 @@ class AutoConfig:
     seeds: int = 2  # seeds per candidate in the ensemble
     minutes: float | None = 1.0  # time budget of one fit (None: no cap)
     seed: int = 0
+    burn_in: float = 0.75  # the first burn_in * lookback steps of a window carry no loss
 
     def __post_init__(self) -> None:
         for name in ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds"):
@@ -66,6 +72,8 @@ class AutoConfig:
                 raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
         if self.minutes is not None and not float(self.minutes) > 0:
             raise ValueError(f"minutes: expected a number > 0 or None, got {self.minutes!r}")
+        if not 0 <= float(self.burn_in) < 1:
+            raise ValueError(f"burn_in: expected a fraction 0 <= burn_in < 1, got {self.burn_in!r}")
         if any(not isinstance(s, int) or s < 1 for s in self.sizes):
             raise ValueError(f"sizes: expected integers >= 1, got {self.sizes!r}")
 
@@ -121,11 +129,14 @@ def _train(
     rng = np.random.default_rng([seed, 1])
     optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
     B = min(config.batch, X.shape[1])
+    skip = min(int(config.burn_in * c.lookback), c.lookback - 1)
     for step in range(1, steps + 1):
         idx = rng.choice(X.shape[1], B, replace=False)
         model.zero_grad()
         pred, _ = model(X[:, idx])  # (L, B, 1)
-        _, dpred = mse(pred, Y[:, idx])
+        _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
+        dpred = np.zeros_like(pred)
+        dpred[skip:] = d_kept
         model.backward(dpred)
         clip_grad_norm(model.grads, config.clip)
         optimizer.step()
