@@ -66,8 +66,10 @@ BASE: dict[str, list[str]] = {
 SKIPPED = {"bench"}
 SLOW = {"demo"}
 
-# Options for which 0 is a valid value (anything else must be > 0).
-ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout"}
+# Options for which 0 is a valid value (anything else must be > 0); --level 0: a backtest
+# without prediction intervals.
+ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout",
+           "--level"}  # fmt: skip
 # Options for which a huge float (1e300) may be valid (a limit that is never reached).
 HUGE_OK = {"--clip", "--temperature", "--minutes", "--budget-seconds", "--train-seconds",
            "--mpi-timeout", "--lr"}  # fmt: skip
