@@ -207,6 +207,8 @@ def test_train_with_only_csv_column_horizon_then_forecast_and_eval(
     assert meta["data"]["split"] == {"n_fit": 44, "n_val": 0, "n_holdout": 4}
     expected = predict_run(ensemble, meta, y[:44], 4)
     assert np.all(np.isfinite(expected))
+    np.testing.assert_array_equal(ensemble.history, y[:44])
+    np.testing.assert_allclose(ensemble.predict(4), expected, rtol=1e-12)
     out = tmp_path / "f.csv"
     fargv = ["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "4"]
     assert main(fargv + ["--holdout", "4", "--out", str(out), "--no-plot"]) == 0
@@ -328,3 +330,28 @@ def test_burn_in_steps_carry_no_gradient(monkeypatch: pytest.MonkeyPatch) -> Non
     assert np.sum(np.abs(seen[0])) > 0
     auto._train(z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
     assert np.all(seen[-1] != 0)
+
+
+def test_a_tampered_auto_checkpoint_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from lstmkit.series.auto_run import load_ensemble, save_ensemble
+    from lstmkit.series.data import Series
+    from lstmkit.train import checkpoint
+
+    y = seasonal(40, m=4)
+    e = fit_auto(y, 4, 4, TINY)
+    path = save_ensemble(tmp_path, e, Series(y, None, "v", None, "test"), 0)
+    loaded, _ = load_ensemble(tmp_path)
+    np.testing.assert_allclose(loaded.predict(4), e.predict(4), rtol=1e-6)  # float32 models
+    arrays, meta = checkpoint.load(path)
+    for key, value, needle in [
+        ("season", 5, "seasonal indices of shape"),
+        ("members", [], "members: expected a non-empty list"),
+        ("kind", "forecaster", "kind: expected 'auto-forecaster'"),
+    ]:
+        checkpoint.save(path, arrays, {**meta, key: value})
+        with pytest.raises(checkpoint.CheckpointError, match=needle):
+            load_ensemble(path)
+    bad = {**meta, "members": [{**meta["members"][0], "hidden": 5}]}
+    checkpoint.save(path, arrays, bad)
+    with pytest.raises(checkpoint.CheckpointError, match="member 0"):
+        load_ensemble(path)

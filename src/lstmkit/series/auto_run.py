@@ -6,6 +6,7 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 ``member<k>/<param>``  member k's LSTM and head parameters (``lstm.weight_ih_l0`` ...)
 ``member<k>/season``   (m,) its seasonal indices (zeros when it does not deseason)
 ``errors``             (R, h) validation errors behind the prediction intervals
+``history``            (n_fit,) the values it was fitted on (``predict(h)`` follows them)
 =====================  =====================================================
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
@@ -37,7 +38,7 @@ FILE = "auto.npz"
 def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_holdout: int) -> Path:
     """Write ``folder/auto.npz`` for an ensemble fitted on the first n - n_holdout values."""
     path = Path(folder) / FILE
-    arrays: dict[str, np.ndarray] = {"errors": ensemble.errors}
+    arrays: dict[str, np.ndarray] = {"errors": ensemble.errors, "history": ensemble.history}
     members = []
     for k, (c, tf, model, steps) in enumerate(ensemble.members):
         arrays.update({f"member{k}/{name}": w for name, w in model.state_dict().items()})
@@ -83,6 +84,9 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         raise schema.HeaderError("search: expected a list")
     if len(manifest.get("errors", (None, ()))[1]) != 2:
         raise schema.HeaderError("errors: expected a 2-D array of validation errors")
+    n_fit = split["n_fit"]
+    if manifest.get("history", (None, None))[1] != (n_fit,):
+        raise schema.HeaderError(f"history: expected the {n_fit} values the ensemble saw")
     members = meta.get("members")
     if not isinstance(members, list) or not members:
         raise schema.HeaderError("members: expected a non-empty list")
@@ -121,8 +125,6 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         except (KeyError, ValueError) as e:
             raise checkpoint.CheckpointError(f"{file}: member {k}: {e}") from None
         members.append((c, tf, model, int(d["steps"])))
-    n_fit = int(meta["data"]["split"]["n_fit"])
-    history = np.zeros(n_fit)  # not stored: forecasts are given their history
-    errors = arrays["errors"]
+    history, errors = arrays["history"], arrays["errors"]
     ensemble = Ensemble(members, history, int(meta["season"]), meta["search"], False, errors)
     return ensemble, meta
