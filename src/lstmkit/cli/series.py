@@ -60,7 +60,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
-    p.set_defaults(func=_train, steps=None, hidden=None, eval_every=None)
+    _auto_defaults(p)
+    p.set_defaults(func=_train)
 
     p = sub.add_parser(
         "forecast",
@@ -140,8 +141,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
-    # None: the automatic forecaster's own defaults (or the single LSTM's)
-    p.set_defaults(func=_backtest, holdout=0, steps=None, hidden=None, eval_every=None)
+    _auto_defaults(p)
+    p.set_defaults(func=_backtest, holdout=0)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
     p = sub.add_parser(
@@ -156,6 +157,23 @@ def add_commands(subparsers: Any) -> None:
 
 
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _auto_defaults(p: argparse.ArgumentParser) -> None:
+    """--hidden, --steps and --eval-every default to None: the automatic forecaster's own
+    defaults, or one LSTM's (see cli/series_auto.py); their help says both."""
+    from lstmkit.series.auto import AutoConfig
+    from lstmkit.series.train import TrainConfig
+
+    a, d = AutoConfig(), TrainConfig()
+    helps = {
+        "hidden": f"LSTM size (auto: {a.hidden}, then {a.sizes} tried; one LSTM: {d.hidden})",
+        "steps": f"training steps (auto: at most {a.steps} per candidate; one LSTM: {d.steps})",
+        "eval_every": f"validate every N steps (auto: {a.eval_every}; one LSTM: {d.eval_every})",
+    }
+    for action in p._actions:
+        if action.dest in helps:
+            action.help, action.default = helps[action.dest], None
 
 
 def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
