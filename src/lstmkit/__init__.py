@@ -36,4 +36,14 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``lk.series`` imported on first use (it is not needed by the layers above)."""
+    if name == "series":
+        import importlib
+
+        return importlib.import_module("lstmkit.series")
+    raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
+
+
 _compat.install()  # old module paths (lstmkit.layers, ...) with a DeprecationWarning

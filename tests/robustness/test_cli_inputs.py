@@ -70,9 +70,11 @@ BASE: dict[str, list[str]] = {
 SKIPPED = {"bench"}
 SLOW = {"demo"}
 
-# Options for which 0 is a valid value (anything else must be > 0).
+# Options for which 0 is a valid value (anything else must be > 0); --level 0: a backtest
+# without prediction intervals.
 ZERO_OK = {"--seed", "--warmup", "--holdout", "--val", "--dropout", "--length", "--mpi-timeout",
-           "--recurrent-dropout", "--zoneout-cell", "--zoneout-hidden", "--lr-spread"}  # fmt: skip
+           "--recurrent-dropout", "--zoneout-cell", "--zoneout-hidden", "--lr-spread",
+           "--level"}  # fmt: skip
 # Options for which a huge float (1e300) may be valid (a limit that is never reached).
 HUGE_OK = {"--clip", "--temperature", "--minutes", "--budget-seconds", "--train-seconds",
            "--mpi-timeout", "--lr", "--charlm-lr", "--memory-lr"}  # fmt: skip

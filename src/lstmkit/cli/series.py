@@ -21,8 +21,10 @@ from lstmkit.cli.options import (
     output_file,
     output_folder,
     run_trainer,
-    training_config,
 )
+from lstmkit.cli.series_auto import auto_config as _auto_config
+from lstmkit.cli.series_auto import single_config as _single_config
+from lstmkit.cli.series_auto import train_auto as _train_auto
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -38,20 +40,27 @@ def add_commands(subparsers: Any) -> None:
     p = sub.add_parser(
         "train",
         help="train a forecaster on a CSV column",
-        description="Train an LSTM forecaster on one numeric column of a CSV file. The series "
-        "is split in time order: training part | validation part (--val, picks best.npz) | "
-        "held-out tail (--holdout, left for `series eval`). The scaler is fitted on the "
-        "training part only and stored with the model.",
+        description="Train a forecaster on one numeric column of a CSV file; the last "
+        "--holdout values (default: the horizon) are left for `series eval`. By default the "
+        "automatic forecaster: it chooses its lookback (multiples of the season), season "
+        "handling, differencing, size and training length on validation windows inside the "
+        "training part, then refits a median ensemble of LSTMs on all of it (auto.npz in "
+        "--out; --minutes caps the fit, 1 by default). With --lookback or --difference: one "
+        "LSTM, split in time order into training part | validation part (--val, picks "
+        "best.npz) | held-out tail, resumable and exportable to ONNX. The scaler is fitted "
+        "on the training part only and stored with the model.",
     )
     _data_options(p, column_required=True)
     add_training_options(p, d, "windows per step")
     p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
-    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--lookback", type=int, help=f"one LSTM with this window (e.g. {d.lookback})")
     p.add_argument("--holdout", type=int, help="tail kept out of training (default: horizon)")
-    p.add_argument("--val", type=int, help="validation values before it (default: horizon)")
+    p.add_argument("--val", type=int, help="one LSTM: validation values (default: horizon)")
+    p.add_argument("--season", type=int, help="auto: seasonal period (default: inferred, else 1)")
     p.add_argument(
-        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+        "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
+    _auto_defaults(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -96,6 +105,11 @@ def add_commands(subparsers: Any) -> None:
         "on the same values; each forecasts --horizon values. Prints MAE, RMSE, sMAPE and "
         "MASE (the MAE over the in-sample seasonal-naive MAE of the values before the "
         "origin, as in M4) averaged over the origins, and the MASE at each origin. "
+        "By default lstmkit is the automatic forecaster: at each origin it chooses its "
+        "lookback, season handling, differencing, size and training length on validation "
+        "windows inside the history and forecasts with a median ensemble (--minutes caps "
+        "each fit, 1 by default; --steps caps each candidate's training). --lookback or "
+        "--difference trains one LSTM with the given options instead. "
         "Needs: pip install 'lstmkit[baselines]'.",
     )
     where = p.add_mutually_exclusive_group(required=True)
@@ -112,15 +126,22 @@ def add_commands(subparsers: Any) -> None:
         default=",".join(BASELINES),
         help="comma-separated baselines, or 'none' (default: %(default)s)",
     )
+    p.add_argument(
+        "--level",
+        type=int,
+        default=80,
+        help="prediction interval in percent; its coverage is reported (%(default)s; 0: none)",
+    )
     p.add_argument("--out", required=True, help="folder for the lstmkit runs (one per origin)")
     p.add_argument("--json", help="write the report (forecasts, scores) to this JSON file")
     p.add_argument("--plot", help="write forecasts and MASE per origin to this PNG")
     add_training_options(p, d, "windows per step", run_folder=False)  # its --no-progress: quiet
-    p.add_argument("--lookback", type=int, default=d.lookback, help="window length (%(default)s)")
+    p.add_argument("--lookback", type=int, help="one LSTM with this window length (not auto)")
     p.add_argument("--val", type=int, help="validation values at the end of each history")
     p.add_argument(
-        "--difference", action="store_true", help="model the changes v_t - v_{t-1} (trends)"
+        "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
+    _auto_defaults(p)
     p.set_defaults(func=_backtest, holdout=0)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
@@ -136,6 +157,23 @@ def add_commands(subparsers: Any) -> None:
 
 
 _PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _auto_defaults(p: argparse.ArgumentParser) -> None:
+    """--hidden, --steps and --eval-every default to None: the automatic forecaster's own
+    defaults, or one LSTM's (see cli/series_auto.py); their help says both."""
+    from lstmkit.series.auto import AutoConfig
+    from lstmkit.series.train import TrainConfig
+
+    a, d = AutoConfig(), TrainConfig()
+    helps = {
+        "hidden": f"LSTM size (auto: {a.hidden}, then {a.sizes} tried; one LSTM: {d.hidden})",
+        "steps": f"training steps (auto: at most {a.steps} per candidate; one LSTM: {d.steps})",
+        "eval_every": f"validate every N steps (auto: {a.eval_every}; one LSTM: {d.eval_every})",
+    }
+    for action in p._actions:
+        if action.dest in helps:
+            action.help, action.default = helps[action.dest], None
 
 
 def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
@@ -155,9 +193,13 @@ def _read(path: str, column: str, time_column: str | None) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from lstmkit.series.train import TrainConfig, train
+    from lstmkit.series.train import train
 
-    config = training_config(TrainConfig, args)
+    if args.lookback is None and not args.difference:
+        return _train_auto(args, _read)
+    if args.season is not None:
+        raise UserError("--season goes with the automatic forecaster (no --lookback)")
+    config = _single_config(args)
     s = run_trainer(args, train, config, _read(args.csv, args.column, args.time_column))
     if s is None:
         return 0  # not rank 0
@@ -178,13 +220,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
-    """The run's model and meta, and the CSV series (column defaults from the run)."""
+    """The run's model (an LSTM or an automatic forecaster's ensemble) and meta, and the CSV
+    series (column defaults from the run)."""
+    from lstmkit.series.auto_run import is_auto_run, load_ensemble
     from lstmkit.series.train import load_model
 
     if not Path(args.run).exists():
         raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
+    model: Any
     try:
-        model, meta, _ = load_model(args.run)
+        if is_auto_run(args.run):
+            model, meta = load_ensemble(args.run)
+        else:
+            model, meta, _ = load_model(args.run)
     except CheckpointError as e:
         raise UserError(str(e)) from None
     column = args.column or meta["data"]["column"]
@@ -194,9 +242,14 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     return model, meta, _read(args.csv, column, time_column)
 
 
+def _members(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The lookback and differencing of a run's model(s): one LSTM or an ensemble's members."""
+    return meta["members"] if "members" in meta else [meta["train_config"]]
+
+
 def _forecast(args: argparse.Namespace) -> int:
     from lstmkit.series.data import future_times
-    from lstmkit.series.forecast import forecast_run
+    from lstmkit.series.evaluate import predict_run
 
     check_positive(args, "horizon")
     output_file(args.out, "--out")
@@ -209,7 +262,7 @@ def _forecast(args: argparse.Namespace) -> int:
             )
     model, meta, series = _load(args)
     n, holdout = len(series), args.holdout
-    need = 1 + int(meta["train_config"]["difference"])
+    need = 1 + int(any(m["difference"] for m in _members(meta)))
     if holdout < 0 or n - holdout < need:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
     history = series.values[: n - holdout]
@@ -223,7 +276,7 @@ def _forecast(args: argparse.Namespace) -> int:
             times = known + future_times(series.times, args.horizon - len(known))
         except ValueError as e:
             raise UserError(str(e)) from None
-    predicted = forecast_run(model, meta, history, args.horizon)
+    predicted = predict_run(model, meta, history, args.horizon)
     time_name = series.time_column or "step"
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
@@ -247,7 +300,7 @@ def _forecast(args: argparse.Namespace) -> int:
             actual if holdout else None,
             title=f"{series.column}: {args.horizon}-step forecast",
             ylabel=series.column,
-            show_last=max(4 * args.horizon, 5 * int(meta["train_config"]["lookback"])),
+            show_last=max(4 * args.horizon, 5 * max(m["lookback"] for m in _members(meta))),
         )
         message += f" and a plot to {png}"
     if holdout:
@@ -312,11 +365,13 @@ def _backtest_series(args: argparse.Namespace) -> Any:
 def _backtest(args: argparse.Namespace) -> int:
     from lstmkit.series import backtest as bt
     from lstmkit.series.evaluate import resolve_season
-    from lstmkit.series.train import TrainConfig
     from lstmkit.train.run_folder import Run
     from lstmkit.train.trainer import TrainingError
 
     check_positive(args, "horizon", "origins", "step", "season")
+    if not 0 <= args.level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")
+    level = args.level or None
     names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
     unknown = [m for m in names if m not in bt.BASELINES]
     if unknown or not all(names):
@@ -337,27 +392,39 @@ def _backtest(args: argparse.Namespace) -> int:
             raise UserError(
                 f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
             )
-    config = training_config(TrainConfig, args)
+    auto = args.lookback is None and not args.difference
+    config = _auto_config(args) if auto else _single_config(args)
     series = _backtest_series(args)
     step = args.step if args.step is not None else args.horizon
     try:
         season, source = resolve_season(series, args.season)
-        r = config.resolved()  # the LSTM's training windows and validation part, MASE's scale
-        need = max(season + 1, r.lookback + 2 + int(r.difference) + r.val)
+        if auto:  # a validation part of one horizon and four values before it
+            need = max(season + 1, args.horizon + 5)
+        else:  # the LSTM's training windows and validation part, MASE's scale
+            r = config.resolved()
+            need = max(season + 1, r.lookback + 2 + int(r.difference) + r.val)
         origins = bt.origins(len(series), args.horizon, args.origins, step, need)
     except ValueError as e:
         raise UserError(str(e)) from None
     out = output_folder(args.out, "--out", create=True)
-    taken = [o for o in origins if Run(out / f"origin-{o}").exists()]
+    taken = [
+        o
+        for o in origins
+        if Run(out / f"origin-{o}").exists() or (out / f"origin-{o}" / "auto.json").exists()
+    ]
     if taken:
         raise UserError(
             f"--out: {out / f'origin-{taken[0]}'} already holds a run; pass another --out"
         )
-    check_memory(config)
     # progress (each model at each origin, the LSTM's training) on stderr; --no-progress: none
     log = partial(print, file=sys.stderr) if not args.no_progress else None
-    forecasters = {"lstmkit": bt.lstm_forecaster(config, out, log is not None, log or _quiet)}
-    forecasters.update({name: bt.baseline(name, season) for name in names})
+    if auto:
+        lstm = bt.auto_forecaster(config, season, out, log or _quiet, level)
+    else:
+        check_memory(config)
+        lstm = bt.lstm_forecaster(config, out, log is not None, log or _quiet)
+    forecasters = {"lstmkit": lstm}
+    forecasters.update({name: bt.baseline(name, season, level) for name in names})
     try:
         report = bt.backtest(series, args.horizon, origins, season, forecasters, log)
     except (TrainingError, ValueError) as e:
@@ -366,6 +433,8 @@ def _backtest(args: argparse.Namespace) -> int:
         "series": {"source": series.source, "column": series.column, "n": len(series)},
         "step": step,
         "season_source": source,
+        "level": level,
+        "lstmkit": "auto" if auto else "single LSTM",
         "train_config": asdict(config),
         "runs": [str(out / f"origin-{o}") for o in origins],
         **report,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -44,6 +45,7 @@ __all__ = [
     "BASELINES",
     "INSTALL_HINT",
     "Forecaster",
+    "auto_forecaster",
     "backtest",
     "baseline",
     "format_backtest",
@@ -57,8 +59,9 @@ INSTALL_HINT = (
     "(or pip install 'statsforecast>=1.7' 'pandas>=2')"
 )
 
-# (history up to the origin, horizon) -> horizon forecast values
-Forecaster = Callable[[Series, int], np.ndarray]
+# (history up to the origin, horizon) -> horizon forecast values, or (values, lo, hi) with a
+# prediction interval
+Forecaster = Callable[[Series, int], Any]
 
 
 def origins(n: int, horizon: int, count: int, step: int, min_history: int = 2) -> list[int]:
@@ -92,17 +95,21 @@ def check_baselines_installed() -> None:
     _models_module()
 
 
-def baseline(name: str, season: int) -> Forecaster:
-    """The statsforecast model ``name`` (one of :data:`BASELINES`) as a forecaster."""
+def baseline(name: str, season: int, level: int | None = None) -> Forecaster:
+    """The statsforecast model ``name`` (one of :data:`BASELINES`) as a forecaster; with
+    ``level`` (percent) it also returns statsforecast's prediction interval."""
     if name not in BASELINES:
         raise ValueError(f"--models: expected names among {', '.join(BASELINES)}, got {name!r}")
     models = _models_module()
 
-    def run(history: Series, horizon: int) -> np.ndarray:
+    def run(history: Series, horizon: int) -> Any:
         cls = getattr(models, name)
         model = cls() if name == "Naive" else cls(season_length=season)
         y = np.asarray(history.values, np.float64)
-        return np.asarray(model.forecast(y=y, h=horizon)["mean"], np.float64)
+        if level is None:
+            return np.asarray(model.forecast(y=y, h=horizon)["mean"], np.float64)
+        out = model.forecast(y=y, h=horizon, level=[level])
+        return out["mean"], out[f"lo-{level}"], out[f"hi-{level}"]
 
     return run
 
@@ -123,7 +130,7 @@ def lstm_forecaster(
     config = replace(config, holdout=0)
     out = Path(out)
 
-    def run(history: Series, horizon: int) -> np.ndarray:
+    def run(history: Series, horizon: int) -> Any:
         folder = out / f"origin-{len(history)}"
         # the trainer prints its validation lines on stdout: they go to ``log`` instead,
         # so that stdout holds the backtest's table alone
@@ -131,6 +138,41 @@ def lstm_forecaster(
             summary = train(config, folder, history, show_progress=show_progress, log=log)
         model, meta, _ = load_model(summary["run"])
         return np.asarray(forecast_run(model, meta, history.values, horizon), np.float64)
+
+    return run
+
+
+def auto_forecaster(
+    config: Any,
+    season: int,
+    out: str | Path,
+    log: Callable[[str], None] = print,
+    level: int | None = None,
+) -> Forecaster:
+    """lstmkit's automatic forecaster (:func:`lstmkit.series.auto.fit_auto`): at each origin
+    a new search and ensemble on the history alone; its choices go to
+    ``out/origin-<o>/auto.json`` and one line to ``log``. With ``level`` (percent) it also
+    returns its prediction interval (:meth:`~lstmkit.series.auto.Ensemble.interval`)."""
+    from lstmkit.series.auto import AutoConfig, fit_auto
+
+    assert isinstance(config, AutoConfig)
+    out = Path(out)
+
+    def run(history: Series, horizon: int) -> Any:
+        ensemble = fit_auto(history.values, season, horizon, config)
+        summary = ensemble.summary()
+        folder = out / f"origin-{len(history)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "auto.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        chosen = "; ".join(
+            f"lookback {m['lookback']}, deseason {m['deseason']}, difference "
+            f"{m['difference']}, hidden {m['hidden']}, {m['steps']} steps"
+            for m in summary["members"][:: config.seeds]
+        )
+        log(f"lstmkit at {len(history)}: {len(summary['search'])} candidates; chose {chosen}")
+        if level is None:
+            return ensemble.predict(horizon)
+        return (ensemble.predict(horizon), *ensemble.interval(horizon, level))
 
     return run
 
@@ -184,14 +226,14 @@ def backtest(
         "models": {},
     }
     for name, predict in forecasters.items():
-        forecasts, per_origin, seconds = [], [], 0.0
+        forecasts, per_origin, intervals, seconds = [], [], [], 0.0
         for i, o in enumerate(origin_list):
             if log is not None:
                 log(f"{name}: origin {i + 1}/{len(origin_list)} (after {o} values)")
             history = _cut(series, o)
             start = time.perf_counter()
             try:
-                f = np.asarray(predict(history, horizon), np.float64)
+                f, interval = _forecast_and_interval(predict(history, horizon))
             except (ArithmeticError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
                 raise ValueError(f"{name} at origin {o}: {e}") from None
             seconds += time.perf_counter() - start
@@ -202,9 +244,15 @@ def backtest(
             actual = series.values[o : o + horizon]
             forecasts.append(f.tolist())
             per_origin.append(scores(actual, f, series.values[:o], season))
+            if interval is not None:
+                lo, hi = interval
+                per_origin[-1]["coverage"] = float(np.mean((lo <= actual) & (actual <= hi)))
+                per_origin[-1]["width"] = float(np.mean(hi - lo))
+                intervals.append([lo.tolist(), hi.tolist()])
         mean = {k: float(np.mean([s[k] for s in per_origin])) for k in per_origin[0]}
         report["models"][name] = {
             "forecast": forecasts,
+            "interval": intervals,
             "per_origin": per_origin,
             "mean": mean,
             "seconds": seconds,
@@ -213,19 +261,37 @@ def backtest(
 
 
 def format_backtest(report: dict[str, Any], title: str = "") -> str:
-    """One row per model: mean MAE, RMSE, sMAPE %, MASE, then the MASE at each origin."""
+    """One row per model: mean MAE, RMSE, sMAPE %, MASE, the coverage of its prediction
+    interval (percent of actuals inside; "-" without one), then the MASE at each origin."""
     k = len(report["origins"])
     source = f" ({report['season_source']})" if report.get("season_source") else ""
+    level = report.get("level")
+    cover = f"cover{level}" if level else "cover"
     lines = [
         f"{title}{k} origins {report['origins']}, horizon {report['horizon']}, "
         f"season {report['season']}{source}; means over the origins",
-        f"{'model':<14}{'MAE':>10}{'RMSE':>10}{'sMAPE %':>9}{'MASE':>8}  "
+        f"{'model':<14}{'MAE':>10}{'RMSE':>10}{'sMAPE %':>9}{'MASE':>8}{cover:>9}  "
         + " ".join(f"{f'MASE@{i + 1}':>7}" for i in range(k)),
     ]
     for name, m in report["models"].items():
         s = m["mean"]
+        c = f"{100 * s['coverage']:>9.1f}" if "coverage" in s else f"{'-':>9}"
         lines.append(
-            f"{name:<14}{s['mae']:>10.4g}{s['rmse']:>10.4g}{s['smape']:>9.3f}{s['mase']:>8.3f}  "
-            + " ".join(f"{p['mase']:>7.3f}" for p in m["per_origin"])
+            f"{name:<14}{s['mae']:>10.4g}{s['rmse']:>10.4g}{s['smape']:>9.3f}{s['mase']:>8.3f}"
+            f"{c}  " + " ".join(f"{p['mase']:>7.3f}" for p in m["per_origin"])
         )
     return "\n".join(lines)
+
+
+def _forecast_and_interval(
+    out: Any,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """A forecaster's answer as (values, (lo, hi) or None), all float64."""
+    if isinstance(out, tuple):
+        f, lo, hi = (np.asarray(a, np.float64) for a in out)
+        if not lo.shape == hi.shape == f.shape:
+            raise ValueError(
+                f"expected forecast, lo and hi of one shape, got {f.shape}, {lo.shape}, {hi.shape}"
+            )
+        return f, (lo, hi)
+    return np.asarray(out, np.float64), None

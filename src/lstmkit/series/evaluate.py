@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.series.auto import Ensemble
 from lstmkit.series.data import Series, infer_frequency
 from lstmkit.series.forecast import forecast_run
 from lstmkit.series.model import Forecaster
@@ -32,6 +33,7 @@ __all__ = [
     "mae",
     "mase",
     "naive",
+    "predict_run",
     "rmse",
     "resolve_season",
     "seasonal_naive",
@@ -120,7 +122,7 @@ def scores(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, m: int
 
 
 def evaluate(
-    model: Forecaster,
+    model: Forecaster | Ensemble,
     meta: dict[str, Any],
     series: Series,
     holdout: int,
@@ -144,7 +146,7 @@ def evaluate(
             f"season {m}; use a smaller --holdout or --season"
         )
     predictions = {
-        "lstm": forecast_run(model, meta, history, holdout),
+        "lstm": predict_run(model, meta, history, holdout),
         "naive": naive(history, holdout),
         "seasonal_naive": seasonal_naive(history, holdout, m),
     }
@@ -157,6 +159,16 @@ def evaluate(
         "forecast": predictions["lstm"].tolist(),
         "actual": actual.tolist(),
     }
+
+
+def predict_run(
+    model: Forecaster | Ensemble, meta: dict[str, Any], values: np.ndarray, horizon: int
+) -> np.ndarray:
+    """The ``horizon`` values after ``values`` (n,) by a run's model: one LSTM
+    (:func:`~lstmkit.series.forecast.forecast_run`) or an automatic forecaster's ensemble."""
+    if isinstance(model, Ensemble):
+        return model.predict(horizon, values)
+    return forecast_run(model, meta, values, horizon)
 
 
 def format_report(report: dict[str, Any], title: str = "") -> str:

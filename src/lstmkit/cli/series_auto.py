@@ -1,0 +1,112 @@
+"""``series train`` and ``series backtest`` without --lookback: the automatic forecaster's
+options and its training command (with --lookback, one LSTM's options)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lstmkit.cli.errors import UserError
+from lstmkit.cli.options import check_at_least, check_positive, output_folder, training_config
+
+
+def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], Any]) -> int:
+    """``series train`` without --lookback: the automatic forecaster into --out/auto.npz;
+    ``read(csv, column, time_column)`` reads the series (a UserError if it cannot)."""
+    from lstmkit.series.auto import fit_auto
+    from lstmkit.series.auto_run import FILE, save_ensemble
+    from lstmkit.series.evaluate import resolve_season
+    from lstmkit.train import distributed
+
+    if args.resume or args.val is not None:
+        raise UserError(
+            "--resume and --val go with one LSTM (--lookback N); the automatic forecaster "
+            "validates inside the training part and trains in one go"
+        )
+    try:
+        processes = distributed.from_arguments(args).size
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    if processes > 1:
+        raise UserError("the automatic forecaster runs in one process; pass --lookback for MPI")
+    check_positive(args, "horizon", "season")
+    check_at_least(args, 0, "holdout")
+    config = auto_config(args)
+    output_folder(args.out, "--out")
+    if (Path(args.out) / FILE).exists():
+        raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
+    series = read(args.csv, args.column, args.time_column)
+    holdout = args.horizon if args.holdout is None else args.holdout
+    n_fit = len(series) - holdout
+    if n_fit < args.horizon + 4:
+        raise UserError(
+            f"the series has {len(series)} values; after the held-out tail ({holdout}) "
+            f"{n_fit} remain and the horizon {args.horizon} needs at least {args.horizon + 4}; "
+            "use a smaller --horizon or --holdout"
+        )
+    try:
+        season, source = resolve_season(series, args.season)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
+    ensemble = fit_auto(series.values[:n_fit], season, args.horizon, config)
+    path = save_ensemble(output_folder(args.out, "--out", create=True), ensemble, series, holdout)
+    chosen = ", ".join(
+        f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
+        f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
+        for m in ensemble.summary()["members"][:: config.seeds]
+    )
+    late = "; the time budget cut the search short (raise --minutes)" if ensemble.truncated else ""
+    print(
+        f"trained the automatic forecaster on {n_fit} values ({len(ensemble.table)} candidates; "
+        f"median of {len(ensemble.members)} LSTMs: {chosen}){late}; {holdout} values held out; "
+        f"wrote {path}"
+    )
+    return 0
+
+
+def auto_config(args: argparse.Namespace) -> Any:
+    """The automatic forecaster's settings: its defaults, with --steps, --minutes, --hidden
+    (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed."""
+    from lstmkit.series.auto import AutoConfig
+
+    d = AutoConfig()
+    if args.layers != 1 or args.dropout or args.warmup or args.schedule != "constant":
+        raise UserError(
+            "--layers, --dropout, --warmup and --schedule go with one LSTM (--lookback N); "
+            "the automatic forecaster uses one layer, no dropout, a constant rate"
+        )
+    values = {
+        "steps": args.steps if args.steps is not None else d.steps,
+        "minutes": args.minutes if args.minutes is not None else d.minutes,
+        "hidden": args.hidden if args.hidden is not None else d.hidden,
+        "sizes": () if args.hidden is not None else d.sizes,
+        "eval_every": args.eval_every if args.eval_every is not None else d.eval_every,
+        "batch": args.batch,
+        "lr": args.lr,
+        "clip": args.clip,
+        "seed": args.seed,
+    }
+    try:
+        return AutoConfig(**values)
+    except ValueError as e:
+        raise UserError(f"--{str(e).replace('_', '-')}") from None
+
+
+def single_config(args: argparse.Namespace) -> Any:
+    """One LSTM's TrainConfig, with its own defaults where the backtest left None."""
+    from lstmkit.series.train import TrainConfig
+
+    d = TrainConfig()
+    if args.lookback is None:
+        args.lookback = d.lookback
+    if args.hidden is None:
+        args.hidden = d.hidden
+    if args.steps is None:
+        args.steps = d.steps
+    if args.eval_every is None:
+        args.eval_every = d.eval_every
+    return training_config(TrainConfig, args)

@@ -1,0 +1,130 @@
+"""The automatic forecaster's run folder: ``auto.npz``, one checkpoint holding the ensemble.
+
+Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
+
+=====================  =====================================================
+``member<k>/<param>``  member k's LSTM and head parameters (``lstm.weight_ih_l0`` ...)
+``member<k>/season``   (m,) its seasonal indices (zeros when it does not deseason)
+``errors``             (R, h) validation errors behind the prediction intervals
+``history``            (n_fit,) the values it was fitted on (``predict(h)`` follows them)
+=====================  =====================================================
+
+and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
+candidate, scaler and steps), ``search`` (the validation table) and ``data`` (column, time
+column, source, n, ``n_fit`` values it saw, ``n_holdout`` left for ``series eval``, and a
+fingerprint of the values it saw).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lstmkit.series.auto import Candidate, Ensemble
+from lstmkit.series.data import Scaler, Series, fingerprint
+from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.transform import Transform
+from lstmkit.train import checkpoint, schema
+
+__all__ = ["FILE", "KIND", "is_auto_run", "load_ensemble", "save_ensemble"]
+
+KIND = "auto-forecaster"
+FILE = "auto.npz"
+
+
+def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_holdout: int) -> Path:
+    """Write ``folder/auto.npz`` for an ensemble fitted on the first n - n_holdout values."""
+    path = Path(folder) / FILE
+    arrays: dict[str, np.ndarray] = {"errors": ensemble.errors, "history": ensemble.history}
+    members = []
+    for k, (c, tf, model, steps) in enumerate(ensemble.members):
+        arrays.update({f"member{k}/{name}": w for name, w in model.state_dict().items()})
+        arrays[f"member{k}/season"] = tf.season
+        members.append({**asdict(c), "steps": steps, "scaler": tf.scaler.to_dict()})
+    n_fit = len(series) - n_holdout
+    meta = {
+        "kind": KIND,
+        "season": ensemble.season,
+        "members": members,
+        "search": ensemble.table,
+        "truncated_by_time": ensemble.truncated,
+        "data": {
+            "column": series.column,
+            "time_column": series.time_column,
+            "source": series.source,
+            "n": len(series),
+            "split": {"n_fit": n_fit, "n_val": 0, "n_holdout": n_holdout},
+            "fingerprint": fingerprint(series.values[:n_fit]),
+        },
+    }
+    checkpoint.save(path, arrays, meta)
+    return path
+
+
+def is_auto_run(path: str | Path) -> bool:
+    """Whether ``path`` is an automatic forecaster's run folder or its ``auto.npz``."""
+    path = Path(path)
+    return (path / FILE).is_file() or (path.name == FILE and path.is_file())
+
+
+def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
+    if meta.get("kind") != KIND:
+        raise schema.HeaderError(f"kind: expected {KIND!r}, got {meta.get('kind')!r}")
+    m = schema.integer(meta, "season", "", 1)
+    data = schema.mapping(meta, "data")
+    schema.string(data, "column", "data.")
+    schema.string(data, "time_column", "data.", optional=True)
+    split = schema.mapping(data, "split", "data.")
+    for key in ("n_fit", "n_holdout"):
+        schema.integer(split, key, "data.split.", 0)
+    if not isinstance(meta.get("search"), list):
+        raise schema.HeaderError("search: expected a list")
+    if len(manifest.get("errors", (None, ()))[1]) != 2:
+        raise schema.HeaderError("errors: expected a 2-D array of validation errors")
+    n_fit = split["n_fit"]
+    if manifest.get("history", (None, None))[1] != (n_fit,):
+        raise schema.HeaderError(f"history: expected the {n_fit} values the ensemble saw")
+    members = meta.get("members")
+    if not isinstance(members, list) or not members:
+        raise schema.HeaderError("members: expected a non-empty list")
+    keys = {f.name for f in fields(Candidate)} | {"steps", "scaler"}
+    for k, member in enumerate(members):
+        where = f"members[{k}]."
+        if not isinstance(member, dict) or set(member) != keys:
+            raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(keys)}")
+        for key in ("lookback", "hidden", "steps"):
+            schema.integer(member, key, where, 1)
+        for key in ("deseason", "difference"):
+            schema.boolean(member, key, where)
+        scaler = schema.mapping(member, "scaler", where)
+        schema.number(scaler, "mean", where + "scaler.")
+        schema.number(scaler, "scale", where + "scaler.", 0.0, lo_open=True)
+        if manifest.get(f"member{k}/season", (None, None))[1] != (m,):
+            raise schema.HeaderError(f"members[{k}]: expected seasonal indices of shape ({m},)")
+
+
+def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
+    """The ensemble in a run folder (or its ``auto.npz``) and the header; a CheckpointError
+    naming the file if it cannot be used."""
+    path = Path(path)
+    file = path / FILE if path.is_dir() else path
+    arrays, meta = checkpoint.load(file, _check)
+    members = []
+    for k, d in enumerate(meta["members"]):
+        c = Candidate(**{f.name: d[f.name] for f in fields(Candidate)})
+        prefix = f"member{k}/"
+        tf = Transform(arrays[prefix + "season"], c.difference, Scaler.from_dict(d["scaler"]))
+        model = Forecaster(ForecasterConfig(hidden=c.hidden))
+        params = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
+        del params["season"]
+        try:
+            model.load_state_dict(params)
+        except (KeyError, ValueError) as e:
+            raise checkpoint.CheckpointError(f"{file}: member {k}: {e}") from None
+        members.append((c, tf, model, int(d["steps"])))
+    history, errors = arrays["history"], arrays["errors"]
+    ensemble = Ensemble(members, history, int(meta["season"]), meta["search"], False, errors)
+    return ensemble, meta

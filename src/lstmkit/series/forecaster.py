@@ -1,0 +1,212 @@
+"""The Python API: ``lk.series.Forecaster(horizon).fit(y).predict(h)``.
+
+>>> import numpy as np, lstmkit as lk
+>>> y = np.sin(np.arange(120) * 2 * np.pi / 12) + 0.01 * np.arange(120)
+>>> f = lk.series.Forecaster(horizon=12, season=12, minutes=0.1).fit(y)  # doctest: +SKIP
+>>> f.predict(12).shape                                                  # doctest: +SKIP
+(12,)
+
+``fit`` takes a 1-D NumPy array (or list), a pandas Series, or a pandas DataFrame with one
+numeric column (or ``column=`` naming it); ``predict(h)`` returns a NumPy array, or a pandas
+Series indexed by the time stamps that follow the fitted ones when ``fit`` was given pandas.
+The model is the automatic forecaster of :mod:`lstmkit.series.auto`: it chooses lookback,
+season handling, differencing, size and training length on validation windows inside the
+series, then refits a median ensemble on all of it. The season is ``season`` if given, else
+inferred from a pandas DatetimeIndex or PeriodIndex (monthly 12, quarterly 4, weekly 52,
+daily 7, hourly 24, else 1), else 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from lstmkit.series.auto import AutoConfig, Ensemble, fit_auto
+
+__all__ = ["Forecaster"]
+
+# pandas frequency prefixes -> season length
+_SEASONS: tuple[tuple[str, int], ...] = (
+    ("QS", 4), ("Q", 4), ("MS", 12), ("ME", 12), ("M", 12), ("W", 52), ("D", 7), ("B", 5),
+    ("h", 24), ("H", 24),
+)  # fmt: skip
+
+
+class Forecaster:
+    """Automatic LSTM forecaster; the constructor only stores its arguments.
+
+    horizon: the number of steps it is tuned to forecast (validation windows are this long);
+    season: the seasonal period (None: inferred from a pandas time index, else 1);
+    minutes: time budget of one fit; seed: the seed of every model; config: an
+    :class:`~lstmkit.series.auto.AutoConfig` for the rest of the search.
+    """
+
+    def __init__(
+        self,
+        horizon: int,
+        season: int | None = None,
+        minutes: float | None = 1.0,
+        seed: int = 0,
+        config: AutoConfig | None = None,
+    ) -> None:
+        self.horizon = horizon
+        self.season = season
+        self.minutes = minutes
+        self.seed = seed
+        self.config = config
+
+    def __repr__(self) -> str:
+        return (
+            f"Forecaster(horizon={self.horizon!r}, season={self.season!r}, "
+            f"minutes={self.minutes!r}, seed={self.seed!r})"
+        )
+
+    def fit(self, y: Any, column: str | None = None) -> Forecaster:
+        """Fit on the series y (n,); see the module docstring for what y may be."""
+        _check_int("horizon", self.horizon, 1)
+        if self.season is not None:
+            _check_int("season", self.season, 1)
+        values, index = _values(y, column)
+        season = self.season or _infer_season(index)
+        config = replace(self.config or AutoConfig(), minutes=self.minutes, seed=self.seed)
+        if len(values) < self.horizon + 4:
+            raise ValueError(
+                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
+                f"{len(values)}; pass a longer series or a smaller horizon"
+            )
+        self.ensemble_: Ensemble = fit_auto(values, season, self.horizon, config)
+        self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
+        return self
+
+    def predict(self, h: int | None = None) -> Any:
+        """The next h values (default: the horizon) after the fitted series: an array (h,),
+        or a pandas Series over the following time stamps if ``fit`` was given pandas."""
+        if not hasattr(self, "ensemble_"):
+            raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        values = self.ensemble_.predict(h)
+        if self.index_ is None:
+            return values
+        import pandas as pd
+
+        return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
+
+    def predict_interval(self, h: int | None = None, level: float = 80.0) -> tuple[Any, Any]:
+        """(lo, hi): the ``level`` % prediction interval of the next h values, from the
+        search's validation errors (see :meth:`lstmkit.series.auto.Ensemble.interval`);
+        arrays (h,), or pandas Series like :meth:`predict`'s."""
+        if not hasattr(self, "ensemble_"):
+            raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        lo, hi = self.ensemble_.interval(h, level)
+        if self.index_ is None:
+            return lo, hi
+        import pandas as pd
+
+        index = _future_index(self.index_, h)
+        return pd.Series(lo, index=index, name=self.name_), pd.Series(
+            hi, index=index, name=self.name_
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """The chosen ensemble members and the validation table of the search."""
+        if not hasattr(self, "ensemble_"):
+            raise RuntimeError("this Forecaster is not fitted yet; call fit(y) first")
+        return {"season": self.season_, **self.ensemble_.summary()}
+
+
+def _check_int(name: str, value: Any, low: int) -> None:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+
+
+def _values(y: Any, column: str | None) -> tuple[np.ndarray, Any]:
+    """(values (n,) float64, the pandas index or None) of what ``fit`` was given."""
+    index = None
+    if type(y).__module__.startswith("pandas"):
+        import pandas as pd
+
+        if isinstance(y, pd.DataFrame):
+            y = _column(y, column)
+        elif column is not None:
+            raise ValueError(f"column: expected None for a pandas Series, got {column!r}")
+        if not isinstance(y, pd.Series):
+            raise TypeError(f"y: expected a pandas Series or DataFrame, got {type(y).__name__}")
+        if not pd.api.types.is_numeric_dtype(y.dtype) or pd.api.types.is_bool_dtype(y.dtype):
+            raise TypeError(f"y: expected numeric values, got dtype {y.dtype}")
+        index = y.index
+        if isinstance(index, pd.DatetimeIndex | pd.PeriodIndex):
+            if not index.is_monotonic_increasing or index.has_duplicates:
+                raise ValueError("y: expected increasing, unique time stamps in the index")
+        y = y.to_numpy(np.float64, na_value=np.nan)
+    elif column is not None:
+        raise ValueError(f"column: expected None unless y is a pandas DataFrame, got {column!r}")
+    try:
+        values = np.asarray(y, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"y: expected numbers, got {type(y).__name__}") from None
+    if values.ndim != 1:
+        raise ValueError(f"y: expected a 1-D series, got shape {values.shape}")
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(
+            f"y: expected finite values, got {bad.size} missing or infinite (first at "
+            f"position {bad[0]}); fill or drop them first"
+        )
+    return values, index
+
+
+def _column(df: Any, column: str | None) -> Any:
+    """The value column of a DataFrame: ``column``, else its only numeric column."""
+    import pandas as pd
+
+    if column is not None:
+        if column not in df.columns:
+            raise ValueError(f"column: expected one of {list(df.columns)}, got {column!r}")
+        return df[column]
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c].dtype)]
+    if len(numeric) != 1:
+        raise ValueError(
+            f"y: expected a DataFrame with one numeric column, got {len(numeric)} "
+            f"({numeric}); pass column='name'"
+        )
+    return df[numeric[0]]
+
+
+def _freq(index: Any) -> str | None:
+    import pandas as pd
+
+    if isinstance(index, pd.PeriodIndex):
+        return str(index.freqstr)
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 3:
+        return index.freqstr or pd.infer_freq(index)
+    return None
+
+
+def _infer_season(index: Any) -> int:
+    """The season of a pandas time index (see the module docstring), else 1."""
+    freq = None if index is None else _freq(index)
+    if freq is None:
+        return 1
+    for prefix, m in _SEASONS:
+        if freq.startswith(prefix):
+            return m
+    return 1
+
+
+def _future_index(index: Any, h: int) -> Any:
+    """The h labels after a pandas index: time stamps at its frequency, else positions."""
+    import pandas as pd
+
+    if isinstance(index, pd.PeriodIndex):
+        return pd.period_range(index[-1] + 1, periods=h, freq=index.freq)
+    freq = _freq(index)
+    if isinstance(index, pd.DatetimeIndex) and freq is not None:
+        return pd.date_range(index[-1], periods=h + 1, freq=freq)[1:]
+    if pd.api.types.is_integer_dtype(index.dtype) and len(index):
+        return pd.RangeIndex(int(index[-1]) + 1, int(index[-1]) + 1 + h)
+    return pd.RangeIndex(len(index), len(index) + h)

@@ -1,0 +1,357 @@
+"""The automatic forecaster: its transform inverts exactly, the season is recovered, the
+search stays inside the history, the ensemble learns a trend, and the Python API
+(``lk.series.Forecaster``) takes NumPy and pandas and refuses bad input with clear messages."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lstmkit as lk
+from lstmkit.cli.app import main
+from lstmkit.series import auto
+from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_auto
+from lstmkit.series.transform import Transform, seasonal_indices
+
+TINY = AutoConfig(steps=30, eval_every=10, hidden=4, sizes=(), top=2, seeds=1, minutes=0.5)
+
+
+def seasonal(n: int, m: int = 12, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    return 10 + 0.05 * t + 2 * np.sin(2 * np.pi * t / m) + 0.1 * rng.standard_normal(n)
+
+
+def test_seasonal_indices_recover_an_additive_season() -> None:
+    t = np.arange(120)
+    s_true = np.array([3.0, -1.0, 0.5, -2.5])  # sums to 0
+    y = 5 + 0.2 * t + s_true[t % 4]
+    np.testing.assert_allclose(seasonal_indices(y, 4), s_true, atol=1e-9)
+    np.testing.assert_array_equal(seasonal_indices(y, 1), [0.0])
+    np.testing.assert_array_equal(seasonal_indices(y[:8], 4), np.zeros(4))  # too short
+
+
+@pytest.mark.parametrize("deseason", [False, True])
+@pytest.mark.parametrize("difference", [False, True])
+def test_decode_inverts_encode_on_the_values_that_follow(deseason: bool, difference: bool) -> None:
+    """decode(z of the future) after a history gives back the future values exactly."""
+    y = seasonal(80)
+    n, h = 68, 12
+    tf = Transform.fit(y[:n], 12, deseason, difference)
+    z_future = tf.encode(y)[-h:]  # the model-space values of y[n:]
+    np.testing.assert_allclose(tf.decode(z_future, y[:n]), y[n:], rtol=1e-12)
+    assert tf.encode(y[:n]).shape == (n - int(difference),)
+    z = tf.encode(y[:n])  # scaled on the history: mean 0, standard deviation 1
+    assert abs(z.mean()) < 1e-9 and z.std() == pytest.approx(1.0)
+
+
+def test_candidates_include_season_multiples_and_drop_what_cannot_train() -> None:
+    c12 = candidates(12, 6, 200)
+    assert {c.lookback for c in c12} == {12, 24, 36}
+    assert {(c.deseason, c.difference) for c in c12} == {(d, f) for d in (0, 1) for f in (0, 1)}
+    c1 = candidates(1, 10, 200)
+    assert {c.lookback for c in c1} == {10, 20, 30} and not any(c.deseason for c in c1)
+    short = candidates(1, 10, 25)  # 30 cannot train on 25 values
+    assert {c.lookback for c in short} == {10, 20}
+    assert candidates(1, 10, 9) == [Candidate(6, False, False, 16)]
+    with pytest.raises(ValueError, match="at least 4"):
+        candidates(1, 10, 3)
+
+
+def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every validation forecast's actuals lie inside y, and each candidate trained on a
+    prefix that ends before its first validation origin."""
+    y = seasonal(60)
+    cuts: list[int] = []
+    real = Transform.fit
+
+    def spy(values: np.ndarray, *args: object) -> Transform:
+        cuts.append(len(values))
+        return real(values, *args)
+
+    monkeypatch.setattr(auto.Transform, "fit", spy)
+    e = fit_auto(y, 12, 6, TINY)
+    search, refits = cuts[: len(e.table)], cuts[len(e.table) :]
+    assert all(c <= 60 - 6 for c in search)  # validation windows are held out of training
+    assert refits == [60] * len(e.members)  # the refit sees all the history, no more
+
+
+def test_fit_auto_learns_a_trend_better_than_the_last_value() -> None:
+    t = np.arange(100, dtype=np.float64)
+    y = 3.0 * t + np.random.default_rng(1).standard_normal(100)
+    config = AutoConfig(steps=150, eval_every=50, hidden=8, sizes=(), top=2, seeds=1)
+    e = fit_auto(y[:90], 1, 10, config)
+    f = e.predict(10)
+    assert f.shape == (10,)
+    naive_error = np.mean(np.abs(y[90:] - y[89]))  # about 3 * 5.5
+    assert np.mean(np.abs(y[90:] - f)) < 0.5 * naive_error
+    summary = e.summary()
+    assert len(summary["members"]) == 2 and summary["search"]
+    assert all(np.isfinite(r["val_mae"]) for r in summary["search"])
+    json.dumps(summary)  # JSON-ready
+
+
+def test_auto_config_refuses_bad_values() -> None:
+    with pytest.raises(ValueError, match="steps: expected an integer >= 1"):
+        AutoConfig(steps=0)
+    with pytest.raises(ValueError, match="minutes"):
+        AutoConfig(minutes=-1)
+    with pytest.raises(ValueError, match="y: expected a 1-D array of finite values"):
+        fit_auto(np.array([1.0, np.nan, 2.0]), 1, 1)
+
+
+# ---- the Python API -------------------------------------------------------------------
+
+
+def test_api_numpy_in_numpy_out() -> None:
+    y = seasonal(60)
+    f = lk.series.Forecaster(horizon=6, season=12, config=TINY, minutes=0.5).fit(y)
+    out = f.predict()
+    assert isinstance(out, np.ndarray) and out.shape == (6,) and np.all(np.isfinite(out))
+    assert f.predict(9).shape == (9,)
+    np.testing.assert_allclose(f.predict(9)[:6], out)  # longer roll-outs extend shorter ones
+    assert "horizon=6" in repr(f) and f.summary()["season"] == 12
+
+
+def test_api_pandas_in_pandas_out_with_the_next_time_stamps() -> None:
+    pd = pytest.importorskip("pandas")
+    index = pd.date_range("2000-01-01", periods=60, freq="MS")
+    y = pd.Series(seasonal(60), index=index, name="sales")
+    f = lk.series.Forecaster(horizon=6, config=TINY).fit(y)
+    assert f.season_ == 12  # inferred from the monthly index
+    out = f.predict(3)
+    assert isinstance(out, pd.Series) and out.name == "sales"
+    assert list(out.index) == list(pd.date_range("2005-01-01", periods=3, freq="MS"))
+    df = pd.DataFrame({"region": ["a"] * 60, "sales": y.to_numpy()}, index=index.to_period("M"))
+    g = lk.series.Forecaster(horizon=6, config=TINY).fit(df)  # the one numeric column
+    assert g.season_ == 12
+    assert [str(p) for p in g.predict(2).index] == ["2005-01", "2005-02"]
+    np.testing.assert_allclose(g.predict(3).to_numpy(), out.to_numpy())  # same data, same fit
+
+
+def test_api_bad_input_says_what_was_expected() -> None:
+    pd = pytest.importorskip("pandas")
+    F = lk.series.Forecaster
+    with pytest.raises(RuntimeError, match=r"call fit\(y\) before predict"):
+        F(horizon=3).predict()
+    with pytest.raises(ValueError, match="horizon: expected an integer >= 1, got 0"):
+        F(horizon=0).fit(np.arange(20.0))
+    with pytest.raises(ValueError, match="missing or infinite .first at position 2"):
+        F(horizon=3).fit([1.0, 2.0, float("nan"), 4.0] * 5)
+    with pytest.raises(ValueError, match="expected a 1-D series, got shape"):
+        F(horizon=3).fit(np.zeros((10, 2)))
+    with pytest.raises(TypeError, match="y: expected numbers"):
+        F(horizon=3).fit(["a", "b"])
+    with pytest.raises(ValueError, match="at least horizon \\+ 4 = 7 values, got 5"):
+        F(horizon=3).fit(np.arange(5.0))
+    with pytest.raises(ValueError, match="one numeric column, got 2.*column='name'"):
+        F(horizon=3).fit(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0)}))
+    with pytest.raises(ValueError, match="column: expected one of"):
+        F(horizon=3).fit(pd.DataFrame({"a": np.arange(20.0)}), column="b")
+    with pytest.raises(TypeError, match="expected numeric values, got dtype object"):
+        F(horizon=3).fit(pd.Series(["x"] * 20))
+    with pytest.raises(ValueError, match="missing or infinite"):
+        F(horizon=3).fit(pd.Series([1.0, None] * 10))
+    f = F(horizon=3, config=TINY).fit(np.arange(30.0))
+    with pytest.raises(ValueError, match="h: expected an integer >= 1, got -1"):
+        f.predict(-1)
+
+
+# ---- the CLI's default ------------------------------------------------------------------
+
+
+def test_backtest_defaults_to_the_automatic_forecaster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in seasonal(48, m=4)) + "\n")
+    out, report = tmp_path / "runs", tmp_path / "r.json"
+    argv = ["series", "backtest", "--csv", str(path), "--column", "v", "--season", "4"]
+    argv += ["--horizon", "4", "--origins", "2", "--models", "none", "--steps", "20"]
+    argv += ["--hidden", "4", "--minutes", "0.2", "--no-progress"]
+    assert main(argv + ["--out", str(out), "--json", str(report)]) == 0
+    r = json.loads(report.read_text())
+    assert r["lstmkit"] == "auto" and r["origins"] == [40, 44]
+    assert 0 <= r["models"]["lstmkit"]["mean"]["coverage"] <= 1 and r["level"] == 80
+    chosen = json.loads((out / "origin-40" / "auto.json").read_text())
+    assert all(m["hidden"] == 4 for m in chosen["members"])  # --hidden: one size, no search
+    assert main(argv + ["--out", str(out)]) == 1  # the same --out again is refused
+    assert "already holds a run" in capsys.readouterr().err
+    bad = argv + ["--out", str(tmp_path / "x"), "--layers", "2"]
+    assert main(bad) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--layers" in err and not (tmp_path / "x").exists()
+
+
+def test_train_with_only_csv_column_horizon_then_forecast_and_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train` without --lookback is the automatic forecaster; its run folder
+    forecasts and evaluates like an LSTM's, from the held-out tail's history only."""
+    from lstmkit.series.auto_run import load_ensemble
+    from lstmkit.series.evaluate import predict_run
+
+    y = seasonal(48, m=4)
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in y) + "\n")
+    run = tmp_path / "run"
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--horizon", "4"]
+    argv += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
+    assert main(argv + ["--no-progress"]) == 0
+    assert "4 values held out" in capsys.readouterr().out
+    ensemble, meta = load_ensemble(run)
+    assert meta["data"]["split"] == {"n_fit": 44, "n_val": 0, "n_holdout": 4}
+    expected = predict_run(ensemble, meta, y[:44], 4)
+    assert np.all(np.isfinite(expected))
+    np.testing.assert_array_equal(ensemble.history, y[:44])
+    np.testing.assert_allclose(ensemble.predict(4), expected, rtol=1e-12)
+    out = tmp_path / "f.csv"
+    fargv = ["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "4"]
+    assert main(fargv + ["--holdout", "4", "--out", str(out), "--no-plot"]) == 0
+    rows = out.read_text().splitlines()[1:]
+    np.testing.assert_allclose([float(r.split(",")[1]) for r in rows], expected, rtol=1e-9)
+    capsys.readouterr()
+    assert main(["series", "eval", "--run", str(run), "--csv", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose(report["forecast"], expected, rtol=1e-9)
+    assert not report["overlaps_training"]
+    assert main(argv) == 1  # the same --out again
+    assert "already exists" in capsys.readouterr().err
+    (run / "auto.npz").write_bytes(b"not a zip")
+    assert main(fargv + ["--out", str(out), "--no-plot"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "auto.npz: not an lstmkit checkpoint" in err
+
+
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--resume"], "--resume and --val go with one LSTM"),
+        (["--val", "3"], "--resume and --val go with one LSTM"),
+        (["--horizon", "50"], "use a smaller --horizon or --holdout"),
+        (["--steps", "0"], "--steps: expected an integer >= 1"),
+        (["--lookback", "8", "--season", "4"], "--season goes with the automatic"),
+    ],
+)
+def test_train_auto_bad_options_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in seasonal(48, m=4)) + "\n")
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--out", str(tmp_path / "r")]
+    assert main(argv + extra) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "r").exists()
+
+
+# ---- prediction intervals -------------------------------------------------------------
+
+
+def test_interval_is_the_validation_error_quantile_growing_with_sqrt_h() -> None:
+    y = seasonal(60)
+    e = fit_auto(y, 12, 6, TINY)
+    assert e.errors.shape[1] == 6 and np.all(np.isfinite(e.errors))
+    f = e.predict(8)
+    lo, hi = e.interval(8, level=80)
+    j = np.sqrt(np.arange(1, 9))
+    q = np.quantile(np.abs(e.errors) / np.sqrt(np.arange(1, 7)), 0.8)  # by hand
+    np.testing.assert_allclose(hi - f, q * j, rtol=1e-12)
+    np.testing.assert_allclose(f - lo, q * j, rtol=1e-12)
+    lo50, hi50 = e.interval(8, level=50)
+    assert np.all(hi50 - lo50 < hi - lo)
+    with pytest.raises(ValueError, match="level: expected a percentage"):
+        e.interval(8, level=100)
+
+
+def test_backtest_reports_the_coverage_of_an_interval() -> None:
+    from lstmkit.series import backtest as bt
+    from lstmkit.series.data import Series
+
+    y = np.arange(40, dtype=np.float64)
+    series = Series(y, None, "v", None, "test")
+
+    def band(history: Series, h: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f = np.full(h, history.values[-1])  # naive; the truth rises 1 per step
+        return f, f - 1.5, f + 2.5  # covers steps 1 and 2 of 4
+
+    r = bt.backtest(series, 4, [32, 36], 1, {"band": band, "plain": lambda s, h: np.zeros(h)})
+    m = r["models"]["band"]
+    assert [p["coverage"] for p in m["per_origin"]] == [0.5, 0.5]
+    assert m["mean"]["coverage"] == 0.5 and m["mean"]["width"] == 4.0
+    assert "coverage" not in r["models"]["plain"]["mean"]
+    table = bt.format_backtest({**r, "level": 80})
+    assert "cover80" in table and "50.0" in table.splitlines()[2]
+    assert table.splitlines()[3].split()[5] == "-"
+
+
+def test_api_predict_interval() -> None:
+    y = seasonal(60)
+    f = lk.series.Forecaster(horizon=6, season=12, config=TINY).fit(y)
+    lo, hi = f.predict_interval(6, level=90)
+    assert np.all(lo < f.predict(6)) and np.all(f.predict(6) < hi)
+
+
+def test_statsforecast_baselines_give_their_interval() -> None:
+    pytest.importorskip("statsforecast")
+    from lstmkit.series import backtest as bt
+    from lstmkit.series.data import Series
+
+    history = Series(seasonal(48), None, "v", None, "test")
+    f, lo, hi = bt.baseline("Naive", 12, level=80)(history, 3)
+    np.testing.assert_allclose(f, history.values[-1])
+    assert np.all(lo < f) and np.all(f < hi)
+    assert np.all(np.diff(hi - lo) > 0)  # a random walk's interval widens
+
+
+def test_burn_in_steps_carry_no_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With burn_in 0.5 and lookback 8 the first 4 positions of every window get no loss
+    (the forecasts always read a full context), the others the MSE's gradient."""
+    from lstmkit.series.model import Forecaster
+
+    seen: list[np.ndarray] = []
+    real = Forecaster.backward
+
+    def spy(self: Forecaster, dpred: np.ndarray) -> None:
+        seen.append(dpred.copy())
+        real(self, dpred)
+
+    monkeypatch.setattr(Forecaster, "backward", spy)
+    z = np.sin(np.arange(40.0))
+    c = Candidate(8, False, False, 4)
+    config = AutoConfig(steps=2, batch=5, burn_in=0.5)
+    auto._train(z, c, config, seed=0, steps=2, deadline=np.inf)
+    assert len(seen) == 2 and seen[0].shape == (8, 5, 1)
+    assert np.all(seen[0][:4] == 0) and np.all(seen[0][4:] != 0)
+    assert np.sum(np.abs(seen[0])) > 0
+    auto._train(z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
+    assert np.all(seen[-1] != 0)
+
+
+def test_a_tampered_auto_checkpoint_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from lstmkit.series.auto_run import load_ensemble, save_ensemble
+    from lstmkit.series.data import Series
+    from lstmkit.train import checkpoint
+
+    y = seasonal(40, m=4)
+    e = fit_auto(y, 4, 4, TINY)
+    path = save_ensemble(tmp_path, e, Series(y, None, "v", None, "test"), 0)
+    loaded, _ = load_ensemble(tmp_path)
+    np.testing.assert_allclose(loaded.predict(4), e.predict(4), rtol=1e-6)  # float32 models
+    arrays, meta = checkpoint.load(path)
+    for key, value, needle in [
+        ("season", 5, "seasonal indices of shape"),
+        ("members", [], "members: expected a non-empty list"),
+        ("kind", "forecaster", "kind: expected 'auto-forecaster'"),
+    ]:
+        checkpoint.save(path, arrays, {**meta, key: value})
+        with pytest.raises(checkpoint.CheckpointError, match=needle):
+            load_ensemble(path)
+    bad = {**meta, "members": [{**meta["members"][0], "hidden": 5}]}
+    checkpoint.save(path, arrays, bad)
+    with pytest.raises(checkpoint.CheckpointError, match="member 0"):
+        load_ensemble(path)
