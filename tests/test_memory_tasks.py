@@ -232,6 +232,31 @@ def test_memory_command_json_and_files(tmp_path, capsys) -> None:
     assert json.loads((out / "results.json").read_text()) == result
 
 
+def test_memory_command_records_learning_curves(tmp_path, capsys) -> None:
+    out = tmp_path / "mem"
+    argv = ["memory", "--task", "copying", "--lags", "4", "--models", "rnn,lstm", "--json"]
+    argv += ["--max-steps", "6", "--eval-every", "2", "--clip", "0.5", "--hidden", "8"]
+    assert main(argv + ["--out", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    for r in rows:  # one point per evaluation: [step, seconds, xent, copy accuracy]
+        assert r["curve_columns"] == ["step", "seconds", "xent", "copy_accuracy"]
+        assert [p[0] for p in r["curve"]] == [2, 4, 6]
+        seconds = [p[1] for p in r["curve"]]
+        assert seconds == sorted(seconds) and seconds[-1] <= r["seconds"] + 0.05
+        assert all(p[2] > 0 and 0 <= p[3] <= 1 for p in r["curve"])
+        assert r["steps_per_s"] > 0
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "steps/s" in (out / "results.txt").read_text()
+
+
+def test_learning_curve_columns_of_a_scalar_task() -> None:
+    config = train.MemoryConfig(hidden=4, batch=4, max_steps=4, eval_every=2, eval_size=8)
+    record, _ = train.run_one("adding", "lstm", 5, 0, config)
+    assert record["curve_columns"] == ["step", "seconds", "mse"]
+    assert [len(p) for p in record["curve"]] == [3, 3]
+    assert record["curve"][-1][2] >= 0
+
+
 def test_memory_command_table(tmp_path, capsys) -> None:
     argv = ["memory", "--task", "temporal", "--lags", "10", "--models", "gru", "--max-steps"]
     assert main(argv + ["2", "--hidden", "4", "--out", str(tmp_path)]) == 0
