@@ -68,6 +68,7 @@ def _memory(args: argparse.Namespace) -> int:
             clip=args.clip,
             budget_seconds=args.budget_seconds,
             eval_every=args.eval_every,
+            schedule=args.schedule,
             max_steps=args.max_steps,
             init=args.init,
             reber_test_steps=args.reber_test_steps,
@@ -220,6 +221,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="Adam's learning rate: constant, or cosine to 0 at --max-steps (constant)",
+    )
     p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (1.0)")
     p.add_argument(
         "--eval-every",

@@ -66,9 +66,18 @@ class MemoryConfig:
     init: str = "chrono"
     # the LSTM models' options away from torch's ({"peepholes": True}; see train.variant)
     variant: dict[str, Any] = field(default_factory=dict)
+    # Adam's learning rate: "constant", or "cosine" from lr to 0 at max_steps (which it needs)
+    schedule: str = "constant"
+
+    @property
+    def steps(self) -> int | None:
+        """The step limit under the name :func:`check_options` reads for the schedule."""
+        return self.max_steps
 
     def __post_init__(self) -> None:
         self.variant = variant.normalise(self.variant)
+        if self.schedule == "cosine" and not self.max_steps:
+            raise ValueError("--schedule cosine needs --max-steps (where the lr reaches 0)")
         positive: tuple[str, ...] = (
             "hidden",
             "batch",
@@ -244,7 +253,12 @@ def train_model(
     of one endless stream. A diverged run stops and keeps its step count.
     """
     options = Options(
-        config.lr, config.clip, config.eval_every, config.max_steps, config.budget_seconds
+        config.lr,
+        config.clip,
+        config.eval_every,
+        config.max_steps,
+        config.budget_seconds,
+        schedule=config.schedule,
     )
     trainer = Trainer(_Fresh(task, model, config, rng, on_eval), options)
     try:
