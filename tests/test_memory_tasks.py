@@ -332,3 +332,14 @@ def test_a_diverging_memory_run_stops_and_keeps_its_step_count(monkeypatch) -> N
 def test_memory_config_checks_its_options(options, message) -> None:
     with pytest.raises(ValueError, match=message):
         train.MemoryConfig(**options)
+
+
+def test_the_recipes_models_run_the_compiled_kernel() -> None:
+    """The long-lag recipes (docs/memory.md) use no option outside the fused kernel."""
+    pytest.importorskip("numba")
+    from lstmkit.nn import strategy
+
+    for kind in ("rnn", "lstm"):
+        model = train.SequenceModel(kind, 10, 64, 9, "every", seed=0)
+        cell, ex = model.rnn.cell, model.rnn.execution
+        assert strategy.fused_kernel(cell, np.dtype(np.float32), ex) is not None
