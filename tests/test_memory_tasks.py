@@ -205,6 +205,18 @@ def test_lstm_solves_a_small_copying_task() -> None:
 
 
 @pytest.mark.slow
+def test_the_documented_recipe_beats_the_baseline_at_a_modest_lag() -> None:
+    """docs/memory.md's adding recipe (chrono, Adam 1e-3, clip 1, H 64, batch 32) at T = 50,
+    through run_one as `lstmkit memory` runs it: ten times below the memoryless baseline
+    on the test batch within 4,000 steps (it stops solved at 2,300, about 10 s)."""
+    config = train.MemoryConfig(lr=1e-3, max_steps=4000, budget_seconds=1e9)
+    config.eval_every = 100
+    record, _ = train.run_one("adding", "lstm", 50, 0, config)
+    assert record["baseline"] > 0.13 and record["test_metric"] < 0.1 * record["baseline"]
+    assert record["init"] == "chrono" and record["curve"][0][2] > record["test_metric"]
+
+
+@pytest.mark.slow
 def test_lstm_learns_the_continual_reber_stream() -> None:
     metrics, baseline = _train_and_test(tasks.ReberTask(20), "lstm", 16, steps=600, batch=16)
     assert baseline < 0.6 and metrics["string_accuracy"] > 0.97
@@ -230,6 +242,42 @@ def test_memory_command_json_and_files(tmp_path, capsys) -> None:
     assert {r["model"]: r["init"] for r in rows} == {"rnn": "default", "lstm": "chrono"}
     assert (out / "metric_vs_lag.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "results.json").read_text()) == result
+
+
+def test_memory_command_records_learning_curves(tmp_path, capsys) -> None:
+    out = tmp_path / "mem"
+    argv = ["memory", "--task", "copying", "--lags", "4", "--models", "rnn,lstm", "--json"]
+    argv += ["--max-steps", "6", "--eval-every", "2", "--clip", "0.5", "--hidden", "8"]
+    assert main(argv + ["--out", str(out)]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    for r in rows:  # one point per evaluation: [step, seconds, xent, copy accuracy]
+        assert r["curve_columns"] == ["step", "seconds", "xent", "copy_accuracy"]
+        assert [p[0] for p in r["curve"]] == [2, 4, 6]
+        seconds = [p[1] for p in r["curve"]]
+        assert seconds == sorted(seconds) and seconds[-1] <= r["seconds"] + 0.05
+        assert all(p[2] > 0 and 0 <= p[3] <= 1 for p in r["curve"])
+        assert r["steps_per_s"] > 0
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "steps/s" in (out / "results.txt").read_text()
+
+
+def test_a_cosine_schedule_needs_the_step_limit(tmp_path, capsys) -> None:
+    with pytest.raises(ValueError, match="--schedule cosine needs --max-steps"):
+        train.MemoryConfig(schedule="cosine")
+    argv = ["memory", "--lags", "5", "--models", "lstm", "--schedule", "cosine"]
+    assert main(argv + ["--out", str(tmp_path)]) == 1
+    assert "--max-steps" in capsys.readouterr().err
+    argv += ["--max-steps", "4", "--hidden", "4", "--json", "--out", str(tmp_path / "ok")]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["results"][0]["steps"] == 4
+
+
+def test_learning_curve_columns_of_a_scalar_task() -> None:
+    config = train.MemoryConfig(hidden=4, batch=4, max_steps=4, eval_every=2, eval_size=8)
+    record, _ = train.run_one("adding", "lstm", 5, 0, config)
+    assert record["curve_columns"] == ["step", "seconds", "mse"]
+    assert [len(p) for p in record["curve"]] == [3, 3]
+    assert record["curve"][-1][2] >= 0
 
 
 def test_memory_command_table(tmp_path, capsys) -> None:
@@ -284,3 +332,14 @@ def test_a_diverging_memory_run_stops_and_keeps_its_step_count(monkeypatch) -> N
 def test_memory_config_checks_its_options(options, message) -> None:
     with pytest.raises(ValueError, match=message):
         train.MemoryConfig(**options)
+
+
+def test_the_recipes_models_run_the_compiled_kernel() -> None:
+    """The long-lag recipes (docs/memory.md) use no option outside the fused kernel."""
+    pytest.importorskip("numba")
+    from lstmkit.nn import strategy
+
+    for kind in ("rnn", "lstm"):
+        model = train.SequenceModel(kind, 10, 64, 9, "every", seed=0)
+        cell, ex = model.rnn.cell, model.rnn.execution
+        assert strategy.fused_kernel(cell, np.dtype(np.float32), ex) is not None

@@ -65,7 +65,10 @@ def _memory(args: argparse.Namespace) -> int:
             hidden=args.hidden,
             batch=args.batch,
             lr=args.lr,
+            clip=args.clip,
             budget_seconds=args.budget_seconds,
+            eval_every=args.eval_every,
+            schedule=args.schedule,
             max_steps=args.max_steps,
             init=args.init,
             reber_test_steps=args.reber_test_steps,
@@ -95,11 +98,13 @@ def _memory(args: argparse.Namespace) -> int:
     table = train.format_table(records)
     (out / "results.txt").write_text(table + "\n", encoding="utf-8")
     png = train.plot_metric_vs_lag(records, out, init=args.init)
+    curves = train.plot_learning_curves(records, out)
     if args.json:
         print(json.dumps(result))
     else:
         print(table)
-        print(f"\nwrote {out / 'results.json'}, {out / 'results.txt'} and {png}")
+        figures = f"{png} and {curves}" if curves is not None else str(png)
+        print(f"\nwrote {out / 'results.json'}, {out / 'results.txt'}, {figures}")
     return 0
 
 
@@ -189,8 +194,8 @@ def add_commands(subparsers: Any) -> None:
         "memory",
         help="RNN vs GRU vs LSTM on long-lag tasks (adding, copying, temporal order, Reber)",
         description="Train each model at each lag within a time budget and compare the test "
-        "metric with the memoryless baseline. Writes results.json, results.txt and "
-        "metric_vs_lag.png to --out.",
+        "metric with the memoryless baseline. Writes results.json (with each run's learning "
+        "curve), results.txt, metric_vs_lag.png and learning_curves.png to --out.",
     )
     p.add_argument("--task", choices=list(TASKS), default="adding")
     p.add_argument(
@@ -216,6 +221,19 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
+    p.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        default="constant",
+        help="Adam's learning rate: constant, or cosine to 0 at --max-steps (constant)",
+    )
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clipping (1.0)")
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=25,
+        help="steps between validation evaluations, the learning curve's points (25)",
+    )
     p.add_argument("--chunk", type=int, default=50, help="reber: truncated-BPTT chunk length")
     p.add_argument(
         "--reber-test-steps",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ __all__ = [
     "MemoryConfig",
     "SequenceModel",
     "format_table",
+    "plot_learning_curves",
     "plot_metric_vs_lag",
     "run_one",
     "sweep",
@@ -64,9 +66,18 @@ class MemoryConfig:
     init: str = "chrono"
     # the LSTM models' options away from torch's ({"peepholes": True}; see train.variant)
     variant: dict[str, Any] = field(default_factory=dict)
+    # Adam's learning rate: "constant", or "cosine" from lr to 0 at max_steps (which it needs)
+    schedule: str = "constant"
+
+    @property
+    def steps(self) -> int | None:
+        """The step limit under the name :func:`check_options` reads for the schedule."""
+        return self.max_steps
 
     def __post_init__(self) -> None:
         self.variant = variant.normalise(self.variant)
+        if self.schedule == "cosine" and not self.max_steps:
+            raise ValueError("--schedule cosine needs --max-steps (where the lr reaches 0)")
         positive: tuple[str, ...] = (
             "hidden",
             "batch",
@@ -242,7 +253,12 @@ def train_model(
     of one endless stream. A diverged run stops and keeps its step count.
     """
     options = Options(
-        config.lr, config.clip, config.eval_every, config.max_steps, config.budget_seconds
+        config.lr,
+        config.clip,
+        config.eval_every,
+        config.max_steps,
+        config.budget_seconds,
+        schedule=config.schedule,
     )
     trainer = Trainer(_Fresh(task, model, config, rng, on_eval), options)
     try:
@@ -272,8 +288,16 @@ def run_one(
         variant=config.variant,
     )
     init_used = initialise(model, config.init, task.lag, rng)
+    curve: list[list[float]] = []  # [step, seconds, validation metric(, copy accuracy)]
+    extra = "copy_accuracy" if task_name == "copying" else None
+    started = time.monotonic()
+
+    def on_eval(step: int, metrics: dict[str, float]) -> None:
+        point = [step, round(time.monotonic() - started, 2), metrics[task.metric_name]]
+        curve.append(point + ([metrics[extra]] if extra else []))
+
     with single_blas_thread():
-        steps, seconds, _ = train_model(task, model, config, rng)
+        steps, seconds, _ = train_model(task, model, config, rng, on_eval)
         test_rng = np.random.default_rng([seed, lag, 2**31 - 1])  # disjoint from training
         stateful = getattr(task, "stateful", False)
         if stateful:
@@ -297,6 +321,10 @@ def run_one(
         "init": init_used,
         "variant": config.variant if model.is_lstm else {},
         "ratio": metric / baseline if baseline else float("nan"),
+        "steps_per_s": round(steps / seconds, 2) if seconds > 0 else float("nan"),
+        # the validation metric every eval_every steps: [step, seconds, metric(, accuracy)]
+        "curve_columns": ["step", "seconds", task.metric_name] + ([extra] if extra else []),
+        "curve": curve,
     }
     record.update({k: v for k, v in metrics.items() if k != task.metric_name})
     if stateful and model.is_lstm:
@@ -347,7 +375,7 @@ def _variant_cell(record: dict[str, Any]) -> str:
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one row per run."""
     header = ["task", "model", "lag", "seed", "metric", "test", "baseline", "ratio"]
-    header += ["solved", "steps", "seconds", "init"]
+    header += ["solved", "steps", "seconds", "steps/s", "init"]
     extra = [k for k in ("copy_accuracy", "final_max_abs_c") if any(k in r for r in records)]
     header += extra
     variants = any(r.get("variant") for r in records)
@@ -367,6 +395,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
                 "yes" if r["solved"] else "no",
                 str(r["steps"]),
                 f"{r['seconds']:.1f}",
+                _fmt(r["steps_per_s"]) if "steps_per_s" in r else "-",
                 r["init"],
             ]
             + [_fmt(r[k]) if k in r else "-" for k in extra]
@@ -426,6 +455,47 @@ def plot_metric_vs_lag(
     ax.set_title(f"{first['task']}: test {first['metric_name']} vs lag (LSTM init: {init})")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    files.save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(records: Sequence[dict[str, Any]], out_dir: str | Path) -> Path | None:
+    """learning_curves.png: each run's validation metric against the training steps (left)
+    and the seconds (right), the memoryless baseline dashed; None if no run has a curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in records if r.get("curve")]
+    if not runs:
+        return None
+    path = Path(out_dir) / "learning_curves.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = runs[0]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for k, r in enumerate(runs):
+        curve = np.asarray([p[:3] for p in r["curve"]], dtype=np.float64)
+        lag = "" if r["lag"] is None else f" T={r['lag']}"
+        rate = _fmt(r.get("steps_per_s", math.nan))
+        label = f"{r['model']}{lag} seed {r['seed']} ({rate} steps/s)"
+        for ax, col in zip(axes, (0, 1)):
+            ax.plot(curve[:, col], curve[:, 2], color=f"C{k % 10}", lw=1.2, label=label)
+    base = float(np.mean([r["baseline"] for r in runs]))
+    threshold = TASKS[first["task"]].threshold
+    for ax, xlabel in zip(axes, ("training step", "seconds (shared machine)")):
+        ax.axhline(base, color="k", ls="--", lw=1, label="memoryless baseline")
+        if threshold is not None and first["metric_name"] == "mse":
+            ax.axhline(threshold, color="0.4", ls=":", label=f"solved ({threshold:g})")
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    if first["metric_name"] in ("mse", "xent"):
+        axes[0].set_yscale("log")
+    axes[0].set_ylabel(f"validation {first['metric_name']}")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{first['task']}: learning curves")
     fig.tight_layout()
     files.save_figure(fig, path, dpi=110)
     plt.close(fig)
