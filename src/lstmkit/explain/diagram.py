@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lstmkit.explain.values import display_value
 from lstmkit.nn.cells.lstm import LSTMOptions
 
 __all__ = ["DIAGRAM_VALUES", "cell_diagram", "diagram_shape"]
@@ -55,8 +56,6 @@ def diagram_shape(options: LSTMOptions | Mapping[str, Any] | None = None) -> dic
 
 
 def _number(value: float | None) -> str:
-    from lstmkit.explain.html import display_value
-
     return "-" if value is None else display_value(value)
 
 
@@ -218,7 +217,7 @@ def cell_diagram(
 ) -> str:
     """The cell with ``options`` as one ``<svg>`` element (a string), showing ``values``
     ({quantity: value}, see :data:`DIAGRAM_VALUES`; "-" where missing) as the page does
-    (:func:`lstmkit.explain.html.display_value`)."""
+    (:func:`lstmkit.explain.values.display_value`)."""
     shape, vals = diagram_shape(options), dict(values or {})
     body = _inputs(vals) + _cell_line(shape, vals)
     body += [_gate(q, shape, vals) for q in "figo"] + _gate_outputs(shape) + _peepholes(shape)

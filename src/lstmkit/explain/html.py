@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from lstmkit.explain.diagram import DIAGRAM_VALUES, cell_diagram, diagram_shape
+from lstmkit.explain.values import SCALE, display_value, quantised
 from lstmkit.nn.cells.lstm import LSTMOptions
 
 __all__ = ["display_value", "explorer_data", "step_values", "write_explorer"]
@@ -41,26 +42,13 @@ _LABELS = {
 }
 
 
-_SCALE = 10_000
 _BOUNDED = ("i", "f", "g", "o", "tanh_c", "h")  # in [-1, 1]: int16 holds 10^4 v
-
-
-def _quantised(values: np.ndarray) -> np.ndarray:
-    """n = round(10^4 v) as int64 (clipped to int32)."""
-    n = np.rint(np.asarray(values, dtype=np.float64) * _SCALE)
-    return np.clip(n, -(2**31 - 1), 2**31 - 1).astype(np.int64)
 
 
 def _packed(values: np.ndarray, quantity: str) -> str:
     dtype = "<i2" if quantity in _BOUNDED else "<i4"
-    raw = _quantised(values).reshape(-1).astype(dtype).tobytes()
+    raw = quantised(values).reshape(-1).astype(dtype).tobytes()
     return base64.b64encode(raw).decode("ascii")
-
-
-def display_value(value: float) -> str:
-    """The text the page shows for ``value``: round(10^4 v) / 10^4 with 4 decimals."""
-    n = int(_quantised(np.array([value]))[0])
-    return f"{n / _SCALE:.4f}"
 
 
 def explorer_data(
@@ -82,7 +70,7 @@ def explorer_data(
         "hidden": H,
         "quantities": list(QUANTITIES),
         "labels": _LABELS,
-        "scale": _SCALE,
+        "scale": SCALE,
         "kinds": {q: ("int16" if q in _BOUNDED else "int32") for q in QUANTITIES},
         "values": [{q: _packed(tr[q], q) for q in QUANTITIES} for tr in traces],
         "top": [dict(r) for r in top_cells],

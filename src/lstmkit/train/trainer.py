@@ -33,15 +33,12 @@ from lstmkit.nn.noise import KeyedNoise
 from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.nn.schedules import Constant, WarmupCosine
 from lstmkit.train import checkpoint, distributed, schema
+from lstmkit.train.errors import TrainingError
 from lstmkit.train.run_folder import Run, progress
 from lstmkit.train.signals import StopRequests, held
 
 Checkpoint = tuple[dict[str, np.ndarray], dict[str, Any]]  # (arrays, header)
 NOISE = "keyed-1"  # dropout masks from KeyedNoise(seed) keyed by (step, draw, example)
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (diverged, mismatched resume); the message says why."""
 
 
 # ---- options ----------------------------------------------------------------------------

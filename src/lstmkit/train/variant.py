@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from lstmkit.nn.cells.lstm import LSTMOptions
-from lstmkit.train.trainer import TrainingError
+from lstmkit.train.errors import TrainingError
 
 __all__ = ["FLAGS", "RATES", "check_resume", "describe", "normalise", "options"]
 
