@@ -71,6 +71,7 @@ def _memory(args: argparse.Namespace) -> int:
             schedule=args.schedule,
             max_steps=args.max_steps,
             init=args.init,
+            curriculum=args.curriculum,
             reber_test_steps=args.reber_test_steps,
             variant=variant_of(args),
         )
@@ -233,6 +234,14 @@ def add_commands(subparsers: Any) -> None:
         type=int,
         default=25,
         help="steps between validation evaluations, the learning curve's points (25)",
+    )
+    p.add_argument(
+        "--curriculum",
+        type=int,
+        metavar="L0",
+        help="train first at lags up to L0 (each batch's lag drawn from [L0/2, L0]), growing "
+        "it x1.5 each time the model solves it, up to the task's lag; validation and test stay "
+        "at the task's lag (default: train at the lag)",
     )
     p.add_argument("--chunk", type=int, default=50, help="reber: truncated-BPTT chunk length")
     p.add_argument(

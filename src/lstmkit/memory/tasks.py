@@ -67,6 +67,7 @@ class AddingTask:
     """
 
     name = "adding"
+    min_lag = 2  # the shortest lag it is defined for
     input_size = 2
     output_size = 1
     scored = "last"
@@ -76,7 +77,7 @@ class AddingTask:
     threshold = 0.01  # solved below it
 
     def __init__(self, T: int):
-        self.T = _check_lag(T, 2, self.name)
+        self.T = _check_lag(T, self.min_lag, self.name)
         self.lag = self.T
 
     def sample(self, n: int, rng: int | np.random.Generator | None = None) -> Batch:
@@ -120,6 +121,7 @@ class CopyingTask:
     """
 
     name = "copying"
+    min_lag = 1  # the shortest lag it is defined for
     scored = "every"
     loss = "xent"
     metric_name = "xent"
@@ -127,7 +129,7 @@ class CopyingTask:
     threshold = None  # solved: relative to the baseline, and by accuracy
 
     def __init__(self, T: int, n_copy: int = 10, n_symbols: int = 8):
-        self.T = _check_lag(T, 1, self.name)
+        self.T = _check_lag(T, self.min_lag, self.name)
         self.lag = self.T
         self.n_copy = _check_lag(n_copy, 1, "copying: n_copy")
         self.n_symbols = _check_lag(n_symbols, 1, "copying: n_symbols")
@@ -187,6 +189,7 @@ class TemporalOrderTask:
     """
 
     name = "temporal"
+    min_lag = 10  # the shortest lag it is defined for
     input_size = len(TEMPORAL_SYMBOLS)
     output_size = 4
     scored = "last"
@@ -196,7 +199,7 @@ class TemporalOrderTask:
     threshold = 0.99  # solved above it
 
     def __init__(self, T: int):
-        self.T = _check_lag(T, 10, self.name)
+        self.T = _check_lag(T, self.min_lag, self.name)
         self.lag = self.T
 
     def positions(self) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -329,6 +332,7 @@ class ReberTask:
     """
 
     name = "reber"
+    min_lag = 2  # the shortest lag it is defined for
     input_size = len(REBER_SYMBOLS)
     output_size = len(REBER_SYMBOLS)
     scored = "every"
@@ -339,7 +343,7 @@ class ReberTask:
     stateful = True
 
     def __init__(self, T: int = 50):
-        self.T = _check_lag(T, 2, self.name)
+        self.T = _check_lag(T, self.min_lag, self.name)
         self.lag = None
 
     def stream(self, n: int, rng: int | np.random.Generator | None = None) -> ReberStream:

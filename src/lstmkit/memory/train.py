@@ -68,6 +68,8 @@ class MemoryConfig:
     variant: dict[str, Any] = field(default_factory=dict)
     # Adam's learning rate: "constant", or "cosine" from lr to 0 at max_steps (which it needs)
     schedule: str = "constant"
+    # a curriculum over the lag (None: train at the task's lag): see :class:`Curriculum`
+    curriculum: int | None = None
 
     @property
     def steps(self) -> int | None:
@@ -86,6 +88,7 @@ class MemoryConfig:
             "budget_seconds",
             "max_steps",
             "eval_every",
+            "curriculum",
         )
         check_options(self, positive + ("eval_size", "reber_test_steps"))
 
@@ -194,6 +197,44 @@ def _evaluate(task: Any, model: SequenceModel, batch: Batch) -> tuple[dict[str, 
     return task.evaluate(out, batch), state
 
 
+class Curriculum:
+    """Training lags that grow as the model learns (Zaremba & Sutskever 2014's "mixed"
+    curriculum, over the lag): each training batch has a lag drawn uniformly from
+    [max(task's shortest, L // 2), L], L starting at ``start``; each time the model solves
+    a validation batch at lag L (the task's own criterion), L grows by ``GROWTH`` (at most
+    to the task's lag, where it stays). Validation, test and "solved" stay at the task's
+    lag: the curriculum changes only what the model trains on.
+    """
+
+    GROWTH = 1.5
+
+    def __init__(self, task: Any, start: int, rng: np.random.Generator, eval_size: int):
+        if getattr(task, "stateful", False):
+            raise ValueError(f"--curriculum: the {task.name} task has no lag to grow")
+        self.task, self.rng, self.eval_size = task, rng, eval_size
+        self.history: list[list[int]] = []  # [step, L] at the start and at every change
+        self._set(0, max(task.min_lag, min(start, task.lag)))
+
+    def _set(self, step: int, lag: int) -> None:
+        self.lag = lag
+        self.at_lag = make_task(self.task.name, lag)
+        self.val_batch = self.at_lag.sample(self.eval_size, self.rng)
+        self.history.append([step, lag])
+
+    def sample(self, n: int, rng: np.random.Generator) -> Batch:
+        """A training batch of n sequences at a lag drawn from [L // 2, L]."""
+        low = max(self.task.min_lag, self.lag // 2)
+        return make_task(self.task.name, int(rng.integers(low, self.lag + 1))).sample(n, rng)
+
+    def update(self, step: int, model: SequenceModel) -> None:
+        """Grow L if the model solves its validation batch at lag L."""
+        if self.lag >= self.task.lag:
+            return
+        metrics, _ = _evaluate(self.at_lag, model, self.val_batch)
+        if self.at_lag.solved(metrics, self.at_lag.baseline(self.val_batch)):
+            self._set(step, min(self.task.lag, math.ceil(self.lag * self.GROWTH)))
+
+
 class _Fresh(Task):
     """Fresh batches from the task's generator at every step (the Reber stream: the next
     chunk, the recurrent state carried across chunks); solved at two evaluations in a row."""
@@ -219,11 +260,17 @@ class _Fresh(Task):
         self.val_baseline = task.baseline(self.val_batch)
         self.state: Any = None
         self.streak = 0
+        self.curriculum = None
+        if config.curriculum is not None:  # its own generator: the stream above is unchanged
+            curriculum_rng = np.random.default_rng(rng.integers(2**63))
+            self.curriculum = Curriculum(task, config.curriculum, curriculum_rng, config.eval_size)
 
     def loss(self, step: int) -> tuple[float, np.ndarray]:
         """The task's loss and dL/dout, (N, C) or (T, N, C)."""
         if self.stateful:
             batch = self.stream.next_chunk(self.task.T)
+        elif self.curriculum is not None:
+            batch = self.curriculum.sample(self.batch, self.rng)
         else:
             batch = self.task.sample(self.batch, self.rng)
         out, self.state = self.model(batch.x, self.state if self.stateful else None)
@@ -231,10 +278,13 @@ class _Fresh(Task):
 
     def evaluate(self, step: int) -> Evaluation:
         metrics, _ = _evaluate(self.task, self.model, self.val_batch)
-        if self.on_eval is not None:
-            self.on_eval(step, metrics)
         solved = self.task.solved(metrics, self.val_baseline)
         self.streak = self.streak + 1 if solved else 0
+        if self.curriculum is not None:
+            self.curriculum.update(step, self.model)
+            metrics = {**metrics, "train_lag": self.curriculum.lag}  # the lag from here on
+        if self.on_eval is not None:
+            self.on_eval(step, metrics)
         return Evaluation(metrics, solved=self.streak >= 2)
 
 
@@ -288,13 +338,15 @@ def run_one(
         variant=config.variant,
     )
     init_used = initialise(model, config.init, task.lag, rng)
-    curve: list[list[float]] = []  # [step, seconds, validation metric(, copy accuracy)]
-    extra = "copy_accuracy" if task_name == "copying" else None
+    # [step, seconds, validation metric(, copy accuracy)(, the curriculum's training lag)]
+    curve: list[list[float]] = []
+    extra = ["copy_accuracy"] if task_name == "copying" else []
+    extra += ["train_lag"] if config.curriculum is not None else []
     started = time.monotonic()
 
     def on_eval(step: int, metrics: dict[str, float]) -> None:
         point = [step, round(time.monotonic() - started, 2), metrics[task.metric_name]]
-        curve.append(point + ([metrics[extra]] if extra else []))
+        curve.append(point + [metrics[k] for k in extra])
 
     with single_blas_thread():
         steps, seconds, _ = train_model(task, model, config, rng, on_eval)
@@ -319,11 +371,12 @@ def run_one(
         "steps": steps,
         "seconds": round(seconds, 2),
         "init": init_used,
+        "curriculum": config.curriculum,  # the first training lag (None: the task's lag)
         "variant": config.variant if model.is_lstm else {},
         "ratio": metric / baseline if baseline else float("nan"),
         "steps_per_s": round(steps / seconds, 2) if seconds > 0 else float("nan"),
         # the validation metric every eval_every steps: [step, seconds, metric(, accuracy)]
-        "curve_columns": ["step", "seconds", task.metric_name] + ([extra] if extra else []),
+        "curve_columns": ["step", "seconds", task.metric_name] + extra,
         "curve": curve,
     }
     record.update({k: v for k, v in metrics.items() if k != task.metric_name})
