@@ -440,7 +440,12 @@ def test_reused_workspace_keeps_results_exact(mode: str) -> None:
 
 def test_concurrent_inference_on_one_layer_is_exact() -> None:
     """Threads running forward on the same layer at once: each gets its own result (the
-    reused tape arrays go to one call at a time; the others allocate their own)."""
+    reused tape arrays go to one call at a time; the others allocate their own).
+
+    Equal to float32 rounding, not bit for bit: the limit on BLAS's threads is one for the
+    whole process (threadpoolctl), so a product may run on one BLAS thread in one call and
+    on two in another, and some OpenBLAS kernels (``Haswell``) then round differently (one
+    ulp seen). A call that read another's arrays would be off by the outputs' own size."""
     from concurrent.futures import ThreadPoolExecutor
 
     layer = lk.LSTM(16, 64, num_layers=2, seed=3)
@@ -448,12 +453,13 @@ def test_concurrent_inference_on_one_layer_is_exact() -> None:
     rng = np.random.default_rng(4)
     xs = [rng.standard_normal((40, 8, 16)).astype(np.float32) for _ in range(4)]
     expected = [layer(x)[0] for x in xs]
+    assert min(rel_err(expected[0], e) for e in expected[1:]) > 0.1  # inputs tell apart
 
-    def run(k: int) -> bool:
-        return all(np.array_equal(layer(xs[k])[0], expected[k]) for _ in range(5))
+    def worst(k: int) -> float:
+        return max(rel_err(layer(xs[k])[0], expected[k]) for _ in range(5))
 
     with ThreadPoolExecutor(4) as pool:
-        assert all(pool.map(run, range(4)))
+        assert max(pool.map(worst, range(4))) < 1e-5
 
 
 def test_a_failing_part_does_not_hang_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
