@@ -215,8 +215,14 @@ def test_inference_gives_the_same_results_and_records_nothing(
     cfg: dict[str, Any], mode: str
 ) -> None:
     """forward(..., inference=True) (two-step rings in the split loops) equals the
-    recording forward bit for bit, on the same kernels; then backward and activations
-    refuse instead of using a stale tape. (float64: the reference.)"""
+    recording forward, on the same kernels, to one float32 rounding; then backward and
+    activations refuse instead of using a stale tape. (float64: the reference.)
+
+    Not bit for bit on every machine: bit for bit where an earlier CI ran, but on an AMD Zen 4
+    with AVX-512 the cell-split loops' y was one ulp off in 1 of 42 values (7.5e-9; the same
+    with OpenBLAS's Haswell kernels and numba compiling for haswell). The two calls keep a
+    step's values in different arrays (the tape, or a ring), and the compiled loops may
+    take other vectorised paths for them. A mistake in the rings is far larger."""
     dtype = getattr(np, mode.split("-")[0])
     layer = make_layer(cfg, dtype, seed=1)
     layer.execution = _execution(mode)
@@ -224,9 +230,9 @@ def test_inference_gives_the_same_results_and_records_nothing(
     args = (case["x"], case["state"], case["lengths"])
     y, state = layer(*args)
     y_inf, state_inf = layer(*args, inference=True)
-    np.testing.assert_array_equal(y_inf, y)
+    assert rel_err(y_inf, y) < 1e-6
     for a, b in zip(parts(state_inf), parts(state), strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert rel_err(a, b) < 1e-6
     with pytest.raises(RuntimeError, match="inference=True"):
         layer.backward(case["dy"], case["dstate"])
     with pytest.raises(RuntimeError, match="inference=True"):
