@@ -671,3 +671,25 @@ def test_parallel_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     nested: list[int] = []  # run from a worker thread runs inline instead of waiting on it
     parallel.run(lambda i: parallel.run(nested.append, [i, i + 10]), [0, 1])
     assert sorted(nested) == [0, 1, 10, 11]
+
+
+def test_small_work_runs_blas_on_one_thread() -> None:
+    """parallel.split keeps BLAS to one thread while it runs work too small to share (or
+    when one thread is allowed), leaves BLAS's own threads to large unsplit work, and
+    restores the library's setting afterwards."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    if max(before, default=1) < 2:
+        pytest.skip("BLAS runs one thread here already")
+    ex = lk.Execution(threads=2)
+    seen: dict[str, list[int]] = {}
+    parallel.split(lambda rows: seen.setdefault("small", blas_threads()), 10, 1, ex)
+    parallel.split(lambda rows: seen.setdefault("one", blas_threads()), 10, ex.min_work,
+                   ex.with_threads(1))  # fmt: skip
+    parallel.split(lambda rows: seen.setdefault("rows", blas_threads()), 1, ex.min_work, ex)
+    assert seen == {"small": [1] * len(before), "one": [1] * len(before), "rows": before}
+    assert blas_threads() == before

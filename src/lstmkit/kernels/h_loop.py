@@ -105,7 +105,7 @@ def forward(
         _forward(seq, y, weights, steps, h_n, code, ex.small_h, rows.start, rows.stop)
 
     uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
-    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, uses_blas))
+    parallel.split(run, N, T * N * H * GH, ex, uses_blas)
     tape = HTape(x, h_prev, gates, hw_n, mask, reverse, code) if keep_tape else None
     return y, (h_n,), tape
 
@@ -179,7 +179,7 @@ def backward(
                   rows.stop)  # fmt: skip
 
     uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
-    parallel.run(run, parallel.parts(N, T * N * H * GH, ex, uses_blas))
+    parallel.split(run, N, T * N * H * GH, ex, uses_blas)
     return _weight_grads(p, x, h_prev, dxw, dhw, grads), (dh0,)
 
 

@@ -404,7 +404,7 @@ def _forward_rows(
                 np.copyto(c_out, c_t, where=~valid_t)
                 np.multiply(h_new, valid_t, out=y_t)
 
-    parallel.run(run, parallel.parts(N, T * N * P * GH, ex, lambda rows: rows * P * GH > ex.small))
+    parallel.split(run, N, T * N * P * GH, ex, lambda rows: rows * P * GH > ex.small)
 
 
 def backward(
@@ -578,7 +578,7 @@ def _backward_rows(
     def uses_blas(rows: int) -> bool:
         return record is not None or rows * P * GH > ex.small_backward
 
-    parallel.run(run, parallel.parts(N, T * N * P * GH, ex, uses_blas))
+    parallel.split(run, N, T * N * P * GH, ex, uses_blas)
 
 
 def _products(
@@ -605,7 +605,8 @@ def _products(
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), x.dtype)
     dx_rows = dx.reshape(T * N, I)
-    n_parts = len(parallel.parts(min(T * N, GH), T * N * GH * (2 * I + P), ex))
+    work = T * N * GH * (2 * I + P)
+    n_parts = len(parallel.parts(min(T * N, GH), work, ex))
 
     def products(i: int) -> None:
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
@@ -620,5 +621,5 @@ def _products(
             r = parallel.block(P, n_parts, i)
             grads["W_hr"][r] += dh_rows[:, r].T @ m_rows
 
-    parallel.run(products, range(n_parts))
+    parallel.run(products, range(n_parts), one_blas_thread=parallel.small(work, ex))
     return dx

@@ -49,4 +49,4 @@ def project(
         if b is not None:
             gate_rows[rows] += b
 
-    parallel.run(project, parallel.parts(T * N, T * N * I * GH, ex))
+    parallel.split(project, T * N, T * N * I * GH, ex)
