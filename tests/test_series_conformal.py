@@ -90,7 +90,8 @@ def test_batched_validation_errors_equal_one_origin_at_a_time(
 ) -> None:
     t = np.arange(80)
     y = 5 + 0.1 * t + np.sin(2 * np.pi * t / 12) + 0.1 * np.random.default_rng(2).normal(size=80)
-    c = [c for c in candidates(12, 6, 74, 8) if (c.difference, c.deseason) == (difference, deseason)][0]
+    forms = candidates(12, 6, 74, 8)
+    c = next(c for c in forms if (c.difference, c.deseason) == (difference, deseason))
     tf = Transform.fit(y[:60], 12, c.deseason, c.difference)
     model = Forecaster(ForecasterConfig(hidden=8, dtype="float64"), seed=0)
     origins = np.arange(60, 75)

@@ -422,8 +422,8 @@ def _backtest_series(args: argparse.Namespace) -> Any:
         time_column, times, values = load(args.dataset)
     except ModuleNotFoundError as e:
         raise UserError(str(e)) from None
-    values = np.array(values, np.float64)
-    return Series(values, times, "value", time_column, args.dataset, args.missing)
+    y = np.array(values, np.float64)
+    return Series(y, times, "value", time_column, args.dataset, args.missing)
 
 
 def _backtest(args: argparse.Namespace) -> int:

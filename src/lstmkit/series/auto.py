@@ -219,9 +219,7 @@ def _validate(
 
     def score(step: int, model: Forecaster) -> None:
         nonlocal best
-        errors = np.stack(
-            [actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins]
-        )
+        errors = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
         mae = _mean_abs(errors, observed is not None)
         if np.isfinite(mae) and mae < best[0]:
             # the intervals' calibration: the errors from every origin of the part, which

@@ -253,7 +253,9 @@ def backtest(
                 lo, hi = interval
                 known = np.isfinite(actual)
                 inside = (lo <= actual) & (actual <= hi)
-                per_origin[-1]["coverage"] = float(np.mean(inside[known])) if known.any() else np.nan
+                per_origin[-1]["coverage"] = (
+                    float(np.mean(inside[known])) if known.any() else np.nan
+                )
                 per_origin[-1]["width"] = float(np.mean(hi - lo))
                 intervals.append([lo.tolist(), hi.tolist()])
         mean = {k: float(np.mean([s[k] for s in per_origin])) for k in per_origin[0]}

@@ -191,8 +191,9 @@ def _on_time_grid(
     at = grid.get_indexer(stamps.index)  # (n,) each row's place on the grid
     for k, g in enumerate(at):
         written[g] = cells[k]  # the stamps as the file writes them
-    if inserted and missing == "error":
-        k, run = inserted[0], _run(inserted)
+    first = int(np.argmax(np.isnan(full))) if np.isnan(full).any() else -1
+    if missing == "error" and first in inserted:  # the first missing value is a skipped stamp
+        k, run = first, _run(inserted[inserted.index(first) :])
         raise CSVError(
             f"{where}: the time stamps skip from {written[k - 1]!r} to {written[k + run]!r} "
             f"(a gap of {run}; {len(inserted)} missing in all); add the rows or choose "

@@ -24,9 +24,9 @@ import numpy as np
 
 from lstmkit.series.auto import Ensemble
 from lstmkit.series.data import Series
-from lstmkit.series.times import infer_frequency
 from lstmkit.series.forecast import forecast_run
 from lstmkit.series.model import Forecaster
+from lstmkit.series.times import infer_frequency
 
 __all__ = [
     "evaluate",

@@ -183,7 +183,9 @@ def frequency(stamps: Stamps) -> str | None:
     """The pandas frequency of the stamps (``pd.infer_freq``), or None if they follow none.
 
     Stamps with gaps: the frequency most often inferred from runs of three consecutive
-    stamps, if every stamp lies on that frequency's grid from the first to the last. Two
+    stamps, if every stamp lies on that frequency's grid from the first to the last and at
+    least half of the grid's stamps are there (any dates lie on the daily grid: sparse
+    ones are irregular, not a daily series with gaps). Two
     stamps: the step between them (a whole number of months for years and months).
     """
     pd = _pandas()
@@ -191,8 +193,7 @@ def frequency(stamps: Stamps) -> str | None:
     if len(index) < 2:
         return None
     if len(index) == 2:
-        third = np.array([_third(pd, index, stamps.style).asm8], "datetime64[s]")
-        index = index.append(pd.DatetimeIndex(third))
+        index = _third(pd, index, stamps.style)
     freq = pd.infer_freq(index)
     if freq is not None:
         return str(freq)
@@ -201,18 +202,23 @@ def frequency(stamps: Stamps) -> str | None:
     votes.pop(None, None)
     for freq, _ in votes.most_common(2):
         grid = pd.date_range(index[0], index[-1], freq=freq, unit="s")
-        if index.isin(grid).all():
+        if len(grid) <= 2 * len(index) and index.isin(grid).all():
             return str(freq)
     return None
 
 
 def _third(pd: Any, index: Any, style: str) -> Any:
-    """The stamp after two, one step on: calendar months for years and months."""
+    """Two stamps and a third one step on (calendar months for years and months), after
+    them, or before them near the year 9999."""
     a, b = index[0], index[1]
-    if style in ("year", "month"):
-        months = 12 * (b.year - a.year) + b.month - a.month
-        return b + pd.DateOffset(months=months)
-    return b + (b - a)
+    months = 12 * (b.year - a.year) + b.month - a.month
+    step = pd.DateOffset(months=months) if style in ("year", "month") else b - a
+    try:
+        third = np.array([(b + step).asm8], "datetime64[s]")
+        return index.append(pd.DatetimeIndex(third))
+    except (ValueError, OverflowError):  # past 9999: pandas' OutOfBoundsDatetime among them
+        third = np.array([(a - step).asm8], "datetime64[s]")
+        return pd.DatetimeIndex(third).append(index)
 
 
 def season_of(freq: str | None) -> tuple[str, int] | None:
@@ -250,13 +256,30 @@ def future_times(times: list[str] | None, horizon: int) -> list[str]:
     if freq is None:
         return labels
     pd = _pandas()
-    future = pd.date_range(stamps.index[-1], periods=horizon + 1, freq=freq, unit="s")[1:]
-    late = np.flatnonzero(future.year > 9999)
-    if late.size:
-        h = int(late[0]) + 1
+    try:
+        future = pd.date_range(stamps.index[-1], periods=horizon + 1, freq=freq, unit="s")[1:]
+        late = np.flatnonzero(future.year > 9999)
+        h = int(late[0]) + 1 if late.size else 0
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime among them
+        h = 1 + sum(1 for _ in _until_9999(pd, stamps.index[-1], freq, horizon))
+    if h:
         last = stamps.format(stamps.index[-1:])[0]
         raise ValueError(
             f"--horizon {horizon}: the time stamps after {last!r} would run past the year "
             f"9999 at step {h}; forecast at most {h - 1} steps"
         )
     return stamps.format(future)
+
+
+def _until_9999(pd: Any, last: Any, freq: str, horizon: int) -> Any:
+    """The stamps after ``last`` one by one, while they stay before the year 10000."""
+    offset = pd.tseries.frequencies.to_offset(freq)
+    t = last
+    for _ in range(horizon):
+        try:
+            t = t + offset
+        except (ValueError, OverflowError):
+            return
+        if t.year > 9999:
+            return
+        yield t
