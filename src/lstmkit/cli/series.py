@@ -25,6 +25,7 @@ from lstmkit.cli.options import (
 from lstmkit.cli.series_auto import auto_config as _auto_config
 from lstmkit.cli.series_auto import single_config as _single_config
 from lstmkit.cli.series_auto import train_auto as _train_auto
+from lstmkit.cli.series_missing import add_missing_option, filled_before, refuse_mask, say_filled
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -117,7 +118,7 @@ def add_commands(subparsers: Any) -> None:
     where.add_argument("--dataset", choices=list(DATASETS), help="a bundled series instead")
     p.add_argument("--column", help="value column (needed with --csv)")
     p.add_argument("--time-column", help="time stamp column, optional (infers --season)")
-    _missing_option(p)
+    add_missing_option(p)
     p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
     p.add_argument("--origins", type=int, default=5, help="forecast origins (%(default)s)")
     p.add_argument("--step", type=int, help="values between origins (default: horizon)")
@@ -182,20 +183,7 @@ def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
     where = "" if column_required else " (default: the run's)"
     p.add_argument("--column", required=column_required, help=f"value column{where}")
     p.add_argument("--time-column", help=f"time stamp column, optional{where}")
-    _missing_option(p)
-
-
-def _missing_option(p: argparse.ArgumentParser) -> None:
-    from lstmkit.series.missing import MODES
-
-    p.add_argument(
-        "--missing",
-        choices=MODES,
-        default="error",
-        help="missing values (empty/NaN cells, time stamps the frequency skips): error "
-        "(default), interpolate (linear), previous (last value) or mask (the automatic "
-        "forecaster's loss skips them; inputs interpolated)",
-    )
+    add_missing_option(p)
 
 
 def _read(path: str, column: str, time_column: str | None, missing: str = "error") -> Any:
@@ -212,30 +200,19 @@ def _reader(args: argparse.Namespace) -> Any:
     return partial(_read, missing=args.missing)
 
 
-def _say_filled(series: Any, end: int) -> None:
-    """One line on stderr when missing values before ``end`` were filled (never silently)."""
-    import numpy as np
-
-    count = int(np.isnan(series.values[:end]).sum())
-    if count:
-        how = {"interpolate": "interpolated", "previous": "filled with the previous value",
-               "mask": "masked (inputs interpolated)"}[series.missing]  # fmt: skip
-        print(f"{count} missing values {how} (--missing {series.missing})", file=sys.stderr)
-
-
 def _train(args: argparse.Namespace) -> int:
     from lstmkit.series.train import train
 
     if args.lookback is None and not args.difference:
-        return _train_auto(args, _reader(args), _say_filled)
+        return _train_auto(args, _reader(args))
     if args.season is not None:
         raise UserError("--season goes with the automatic forecaster (no --lookback)")
-    _no_mask(args)
+    refuse_mask(args)
     config = _single_config(args)
     series = _read(args.csv, args.column, args.time_column, args.missing)
     end = len(series) - config.resolved().holdout
-    _say_filled(series, end)
-    s = run_trainer(args, train, config, _filled_before(series, end))
+    say_filled(series, end)
+    s = run_trainer(args, train, config, filled_before(series, end))
     if s is None:
         return 0  # not rank 0
     split = s["split"]
@@ -252,25 +229,6 @@ def _train(args: argparse.Namespace) -> int:
         f"run folder {s['run']}"
     )
     return 0
-
-
-def _no_mask(args: argparse.Namespace) -> None:
-    if args.missing == "mask":
-        raise UserError(
-            "--missing mask goes with the automatic forecaster (no --lookback or --difference); "
-            "with one LSTM choose --missing interpolate or previous"
-        )
-
-
-def _filled_before(series: Any, end: int) -> Any:
-    """The series with its values before ``end`` filled from those values alone."""
-    from dataclasses import replace
-
-    if end <= 0:
-        return series
-    values = series.values.copy()
-    values[:end] = series.history(end)
-    return replace(series, values=values)
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
@@ -321,7 +279,7 @@ def _forecast(args: argparse.Namespace) -> int:
     need = 1 + int(any(m["difference"] for m in _members(meta)))
     if holdout < 0 or n - holdout < need:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
-    _say_filled(series, n - holdout)
+    say_filled(series, n - holdout)
     history = series.history(n - holdout)  # the forecast's context
     actual = series.values[n - holdout : n - holdout + args.horizon]  # NaN: missing
     origin = n - holdout
@@ -381,7 +339,7 @@ def _eval(args: argparse.Namespace) -> int:
     check_at_least(args, 0, "holdout")
     model, meta, series = _load(args)
     holdout = args.holdout if args.holdout is not None else meta["data"]["split"]["n_holdout"]
-    _say_filled(series, len(series) - holdout)
+    say_filled(series, len(series) - holdout)
     if holdout < 1:
         raise UserError(
             "the run kept no held-out tail (--holdout 0 at training); pass --holdout N "
@@ -458,10 +416,10 @@ def _backtest(args: argparse.Namespace) -> int:
             )
     auto = args.lookback is None and not args.difference
     if not auto:
-        _no_mask(args)
+        refuse_mask(args)
     config = _auto_config(args) if auto else _single_config(args)
     series = _backtest_series(args)
-    _say_filled(series, len(series))
+    say_filled(series, len(series))
     step = args.step if args.step is not None else args.horizon
     try:
         season, source = resolve_season(series, args.season)

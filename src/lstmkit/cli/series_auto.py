@@ -11,16 +11,12 @@ from typing import Any
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import check_at_least, check_positive, output_folder, training_config
+from lstmkit.cli.series_missing import say_filled
 
 
-def train_auto(
-    args: argparse.Namespace,
-    read: Callable[[str, str, str | None], Any],
-    say_filled: Callable[[Any, int], None],
-) -> int:
+def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], Any]) -> int:
     """``series train`` without --lookback: the automatic forecaster into --out/auto.npz;
-    ``read(csv, column, time_column)`` reads the series (a UserError if it cannot),
-    ``say_filled(series, end)`` reports the missing values it fills before ``end``."""
+    ``read(csv, column, time_column)`` reads the series (a UserError if it cannot)."""
     from lstmkit.series.auto import fit_auto
     from lstmkit.series.auto_run import FILE, save_ensemble
     from lstmkit.series.evaluate import resolve_season
