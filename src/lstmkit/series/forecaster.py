@@ -28,14 +28,9 @@ import numpy as np
 
 from lstmkit.series import missing as gaps
 from lstmkit.series.auto import AutoConfig, Ensemble, fit_auto
+from lstmkit.series.times import season_of
 
 __all__ = ["Forecaster"]
-
-# pandas frequency prefixes -> season length
-_SEASONS: tuple[tuple[str, int], ...] = (
-    ("QS", 4), ("Q", 4), ("MS", 12), ("ME", 12), ("M", 12), ("W", 52), ("D", 7), ("B", 5),
-    ("h", 24), ("H", 24),
-)  # fmt: skip
 
 
 class Forecaster:
@@ -225,13 +220,8 @@ def _freq(index: Any) -> str | None:
 
 def _infer_season(index: Any) -> int:
     """The season of a pandas time index (see the module docstring), else 1."""
-    freq = None if index is None else _freq(index)
-    if freq is None:
-        return 1
-    for prefix, m in _SEASONS:
-        if freq.startswith(prefix):
-            return m
-    return 1
+    named = season_of(None if index is None else _freq(index))
+    return 1 if named is None else named[1]
 
 
 def _future_index(index: Any, h: int) -> Any:
