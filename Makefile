@@ -1,5 +1,6 @@
 # Two commands on a fresh machine: `make demo` and `make test` (`make test-fast`: without
-# the tests marked slow, under a minute).
+# the tests marked slow, under a minute). The test install takes every extra the tests use
+# (series: pandas for time stamps; baselines: statsforecast; datasets: statsmodels).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 $(TSTAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[train,fast,test]'
+	$(BIN)/pip install -q -e '.[train,fast,series,baselines,datasets,test]'
 	touch $@
 
 install: $(STAMP)

@@ -66,7 +66,8 @@ def test_read_csv_values_and_times(tmp_path: Path) -> None:
     [
         ("t,a\n1,1\n2,\n3,3\n", "row 3, column 'a': missing value"),
         ("t,a\n1,1\n2,2\n3,abc\n", "row 4, column 'a': expected a number, got 'abc'"),
-        ("t,a\n1,1\n2,nan\n", "row 3, column 'a': expected a finite number, got 'nan'"),
+        ("t,a\n1,1\n2,nan\n", "row 3, column 'a': missing value (empty or NaN cell)"),
+        ("t,a\n1,1\n2,-inf\n", "row 3, column 'a': expected a finite number, got '-inf'"),
         ("t,a\n1,1\n2\n", "row 3, column 'a': missing value"),  # short row
         ("t,a\n1,1\n,2\n", "row 3, column 't': missing time stamp"),
         ("t,b\n1,1\n", "no column 'a' (--column); the header has: 't', 'b'"),

@@ -140,8 +140,10 @@ def test_api_bad_input_says_what_was_expected() -> None:
         F(horizon=3).predict()
     with pytest.raises(ValueError, match="horizon: expected an integer >= 1, got 0"):
         F(horizon=0).fit(np.arange(20.0))
-    with pytest.raises(ValueError, match="missing or infinite .first at position 2"):
+    with pytest.raises(ValueError, match="5 missing values .*first at position 2.*missing='"):
         F(horizon=3).fit([1.0, 2.0, float("nan"), 4.0] * 5)
+    with pytest.raises(ValueError, match="1 infinite .first at position 1"):
+        F(horizon=3).fit([1.0, float("inf")] + [1.0] * 18)
     with pytest.raises(ValueError, match="expected a 1-D series, got shape"):
         F(horizon=3).fit(np.zeros((10, 2)))
     with pytest.raises(TypeError, match="y: expected numbers"):
@@ -154,8 +156,10 @@ def test_api_bad_input_says_what_was_expected() -> None:
         F(horizon=3).fit(pd.DataFrame({"a": np.arange(20.0)}), column="b")
     with pytest.raises(TypeError, match="expected numeric values, got dtype object"):
         F(horizon=3).fit(pd.Series(["x"] * 20))
-    with pytest.raises(ValueError, match="missing or infinite"):
+    with pytest.raises(ValueError, match="10 missing values"):
         F(horizon=3).fit(pd.Series([1.0, None] * 10))
+    with pytest.raises(ValueError, match="missing: expected one of error, interpolate"):
+        F(horizon=3, missing="drop").fit(np.arange(20.0))
     f = F(horizon=3, config=TINY).fit(np.arange(30.0))
     with pytest.raises(ValueError, match="h: expected an integer >= 1, got -1"):
         f.predict(-1)
@@ -252,18 +256,21 @@ def test_train_auto_bad_options_are_one_line_errors(
 # ---- prediction intervals -------------------------------------------------------------
 
 
-def test_interval_is_the_validation_error_quantile_growing_with_sqrt_h() -> None:
-    y = seasonal(60)
-    e = fit_auto(y, 12, 6, TINY)
+def test_interval_is_the_per_step_conformal_quantile_of_the_errors() -> None:
+    """Ensemble.interval: at step j the ceil((R + 1) 0.8)-th smallest |error| of column j,
+    by hand from a replaced error table; past the calibrated H it grows like sqrt(j / H)."""
+    e = fit_auto(seasonal(60), 12, 6, TINY)
     assert e.errors.shape[1] == 6 and np.all(np.isfinite(e.errors))
-    f = e.predict(8)
-    lo, hi = e.interval(8, level=80)
-    j = np.sqrt(np.arange(1, 9))
-    q = np.quantile(np.abs(e.errors) / np.sqrt(np.arange(1, 7)), 0.8)  # by hand
-    np.testing.assert_allclose(hi - f, q * j, rtol=1e-12)
-    np.testing.assert_allclose(f - lo, q * j, rtol=1e-12)
-    lo50, hi50 = e.interval(8, level=50)
-    assert np.all(hi50 - lo50 < hi - lo)
+    rng = np.random.default_rng(3)
+    e.errors = rng.standard_normal((9, 3)) * np.array([1.0, 2.0, 3.0])  # R = 9, H = 3
+    f = e.predict(5)
+    lo, hi = e.interval(5, level=80)
+    by_hand = [sorted(abs(x) for x in e.errors[:, j])[7] for j in range(3)]  # 8th of 9
+    np.testing.assert_allclose((hi - f)[:3], by_hand, rtol=1e-12)
+    np.testing.assert_allclose(f - lo, hi - f, rtol=1e-12)
+    np.testing.assert_allclose((hi - f)[3:], by_hand[2] * np.sqrt([4 / 3, 5 / 3]), rtol=1e-12)
+    lo50, hi50 = e.interval(5, level=50)
+    assert np.all(hi50 - lo50 <= hi - lo)
     with pytest.raises(ValueError, match="level: expected a percentage"):
         e.interval(8, level=100)
 

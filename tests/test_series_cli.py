@@ -168,7 +168,7 @@ def test_resume_after_sigkill_is_exact(monthly: Path, tmp_path: Path) -> None:
     "cells, message",
     [
         (["1", "", "3"], "row 3, column 'y': missing value"),
-        (["1", "2", "n/a"], "row 4, column 'y': expected a number, got 'n/a'"),
+        (["1", "2", "n/a"], "row 4, column 'y': missing value (empty or NaN cell)"),
     ],
 )
 def test_bad_csv_is_a_clear_error(tmp_path: Path, cells: list[str], message: str) -> None:

@@ -382,7 +382,39 @@ def test_a_gap_in_the_time_stamps_is_refused(tmp_path, capsys) -> None:
     argv = ["series", "train", "--csv", str(csv), "--column", "y", "--time-column", "t",
             "--out", str(tmp_path / "r")]  # fmt: skip
     err = one_error(capsys, argv)
-    assert "skip from '2001-06' to '2001-08' (a gap)" in err
+    assert "skip from '2001-06' to '2001-08' (a gap of 1; 1 missing in all)" in err
+    assert "--missing interpolate" in err
+
+
+@pytest.mark.parametrize("command", ["series train", "series forecast", "series eval",
+                                     "series backtest"])  # fmt: skip
+@pytest.mark.parametrize("value", ["drop", "", "ERROR"])
+def test_a_bad_missing_choice_is_one_line(inputs, tmp_path, capsys, command, value) -> None:
+    fill = {k: str(p) for k, p in inputs.items()}
+    argv = command.split() + [a.format(**fill, out=str(tmp_path / "out")) for a in BASE[command]]
+    err = one_error(capsys, argv + [f"--missing={value}"], code=2)
+    assert "argument --missing: invalid choice" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsorted_and_irregular_time_stamps_are_refused(tmp_path, capsys) -> None:
+    rows = [(f"2001-{m:02d}", str(m)) for m in (1, 2, 4, 3, 5, 6, 7, 8, 9, 10, 11, 12)]
+    argv = ["series", "train", "--csv", "", "--column", "y", "--time-column", "t",
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    argv[3] = str(write_csv(tmp_path / "unsorted.csv", rows))
+    err = one_error(capsys, argv)
+    assert "row 5, column 't': time stamp '2001-03' comes before '2001-04' of row 4" in err
+    days = [(f"2001-01-{d:02d}", str(d)) for d in (1, 2, 3, 5, 8, 13, 21, 30)]
+    argv[3] = str(write_csv(tmp_path / "irregular.csv", days))
+    assert "follow no regular frequency" in one_error(capsys, argv)
+
+
+def test_mask_with_one_lstm_is_refused(inputs, tmp_path, capsys) -> None:
+    fill = {k: str(p) for k, p in inputs.items()}
+    argv = ["series", "train"] + [a.format(**fill, out=str(tmp_path / "r"))
+                                  for a in BASE["series train"]]  # fmt: skip
+    err = one_error(capsys, argv + ["--missing", "mask"])
+    assert "--missing mask goes with the automatic forecaster" in err
 
 
 def test_a_forecast_past_the_year_9999_is_refused(inputs, tmp_path, capsys) -> None:

@@ -25,6 +25,7 @@ from lstmkit.cli.options import (
 from lstmkit.cli.series_auto import auto_config as _auto_config
 from lstmkit.cli.series_auto import single_config as _single_config
 from lstmkit.cli.series_auto import train_auto as _train_auto
+from lstmkit.cli.series_missing import add_missing_option, filled_before, refuse_mask, say_filled
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -117,6 +118,7 @@ def add_commands(subparsers: Any) -> None:
     where.add_argument("--dataset", choices=list(DATASETS), help="a bundled series instead")
     p.add_argument("--column", help="value column (needed with --csv)")
     p.add_argument("--time-column", help="time stamp column, optional (infers --season)")
+    add_missing_option(p)
     p.add_argument("--horizon", type=int, default=d.horizon, help="forecast steps (%(default)s)")
     p.add_argument("--origins", type=int, default=5, help="forecast origins (%(default)s)")
     p.add_argument("--step", type=int, help="values between origins (default: horizon)")
@@ -181,26 +183,36 @@ def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
     where = "" if column_required else " (default: the run's)"
     p.add_argument("--column", required=column_required, help=f"value column{where}")
     p.add_argument("--time-column", help=f"time stamp column, optional{where}")
+    add_missing_option(p)
 
 
-def _read(path: str, column: str, time_column: str | None) -> Any:
+def _read(path: str, column: str, time_column: str | None, missing: str = "error") -> Any:
     from lstmkit.series.data import CSVError, read_csv
 
     try:
-        return read_csv(path, column, time_column)
-    except (CSVError, FileNotFoundError, UnicodeDecodeError) as e:
+        return read_csv(path, column, time_column, missing)
+    except (CSVError, FileNotFoundError, UnicodeDecodeError, ModuleNotFoundError) as e:
         raise UserError(str(e)) from None
+
+
+def _reader(args: argparse.Namespace) -> Any:
+    """``read(csv, column, time_column)`` with the command's --missing."""
+    return partial(_read, missing=args.missing)
 
 
 def _train(args: argparse.Namespace) -> int:
     from lstmkit.series.train import train
 
     if args.lookback is None and not args.difference:
-        return _train_auto(args, _read)
+        return _train_auto(args, _reader(args))
     if args.season is not None:
         raise UserError("--season goes with the automatic forecaster (no --lookback)")
+    refuse_mask(args)
     config = _single_config(args)
-    s = run_trainer(args, train, config, _read(args.csv, args.column, args.time_column))
+    series = _read(args.csv, args.column, args.time_column, args.missing)
+    end = len(series) - config.resolved().holdout
+    say_filled(series, end)
+    s = run_trainer(args, train, config, filled_before(series, end))
     if s is None:
         return 0  # not rank 0
     split = s["split"]
@@ -239,7 +251,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     time_column = args.time_column
     if time_column is None and args.column is None:
         time_column = meta["data"]["time_column"]
-    return model, meta, _read(args.csv, column, time_column)
+    return model, meta, _read(args.csv, column, time_column, args.missing)
 
 
 def _members(meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -248,6 +260,8 @@ def _members(meta: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _forecast(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from lstmkit.series.data import future_times
     from lstmkit.series.evaluate import predict_run
 
@@ -265,8 +279,9 @@ def _forecast(args: argparse.Namespace) -> int:
     need = 1 + int(any(m["difference"] for m in _members(meta)))
     if holdout < 0 or n - holdout < need:
         raise UserError(f"--holdout: expected 0 <= holdout <= {n - need}, got {holdout}")
-    history = series.values[: n - holdout]
-    actual = series.values[n - holdout : n - holdout + args.horizon]
+    say_filled(series, n - holdout)
+    history = series.history(n - holdout)  # the forecast's context
+    actual = series.values[n - holdout : n - holdout + args.horizon]  # NaN: missing
     origin = n - holdout
     if series.times is None:  # label rows by position in the series (0-based)
         times = [str(origin + k) for k in range(args.horizon)]
@@ -285,7 +300,8 @@ def _forecast(args: argparse.Namespace) -> int:
             for k, (t, v) in enumerate(zip(times, predicted)):
                 row = [t, repr(float(v))]
                 if holdout:
-                    row.append(repr(float(actual[k])) if k < len(actual) else "")
+                    known = k < len(actual) and np.isfinite(actual[k])
+                    row.append(repr(float(actual[k])) if known else "")
                 writer.writerow(row)
     except OSError as e:
         raise UserError(f"--out: cannot write {args.out}: {e.strerror or e}") from None
@@ -303,11 +319,15 @@ def _forecast(args: argparse.Namespace) -> int:
             show_last=max(4 * args.horizon, 5 * max(m["lookback"] for m in _members(meta))),
         )
         message += f" and a plot to {png}"
-    if holdout:
+    known = np.isfinite(actual)
+    if holdout and known.any():
         from lstmkit.series.evaluate import mae
 
         m = len(actual)
-        message += f"; MAE on the {m} held-out values {mae(actual, predicted[:m]):.4g}"
+        message += (
+            f"; MAE on the {int(known.sum())} held-out values "
+            f"{mae(actual[known], predicted[:m][known]):.4g}"
+        )
     print(message)
     return 0
 
@@ -319,6 +339,7 @@ def _eval(args: argparse.Namespace) -> int:
     check_at_least(args, 0, "holdout")
     model, meta, series = _load(args)
     holdout = args.holdout if args.holdout is not None else meta["data"]["split"]["n_holdout"]
+    say_filled(series, len(series) - holdout)
     if holdout < 1:
         raise UserError(
             "the run kept no held-out tail (--holdout 0 at training); pass --holdout N "
@@ -347,7 +368,7 @@ def _backtest_series(args: argparse.Namespace) -> Any:
     if args.csv is not None:
         if args.column is None:
             raise UserError("--column: required with --csv (the value column)")
-        return _read(args.csv, args.column, args.time_column)
+        return _read(args.csv, args.column, args.time_column, args.missing)
     import numpy as np
 
     from lstmkit.series.data import Series
@@ -359,7 +380,8 @@ def _backtest_series(args: argparse.Namespace) -> Any:
         time_column, times, values = load(args.dataset)
     except ModuleNotFoundError as e:
         raise UserError(str(e)) from None
-    return Series(np.array(values, np.float64), times, "value", time_column, args.dataset)
+    y = np.array(values, np.float64)
+    return Series(y, times, "value", time_column, args.dataset, args.missing)
 
 
 def _backtest(args: argparse.Namespace) -> int:
@@ -393,8 +415,11 @@ def _backtest(args: argparse.Namespace) -> int:
                 f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
             )
     auto = args.lookback is None and not args.difference
+    if not auto:
+        refuse_mask(args)
     config = _auto_config(args) if auto else _single_config(args)
     series = _backtest_series(args)
+    say_filled(series, len(series))
     step = args.step if args.step is not None else args.horizon
     try:
         season, source = resolve_season(series, args.season)

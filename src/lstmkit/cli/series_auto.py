@@ -11,6 +11,7 @@ from typing import Any
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import check_at_least, check_positive, output_folder, training_config
+from lstmkit.cli.series_missing import say_filled
 
 
 def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], Any]) -> int:
@@ -19,6 +20,7 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     from lstmkit.series.auto import fit_auto
     from lstmkit.series.auto_run import FILE, save_ensemble
     from lstmkit.series.evaluate import resolve_season
+    from lstmkit.series.missing import fill
     from lstmkit.train import distributed
 
     if args.resume or args.val is not None:
@@ -52,7 +54,10 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     except ValueError as e:
         raise UserError(str(e)) from None
     print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
-    ensemble = fit_auto(series.values[:n_fit], season, args.horizon, config)
+    say_filled(series, n_fit)
+    y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
+    mask = observed if series.missing == "mask" else None
+    ensemble = fit_auto(y, season, args.horizon, config, mask)
     path = save_ensemble(output_folder(args.out, "--out", create=True), ensemble, series, holdout)
     chosen = ", ".join(
         f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"

@@ -20,6 +20,9 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
 3. **Refit and ensemble.** The ``top`` best candidates are each trained again on all of y
    (their own transform fitted on all of y) for their early-stopping number of steps, with
    ``seeds`` seeds each; the forecast is the median over these members at every step.
+4. **Intervals.** The best checkpoint of each candidate also forecasts from every origin of
+   its validation part; the top candidates' errors calibrate split-conformal intervals per
+   step ahead (:mod:`lstmkit.series.conformal`). They never change the point forecast.
 
 Nothing after the end of y is read: a backtest origin hands over only the history before it.
 The time budget ``minutes`` caps one fit (selection and refit); when it runs out, the
@@ -36,6 +39,7 @@ import numpy as np
 
 from lstmkit.nn.losses import mse
 from lstmkit.nn.optim import Adam, clip_grad_norm
+from lstmkit.series import conformal
 from lstmkit.series.data import make_windows
 from lstmkit.series.forecast import roll_out
 from lstmkit.series.model import Forecaster, ForecasterConfig
@@ -120,12 +124,15 @@ def _train(
     steps: int,
     deadline: float,
     every: Any = None,
+    z_observed: np.ndarray | None = None,
 ) -> Forecaster:
     """An LSTM trained on every window of z (n,) for ``steps`` Adam steps (fewer past the
-    deadline); ``every(step, model)`` is called every ``eval_every`` steps and at the end."""
+    deadline); ``every(step, model)`` is called every ``eval_every`` steps and at the end.
+    ``z_observed`` (n,) bool: the loss skips the targets that are False (missing="mask")."""
     model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed)
     X, Y = make_windows(z, c.lookback)  # (L, M, 1)
     X, Y = X.astype(model.dtype), Y.astype(model.dtype)
+    W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]
     rng = np.random.default_rng([seed, 1])
     optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
     B = min(config.batch, X.shape[1])
@@ -134,7 +141,10 @@ def _train(
         idx = rng.choice(X.shape[1], B, replace=False)
         model.zero_grad()
         pred, _ = model(X[:, idx])  # (L, B, 1)
-        _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
+        if W is None:
+            _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
+        else:
+            d_kept = _masked_mse_grad(pred[skip:], Y[skip:, idx], W[skip:, idx])
         dpred = np.zeros_like(pred)
         dpred[skip:] = d_kept
         model.backward(dpred)
@@ -148,17 +158,57 @@ def _train(
     return model
 
 
+def _masked_mse_grad(pred: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """d/dpred of sum(w (pred - target)^2) / sum(w), all (T, B, 1); w is 1 where the target
+    was observed, 0 where missing (no target: no gradient)."""
+    return (2.0 * w * (pred - target) / max(float(w.sum()), 1.0)).astype(pred.dtype)
+
+
+def _z_observed(observed: np.ndarray | None, difference: bool) -> np.ndarray | None:
+    """Which model-space values z (n,) or (n - 1,) rest on observed values only."""
+    if observed is None:
+        return None
+    return observed[1:] & observed[:-1] if difference else observed.copy()
+
+
 def _predict(model: Forecaster, c: Candidate, tf: Transform, y: np.ndarray, h: int) -> np.ndarray:
     """The h values following the history y (n,) -> (h,)."""
     z = tf.encode(y)[-c.lookback :]
     return tf.decode(roll_out(model, z[:, None], h)[:, 0].astype(np.float64), y)
 
 
+def _errors_at(
+    model: Forecaster,
+    c: Candidate,
+    tf: Transform,
+    y: np.ndarray,
+    actual: np.ndarray,
+    origins: np.ndarray,
+    h: int,
+) -> np.ndarray:
+    """actual - forecast (origins, h) of h-step forecasts from each origin o (history y[:o];
+    ``actual`` is y with NaN where missing), all origins rolled out in one batch."""
+    z = tf.encode(y)  # z[k] holds the value at time k + difference
+    ends = origins - int(c.difference)
+    contexts = ends[None, :] + np.arange(-c.lookback, 0)[:, None]  # (L, origins)
+    z_hat = roll_out(model, z[contexts], h).astype(np.float64)  # (h, origins)
+    return np.stack(
+        [actual[o : o + h] - tf.decode(z_hat[:, i], y[:o]) for i, o in enumerate(origins)]
+    )
+
+
 def _validate(
-    y: np.ndarray, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
+    y: np.ndarray,
+    m: int,
+    h: int,
+    c: Candidate,
+    config: AutoConfig,
+    deadline: float,
+    observed: np.ndarray | None = None,
 ) -> tuple[float, int, np.ndarray]:
     """(best mean validation MAE, its step, its errors y - forecast (origins, h)) of
-    candidate c; see the module docstring."""
+    candidate c; see the module docstring. Missing values (``observed`` False) are
+    left out of the loss and the errors."""
     n, k = len(y), config.val_horizons
     while k > 1 and n - k * h < c.need() + c.lookback:
         k -= 1
@@ -169,13 +219,27 @@ def _validate(
 
     def score(step: int, model: Forecaster) -> None:
         nonlocal best
-        errors = np.stack([y[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
-        mae = float(np.mean(np.abs(errors)))
+        errors = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        mae = _mean_abs(errors, observed is not None)
         if np.isfinite(mae) and mae < best[0]:
-            best = (mae, step, errors)
+            # the intervals' calibration: the errors from every origin of the part, which
+            # the model did not train on either (the score keeps its 2k - 1 origins)
+            dense = np.arange(cut, n - h + 1)
+            best = (mae, step, _errors_at(model, c, tf, y, actual, dense, h))
 
-    _train(tf.encode(y[:cut]), c, config, config.seed, config.steps, deadline, score)
+    actual = y if observed is None else np.where(observed, y, np.nan)
+    z_observed = None if observed is None else _z_observed(observed[:cut], c.difference)
+    z = tf.encode(y[:cut])
+    _train(z, c, config, config.seed, config.steps, deadline, score, z_observed)
     return best
+
+
+def _mean_abs(errors: np.ndarray, skip_missing: bool) -> float:
+    """mean |errors|, over the known ones (not NaN) when ``skip_missing``."""
+    if not skip_missing:
+        return float(np.mean(np.abs(errors)))
+    known = np.abs(errors[np.isfinite(errors)])
+    return float(np.mean(known)) if known.size else np.nan
 
 
 @dataclass
@@ -188,25 +252,21 @@ class Ensemble:
     season: int
     table: list[dict[str, Any]]
     truncated: bool
-    errors: np.ndarray  # (R, h) validation errors y - forecast of the members' candidates
+    errors: np.ndarray  # (R, h) validation errors y - forecast of the members' candidates,
+    # from every origin of their validation parts (the intervals' calibration)
 
     def interval(
         self, h: int, level: float = 80.0, history: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(lo, hi), each (h,): the ``level`` % prediction interval around :meth:`predict`.
+        """(lo, hi), each (h,): the ``level`` % split-conformal prediction interval around
+        :meth:`predict`, per step ahead (see :mod:`lstmkit.series.conformal`).
 
-        From the validation errors e_{r,j} (origin r, step j = 1..h_val) of the members'
-        candidates: q = the ``level`` % quantile of |e_{r,j}| / sqrt(j), and the interval
-        at step j is forecast_j -+ q sqrt(j) (NaN if the search had no validation part).
+        Calibrated on :attr:`errors`, the validation errors of the members' candidates from
+        every origin of their validation part (inside the fitted history, never after it);
+        NaN if the search had no validation part, inf if it held too few errors for the level.
         """
-        if not 0 < level < 100:
-            raise ValueError(f"level: expected a percentage between 0 and 100, got {level!r}")
-        f = self.predict(h, history)
-        e = np.abs(self.errors) / np.sqrt(np.arange(1, self.errors.shape[1] + 1))
-        e = e[np.isfinite(e)]
-        q = float(np.quantile(e, level / 100)) if e.size else np.nan
-        width = q * np.sqrt(np.arange(1, h + 1))
-        return f - width, f + width
+        q = conformal.step_quantiles(self.errors, level)
+        return conformal.interval(self.predict(h, history), q)
 
     def predict(self, h: int, history: np.ndarray | None = None) -> np.ndarray:
         """Median over the members of the h-step forecasts after ``history`` (default: the
@@ -229,13 +289,26 @@ class Ensemble:
         }
 
 
-def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) -> Ensemble:
+def fit_auto(
+    y: np.ndarray,
+    m: int,
+    h: int,
+    config: AutoConfig | None = None,
+    observed: np.ndarray | None = None,
+) -> Ensemble:
     """Search the candidates on validation windows inside y (n,), then refit the best on
-    all of y; see the module docstring. m: season (1 for none), h: horizon it is tuned for."""
+    all of y; see the module docstring. m: season (1 for none), h: horizon it is tuned for.
+
+    ``observed`` (n,) bool, for missing="mask": y holds filled values where it is False
+    (their inputs); the loss and the validation errors skip those targets."""
     config = config or AutoConfig()
     y = np.asarray(y, np.float64)
     if y.ndim != 1 or not np.all(np.isfinite(y)):
         raise ValueError(f"y: expected a 1-D array of finite values, got shape {y.shape}")
+    if observed is not None:
+        observed = np.asarray(observed, bool)
+        if observed.shape != y.shape:
+            raise ValueError(f"observed: expected shape {y.shape} (y's), got {observed.shape}")
     if m < 1 or h < 1:
         raise ValueError(f"season and horizon: expected integers >= 1, got {m} and {h}")
     start = time.monotonic()
@@ -255,7 +328,7 @@ def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) ->
                 return
             if n - h < c.need():
                 continue
-            mae, step, e = _validate(y, m, h, c, config, search_deadline)
+            mae, step, e = _validate(y, m, h, c, config, search_deadline, observed)
             table.append({**asdict(c), "val_mae": mae, "steps": step})
             errors.append(e)
 
@@ -274,7 +347,10 @@ def fit_auto(y: np.ndarray, m: int, h: int, config: AutoConfig | None = None) ->
         tf = Transform.fit(y, m, c.deseason, c.difference)
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
-            model = _train(tf.encode(y), c, config, seed, row["steps"], refit_deadline)
+            z_observed = _z_observed(observed, c.difference)
+            model = _train(
+                tf.encode(y), c, config, seed, row["steps"], refit_deadline, None, z_observed
+            )
             members.append((c, tf, model, row["steps"]))
     truncated = truncated or time.monotonic() > refit_deadline
     return Ensemble(members, y, m, table, truncated, np.concatenate([errors[i] for i in order]))

@@ -105,7 +105,7 @@ def baseline(name: str, season: int, level: int | None = None) -> Forecaster:
     def run(history: Series, horizon: int) -> Any:
         cls = getattr(models, name)
         model = cls() if name == "Naive" else cls(season_length=season)
-        y = np.asarray(history.values, np.float64)
+        y = history.history()  # missing values filled by the series' mode
         if level is None:
             return np.asarray(model.forecast(y=y, h=horizon)["mean"], np.float64)
         out = model.forecast(y=y, h=horizon, level=[level])
@@ -134,10 +134,11 @@ def lstm_forecaster(
         folder = out / f"origin-{len(history)}"
         # the trainer prints its validation lines on stdout: they go to ``log`` instead,
         # so that stdout holds the backtest's table alone
+        filled = replace(history, values=history.history())
         with contextlib.redirect_stdout(_Lines(log)):
-            summary = train(config, folder, history, show_progress=show_progress, log=log)
+            summary = train(config, folder, filled, show_progress=show_progress, log=log)
         model, meta, _ = load_model(summary["run"])
-        return np.asarray(forecast_run(model, meta, history.values, horizon), np.float64)
+        return np.asarray(forecast_run(model, meta, filled.values, horizon), np.float64)
 
     return run
 
@@ -154,12 +155,15 @@ def auto_forecaster(
     ``out/origin-<o>/auto.json`` and one line to ``log``. With ``level`` (percent) it also
     returns its prediction interval (:meth:`~lstmkit.series.auto.Ensemble.interval`)."""
     from lstmkit.series.auto import AutoConfig, fit_auto
+    from lstmkit.series.missing import fill
 
     assert isinstance(config, AutoConfig)
     out = Path(out)
 
     def run(history: Series, horizon: int) -> Any:
-        ensemble = fit_auto(history.values, season, horizon, config)
+        y, observed = fill(history.values, history.missing)
+        mask = observed if history.missing == "mask" else None
+        ensemble = fit_auto(y, season, horizon, config, mask)
         summary = ensemble.summary()
         folder = out / f"origin-{len(history)}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -191,7 +195,8 @@ class _Lines(io.TextIOBase):
 
 
 def _cut(series: Series, origin: int) -> Series:
-    """The series up to (not including) ``origin``: all a model may see."""
+    """The series up to (not including) ``origin``: all a model may see (missing values
+    still NaN: each forecaster fills them from this history alone)."""
     times = None if series.times is None else series.times[:origin]
     return replace(series, values=series.values[:origin].copy(), times=times)
 
@@ -241,12 +246,16 @@ def backtest(
                 raise ValueError(
                     f"{name} at origin {o}: expected {horizon} forecast values, got {f.shape}"
                 )
-            actual = series.values[o : o + horizon]
+            actual = series.values[o : o + horizon]  # NaN where missing: not scored
             forecasts.append(f.tolist())
-            per_origin.append(scores(actual, f, series.values[:o], season))
+            per_origin.append(scores(actual, f, history.history(), season))
             if interval is not None:
                 lo, hi = interval
-                per_origin[-1]["coverage"] = float(np.mean((lo <= actual) & (actual <= hi)))
+                known = np.isfinite(actual)
+                inside = (lo <= actual) & (actual <= hi)
+                per_origin[-1]["coverage"] = (
+                    float(np.mean(inside[known])) if known.any() else np.nan
+                )
                 per_origin[-1]["width"] = float(np.mean(hi - lo))
                 intervals.append([lo.tolist(), hi.tolist()])
         mean = {k: float(np.mean([s[k] for s in per_origin])) for k in per_origin[0]}

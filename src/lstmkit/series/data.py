@@ -1,9 +1,12 @@
 """A numeric column of a CSV file, its time stamps, the split, the scaler and the windows.
 
-Reading (:func:`read_csv`) uses the standard library's ``csv`` module. The first row is the
-header; rows are numbered like a spreadsheet's (the header is row 1, the first value row 2).
-A missing or non-numeric value is an error naming the row and the column — never a silent
-NaN. Lines that are entirely empty are skipped.
+Reading (:func:`read_csv`) uses the standard library's ``csv`` module; the time column's
+stamps are read by pandas (:mod:`lstmkit.series.times`). The first row is the header; rows
+are numbered like a spreadsheet's (the header is row 1, the first value row 2). A
+non-numeric value is an error naming the row and the column; a missing one (an empty cell,
+or a stamp the frequency skips) too, unless ``missing`` chooses to fill or mask it
+(:mod:`lstmkit.series.missing`) — never a silent NaN. Lines that are entirely empty are
+skipped.
 
 The series is split in time order into three parts::
 
@@ -24,13 +27,23 @@ import csv
 import hashlib
 import math
 import os
-import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from lstmkit.series import times
+from lstmkit.series.missing import (
+    CHOICES,
+    MissingError,
+    check,
+    check_mode,
+    complete_grid,
+    fill,
+    is_missing_cell,
+)
+from lstmkit.series.times import future_times, infer_frequency
 
 __all__ = [
     "Scaler",
@@ -52,29 +65,44 @@ class CSVError(ValueError):
 
 @dataclass(frozen=True)
 class Series:
-    values: np.ndarray  # (n,) float64
+    values: np.ndarray  # (n,) float64; NaN where missing (only when missing != "error")
     times: list[str] | None  # the time column's cells, as written, or None
     column: str
     time_column: str | None
     source: str
+    missing: str = "error"  # what to do with missing values (lstmkit.series.missing)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
 
+    def history(self, end: int | None = None) -> np.ndarray:
+        """The values before ``end`` (default: all) with the missing ones filled by the
+        series' mode from those values alone (see :func:`lstmkit.series.missing.fill`)."""
+        return fill(self.values[:end], self.missing)[0]
 
-def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None = None) -> Series:
+
+def read_csv(
+    path: str | os.PathLike[str],
+    column: str,
+    time_column: str | None = None,
+    missing: str = "error",
+) -> Series:
     """The numeric column ``column`` of the CSV file ``path`` (and optionally its time stamps).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`CSVError` for a file that is
-    not UTF-8 text, a missing column, an empty file, a cell that is empty, not a number, not
-    finite or too large to scale (:data:`MAX_ABS`), or a time stamp that is missing, repeats
-    an earlier one or skips steps of the series' frequency (a gap).
+    not UTF-8 text, a missing column, an empty file, a cell that is not a number, not finite
+    or too large to scale (:data:`MAX_ABS`), or time stamps that are empty, unreadable,
+    repeated, unsorted or at no regular frequency. Missing values (empty cells, stamps that
+    a regular frequency skips) are an error for ``missing="error"``, else NaN in the values
+    (see :mod:`lstmkit.series.missing`). A ``ModuleNotFoundError`` if a time column is given
+    and pandas is missing.
     """
+    check_mode(missing)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such CSV file")
     try:
-        return _read_csv(path, column, time_column)
+        return _read_csv(path, column, time_column, missing)
     except UnicodeDecodeError as e:
         bad = e.object[e.start : e.start + 1].hex()
         raise CSVError(
@@ -89,7 +117,7 @@ def read_csv(path: str | os.PathLike[str], column: str, time_column: str | None 
 MAX_ABS = 1e150
 
 
-def _read_csv(path: Path, column: str, time_column: str | None) -> Series:
+def _read_csv(path: Path, column: str, time_column: str | None, missing: str) -> Series:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = next(reader, None)
@@ -103,57 +131,97 @@ def _read_csv(path: Path, column: str, time_column: str | None) -> Series:
             else _column_index(path, header, time_column, "--time-column")
         )
         values: list[float] = []
-        times: list[str] = []
-        seen: dict[Any, int] = {}  # time stamp (parsed if it parses) -> its row
+        cells: list[str] = []
+        rows: list[int] = []  # the CSV row of each value
         for row_number, row in enumerate(reader, start=2):
             if not any(cell.strip() for cell in row):
                 continue
             values.append(_number(path, row, row_number, index, column))
+            rows.append(row_number)
             if t_index is not None:
                 stamp = row[t_index].strip() if t_index < len(row) else ""
                 if not stamp:
                     raise CSVError(
                         f"{path}: row {row_number}, column {time_column!r}: missing time stamp"
                     )
-                parsed = _parse(stamp)
-                key = stamp if parsed is None else parsed[0]
-                if key in seen:
-                    raise CSVError(
-                        f"{path}: row {row_number}, column {time_column!r}: time stamp "
-                        f"{stamp!r} repeats row {seen[key]}; a series has one value per time"
-                    )
-                seen[key] = row_number
-                times.append(stamp)
+                cells.append(stamp)
     if not values:
         raise CSVError(f"{path}: no data rows under the header")
-    if t_index is not None:
-        _check_no_gaps(path, times, time_column)
-    return Series(
-        np.array(values, np.float64),
-        times if t_index is not None else None,
-        column,
-        time_column,
-        str(path),
-    )
+    v = np.array(values, np.float64)
+    if t_index is None:
+        _check_missing(path, v, missing, lambda k: f"row {rows[k]}, column {column!r}")
+        return Series(v, None, column, None, str(path), missing)
+    v, written = _on_time_grid(path, v, cells, rows, time_column, column, missing)
+    return Series(v, written, column, time_column, str(path), missing)
 
 
-def _check_no_gaps(path: Path, times: list[str], column: str | None) -> None:
-    """Refuse time stamps that skip steps of their own frequency (a missing month in a
-    monthly series): the model's windows would silently join across the gap. Stamps in
-    time order at a recognised frequency only; others are left as they are."""
-    frequency = infer_frequency(times)
-    parsed = _parse_all(times)
-    if frequency is None or parsed is None:
-        return
-    days = dict((name, d) for name, d, _ in _FREQUENCIES)[frequency[0]]
-    stamps = parsed[0]
-    for k in range(1, len(stamps)):
-        gap = (stamps[k] - stamps[k - 1]).total_seconds() / 86400.0
-        if gap > 1.5 * days:
-            raise CSVError(
-                f"{path}: column {column!r}: the {frequency[0]} time stamps skip from "
-                f"{times[k - 1]!r} to {times[k]!r} (a gap); add the missing rows"
-            )
+def _on_time_grid(
+    path: Path,
+    v: np.ndarray,
+    cells: list[str],
+    rows: list[int],
+    time_column: str | None,
+    column: str,
+    missing: str,
+) -> tuple[np.ndarray, list[str]]:
+    """The values and stamps with the stamps a regular frequency skips added (NaN values);
+    a CSVError for unusable stamps, or for missing values under "error"."""
+    where = f"{path}: column {time_column!r}"
+
+    def row(k: int) -> str:
+        return f"row {rows[k]}"
+
+    try:
+        stamps = times.parse(cells)
+    except times.TimeError as e:
+        located = e.located(lambda k: f"row {rows[k]}, column {time_column!r}", row)
+        raise CSVError(f"{path}: {located}") from None
+    freq = times.frequency(stamps)
+    if freq is None and len(cells) > 2:
+        raise CSVError(
+            f"{where}: the time stamps follow no regular frequency (pandas infers none, e.g. "
+            f"from {cells[0]!r}, {cells[1]!r}, {cells[2]!r}); resample the series or leave out "
+            "--time-column"
+        )
+    if freq is None:
+        _check_missing(path, v, missing, lambda k: f"row {rows[k]}, column {column!r}")
+        return v, cells
+    full, grid, inserted = complete_grid(v, stamps, freq)
+    written = stamps.format(grid)
+    at = grid.get_indexer(stamps.index)  # (n,) each row's place on the grid
+    for k, g in enumerate(at):
+        written[g] = cells[k]  # the stamps as the file writes them
+    first = int(np.argmax(np.isnan(full))) if np.isnan(full).any() else -1
+    if missing == "error" and first in inserted:  # the first missing value is a skipped stamp
+        k, run = first, _run(inserted[inserted.index(first) :])
+        raise CSVError(
+            f"{where}: the time stamps skip from {written[k - 1]!r} to {written[k + run]!r} "
+            f"(a gap of {run}; {len(inserted)} missing in all); add the rows or choose "
+            f"--missing {CHOICES}"
+        )
+    row_at = {int(g): r for g, r in zip(at, rows)}
+    _check_missing(path, full, missing, lambda k: f"row {row_at[k]}, column {column!r}")
+    return full, written
+
+
+def _run(positions: list[int]) -> int:
+    """The length of the first run of consecutive positions."""
+    k = 1
+    while k < len(positions) and positions[k] == positions[0] + k:
+        k += 1
+    return k
+
+
+def _check_missing(path: Path, v: np.ndarray, missing: str, where: Any) -> None:
+    try:
+        check(v, missing)
+    except MissingError:
+        gaps = np.flatnonzero(np.isnan(v))
+        more = f" (and {gaps.size - 1} more)" if gaps.size > 1 else ""
+        raise CSVError(
+            f"{path}: {where(int(gaps[0]))}: missing value (empty or NaN cell){more}; fill it in, "
+            f"remove the row, or choose --missing {CHOICES}"
+        ) from None
 
 
 def _column_index(path: Path, header: list[str], name: str, option: str) -> int:
@@ -166,10 +234,11 @@ def _column_index(path: Path, header: list[str], name: str, option: str) -> int:
 
 
 def _number(path: Path, row: list[str], row_number: int, index: int, column: str) -> float:
+    """The cell's number; NaN for a missing value (see :func:`missing.is_missing_cell`)."""
     where = f"{path}: row {row_number}, column {column!r}"
     cell = row[index].strip() if index < len(row) else ""
-    if not cell:
-        raise CSVError(f"{where}: missing value (empty cell); fill it in or remove the row")
+    if is_missing_cell(cell):
+        return math.nan
     try:
         value = float(cell)
     except ValueError:
@@ -187,120 +256,6 @@ def _number(path: Path, row: list[str], row_number: int, index: int, column: str
 def fingerprint(values: np.ndarray) -> str:
     """A short hash of the values (to check that a resumed run trains on the same data)."""
     return hashlib.sha256(np.ascontiguousarray(values, np.float64).tobytes()).hexdigest()[:16]
-
-
-# ---- time stamps ------------------------------------------------------------------------
-
-# (name, typical step in days, the season it implies)
-_FREQUENCIES = (
-    ("hourly", 1 / 24, 24),
-    ("daily", 1.0, 7),
-    ("weekly", 7.0, 52),
-    ("monthly", 30.44, 12),
-    ("quarterly", 91.31, 4),
-    ("yearly", 365.25, 1),
-)
-_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
-_YEAR = re.compile(r"^\d{1,4}(\.0*)?$")
-_YEAR_MONTH = re.compile(r"^(\d{4})[-/](\d{1,2})$")
-
-
-def _parse(stamp: str) -> tuple[datetime, str] | None:
-    """A time stamp and its style ("year", "month", "date", "datetime"), or None."""
-    s = stamp.strip()
-    if _YEAR.match(s):
-        year = int(float(s))
-        return (datetime(year, 1, 1), "year") if year >= 1 else None
-    m = _YEAR_MONTH.match(s)
-    if m:
-        year, month = int(m.group(1)), int(m.group(2))
-        return (datetime(year, month, 1), "month") if 1 <= month <= 12 else None
-    try:
-        t = datetime.fromisoformat(s.replace("/", "-"))
-    except ValueError:
-        return None
-    if t.tzinfo is not None:
-        t = t.replace(tzinfo=None)
-    has_clock = len(s) > 10
-    return t, "datetime" if has_clock else "date"
-
-
-def _parse_all(times: list[str]) -> tuple[list[datetime], str] | None:
-    parsed = [_parse(t) for t in times]
-    if any(p is None for p in parsed):
-        return None
-    stamps = [p[0] for p in parsed if p is not None]
-    styles = {p[1] for p in parsed if p is not None}
-    return stamps, styles.pop() if len(styles) == 1 else "datetime"
-
-
-def infer_frequency(times: list[str] | None) -> tuple[str, int] | None:
-    """("monthly", 12), ("yearly", 1)... from the median gap between time stamps, or None.
-
-    Recognised: hourly (season 24), daily (7), weekly (52), monthly (12), quarterly (4),
-    yearly (1). Stamps may be years (``1750``, ``1750.0``), ``YYYY-MM``, ISO dates or date
-    times; unparsable or irregular stamps give None.
-    """
-    if not times or len(times) < 2:
-        return None
-    parsed = _parse_all(times)
-    if parsed is None:
-        return None
-    stamps, _ = parsed
-    gaps = np.diff([t.timestamp() for t in stamps]) / 86400.0  # days
-    if np.any(gaps <= 0):
-        return None
-    step = float(np.median(gaps))
-    for name, days, season in _FREQUENCIES:
-        if abs(step - days) <= 0.08 * days:
-            return name, season
-    return None
-
-
-def future_times(times: list[str] | None, horizon: int) -> list[str]:
-    """Time stamps of the ``horizon`` steps after the last one, in the input's style.
-
-    Without a recognised frequency the steps are labelled ``+1, +2, ...``. A ValueError if
-    they would run past the year 9999 (the last one Python's dates hold).
-    """
-    frequency = infer_frequency(times)
-    parsed = _parse_all(times) if times else None
-    if frequency is None or parsed is None:
-        return [f"+{h}" for h in range(1, horizon + 1)]
-    stamps, style = parsed
-    last, name = stamps[-1], frequency[0]
-    out = []
-    for h in range(1, horizon + 1):
-        try:
-            if name in _MONTHS:
-                t = _add_months(last, h * _MONTHS[name])
-            else:
-                t = last + h * timedelta(days=dict((n, d) for n, d, _ in _FREQUENCIES)[name])
-        except (OverflowError, ValueError):
-            raise ValueError(
-                f"--horizon {horizon}: the {name} time stamps after {_format(last, style)!r} "
-                f"would run past the year 9999 at step {h}; forecast at most {h - 1} steps"
-            ) from None
-        out.append(_format(t, style))
-    return out
-
-
-def _add_months(t: datetime, months: int) -> datetime:
-    year, month = divmod(t.month - 1 + months, 12)
-    year, month = t.year + year, month + 1
-    next_first = datetime(year + month // 12, month % 12 + 1, 1)
-    last_day = (next_first - timedelta(days=1)).day
-    return t.replace(year=year, month=month, day=min(t.day, last_day))
-
-
-def _format(t: datetime, style: str) -> str:
-    if style == "year":
-        return f"{t.year}"
-    if style == "month":
-        return f"{t.year:04d}-{t.month:02d}"
-    if style == "date":
-        return t.date().isoformat()
-    return t.isoformat(sep=" ")
 
 
 # ---- split, scaling and windows -----------------------------------------------------------

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from lstmkit.series.auto import Ensemble
-from lstmkit.series.data import Series, infer_frequency
+from lstmkit.series.data import Series
 from lstmkit.series.forecast import forecast_run
 from lstmkit.series.model import Forecaster
+from lstmkit.series.times import infer_frequency
 
 __all__ = [
     "evaluate",
@@ -113,6 +114,13 @@ def resolve_season(series: Series, season: int | None) -> tuple[int, str]:
 
 
 def scores(actual: np.ndarray, forecast: np.ndarray, history: np.ndarray, m: int) -> dict:
+    """MAE, RMSE, sMAPE, MASE over the known actuals (a missing one, NaN, is left out; all
+    NaN if none is known)."""
+    known = np.isfinite(np.asarray(actual, np.float64))
+    if not known.all():
+        if not known.any():
+            return dict.fromkeys(("mae", "rmse", "smape", "mase"), math.nan)
+        actual, forecast = np.asarray(actual)[known], np.asarray(forecast)[known]
     return {
         "mae": mae(actual, forecast),
         "rmse": rmse(actual, forecast),
@@ -139,7 +147,7 @@ def evaluate(
             f"--holdout: expected 1 <= holdout < {n} (the series length), got {holdout}"
         )
     m, source = resolve_season(series, season)
-    history, actual = series.values[:-holdout], series.values[-holdout:]
+    history, actual = series.history(n - holdout), series.values[-holdout:]  # NaN: missing
     if history.shape[0] <= m:
         raise ValueError(
             f"the {history.shape[0]} values before the held-out tail are too few for "

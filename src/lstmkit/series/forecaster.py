@@ -14,6 +14,9 @@ season handling, differencing, size and training length on validation windows in
 series, then refits a median ensemble on all of it. The season is ``season`` if given, else
 inferred from a pandas DatetimeIndex or PeriodIndex (monthly 12, quarterly 4, weekly 52,
 daily 7, hourly 24, else 1), else 1.
+
+Missing values (NaN, or time stamps a regular DatetimeIndex skips) are an error unless
+``missing`` is "interpolate", "previous" or "mask" (see :mod:`lstmkit.series.missing`).
 """
 
 from __future__ import annotations
@@ -23,15 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.series import missing as gaps
 from lstmkit.series.auto import AutoConfig, Ensemble, fit_auto
+from lstmkit.series.times import season_of
 
 __all__ = ["Forecaster"]
-
-# pandas frequency prefixes -> season length
-_SEASONS: tuple[tuple[str, int], ...] = (
-    ("QS", 4), ("Q", 4), ("MS", 12), ("ME", 12), ("M", 12), ("W", 52), ("D", 7), ("B", 5),
-    ("h", 24), ("H", 24),
-)  # fmt: skip
 
 
 class Forecaster:
@@ -40,7 +39,8 @@ class Forecaster:
     horizon: the number of steps it is tuned to forecast (validation windows are this long);
     season: the seasonal period (None: inferred from a pandas time index, else 1);
     minutes: time budget of one fit; seed: the seed of every model; config: an
-    :class:`~lstmkit.series.auto.AutoConfig` for the rest of the search.
+    :class:`~lstmkit.series.auto.AutoConfig` for the rest of the search; missing: "error"
+    (default), "interpolate", "previous" or "mask" for missing values.
     """
 
     def __init__(
@@ -50,17 +50,19 @@ class Forecaster:
         minutes: float | None = 1.0,
         seed: int = 0,
         config: AutoConfig | None = None,
+        missing: str = "error",
     ) -> None:
         self.horizon = horizon
         self.season = season
         self.minutes = minutes
         self.seed = seed
         self.config = config
+        self.missing = missing
 
     def __repr__(self) -> str:
         return (
             f"Forecaster(horizon={self.horizon!r}, season={self.season!r}, "
-            f"minutes={self.minutes!r}, seed={self.seed!r})"
+            f"minutes={self.minutes!r}, seed={self.seed!r}, missing={self.missing!r})"
         )
 
     def fit(self, y: Any, column: str | None = None) -> Forecaster:
@@ -68,7 +70,10 @@ class Forecaster:
         _check_int("horizon", self.horizon, 1)
         if self.season is not None:
             _check_int("season", self.season, 1)
-        values, index = _values(y, column)
+        gaps.check_mode(self.missing, "missing")
+        values, index = _on_grid(*_values(y, column))
+        _check_missing(values, index, self.missing)
+        values, observed = gaps.fill(values, self.missing)
         season = self.season or _infer_season(index)
         config = replace(self.config or AutoConfig(), minutes=self.minutes, seed=self.seed)
         if len(values) < self.horizon + 4:
@@ -76,7 +81,8 @@ class Forecaster:
                 f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
                 f"{len(values)}; pass a longer series or a smaller horizon"
             )
-        self.ensemble_: Ensemble = fit_auto(values, season, self.horizon, config)
+        mask = observed if self.missing == "mask" else None
+        self.ensemble_: Ensemble = fit_auto(values, season, self.horizon, config, mask)
         self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
         return self
 
@@ -151,13 +157,38 @@ def _values(y: Any, column: str | None) -> tuple[np.ndarray, Any]:
         raise TypeError(f"y: expected numbers, got {type(y).__name__}") from None
     if values.ndim != 1:
         raise ValueError(f"y: expected a 1-D series, got shape {values.shape}")
-    bad = np.flatnonzero(~np.isfinite(values))
+    bad = np.flatnonzero(np.isinf(values))
     if bad.size:
         raise ValueError(
-            f"y: expected finite values, got {bad.size} missing or infinite (first at "
-            f"position {bad[0]}); fill or drop them first"
+            f"y: expected finite values, got {bad.size} infinite (first at position {bad[0]})"
         )
     return values, index
+
+
+def _on_grid(values: np.ndarray, index: Any) -> tuple[np.ndarray, Any]:
+    """A DatetimeIndex that skips stamps of its frequency: the full grid, NaN values there."""
+    import_ok = index is not None and type(index).__name__ == "DatetimeIndex" and len(index) > 2
+    if not import_ok or _freq(index) is not None:
+        return values, index
+    from lstmkit.series.times import Stamps, frequency
+
+    stamps = Stamps(index.as_unit("s"), "datetime")
+    freq = frequency(stamps)
+    if freq is None:
+        return values, index
+    full, grid, _ = gaps.complete_grid(values, stamps, freq)
+    return full, grid.as_unit(index.unit)
+
+
+def _check_missing(values: np.ndarray, index: Any, mode: str) -> None:
+    """A ValueError naming the first missing value when ``mode`` is "error"."""
+    at = np.flatnonzero(np.isnan(values))
+    if at.size and mode == "error":
+        where = f"position {at[0]}" + ("" if index is None else f" ({index[at[0]]})")
+        raise ValueError(
+            f"y: {at.size} missing values (NaN or time stamps the index skips; first at "
+            f"{where}); fill them or pass missing='interpolate', 'previous' or 'mask'"
+        )
 
 
 def _column(df: Any, column: str | None) -> Any:
@@ -189,13 +220,8 @@ def _freq(index: Any) -> str | None:
 
 def _infer_season(index: Any) -> int:
     """The season of a pandas time index (see the module docstring), else 1."""
-    freq = None if index is None else _freq(index)
-    if freq is None:
-        return 1
-    for prefix, m in _SEASONS:
-        if freq.startswith(prefix):
-            return m
-    return 1
+    named = season_of(None if index is None else _freq(index))
+    return 1 if named is None else named[1]
 
 
 def _future_index(index: Any, h: int) -> Any:
