@@ -34,6 +34,23 @@ MODES = {  # the layouts of the rows' loops; "cells" asks for the split loops, w
     "cells": lk.Execution(impl="fused", split_from=0, min_work=0, min_cells=1, threads=2),
 }
 
+BASE: dict[str, Any] = {  # a layer and its data (tests/conftest.py's configurations)
+    "kind": "LSTM",
+    "input_size": 5,
+    "hidden_size": 8,
+    "num_layers": 1,
+    "bias": True,
+    "batch_first": False,
+    "bidirectional": False,
+    "proj_size": 0,
+    "T": 7,
+    "N": 4,
+    "unbatched": False,
+    "lengths": True,
+    "given_state": True,
+    "given_dstate": True,
+}
+
 OPTIONS: list[dict[str, Any]] = [  # what the kernel combines with the layer norm
     {},
     {"peepholes": True},
@@ -153,9 +170,7 @@ def test_random_configurations_many(seed: int) -> None:
 @pytest.mark.parametrize("options", range(len(OPTIONS)))
 def test_every_option_in_every_layout(options: int, mode: str) -> None:
     """Each option set in each layout, on a bidirectional 2-layer layer with lengths."""
-    cfg = {"kind": "LSTM", "input_size": 5, "hidden_size": 8, "num_layers": 2, "bias": True,
-           "batch_first": False, "bidirectional": True, "proj_size": 0, "T": 7, "N": 4,
-           "unbatched": False, "lengths": True, "given_state": True, "given_dstate": True}  # fmt: skip
+    cfg = {**BASE, "num_layers": 2, "bidirectional": True}
     _check(cfg, OPTIONS[options], mode, seed=options)
 
 
@@ -163,9 +178,7 @@ def test_every_option_in_every_layout(options: int, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["compiled", "per-step"])
 def test_larger_sizes(mode: str) -> None:
     """Longer sequences and more cells (a norm over 4H = 132 entries)."""
-    cfg = {"kind": "LSTM", "input_size": 17, "hidden_size": 33, "num_layers": 1, "bias": True,
-           "batch_first": False, "bidirectional": True, "proj_size": 0, "T": 40, "N": 6,
-           "unbatched": False, "lengths": True, "given_state": True, "given_dstate": True}  # fmt: skip
+    cfg = {**BASE, "input_size": 17, "hidden_size": 33, "bidirectional": True, "T": 40, "N": 6}
     _check(cfg, {"peepholes": True, "zoneout": (0.1, 0.05)}, mode, seed=3)
 
 
@@ -194,9 +207,8 @@ def test_never_the_loops_split_by_cells(monkeypatch: pytest.MonkeyPatch) -> None
 def test_activations_and_streaming_step() -> None:
     """The recorded activations (with the norms' a_hat and rstd) equal the reference's; the
     streaming step runs the reference cell (no fused stepper) and equals the forward."""
-    cfg = {"kind": "LSTM", "input_size": 4, "hidden_size": 6, "num_layers": 2, "bias": True,
-           "batch_first": False, "bidirectional": False, "proj_size": 3, "T": 5, "N": 3,
-           "unbatched": False, "lengths": False, "given_state": True, "given_dstate": False}  # fmt: skip
+    cfg = {**BASE, "input_size": 4, "hidden_size": 6, "num_layers": 2, "proj_size": 3, "T": 5,
+           "N": 3, "lengths": False, "given_dstate": False}  # fmt: skip
     fused, reference = _pair(cfg, {"peepholes": True}, "compiled", seed=5)
     case = random_case(fused, cfg, np.random.default_rng(5), np.float32)
     y, _ = fused(case["x"], case["state"])

@@ -78,7 +78,9 @@ def _shift(p: dict[str, np.ndarray], name: str, size: int) -> np.ndarray:
     return p[name] if name in p else np.zeros(size, _f32)
 
 
-def forward_gains(p: dict[str, np.ndarray], scale: np.ndarray) -> tuple[np.ndarray, ...]:
+def forward_gains(
+    p: dict[str, np.ndarray], scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Gains]:
     """(g_ih, b_ih) and the loop's :class:`Gains`, g_ih, b_ih, g_hh, b_hh times the gates'
     scale (4H,) (a power of two: exact), as float32 contiguous arrays."""
     GH = scale.shape[0]

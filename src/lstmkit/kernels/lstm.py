@@ -34,6 +34,11 @@ ZONEOUT_C of :mod:`lstmkit.kernels.lstm_cell`; the cells never see them): the h 
 ``W_hh`` times ``h_mask`` (the tape keeps h unmasked; ``dW_hh`` uses it masked), and the
 zoned states. Every layout runs them (the loops split by cells: recurrent dropout without
 the transposed forward product).
+
+Layer norm (``layer_norm``, the cell bit LAYER_NORM) runs on the loops over rows only (each
+row's 4H gates in one place), never on the loops split by cells: the input's norm after the
+projection, the recurrent product's and c's in the loops, their backward and the gains'
+gradients are :mod:`lstmkit.kernels.layer_norm`'s; the tape keeps the norms (``norms``).
 """
 
 from __future__ import annotations

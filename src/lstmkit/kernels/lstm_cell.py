@@ -263,8 +263,9 @@ def cell_backward(
     for g (1 without its tanh); with COUPLED, f's gradient goes to i (dL/di - dL/df) and
     f's rows get none; with PEEPHOLES, c also reaches o, and c_prev i and f, through the
     unscaled weights ``peep[3:]``; with LAYER_NORM, dc already holds m's share (through
-    the norm of c, added by the loop: :func:`lstmkit.kernels.layer_norm.cell_backward_row`). (The peephole weights' own gradients are sums over
-    steps and rows: the caller's, from dz.)"""
+    the norm of c, added by the loop: :func:`lstmkit.kernels.layer_norm.cell_backward_row`).
+    (The peephole weights' own gradients are sums over steps and rows: the caller's, from
+    dz.)"""
     H = c_prev.shape[1]
     one = _f32(1.0)
     i, f = gates[n, c0:c1], gates[n, H + c0 : H + c1]
