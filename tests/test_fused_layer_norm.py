@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import lk_run, make_layer, random_case, rel_err
+from conftest import lk_run, make_layer, parts, random_case, rel_err
 
 import lstmkit as lk
 from lstmkit.kernels import lstm as fast_lstm
 from lstmkit.nn import strategy
 
 TOL = 5e-5
+SLACK = 16.0  # see _compare; measured up to 9.5 over the 240 random configurations
 
 MODES = {  # the layouts of the rows' loops; "cells" asks for the split loops, which decline
     "compiled": lk.Execution(impl="fused", split_from=2**62),
@@ -92,10 +93,14 @@ def _config(rng: np.random.Generator) -> tuple[dict[str, Any], dict[str, Any], s
     return cfg, options, list(MODES)[int(rng.integers(len(MODES)))]
 
 
-def _pair(cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int) -> tuple[Any, Any]:
-    """The fused float32 layer and the float64 reference with the same weights; the norms'
-    gains and shifts random (not 1 and 0, where a wrong gain or shift would not show)."""
-    fused = make_layer(cfg, np.float32, seed=seed, layer_norm=True, **options)
+def _layers(
+    cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int
+) -> tuple[Any, Any, Any]:
+    """The fused float32 layer, the float32 reference and the float64 reference, with the
+    same weights; the norms' gains and shifts random (not 1 and 0, where a wrong gain or
+    shift would not show)."""
+    fused, reference32 = (make_layer(cfg, np.float32, seed=seed, layer_norm=True, **options)
+                          for _ in range(2))  # fmt: skip
     reference = make_layer(cfg, np.float64, seed=seed, layer_norm=True, **options)
     rng = np.random.default_rng(seed + 100)
     weights = fused.state_dict()
@@ -103,10 +108,11 @@ def _pair(cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int) ->
         if "_ln_" in name:
             w += (0.5 * rng.standard_normal(w.shape)).astype(np.float32)
     fused.load_state_dict(weights)
+    reference32.load_state_dict(weights)
     reference.load_state_dict({name: w.astype(np.float64) for name, w in weights.items()})
     fused.execution = MODES[mode]
-    reference.execution = lk.Execution(impl="reference")
-    return fused, reference
+    reference32.execution = reference.execution = lk.Execution(impl="reference")
+    return fused, reference32, reference
 
 
 def _widened(case: dict[str, Any]) -> dict[str, Any]:
@@ -120,21 +126,31 @@ def _widened(case: dict[str, Any]) -> dict[str, Any]:
     return {k: wide(v) for k, v in case.items()}
 
 
-def _compare(got: dict[str, Any], ref: dict[str, Any], where: Any) -> None:
-    assert rel_err(got["y"], ref["y"]) < TOL, where
-    assert rel_err(got["dx"], ref["dx"]) < TOL, where
-    for a, b in zip(got["state_n"], ref["state_n"], strict=True):
-        assert rel_err(a, b) < TOL, where
-    for a, b in zip(got["dstate0"], ref["dstate0"], strict=True):
-        assert rel_err(a, b) < TOL, where
-    assert got["grads"].keys() == ref["grads"].keys()
-    assert any("_ln_" in name for name in ref["grads"])
-    for name in ref["grads"]:
-        assert rel_err(got["grads"][name], ref["grads"][name]) < TOL, (where, name)
+def _quantities(run: dict[str, Any]) -> dict[str, np.ndarray]:
+    """What :func:`lk_run` returns, by name: y, dx, the states, every parameter gradient."""
+    out = {"y": run["y"], "dx": run["dx"]}
+    out.update({f"state_n[{i}]": a for i, a in enumerate(run["state_n"])})
+    out.update({f"dstate0[{i}]": a for i, a in enumerate(run["dstate0"])})
+    out.update({f"grad {name}": g for name, g in run["grads"].items()})
+    return out
+
+
+def _compare(got: dict[str, Any], ref32: dict[str, Any], ref: dict[str, Any], where: Any) -> None:
+    """Each quantity of the fused run within TOL of the float64 reference's, or within SLACK
+    times the float32 reference's own error where float32 itself is further off (a norm
+    over a few or nearly equal values, whose rstd reaches 1 / sqrt(eps), amplifies the
+    rounding; the float32 reference, the cell's equations in NumPy with its pairwise sums,
+    is the yardstick for the kernel's sequential sums and rational tanh)."""
+    got_q, ref32_q, ref_q = _quantities(got), _quantities(ref32), _quantities(ref)
+    assert got_q.keys() == ref_q.keys()
+    assert any("_ln_" in name for name in ref_q)
+    for name, value in ref_q.items():
+        err = rel_err(got_q[name], value)
+        assert err < max(TOL, SLACK * rel_err(ref32_q[name], value)), (where, name, err)
 
 
 def _check(cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int) -> None:
-    fused, reference = _pair(cfg, options, mode, seed)
+    fused, reference32, reference = _layers(cfg, options, mode, seed)
     assert strategy.fused_kernel(fused.cell, np.float32, fused.execution) is fast_lstm
     case = random_case(fused, cfg, np.random.default_rng(seed), np.float32)
     got = lk_run(fused, case)
@@ -144,13 +160,16 @@ def _check(cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int) -
         for name, mask in masks.items():
             assert rel_err(fused.masks()[key][name], mask) < 1e-7, (key, name)
     where = (cfg, options, mode, seed)
-    _compare(got, ref, where)
-    y_inf, state_inf = fused(case["x"], case["state"], case["lengths"], inference=True)
-    y_ref, state_ref = reference(*(_widened(case)[k] for k in ("x", "state", "lengths")),
-                                 inference=True)  # fmt: skip
-    assert rel_err(y_inf, y_ref) < TOL, where
-    for a, b in zip(state_inf, state_ref, strict=True):
-        assert rel_err(a, b) < TOL, where
+    _compare(got, lk_run(reference32, case), ref, where)
+    # inference (in training mode: new masks, drawn alike by the three layers)
+    runs = [
+        layer(*(c[k] for k in ("x", "state", "lengths")), inference=True)
+        for layer, c in ((fused, case), (reference32, case), (reference, _widened(case)))
+    ]
+    (y, state), (y32, state32), (y64, state64) = runs
+    for a, b32, b in zip([y, *parts(state)], [y32, *parts(state32)], [y64, *parts(state64)],
+                         strict=True):  # fmt: skip
+        assert rel_err(a, b) < max(TOL, SLACK * rel_err(b32, b)), (where, "inference")
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -209,7 +228,7 @@ def test_activations_and_streaming_step() -> None:
     streaming step runs the reference cell (no fused stepper) and equals the forward."""
     cfg = {**BASE, "input_size": 4, "hidden_size": 6, "num_layers": 2, "proj_size": 3, "T": 5,
            "N": 3, "lengths": False, "given_dstate": False}  # fmt: skip
-    fused, reference = _pair(cfg, {"peepholes": True}, "compiled", seed=5)
+    fused, _, reference = _layers(cfg, {"peepholes": True}, "compiled", seed=5)
     case = random_case(fused, cfg, np.random.default_rng(5), np.float32)
     y, _ = fused(case["x"], case["state"])
     reference(*(_widened(case)[k] for k in ("x", "state")))

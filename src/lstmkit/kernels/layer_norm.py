@@ -175,7 +175,8 @@ def normalise_backward_row(dy, gain, a_hat, rstd, da, n):
 def cell_backward_row(dm, keep, gates, tanh_c, gain, c_hat, rstd, flags, d_out, dc, n):
     """Row n, back through :func:`cell_row`: d_out[n] = dL/d(gain * LN(c) + shift) =
     keep dm o (1 - tanh_c^2) (keep dm o with NO_OUTPUT_ACTIVATION), kept for the gain's
-    gradient; dc[n] += its share through the norm. keep: 0 on a padded step (nothing)."""
+    gradient; dc[n] += its share through the norm (none with one cell, whose norm is 0).
+    keep: 0 on a padded step (nothing)."""
     H = dc.shape[1]
     one = _f32(1.0)
     if flags & NO_OUTPUT_ACTIVATION:
@@ -185,6 +186,8 @@ def cell_backward_row(dm, keep, gates, tanh_c, gain, c_hat, rstd, flags, d_out, 
         for j in range(H):
             t = tanh_c[n, j]
             d_out[n, j] = keep * dm[n, j] * gates[n, 3 * H + j] * (one - t * t)
+    if H == 1:  # LN(c) is its shift: no share, exactly (as rounding would not cancel)
+        return
     s1 = _f32(0.0)
     s2 = _f32(0.0)
     for j in range(H):
