@@ -23,6 +23,10 @@ The sigmoid's scale 1/2 (see :mod:`lstmkit.kernels.lstm_cell`) is folded into th
 gains and shifts (:func:`forward_gains`), not into the weights. The tape keeps each norm's
 a_hat and rstd (:class:`Norms`); the backward of y = g a_hat + b is
 da = rstd (dy g - mean(dy g) - a_hat mean(dy g a_hat)).
+
+(numba's on-disk cache keys a function on its own file only: after editing the row
+functions here, which :mod:`lstmkit.kernels.compiled` inlines, delete the ``.nbi``/``.nbc``
+files of ``kernels/__pycache__``, or its loops keep running the old ones.)
 """
 
 from __future__ import annotations
