@@ -10,6 +10,8 @@ package imports nothing from the rest of lstmkit. The modules:
   fused, and why); the entry point;
 * :mod:`lstmkit.kernels.compiled`: the LSTM cell's pointwise math compiled, whole-sequence
   loops and the streaming step;
+* :mod:`lstmkit.kernels.layer_norm`: the layer-normalised LSTM's norms (``layer_norm=True``),
+  for the loops over rows;
 * :mod:`lstmkit.kernels.cell_split`: whole-sequence loops that split each step's work by
   cells across threads, on NumPy's BLAS (:mod:`lstmkit.kernels.blas`) with one wait per step
   (:mod:`lstmkit.kernels.sync`);

@@ -21,9 +21,11 @@ from typing import Any
 import numba
 import numpy as np
 
+from lstmkit.kernels import layer_norm
 from lstmkit.kernels.lstm_cell import (
     CELL_BITS,
     H_DROPOUT,
+    LAYER_NORM,
     PEEPHOLES,
     ZONEOUT_C,
     ZONEOUT_H,
@@ -208,23 +210,44 @@ def _keep_row(keep, t, n):
 
 
 @_inline
-def _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
+def _recurrent_product(h, W_hh_t, W_hh_s, z, hw, norm_h, t, r0, r1, flags):
+    """z += the recurrent product of h (N, P) (rows r0:r1 of step t): W_hh h, or with
+    LAYER_NORM its norm g_h LN(W_hh h) + b_h (through hw (N, 4H); norm_h = (h_hat, rstd_h,
+    g_h, b_h), the first two (T, N, .) kept)."""
+    if flags & LAYER_NORM:
+        h_hat, rstd_h, g_h, b_h = norm_h
+        h_hat_t, rstd_h_t = h_hat[t, r0:r1], rstd_h[t, r0:r1]
+        hw[:] = 0.0
+        matmul_into(h, W_hh_t, W_hh_s, hw)
+        for n in range(hw.shape[0]):
+            layer_norm.affine_row(hw, g_h, b_h, h_hat_t, rstd_h_t, n)
+        z += hw
+    else:
+        matmul_into(h, W_hh_t, W_hh_s, z)
+
+
+@_inline
+def _forward_sequence(seq, y, w, k, peep, steps, final, reg, ln, r0, r1, flags):
     """:func:`forward_sequence` on plain tuples, for the rows r0:r1, ``flags`` the cell's
-    option bits and the loop's (H_DROPOUT, ZONEOUT_H, ZONEOUT_C; ``reg`` their masks).
-    (Slicing the rows inside keeps every (n, .) block C-contiguous for numba, so the inner
-    loops vectorise.)"""
+    option bits and the loop's (H_DROPOUT, ZONEOUT_H, ZONEOUT_C; ``reg`` their masks; ``ln``
+    the tape's :class:`lstmkit.kernels.layer_norm.Norms` and the forward's ``Gains``, with
+    LAYER_NORM). (Slicing the rows inside keeps every (n, .) block C-contiguous for numba,
+    so the inner loops vectorise.)"""
     gates, h_prev, c_prev, tanh_c, m = seq
     W_hh_s, W_hh_t, _, W_hr_t = w
     alpha, beta = k[1], k[2]
     order, valid = steps
     h_n, c_n = final
     h_mask, keep_h, keep_c = reg
+    _, _, h_hat, rstd_h, c_hat, rstd_c, g_h, b_h, g_c, b_c = ln
+    norm_h = (h_hat, rstd_h, g_h, b_h)
     T = gates.shape[0]
     proj = W_hr_t.shape[0] > 0
     cell_flags = flags & CELL_BITS
     P, H = h_prev.shape[2], c_prev.shape[2]
     one = _f32(1.0)
     h_seen = np.empty((r1 - r0 if flags & H_DROPOUT else 0, P), _f32)  # h_t * h_mask
+    hw = np.empty((r1 - r0 if flags & LAYER_NORM else 0, 4 * H), _f32)  # W_hh h
     for s in range(T):
         t = order[s]
         if s + 1 < T:
@@ -242,14 +265,19 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
             for n in range(r1 - r0):
                 for j in range(P):
                     h_seen[n, j] = h_t[n, j] * h_mask[r0 + n, j]
-            matmul_into(h_seen, W_hh_t, W_hh_s, z)
+            _recurrent_product(h_seen, W_hh_t, W_hh_s, z, hw, norm_h, t, r0, r1, flags)
         else:
-            matmul_into(h_t, W_hh_t, W_hh_s, z)
+            _recurrent_product(h_t, W_hh_t, W_hh_s, z, hw, norm_h, t, r0, r1, flags)
         if cell_flags:
             args = (z, alpha, beta, cell_flags, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
             _cells_forward_options(*args)
         else:
             _cells_forward_plain(z, alpha, beta, peep, c_t, c_out, tanh_c[t, r0:r1], m_t)
+        if flags & LAYER_NORM:  # tanh_c and m from the cell's c, normalised
+            c_hat_t, rstd_c_t, tanh_c_t = c_hat[t, r0:r1], rstd_c[t, r0:r1], tanh_c[t, r0:r1]
+            for n in range(r1 - r0):
+                layer_norm.cell_row(c_out, z, g_c, b_c, cell_flags, c_hat_t, rstd_c_t, tanh_c_t,
+                                    m_t, n)  # fmt: skip
         if flags & ZONEOUT_C:  # c_out = k c_prev + (1 - k) c
             for n in range(r1 - r0):
                 kc = _keep_row(keep_c, t, r0 + n)
@@ -280,25 +308,35 @@ def _no_regularisers():
     return np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32)
 
 
+@_inline
+def _no_layer_norm():
+    e3, e2, e1 = np.empty((0, 0, 0), _f32), np.empty((0, 0), _f32), np.empty(0, _f32)
+    return e3, e2, e3, e2, e3, e2, e1, e1, e1, e1
+
+
 @_jit
 def _forward_sequence_plain(seq, y, w, k, peep, steps, final, r0, r1):
-    _forward_sequence(seq, y, w, k, peep, steps, final, _no_regularisers(), r0, r1, 0)
+    reg, ln = _no_regularisers(), _no_layer_norm()
+    _forward_sequence(seq, y, w, k, peep, steps, final, reg, ln, r0, r1, 0)
 
 
 @_jit
-def _forward_sequence_options(seq, y, w, k, peep, steps, final, reg, r0, r1, flags):
-    _forward_sequence(seq, y, w, k, peep, steps, final, reg, r0, r1, flags)
+def _forward_sequence_options(seq, y, w, k, peep, steps, final, reg, ln, r0, r1, flags):
+    _forward_sequence(seq, y, w, k, peep, steps, final, reg, ln, r0, r1, flags)
 
 
 @_inline
-def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1):
+def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, ln, r0, r1):
     """:func:`backward_sequence` on plain tuples, for the rows r0:r1; ``flags`` and ``reg`` as
-    in :func:`_forward_sequence`."""
+    in :func:`_forward_sequence`; ``ln``: with LAYER_NORM, the tape's ``Norms``, the
+    backward's ``Gains`` and (d_c (T, N, H), dz_h (T, N, 4H)) out (dL/d of c's norm's output
+    and of W_hh h)."""
     gates, _, c_prev, tanh_c, _ = seq
     W_hh, W_hh_t, W_hr, _ = w
     order, valid = steps
     dh0, dc0 = d0
     h_mask, keep_h, keep_c = reg
+    _, _, h_hat, rstd_h, c_hat, rstd_c, g_h, _, g_c, _, d_c, dz_h = ln
     T = gates.shape[0]
     dh, dc = dh0[r0:r1], dc0[r0:r1]
     n_rows, P = r1 - r0, dh.shape[1]
@@ -335,6 +373,12 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0,
             dh_cell[t, r0:r1] = dh_t
             dm[:] = 0.0
             matmul_add(dh_t, W_hr, dm)
+        if flags & LAYER_NORM:  # m's share of dc, through the norm of c
+            for n in range(n_rows):
+                keep = _f32(valid[t, r0 + n])
+                layer_norm.cell_backward_row(dm, keep, gates[t, r0:r1], tanh_c[t, r0:r1], g_c,
+                                             c_hat[t, r0:r1], rstd_c[t, r0:r1], cell_flags,
+                                             d_c[t, r0:r1], dc, n)  # fmt: skip
         dz_t = dz[t, r0:r1]
         args = (
             dm,
@@ -353,7 +397,14 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0,
         if flags & ZONEOUT_C:
             dc_prev += dc_kept
         dh_prev[:] = 0.0
-        matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
+        if flags & LAYER_NORM:  # W_hh h's gradient, back through its norm
+            dz_h_t = dz_h[t, r0:r1]
+            for n in range(n_rows):
+                layer_norm.normalise_backward_row(dz_t, g_h, h_hat[t, r0:r1], rstd_h[t, r0:r1],
+                                                  dz_h_t, n)  # fmt: skip
+            matmul_into(dz_h_t, W_hh, W_hh_t, dh_prev)
+        else:
+            matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         if flags & H_DROPOUT:  # W_hh saw h_prev * h_mask
             for n in range(n_rows):
                 for j in range(P):
@@ -374,12 +425,14 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0,
 @_jit
 def _backward_sequence_plain(seq, w, steps, dy, dz, dh_cell, d0, peep, r0, r1):
     reg = _no_regularisers()
-    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, 0, peep, reg, r0, r1)
+    ln = (*_no_layer_norm(), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32))
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, 0, peep, reg, ln, r0, r1)
 
 
 @_jit
-def _backward_sequence_options(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1):
-    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, r0, r1)
+def _backward_sequence_options(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, ln, r0,
+                               r1):  # fmt: skip
+    _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, ln, r0, r1)
 
 
 def forward_sequence(
@@ -393,17 +446,21 @@ def forward_sequence(
     rows: slice,
     reg: Regularisers | None = None,
     loop_flags: int = 0,
+    ln: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     """The forward loop of :func:`lstmkit.kernels.lstm.forward` for the sequences ``rows``:
     ``seq`` (whole, C-contiguous; ``gates`` holding the scaled input projection, ``h_prev``
     and ``c_prev`` at ``order[0]`` the initial state) and y (T, N, P) filled in; ``w`` the
     scaled recurrent weights; ``k`` the gate constants; ``peep`` the peephole weights
     (:func:`lstmkit.kernels.lstm_cell.peepholes_of`); ``final`` the (h, c) out; ``reg``
-    the regularisers' masks, ``loop_flags`` which are on (H_DROPOUT, ZONEOUT_H, ZONEOUT_C)."""
+    the regularisers' masks, ``loop_flags`` which are on (H_DROPOUT, ZONEOUT_H, ZONEOUT_C);
+    ``ln`` with LAYER_NORM: the tape's ``Norms`` and the ``Gains``
+    (:mod:`lstmkit.kernels.layer_norm`), as one tuple (``w`` then unscaled)."""
     args = (tuple(seq), y, tuple(w), tuple(k), peep, tuple(steps), tuple(final))
     if k.flags or loop_flags:
         reg_t = tuple(reg) if reg is not None else _NO_REG
-        _forward_sequence_options(*args, reg_t, rows.start, rows.stop, k.flags | loop_flags)
+        ln_t = layer_norm.NO_NORMS + layer_norm.NO_GAINS if ln is None else ln
+        _forward_sequence_options(*args, reg_t, ln_t, rows.start, rows.stop, k.flags | loop_flags)
     else:
         _forward_sequence_plain(*args, rows.start, rows.stop)
 
@@ -420,21 +477,26 @@ def backward_sequence(
     peep: tuple[np.ndarray, ...],
     rows: slice,
     reg: Regularisers | None = None,
+    ln: tuple[np.ndarray, ...] | None = None,
 ) -> None:
     """The backward loop of :func:`lstmkit.kernels.lstm.backward` for the sequences ``rows``,
     through the forward's ``seq``, with the unscaled ``w`` (``W_hr`` (P, H)); dy (T, N, P)
     already masked; dz (T, N, 4H) and, with a projection, dh_cell (T, N, P) out; ``d0``
     (dh (N, P), dc (N, H)) holds the final state's gradient in and the initial state's out;
-    ``flags`` the cell's option bits and the loop's, ``reg`` as in :func:`forward_sequence`."""
+    ``flags`` the cell's option bits and the loop's, ``reg`` as in :func:`forward_sequence`;
+    ``ln`` with LAYER_NORM: the tape's ``Norms``, the backward's ``Gains`` and the arrays
+    (d_c (T, N, H), dz_h (T, N, 4H)) out, dL/d of c's norm's output and of W_hh h."""
     args = (tuple(seq), tuple(w), tuple(steps), dy, dz, dh_cell, tuple(d0))
     if flags:
         reg_t = tuple(reg) if reg is not None else _NO_REG
-        _backward_sequence_options(*args, flags, peep, reg_t, rows.start, rows.stop)
+        ln_t = _NO_LN_BACKWARD if ln is None else ln
+        _backward_sequence_options(*args, flags, peep, reg_t, ln_t, rows.start, rows.stop)
     else:
         _backward_sequence_plain(*args, peep, rows.start, rows.stop)
 
 
 _NO_REG = (np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32))
+_NO_LN_BACKWARD = layer_norm.NO_NORMS + layer_norm.NO_GAINS + (np.empty((0, 0, 0), _f32),) * 2
 
 
 @numba.njit(cache=True, nogil=True)

@@ -34,6 +34,11 @@ ZONEOUT_C of :mod:`lstmkit.kernels.lstm_cell`; the cells never see them): the h 
 ``W_hh`` times ``h_mask`` (the tape keeps h unmasked; ``dW_hh`` uses it masked), and the
 zoned states. Every layout runs them (the loops split by cells: recurrent dropout without
 the transposed forward product).
+
+Layer norm (``layer_norm``, the cell bit LAYER_NORM) runs on the loops over rows only (each
+row's 4H gates in one place), never on the loops split by cells: the input's norm after the
+projection, the recurrent product's and c's in the loops, their backward and the gains'
+gradients are :mod:`lstmkit.kernels.layer_norm`'s; the tape keeps the norms (``norms``).
 """
 
 from __future__ import annotations
@@ -43,10 +48,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from lstmkit.kernels import compiled, parallel, sequence
+from lstmkit.kernels import compiled, layer_norm, parallel, sequence
 from lstmkit.kernels.execution import DEFAULT, Execution
+from lstmkit.kernels.layer_norm import Gains, Norms
 from lstmkit.kernels.lstm_cell import (
     H_DROPOUT,
+    LAYER_NORM,
     ZONEOUT_C,
     ZONEOUT_H,
     GateConstants,
@@ -98,6 +105,7 @@ class FusedTape(NamedTuple):
     reverse: bool
     flags: int  # the cell's option bits (lstm_cell.GateConstants.flags)
     noise: dict[str, np.ndarray] | None = None  # the regularisers' masks of ``p``, as given
+    norms: Norms | None = None  # with layer_norm: the norms' a_hat and rstd
 
     def sequence(self) -> Sequence:
         """The arrays over time, as the compiled loops take them."""
@@ -114,6 +122,8 @@ class FusedTape(NamedTuple):
             out["m"] = o * self.tanh_c  # the cell's product, the same rounding
         if self.noise is not None and "h_mask" in self.noise:
             out["h_prev"] = self.h_prev * self.noise["h_mask"]
+        if self.norms is not None:
+            out.update(self.norms.fields())
         return out
 
 
@@ -177,7 +187,10 @@ def forward(
     ``options``: the cell's, as :func:`lstmkit.kernels.lstm_cell.gate_constants` takes them
     (``forget_gate``, ``peepholes``, ...); with peepholes, ``p`` holds ``w_ci``, ``w_cf``,
     ``w_co`` (H,). The regularisers' rates (``recurrent_dropout``, ``zoneout_c``,
-    ``zoneout_h``) may be among them; their masks are in ``p`` (see the module doc).
+    ``zoneout_h``) may be among them; their masks are in ``p`` (see the module doc). With
+    ``layer_norm``, ``p`` holds the norms' gains and shifts (``ln_ih_g``, ``ln_ih_b``, ...,
+    :mod:`lstmkit.kernels.layer_norm`) instead of ``b_ih``, ``b_hh``, and the loops over
+    rows run (each row of 4H gates in one place).
 
     Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
     limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
@@ -203,7 +216,9 @@ def forward(
     b = (p["b_ih"] + p["b_hh"]) * k.scale if "b_ih" in p else None  # scaled: see kernels
     W_hr_t = np.ascontiguousarray(p["W_hr"].T) if "W_hr" in p else None  # (H, P)
 
+    norms = layer_norm.empty_norms(T, N, H, workspace) if k.flags & LAYER_NORM else None
     split = _split_loops() if W_hr_t is None and N * P * GH >= ex.split_from else None
+    split = None if norms is not None else split  # the norms need each row's 4H gates
     # (with recurrent dropout, not transposed: the h W_hh sees is masked)
     transposed = split is not None and W_hh.nbytes > ex.transposed_from
     transposed = transposed and (noise is None or "h_mask" not in noise)
@@ -224,16 +239,20 @@ def forward(
     order = sequence.time_order(T, reverse)
     h_prev[order[0]] = state[0]
     c_prev[order[0] % ring] = state[1]
-    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, k.flags, noise)
-    if split is None or not in_loop:
+    tape = FusedTape(x, h_prev, c_prev, gates, tanh_c, m, mask, reverse, k.flags, noise, norms)
+    gains = None
+    if norms is not None:  # the scale folded into the norms' gains and shifts
+        sequence.project(x, p["W_ih"], None, gates, ex)
+        gains = layer_norm.project_input(gates, p, k.scale, norms)
+    elif split is None or not in_loop:
         sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
         args = (split, tape, W_ih_in_loop, W_hh, b, k, peep, order, y, (h_n, c_n), ex)
         _forward_cells(*args, transposed)
     else:
-        W_hh_s = W_hh * k.scale[:, None]  # (4H, P)
-        _forward_rows(tape, W_hh_s, W_hr_t, k, peep, order, y, (h_n, c_n), ex)
+        W_hh_s = W_hh * k.scale[:, None] if norms is None else W_hh  # (4H, P)
+        _forward_rows(tape, W_hh_s, W_hr_t, k, peep, order, y, (h_n, c_n), ex, gains)
     return y, (h_n, c_n), tape if keep_tape else None
 
 
@@ -277,7 +296,7 @@ def _forward_cells(
     state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
     template: each thread runs on its own rings of two steps, zeros but its cells' initial
     c."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _, _ = tape
+    x, h_prev, c_prev, gates, tanh_c, m, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -326,7 +345,7 @@ def _rings(
     """The (gates, c_prev, tanh_c, m) one thread of the split loops writes: the tape's own
     arrays, or (tape without all T steps, one part of several) private copies of its rings
     (gates projected before the loop stay shared: they hold every step's input)."""
-    _, _, c_prev, gates, tanh_c, m, _, _, _, _ = tape
+    _, _, c_prev, gates, tanh_c, m = tape[:6]
     if c_prev.shape[0] == T or parts == 1:
         return gates, c_prev, tanh_c, m
     m_own = m if m.shape[0] == T else np.empty_like(m)  # m is y without padding
@@ -348,11 +367,13 @@ def _forward_rows(
     y: np.ndarray,
     final: State,
     ex: Execution,
+    gains: Gains | None = None,
 ) -> None:
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
-    tape, y (T, N, P) and the final state (h_n, c_n)."""
-    x, h_prev, c_prev, gates, tanh_c, m, mask, _, _, _ = tape
+    tape, y (T, N, P) and the final state (h_n, c_n). With layer norm (``gains``), ``W_hh_s``
+    is unscaled and the product is normalised (:mod:`lstmkit.kernels.layer_norm`)."""
+    x, h_prev, c_prev, gates, tanh_c, m, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh_s.shape
     dtype = x.dtype
@@ -360,6 +381,8 @@ def _forward_rows(
     valid = sequence.valid_steps(mask, T, N)
     h_n, c_n = final
     reg, bits = regularisers(tape.noise, P, GH // 4)
+    norms = tape.norms
+    ln = None if norms is None or gains is None else (*norms, *gains)
 
     def run(rows: slice) -> None:
         """The loop over time for the sequences ``rows``."""
@@ -372,7 +395,7 @@ def _forward_rows(
             steps = Steps(np.array(order), valid)
             seq = tape.sequence()
             final_rows = HC(h_n, c_n)
-            compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits)
+            compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits, ln)
             return
         hw = np.empty((n, GH), dtype)
         h_seen = np.empty((n, P), dtype) if bits & H_DROPOUT else None
@@ -385,8 +408,15 @@ def _forward_rows(
                 np.matmul(np.multiply(h_t, reg.h_mask[rows], out=h_seen), W_hh_t, out=hw)
             else:
                 np.matmul(h_t, W_hh_t, out=hw)
+            if norms is not None and gains is not None:  # hw = g_hh LN(W_hh h) + b_hh
+                layer_norm.affine_rows(hw, gains.g_h, gains.b_h, norms.h_hat[t, rows],
+                                       norms.rstd_h[t, rows])  # fmt: skip
             args = (gates[t, rows], hw, k, peep, c_t, c_out, tanh_c[t, rows], m_t)
             compiled.pointwise_forward(*args)
+            if norms is not None and gains is not None:  # tanh_c, m from c normalised
+                layer_norm.cell_rows(c_out, gates[t, rows], gains.g_c, gains.b_c, k.flags,
+                                     norms.c_hat[t, rows], norms.rstd_c[t, rows],
+                                     tanh_c[t, rows], m_t)  # fmt: skip
             if bits & ZONEOUT_C:  # c = k c_prev + (1 - k) c
                 kc = _keep_at(reg.keep_c, t, rows)
                 c_out[...] = kc * c_t + (1.0 - kc) * c_out
@@ -439,15 +469,21 @@ def backward(
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = sequence.time_order(T, tape.reverse)
     peep = peepholes_of(p, gate_constants(GH // 4).scale)
-    split = _split_loops() if W_hr is None and record is None else None
+    split = _split_loops() if W_hr is None and record is None and tape.norms is None else None
+    ln = None  # with layer norm: (d_c, dz_h), dL/d of c's norm's output and of W_hh h
+    if tape.norms is not None:
+        ln = (sequence.empty(workspace, "d_c", (T, N, GH // 4), dtype),
+              sequence.empty(workspace, "dz_h", (T, N, GH), dtype))  # fmt: skip
     if split is not None:
         _backward_cells(split, tape, dy, W_hh, peep, order, dz, (dh0, dc0), ex)
     else:
-        args = (tape, dy, W_hh, W_hr, peep, order, dz, dh_cell, (dh0, dc0), record, ex)
+        args = (tape, dy, W_hh, W_hr, peep, order, dz, dh_cell, (dh0, dc0), record, ex, p, ln)
         _backward_rows(*args)
     if "w_ci" in p:
         _peephole_grads(tape, dz, grads)
-    dx = _products(p, tape, dz, dh_cell, grads, ex, workspace)
+    if tape.norms is not None and ln is not None:  # dz becomes dL/d(W_ih x)
+        layer_norm.backward_after_loop(p, tape.norms, dz, ln[0], grads)
+    dx = _products(p, tape, dz, dh_cell, grads, ex, workspace, None if ln is None else ln[1])
     if tape.noise is not None and "x_mask" in tape.noise:
         dx *= tape.noise["x_mask"]  # W_ih saw x * x_mask
     return dx, (dh0, dc0)
@@ -478,7 +514,7 @@ def _backward_cells(
     """The loop back of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells:
     fills dz (T, N, 4H); dstate (dh, dc) holds the final state's gradient in, h0's and
     c0's out."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _, _ = tape
+    x, _, c_prev, gates, tanh_c, _, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
     cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
@@ -510,11 +546,14 @@ def _backward_rows(
     dstate: State,
     record: list[np.ndarray] | None,
     ex: Execution,
+    p: Params | None = None,
+    ln: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """The loop back, compiled (:mod:`lstmkit.kernels.compiled`) or per step, the batch split
     across threads: fills dz, dh_cell (with a projection) and ``record``; dstate as in
-    :func:`_backward_cells`."""
-    x, _, c_prev, gates, tanh_c, _, mask, _, _, _ = tape
+    :func:`_backward_cells`. With layer norm (``tape.norms``), the gains of ``p`` and
+    ``ln`` = (d_c (T, N, H), dz_h (T, N, 4H)) filled: see :func:`backward`."""
+    x, _, c_prev, gates, tanh_c, _, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
@@ -522,6 +561,9 @@ def _backward_rows(
     valid = sequence.valid_steps(mask, T, N)
     dh0, dc0 = dstate
     reg, bits = regularisers(tape.noise, P, H)
+    norms = tape.norms
+    gains = layer_norm.backward_gains(p) if norms is not None and p is not None else None
+    ln_all = None if norms is None or gains is None or ln is None else (*norms, *gains, *ln)
 
     def run(rows: slice) -> None:
         """The loop back over time for the sequences ``rows``."""
@@ -534,7 +576,7 @@ def _backward_rows(
             d0 = HC(dh0, dc0)
             flags = tape.flags | bits
             args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, flags, peep, rows, reg)
-            compiled.backward_sequence(*args)
+            compiled.backward_sequence(*args, ln_all)
             return
         dm_buf = np.empty((n, H), dtype)
         dh, dc = dh0[rows].copy(), dc0[rows].copy()
@@ -558,12 +600,22 @@ def _backward_rows(
             if bits & ZONEOUT_C:  # on valid steps: the cell's c gets (1 - k) dc, c_prev k dc
                 kc = _keep_at(reg.keep_c, t, rows) * valid_t
                 dc_in = dc * (1.0 - kc)
+            if norms is not None and gains is not None and ln is not None:  # m's share of dc
+                layer_norm.cell_backward_rows(dm, valid[t, rows], gates[t, rows],
+                                              tanh_c[t, rows], gains.g_c, norms.c_hat[t, rows],
+                                              norms.rstd_c[t, rows], tape.flags, ln[0][t, rows],
+                                              dc_in)  # fmt: skip
             stored = (gates[t, rows], c_prev[t, rows], tanh_c[t, rows])
             compiled.pointwise_backward(dm, dc_in, valid[t, rows], *stored, dz[t, rows],
                                         dc_prev, tape.flags, peep)  # fmt: skip
             if bits & ZONEOUT_C:
                 dc_prev += kc * dc
-            np.matmul(dz[t, rows], W_hh, out=dh_prev)
+            dz_h = dz[t, rows]  # W_hh h's gradient (back through its norm with layer norm)
+            if norms is not None and gains is not None and ln is not None:
+                dz_h = ln[1][t, rows]
+                layer_norm.normalise_backward_rows(dz[t, rows], gains.g_h, norms.h_hat[t, rows],
+                                                   norms.rstd_h[t, rows], dz_h)  # fmt: skip
+            np.matmul(dz_h, W_hh, out=dh_prev)
             if bits & H_DROPOUT:  # W_hh saw h_prev * h_mask
                 dh_prev *= reg.h_mask[rows]
             if bits & ZONEOUT_H:  # and h_prev's share k of the zoned h
@@ -589,11 +641,12 @@ def _products(
     grads: Params,
     ex: Execution,
     workspace: sequence.Workspace | None = None,
+    dz_h: np.ndarray | None = None,
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh, the biases' and dW_hr's gradients into
     ``grads`` and returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block
-    of every result's rows."""
-    x, h_prev, _, _, _, m, _, _, _, _ = tape
+    of every result's rows. ``dz_h``: W_hh h's gradient where it is not dz's (layer norm)."""
+    x, h_prev, _, _, _, m = tape[:6]
     T, N, I = x.shape
     GH, P = p["W_hh"].shape
     H = GH // 4
@@ -602,6 +655,7 @@ def _products(
         h_seen = sequence.empty(workspace, "h_seen", h_prev.shape, h_prev.dtype)
         h_prev = np.multiply(h_prev, tape.noise["h_mask"], out=h_seen)
     dz_rows, x_rows = dz.reshape(T * N, GH), x.reshape(T * N, I)
+    dz_h_rows = dz_rows if dz_h is None else dz_h.reshape(T * N, GH)
     h_rows, dh_rows, m_rows = h_prev.reshape(T * N, P), dh_cell.reshape(-1, P), m.reshape(T * N, H)
     dx = np.empty((T, N, I), x.dtype)
     dx_rows = dx.reshape(T * N, I)
@@ -612,7 +666,7 @@ def _products(
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
         np.matmul(dz_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dz @ W_ih
         grads["W_ih"][g] += dz_rows[:, g].T @ x_rows
-        grads["W_hh"][g] += dz_rows[:, g].T @ h_rows
+        grads["W_hh"][g] += dz_h_rows[:, g].T @ h_rows
         if "b_ih" in grads:
             db = dz_rows[:, g].sum(axis=0)
             grads["b_ih"][g] += db

@@ -40,7 +40,10 @@ COUPLED = 1  # f = 1 - i
 NO_INPUT_ACTIVATION = 2  # g = z_g (no tanh)
 NO_OUTPUT_ACTIVATION = 4  # m = o * c (no tanh)
 PEEPHOLES = 8  # i, f see c_prev and o sees c through diagonal weights (Gers & Schmidhuber)
-CELL_BITS = 15  # the bits above, the cell's own; the loops' bits below act on their states
+# Ba et al. 2016's layer norm: the cell stops at c and o, the loop normalises around it
+# (tanh_c, m and m's share of dc: lstmkit.kernels.layer_norm; whole rows of gates only)
+LAYER_NORM = 128
+CELL_BITS = 15 | LAYER_NORM  # the cell's own bits; the loops' bits below act on their states
 # The recurrent regularisers (Gal & Ghahramani 2016; Krueger et al. 2017), which act on the
 # loop's states around the cell, as bits of the loops' flags (never passed to the cells):
 H_DROPOUT = 16  # the h entering W_hh times a per-sequence mask (variational dropout)
@@ -55,7 +58,7 @@ class GateConstants(NamedTuple):
     scale: np.ndarray  # (4H,) folded into W_ih, W_hh and the biases
     alpha: np.ndarray  # (4H,)
     beta: np.ndarray  # (4H,)
-    flags: int  # COUPLED | NO_INPUT_ACTIVATION | NO_OUTPUT_ACTIVATION | PEEPHOLES
+    flags: int  # COUPLED | NO_INPUT_ACTIVATION | NO_OUTPUT_ACTIVATION | PEEPHOLES | LAYER_NORM
 
 
 @functools.lru_cache(maxsize=64)
@@ -68,6 +71,7 @@ def gate_constants(
     input_activation: bool = True,
     output_activation: bool = True,
     peepholes: bool = False,
+    layer_norm: bool = False,
     recurrent_dropout: float = 0.0,
     zoneout_c: float = 0.0,
     zoneout_h: float = 0.0,
@@ -90,6 +94,7 @@ def gate_constants(
     (i_a, i_b), (f_a, f_b), (o_a, o_b) = on(input_gate), on(forget_gate), on(output_gate)
     flags = (COUPLED if coupled_gates else 0) | (0 if input_activation else NO_INPUT_ACTIVATION)
     flags |= (0 if output_activation else NO_OUTPUT_ACTIVATION) | (PEEPHOLES if peepholes else 0)
+    flags |= LAYER_NORM if layer_norm else 0
     return GateConstants(
         scale=per_gate(0.5, 0.5, 1.0, 0.5),
         alpha=per_gate(i_a, f_a, 1.0, o_a),
@@ -205,7 +210,9 @@ def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, peep, o_alpha, o_beta, 
                                           o_alpha, o_beta its constants; written into z)
         m = o * tanh(c)                  (m = o * c with NO_OUTPUT_ACTIVATION)
 
-    into c_out, tanh_c (tanh(c), or c), m_out (N, H); ``peep``: see :func:`peepholes_of`.
+    into c_out, tanh_c (tanh(c), or c), m_out (N, H) (with LAYER_NORM, c_out and o only:
+    the loop then normalises c, :func:`lstmkit.kernels.layer_norm.cell_row`); ``peep``: see
+    :func:`peepholes_of`.
     (One array written per loop: LLVM vectorises a loop only when it can check that its
     arrays do not overlap.)"""
     H = c_prev.shape[1]
@@ -229,6 +236,8 @@ def cell_forward(z, c_prev, c_out, tanh_c, m_out, flags, peep, o_alpha, o_beta, 
         w_co = peep[2]
         for j in range(c1 - c0):
             o[j] = gate(o[j] + w_co[c0 + j] * c[j], o_alpha, o_beta)
+    if flags & LAYER_NORM:
+        return
     if flags & NO_OUTPUT_ACTIVATION:
         for j in range(c1 - c0):
             tc[j] = c[j]
@@ -253,8 +262,10 @@ def cell_backward(
     their outputs: s (1 - s) for i, f, o (0 for a gate switched off, constant 1), 1 - g^2
     for g (1 without its tanh); with COUPLED, f's gradient goes to i (dL/di - dL/df) and
     f's rows get none; with PEEPHOLES, c also reaches o, and c_prev i and f, through the
-    unscaled weights ``peep[3:]``. (The peephole weights' own gradients are sums over
-    steps and rows: the caller's, from dz.)"""
+    unscaled weights ``peep[3:]``; with LAYER_NORM, dc already holds m's share (through
+    the norm of c, added by the loop: :func:`lstmkit.kernels.layer_norm.cell_backward_row`).
+    (The peephole weights' own gradients are sums over steps and rows: the caller's, from
+    dz.)"""
     H = c_prev.shape[1]
     one = _f32(1.0)
     i, f = gates[n, c0:c1], gates[n, H + c0 : H + c1]
@@ -264,7 +275,10 @@ def cell_backward(
     cp, tc, dm_n, dc_n, dcp = c_prev[n, c0:c1], tanh_c[n, c0:c1], dm[n], dc[n], dc_prev[n]
     for j in range(c1 - c0):
         d_o[j] = keep * dm_n[j] * tc[j] * o[j] * (one - o[j])
-    if flags & NO_OUTPUT_ACTIVATION:  # dL/dc: through m = o * c, plus the later steps'
+    if flags & LAYER_NORM:  # dL/dc: m's share is in dc (the loop's, through the norm)
+        for j in range(c1 - c0):
+            dc_total[j] = keep * dc_n[j]
+    elif flags & NO_OUTPUT_ACTIVATION:  # dL/dc: through m = o * c, plus the later steps'
         for j in range(c1 - c0):
             dc_total[j] = keep * (dm_n[j] * o[j] + dc_n[j])
     else:  # through m = o * tanh(c)

@@ -134,7 +134,9 @@ def split(
     share (below ``ex.min_work``) or one thread is allowed. A small product on BLAS's own
     threads waits for them at every call, and for a scheduler tick whenever another
     process holds a core: a (1, 100, 32, 64) LSTM inference took 7.6 ms of CPU time per
-    call with the other core busy, 0.27 ms with BLAS on one thread (measured)."""
+    call with the other core busy, 0.27 ms with BLAS on one thread (measured); under
+    ``threads=1`` a (64, 100, 256, 512) layer-normalised training step on the loops over
+    rows took 4.2x the plain layer's with BLAS's own threads, 1.14x with one."""
     run(fn, parts(n, work, ex, uses_blas), one_blas_thread=small(work, ex))
 
 

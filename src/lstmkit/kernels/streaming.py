@@ -35,6 +35,8 @@ def prepare(params: list[dict[str, np.ndarray]], ex: Execution, **options: Any) 
     regularisers' rates (a step is evaluation: no recurrent dropout, zoneout's expectation
     ``z s_prev + (1 - z) s``): a function (x_t, state) -> (y_t, (h, c)) or None (see
     :func:`step`)."""
+    if options.get("layer_norm"):
+        raise ValueError("the streaming step has no layer norm: expected layer_norm=False")
     P, H = params[0]["W_hh"].shape[1], params[0]["W_hh"].shape[0] // 4
     no_bias, no_proj = np.empty(0, np.float32), np.empty((0, H), np.float32)
     zones = (np.float32(options.pop("zoneout_h", 0.0)), np.float32(options.pop("zoneout_c", 0.0)))

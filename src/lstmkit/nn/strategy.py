@@ -170,7 +170,7 @@ def stepper(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) ->
     input does not apply (the layer then runs its reference step); None without a fused
     kernel."""
     kernel = fused_kernel(cell, dtype, ex)
-    if kernel is None:
-        return None
+    if kernel is None or (isinstance(cell, LSTMCell) and cell.options.layer_norm):
+        return None  # (the layer-normalised step: the reference's, not in the streaming kernel)
     steps = _streaming() if isinstance(cell, LSTMCell) else kernel
     return steps.prepare(params, ex, **_options(cell))

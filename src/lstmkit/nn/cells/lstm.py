@@ -99,6 +99,7 @@ class LSTMOptions:
         "input_activation",
         "output_activation",
         "peepholes",
+        "layer_norm",  # the loops over rows only (lstmkit.kernels.layer_norm)
         "recurrent_dropout",  # the regularisers: masks the layer passes in p (time_loop.py)
         "zoneout_c",
         "zoneout_h",
