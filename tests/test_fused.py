@@ -676,11 +676,15 @@ def test_parallel_parts(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_small_work_runs_blas_on_one_thread() -> None:
     """parallel.split keeps BLAS to one thread while it runs work too small to share (or
     when one thread is allowed), leaves BLAS's own threads to large unsplit work, and
-    restores the library's setting afterwards."""
+    restores the library's setting afterwards. (The BLAS libraries loaded when lstmkit
+    first split work: NumPy's; one loaded later, as SciPy's, is not NumPy's matmul.)"""
     from threadpoolctl import threadpool_info
 
+    ours = {lib.filepath for lib in parallel._blas_controller().lib_controllers}
+
     def blas_threads() -> list[int]:
-        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        info = threadpool_info()
+        return [i["num_threads"] for i in info if i["user_api"] == "blas" and i["filepath"] in ours]
 
     before = blas_threads()
     if max(before, default=1) < 2:
