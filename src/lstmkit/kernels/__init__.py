@@ -16,7 +16,8 @@ package imports nothing from the rest of lstmkit. The modules:
   cells across threads, on NumPy's BLAS (:mod:`lstmkit.kernels.blas`) with one wait per step
   (:mod:`lstmkit.kernels.sync`);
 * :mod:`lstmkit.kernels.parallel`: how work is split across threads;
-* :mod:`lstmkit.kernels.streaming`: one step of a stack of layers (``layer.step``).
+* :mod:`lstmkit.kernels.streaming`: one step of a stack of layers (``layer.step``);
+* :mod:`lstmkit.kernels.numba_cache`: numba's on-disk cache, cleared when a source changed.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ import importlib.util
 
 import numpy as np
 
+from lstmkit.kernels import numba_cache
 from lstmkit.kernels.execution import IMPLS, Execution
 
 __all__ = ["IMPLS", "Execution", "available"]
+
+numba_cache.check()  # before any kernel module compiles or loads its cache
 
 
 def available(dtype: np.dtype) -> bool:

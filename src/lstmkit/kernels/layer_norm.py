@@ -24,9 +24,9 @@ gains and shifts (:func:`forward_gains`), not into the weights. The tape keeps e
 a_hat and rstd (:class:`Norms`); the backward of y = g a_hat + b is
 da = rstd (dy g - mean(dy g) - a_hat mean(dy g a_hat)).
 
-(numba's on-disk cache keys a function on its own file only: after editing the row
-functions here, which :mod:`lstmkit.kernels.compiled` inlines, delete the ``.nbi``/``.nbc``
-files of ``kernels/__pycache__``, or its loops keep running the old ones.)
+(numba's on-disk cache keys a function on its own file only, and the loops of
+:mod:`lstmkit.kernels.compiled` inline the row functions here: :mod:`lstmkit.kernels.numba_cache`
+clears the cache when any kernel source changes.)
 """
 
 from __future__ import annotations
