@@ -94,6 +94,23 @@ def test_findings_warn_when_the_full_cell_did_not_beat_the_baseline():
         assert ("did not beat the memoryless baseline (0.167)" in text) == warned, text
 
 
+def test_runs_no_better_than_the_baseline_are_counted_as_failed():
+    """A variant that blows up on some seeds: its variance can keep Welch's test from
+    significance, but the table and the findings count the runs that ended at or past the
+    memoryless baseline (lower or higher is better alike; diverged runs apart)."""
+    bpc = {"vanilla": [3.0, 3.1, 2.9], "NOAF": [2.9, 26.0, 18.0, None]}
+    rows = stats.compare([r | {"baseline": 7.8} for r in records("charlm", bpc)])
+    by = {r["variant"]: r for r in rows}
+    assert (by["vanilla"]["failed"], by["NOAF"]["failed"], by["NOAF"]["diverged"]) == (0, 2, 1)
+    assert by["NOAF"]["verdict"] == "same"
+    assert "3 (1 diverged, 2 failed)" in report.format_table(rows)
+    assert "no better than the memoryless baseline: NOAF (2 of 3)" in report.findings(rows)
+    acc = {"vanilla": [0.99, 1.0], "NFG": [0.5, 0.51]}  # higher is better: 0.5 itself fails
+    rows = stats.compare([r | {"baseline": 0.5} for r in records("reber", acc, lower=False)])
+    assert [r["failed"] for r in rows] == [0, 1]
+    assert stats.compare(records("t", {"vanilla": [1.0, 2.0]}))[0]["failed"] == 0  # no baseline
+
+
 def test_the_variants_are_greffs():
     full = LSTMOptions(peepholes=True)
     assert gates.VARIANTS["vanilla"] == {"peepholes": True}

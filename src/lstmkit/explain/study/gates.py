@@ -154,7 +154,8 @@ def run_one(config: StudyConfig, task: str, name: str, seed: int, folder: Path) 
 
 
 def _charlm(config: StudyConfig, name: str, seed: int, lr: float, folder: Path) -> dict[str, Any]:
-    """The validation bits/char after the budget (the final model, not the best one)."""
+    """The validation bits/char after the budget (the final model, not the best one); its
+    baseline, the uniform guess's log2(vocabulary size)."""
     if folder.exists():  # the run was interrupted: it starts again, with its whole budget
         shutil.rmtree(folder)
     train_config = text.TrainConfig(
@@ -176,7 +177,8 @@ def _charlm(config: StudyConfig, name: str, seed: int, lr: float, folder: Path) 
             s = text.train(train_config, folder, config.text, show_progress=False, log=_quiet)
     except TrainingError:  # diverged
         return {"value": None, "steps": None, "run": str(folder)}
-    return {"value": s["val_bpc"], "steps": s["steps"], "run": str(folder)}
+    uniform = math.log2(s["vocab_size"])  # bits/char of guessing every character alike
+    return {"value": s["val_bpc"], "steps": s["steps"], "run": str(folder), "baseline": uniform}
 
 
 def _memory(config: StudyConfig, task: str, name: str, seed: int, lr: float) -> dict[str, Any]:

@@ -34,7 +34,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     header += ["p Holm", "p MWU", "verdict"]
     lines = [header]
     for r in rows:
-        n = f"{r['n']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
+        notes = [f"{r['diverged']} diverged"] * bool(r["diverged"])
+        notes += [f"{r['failed']} failed"] * bool(r.get("failed"))
+        n = f"{r['n']}" + (f" ({', '.join(notes)})" if notes else "")
         arrow = "↓" if r["lower_is_better"] else "↑"
         lines.append(
             [r["task"], f"{r['metric']} {arrow}", r["variant"], n]
@@ -79,6 +81,9 @@ def findings(rows: Sequence[dict[str, Any]], base: str = "vanilla", alpha: float
         untested = [r["variant"] for r in mine if r["verdict"] == "untested"]
         if untested:
             text += f"; too few finished runs to test: {', '.join(untested)}"
+        failed = [f"{r['variant']} ({r['failed']} of {r['n']})" for r in mine if r.get("failed")]
+        if failed:
+            text += f"; runs that ended no better than the memoryless baseline: {', '.join(failed)}"
         out.append(text + ". " + _against_greff(by_name) + _caution(b))
     tests = f"Welch's t-test against {base}, Holm-corrected per task, alpha = {alpha}."
     return "\n\n".join(out + [tests])

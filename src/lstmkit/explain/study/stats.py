@@ -7,7 +7,10 @@ given next to it.
     rows = stats.compare(records, base="vanilla", alpha=0.05)
 
 Each row: ``task, variant, n, diverged, mean, sd, median, diff`` (mean - the base's mean),
-``baseline`` (the memory tasks' memoryless baseline, NaN for the char-LM),
+``baseline`` (the task's memoryless baseline: for the char-LM the uniform guess's
+log2(vocabulary size); NaN where the records have none), ``failed`` (finished runs no
+better than that baseline: a variant that trains on some seeds and blows up on others
+shows here even where its variance keeps the tests from significance),
 ``p_welch``, ``p_holm``, ``p_mannwhitney``, and ``verdict``: "better", "worse" (Holm's p
 below ``alpha``, the sign by the metric's direction), "same" (not significant), "base", or
 "untested" (a test needs two finished runs a side; its p-values are NaN).
@@ -79,6 +82,7 @@ def compare(
             row.update(_describe(values))
             baselines = [r["baseline"] for r in runs if r.get("baseline") is not None]
             row["baseline"] = float(np.mean(baselines)) if baselines else math.nan
+            row["failed"] = sum(_failed(r, lower) for r in runs if not r["diverged"])
             row["diff"] = (
                 row["mean"] - float(np.mean(base_values)) if len(base_values) else math.nan
             )
@@ -94,6 +98,14 @@ def compare(
             row["verdict"] = _verdict(row, base, alpha)
         rows += task_rows
     return rows
+
+
+def _failed(record: dict[str, Any], lower_is_better: bool) -> bool:
+    """Whether a finished run ended no better than its task's memoryless baseline."""
+    baseline = record.get("baseline")
+    if baseline is None:
+        return False
+    return record["value"] >= baseline if lower_is_better else record["value"] <= baseline
 
 
 def _verdict(row: dict[str, Any], base: str, alpha: float) -> str:
