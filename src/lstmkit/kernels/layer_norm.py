@@ -158,9 +158,10 @@ def cell_row(c, gates, gain, shift, flags, c_hat, rstd, tanh_c, m, n):
 
 
 @_inline
-def normalise_backward_row(dy, gain, a_hat, rstd, da, n):
+def normalise_backward_row(dy, gain, a_hat, rstd, da, n, add=False):
     """Row n, back through y = gain * a_hat + shift: da[n] = rstd (dy' - mean(dy') - a_hat
-    mean(dy' a_hat)), dy' = gain * dy[n] (the gain's and shift's gradients: the caller's)."""
+    mean(dy' a_hat)), dy' = gain * dy[n] (the gain's and shift's gradients: the caller's);
+    ``add``: da[n] += that instead."""
     K = dy.shape[1]
     s1 = _f32(0.0)
     s2 = _f32(0.0)
@@ -172,7 +173,8 @@ def normalise_backward_row(dy, gain, a_hat, rstd, da, n):
     s2 /= _f32(K)
     r = rstd[n]
     for j in range(K):
-        da[n, j] = r * (dy[n, j] * gain[j] - s1 - a_hat[n, j] * s2)
+        v = r * (dy[n, j] * gain[j] - s1 - a_hat[n, j] * s2)
+        da[n, j] = da[n, j] + v if add else v
 
 
 @_inline
@@ -192,17 +194,7 @@ def cell_backward_row(dm, keep, gates, tanh_c, gain, c_hat, rstd, flags, d_out, 
             d_out[n, j] = keep * dm[n, j] * gates[n, 3 * H + j] * (one - t * t)
     if H == 1:  # LN(c) is its shift: no share, exactly (as rounding would not cancel)
         return
-    s1 = _f32(0.0)
-    s2 = _f32(0.0)
-    for j in range(H):
-        d = d_out[n, j] * gain[j]
-        s1 += d
-        s2 += d * c_hat[n, j]
-    s1 /= _f32(H)
-    s2 /= _f32(H)
-    r = rstd[n]
-    for j in range(H):
-        dc[n, j] += r * (d_out[n, j] * gain[j] - s1 - c_hat[n, j] * s2)
+    normalise_backward_row(d_out, gain, c_hat, rstd, dc, n, True)
 
 
 # ---- every row (the loop that calls BLAS per step, and the work before and after loops) --
