@@ -104,7 +104,7 @@ def _season(args: argparse.Namespace, times: list[list[str]] | None) -> int:
 def train_global(args: argparse.Namespace) -> int:
     """``series train`` with --id-column or covariates: the global forecaster's global.npz."""
     from lstmkit.series.global_run import FILE, save_global
-    from lstmkit.series.many import fit_global
+    from lstmkit.series.many import check_lengths, fit_global
 
     _check_single_lstm(args)
     if args.resume or args.val is not None or getattr(args, "mpi", False):
@@ -115,8 +115,9 @@ def train_global(args: argparse.Namespace) -> int:
     check_positive(args, "horizon", "season")
     check_at_least(args, 0, "holdout")
     config = auto_config(args)
-    future, past = _list(args.future_covariates, "--future-covariates"), _list(
-        args.past_covariates, "--past-covariates"
+    future, past = (
+        _list(args.future_covariates, "--future-covariates"),
+        _list(args.past_covariates, "--past-covariates"),
     )
     output_folder(args.out, "--out")
     if (Path(args.out) / FILE).exists():
@@ -125,11 +126,12 @@ def train_global(args: argparse.Namespace) -> int:
     holdout = args.horizon if args.holdout is None else args.holdout
     season = _season(args, times)
     fitted = panel.cut([len(y) - holdout for y in panel.y])
-    print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
     try:
-        ensemble = fit_global(fitted, season, args.horizon, config, (future, past))
+        check_lengths(fitted, args.horizon)
     except ValueError as e:
         raise UserError(f"{e} (after the held-out tail of {holdout})") from None
+    print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
+    ensemble = fit_global(fitted, season, args.horizon, config, (future, past))
     data = {
         "column": args.column,
         "time_column": args.time_column,
@@ -203,7 +205,9 @@ def forecast_global(args: argparse.Namespace) -> int:
             raise UserError(f"--holdout: expected 0 <= holdout <= {n - 2}, got {hold}")
         ends.append(n - hold)
         x = np.concatenate([panel.X[j][n - hold :], extra[k]])[:h]
-        if x.shape[0] < h:
+        if not meta["future_covariates"]:
+            x = np.zeros((h, 0))
+        elif x.shape[0] < h:
             raise UserError(
                 f"--future-csv: the {h} forecast steps need the known-future covariates "
                 f"{meta['future_covariates']}; got {x.shape[0]} rows for series "

@@ -37,7 +37,7 @@ from lstmkit.series.covariates import (
 )
 from lstmkit.series.transform import Transform
 
-__all__ = ["GlobalEnsemble", "Member", "Panel", "fit_global"]
+__all__ = ["GlobalEnsemble", "Member", "Panel", "check_lengths", "fit_global", "single_panel"]
 
 
 @dataclass(frozen=True)
@@ -259,11 +259,18 @@ def fit_global(
     m: int,
     h: int,
     config: AutoConfig | None = None,
-    names: tuple[list[str], list[str]] = ([], []),
+    names: tuple[list[str], list[str]] | None = None,
 ) -> GlobalEnsemble:
     """Search on validation windows inside every series, then refit on all of them; see
-    the module docstring. ``names``: the future and past covariate names."""
+    the module docstring. ``names``: the future and past covariate names (default x0, ...
+    and p0, ...)."""
     config = config or AutoConfig()
+    if names is None:
+        names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
+    if (len(names[0]), len(names[1])) != (panel.F, panel.n_past):
+        raise ValueError(
+            f"names: expected {panel.F} future and {panel.n_past} past covariate names, got {names}"
+        )
     if m < 1 or h < 1:
         raise ValueError(f"season and horizon: expected integers >= 1, got {m} and {h}")
     check_lengths(panel, h)
@@ -312,7 +319,9 @@ def _candidate(row: dict[str, Any]) -> Candidate:
     return Candidate(row["lookback"], row["deseason"], row["difference"], row["hidden"])
 
 
-def single_panel(y: np.ndarray, future: Any, past: Any) -> tuple[Panel, tuple[list[str], list[str]]]:
+def single_panel(
+    y: np.ndarray, future: Any, past: Any
+) -> tuple[Panel, tuple[list[str], list[str]]]:
     """One series y (n,) with its covariates (arrays or pandas, see
     :func:`lstmkit.series.covariates.as_matrix`; None for none) as a panel, and the names of
     the future and past columns (a DataFrame's own, else ``x0, x1, ...`` / ``p0, ...``)."""
