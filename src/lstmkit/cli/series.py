@@ -233,10 +233,16 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """The run's model (an LSTM or an automatic forecaster's ensemble) and meta, and the CSV
     series (column defaults from the run)."""
     from lstmkit.series.auto_run import is_auto_run, load_ensemble
+    from lstmkit.series.global_run import is_global_run
     from lstmkit.series.train import load_model
 
     if not Path(args.run).exists():
         raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
+    if is_global_run(args.run):
+        raise UserError(
+            f"--run: {args.run} holds a global forecaster (covariates or --id-column); score "
+            "it with series backtest, or series forecast --holdout N"
+        )
     model: Any
     try:
         if is_auto_run(args.run):

@@ -57,16 +57,16 @@ def read_columns(path: str | Path, columns: Sequence[str], option: str) -> np.nd
     return np.stack([read_csv(path, c).values for c in columns], axis=1)
 
 
-def _text_column(path: str | Path, column: str | None) -> list[str]:
-    """The stripped cells of one column (None: an empty string per row), empty lines
-    skipped as :func:`read_csv` skips them."""
+def _text_column(path: str | Path, column: str | None) -> list[tuple[int, str]]:
+    """(row number, stripped cell) of one column (None: empty cells), the header being row
+    1; empty lines skipped as :func:`read_csv` skips them."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         header = [h.strip() for h in next(reader)]
         j = None if column is None else header.index(column)
         return [
-            (row[j].strip() if j is not None and j < len(row) else "")
-            for row in reader
+            (r, row[j].strip() if j is not None and j < len(row) else "")
+            for r, row in enumerate(reader, start=2)
             if any(cell.strip() for cell in row)
         ]
 
@@ -102,10 +102,10 @@ def read_long(
     ids = _text_column(path, id_column)
     times = _text_column(path, time_column) if time_column is not None else None
     rows: dict[str, list[int]] = {}
-    for r, name in enumerate(ids):
+    for k, (r, name) in enumerate(ids):
         if not name:
-            raise CSVError(f"{path}: row {r + 2}, column {id_column!r}: missing series id")
-        rows.setdefault(name, []).append(r)
+            raise CSVError(f"{path}: row {r}, column {id_column!r}: missing series id")
+        rows.setdefault(name, []).append(k)
     if times is not None:
         _check_times(path, ids, times, time_column or "")
     order = list(rows)
@@ -114,18 +114,20 @@ def read_long(
         [values[rows[k]] for k in order],
         [X[rows[k]] for k in order],
         [Pc[rows[k]] for k in order],
-        None if times is None else [[times[r] for r in rows[k]] for k in order],
+        None if times is None else [[times[r][1] for r in rows[k]] for k in order],
     )
 
 
-def _check_times(path: str | Path, ids: list[str], times: list[str], column: str) -> None:
+def _check_times(
+    path: str | Path, ids: list[tuple[int, str]], times: list[tuple[int, str]], column: str
+) -> None:
     seen: dict[tuple[str, str], int] = {}
-    for r, (name, t) in enumerate(zip(ids, times)):
+    for (r, name), (_, t) in zip(ids, times):
         if not t:
-            raise CSVError(f"{path}: row {r + 2}, column {column!r}: missing time stamp")
+            raise CSVError(f"{path}: row {r}, column {column!r}: missing time stamp")
         if (name, t) in seen:
             raise CSVError(
-                f"{path}: row {r + 2}, column {column!r}: time stamp {t!r} of series {name!r} "
+                f"{path}: row {r}, column {column!r}: time stamp {t!r} of series {name!r} "
                 f"repeats row {seen[name, t]}"
             )
-        seen[name, t] = r + 2
+        seen[name, t] = r
