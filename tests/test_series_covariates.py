@@ -4,6 +4,7 @@ future is used, saved models keep their covariates, and bad input is one clear e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,38 @@ def test_cli_refuses_unknown_and_non_numeric_covariate_columns(tmp_path, capsys)
     err = one_error(capsys, [*base, "--future-covariates", "promo", "--past-covariates", "promo"])
     assert "may appear once" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_backtest_hands_the_model_the_history_and_the_true_future_covariates(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """At each origin o the model sees y[:o] and the covariates before o, and for the
+    forecast the known-future rows X[o : o + h] (recorded by a stand-in for the fit)."""
+    from lstmkit.series import many_backtest
+
+    csv = write_promo(tmp_path / "p.csv", 50)
+    seen = []
+
+    class Fake:
+        def predict(self, h, X_future):
+            seen[-1].append(np.concatenate(X_future))
+            return np.zeros((1, h))
+
+    def fake_fit(panel, m, h, config, names):
+        seen.append([len(panel.y[0]), panel.X[0].copy(), names])
+        return Fake()
+
+    monkeypatch.setattr(many_backtest, "fit_global", fake_fit)
+    argv = ["series", "backtest", "--csv", str(csv), "--column", "y", "--future-covariates",
+            "promo", "--horizon", "4", "--origins", "3", "--step", "5", "--models", "none",
+            "--out", str(tmp_path / "bt"), "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "lstmkit is given the true known-future covariates" in capsys.readouterr().out
+    _, flag = flag_series(50)
+    assert [s[0] for s in seen] == [36, 41, 46]
+    for n_seen, X_seen, names, X_future in seen:
+        np.testing.assert_array_equal(X_seen[:, 0], flag[:n_seen])
+        np.testing.assert_array_equal(X_future[:, 0], flag[n_seen : n_seen + 4])
+        assert names == (["promo"], [])
+    report = json.loads((tmp_path / "bt" / "report.json").read_text())
+    assert len(report["models"]["lstmkit"]["mase"][0]) == 3

@@ -30,7 +30,16 @@ from lstmkit.nn.feedforward import Linear
 from lstmkit.nn.model import Model
 from lstmkit.nn.recurrent import LSTM
 
-__all__ = ["CovariateLSTM", "as_matrix", "fit_scales", "inputs_targets", "roll_out", "windows"]
+__all__ = [
+    "CovariateLSTM",
+    "as_matrix",
+    "context",
+    "fit_scales",
+    "inputs_targets",
+    "roll_out",
+    "roll_out_batch",
+    "windows",
+]
 
 State = tuple[np.ndarray, ...]
 
@@ -137,6 +146,48 @@ def windows(u: np.ndarray, v: np.ndarray, lookback: int) -> tuple[np.ndarray, np
     return u[idx], v[idx]
 
 
+def context(
+    z: np.ndarray,
+    off: int,
+    X: np.ndarray,
+    Pc: np.ndarray,
+    scales: np.ndarray,
+    X_future: np.ndarray,
+    lookback: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a roll-out reads after one history: the last ``lookback`` inputs u (lookback,
+    D) (fewer if z is shorter) and the scaled known-future covariates (h - 1, F) of the
+    inputs that follow; z (n - off,), X (n, F), Pc (n, P), X_future (h, F)."""
+    F = X.shape[1]
+    x = _scaled(np.concatenate([X, X_future]), scales[:F])  # (n + h, F)
+    p = _scaled(Pc, scales[F:])
+    k = np.arange(max(len(z) - lookback, 0), len(z))
+    t = k + off
+    u = np.concatenate([z[k, None], x[t + 1], p[t]], axis=1)  # (L, D)
+    n = len(z) + off
+    return u, x[n + 1 :]
+
+
+def roll_out_batch(model: CovariateLSTM, u: np.ndarray, x_next: np.ndarray) -> np.ndarray:
+    """N roll-outs at once: contexts u (L, N, D) and the scaled known-future covariates
+    x_next (h - 1, N, F) of the fed-back steps -> the next h model-space values (h, N).
+
+    The context is read once; then each prediction [z, p] is fed back with the next x."""
+    was_training = model.training
+    model.eval()
+    try:
+        pred, state = model(u.astype(model.dtype), inference=True)  # (L, N, 1 + P)
+        v = pred[-1]  # (N, 1 + P)
+        out = [v[:, 0]]
+        for x_t in x_next:  # (N, F)
+            u_t = np.concatenate([v[:, :1], x_t.astype(model.dtype), v[:, 1:]], axis=1)
+            v, state = model.step(u_t, state)
+            out.append(v[:, 0])
+    finally:
+        model.train(was_training)
+    return np.stack(out).astype(np.float64)  # (h, N)
+
+
 def roll_out(
     model: CovariateLSTM,
     z: np.ndarray,
@@ -147,27 +198,7 @@ def roll_out(
     X_future: np.ndarray,
     lookback: int,
 ) -> np.ndarray:
-    """The next h model-space values (h,) after a history: z (n - off,), X (n, F), Pc (n, P),
-    the known-future covariates X_future (h, F) of the steps to forecast."""
-    h, F = X_future.shape[0], X.shape[1]
-    X_all = np.concatenate([X, X_future])  # (n + h, F)
-    x = _scaled(X_all, scales[:F])
-    p = _scaled(Pc, scales[F:])
-    k = np.arange(max(len(z) - lookback, 0), len(z))
-    t = k + off
-    u = np.concatenate([z[k, None], x[t + 1], p[t]], axis=1)  # (L, D)
-    was_training = model.training
-    model.eval()
-    try:
-        pred, state = model(u[:, None, :].astype(model.dtype), inference=True)  # (L, 1, 1+P)
-        v = pred[-1]  # (1, 1 + P): z and p of time n
-        out = [v[0, 0]]
-        t_next = len(z) - 1 + off + 1  # the time v belongs to
-        for _ in range(h - 1):
-            u_t = np.concatenate([v[:, :1], x[None, t_next + 1], v[:, 1:]], axis=1)
-            v, state = model.step(u_t.astype(model.dtype), state)
-            out.append(v[0, 0])
-            t_next += 1
-    finally:
-        model.train(was_training)
-    return np.asarray(out, np.float64)
+    """The next h model-space values (h,) after one history: z (n - off,), X (n, F), Pc
+    (n, P), the known-future covariates X_future (h, F) of the steps to forecast."""
+    u, x_next = context(z, off, X, Pc, scales, X_future, lookback)
+    return roll_out_batch(model, u[:, None, :], x_next[:, None, :])[:, 0]

@@ -30,9 +30,10 @@ from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series.auto import AutoConfig, Candidate, candidates
 from lstmkit.series.covariates import (
     CovariateLSTM,
+    context,
     fit_scales,
     inputs_targets,
-    roll_out,
+    roll_out_batch,
     windows,
 )
 from lstmkit.series.transform import Transform
@@ -132,20 +133,25 @@ def _train(
     return model
 
 
-def _predict_one(
-    model: CovariateLSTM,
-    c: Candidate,
-    tf: Transform,
-    scales: np.ndarray,
-    y: np.ndarray,
-    X: np.ndarray,
-    Pc: np.ndarray,
-    X_future: np.ndarray,
-) -> np.ndarray:
-    """The h = len(X_future) values after one series' history y (n,) -> (h,)."""
-    z = tf.encode(y)
-    z_hat = roll_out(model, z, int(c.difference), X, Pc, scales, X_future, c.lookback)
-    return tf.decode(z_hat, y)
+Job = tuple[Transform, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _forecast(model: CovariateLSTM, c: Candidate, jobs: list[Job]) -> list[np.ndarray]:
+    """Forecasts (h,) after each job's history: (transform, covariate scales, y (n,), X (n,
+    F), P (n, P), X_future (h, F)); one batched roll-out per context length."""
+    off = int(c.difference)
+    contexts = [
+        context(tf.encode(y), off, X, Pc, s, Xf, c.lookback) for tf, s, y, X, Pc, Xf in jobs
+    ]
+    out: list[np.ndarray] = [np.empty(0)] * len(jobs)
+    for L in {u.shape[0] for u, _ in contexts}:
+        group = [i for i, (u, _) in enumerate(contexts) if u.shape[0] == L]
+        u = np.stack([contexts[i][0] for i in group], axis=1)  # (L, N, D)
+        x_next = np.stack([contexts[i][1] for i in group], axis=1)  # (h - 1, N, F)
+        z_hat = roll_out_batch(model, u, x_next)  # (h, N)
+        for col, i in enumerate(group):
+            out[i] = jobs[i][0].decode(z_hat[:, col], jobs[i][2])
+    return out
 
 
 def _naive_scale(y: np.ndarray, m: int) -> float:
@@ -168,20 +174,18 @@ def _validate(
     scale = [_naive_scale(y, m) for y in train.y]
     best = (np.inf, config.eval_every)
 
+    jobs, owner = [], []  # every (series, origin) of the validation part
+    for i, (y, X, Pc) in enumerate(zip(panel.y, panel.X, panel.P)):
+        for o in np.unique(np.linspace(cuts[i], len(y) - h, 2 * k - 1).astype(int)):
+            jobs.append((forms[0][i], forms[1][i], y[:o], X[:o], Pc[:o], X[o : o + h]))
+            owner.append((i, o))
+
     def score(step: int, model: CovariateLSTM) -> None:
         nonlocal best
-        per_series = []
-        for i, (y, X, Pc) in enumerate(zip(panel.y, panel.X, panel.P)):
-            origins = np.unique(np.linspace(cuts[i], len(y) - h, 2 * k - 1).astype(int))
-            e = [
-                y[o : o + h]
-                - _predict_one(
-                    model, c, forms[0][i], forms[1][i], y[:o], X[:o], Pc[:o], X[o : o + h]
-                )
-                for o in origins
-            ]
-            per_series.append(float(np.mean(np.abs(e))) / scale[i])
-        value = float(np.mean(per_series))
+        errors: list[list[float]] = [[] for _ in panel.y]
+        for (i, o), f in zip(owner, _forecast(model, c, jobs)):
+            errors[i].append(float(np.mean(np.abs(panel.y[i][o : o + h] - f))))
+        value = float(np.mean([np.mean(e) / s for e, s in zip(errors, scale)]))
         if np.isfinite(value) and value < best[0]:
             best = (value, step)
 
@@ -226,9 +230,8 @@ class GlobalEnsemble:
                 )
         out = np.empty((len(self.members), len(panel.y), h))
         for j, mb in enumerate(self.members):
-            for i, (y, X, Pc) in enumerate(zip(panel.y, panel.X, panel.P)):
-                tf, s = mb.transforms[i], mb.scales[i]
-                out[j, i] = _predict_one(mb.model, mb.candidate, tf, s, y, X, Pc, X_future[i])
+            jobs = list(zip(mb.transforms, mb.scales, panel.y, panel.X, panel.P, X_future))
+            out[j] = np.stack(_forecast(mb.model, mb.candidate, jobs))
         return np.median(out, axis=0)
 
     def summary(self) -> dict[str, Any]:

@@ -85,15 +85,24 @@ def backtest_panel(
 
 
 def format_panel_backtest(report: dict[str, Any]) -> str:
-    """One row per model: mean MASE over series, then each series' mean MASE (up to 8)."""
+    """One row per model: the MASE averaged over origins and series, then at each origin
+    (averaged over series); with several series, a second table of each series' mean
+    MASE over the origins (the first 8 series)."""
     ids = report["ids"]
-    shown = ids[:8]
+    k = len(next(iter(report["models"].values()))["mase"][0])
     lines = [
-        f"{len(ids)} series, horizon {report['horizon']}, season {report['season']}; "
-        "MASE averaged over origins, then over series",
-        f"{'model':<14}{'MASE':>8}  " + " ".join(f"{s[:8]:>8}" for s in shown),
+        f"{len(ids)} series, {k} origins, horizon {report['horizon']}, season "
+        f"{report['season']}; MASE averaged over origins, then over series",
+        f"{'model':<14}{'MASE':>8}  " + " ".join(f"{f'MASE@{i + 1}':>7}" for i in range(k)),
     ]
     for name, m in report["models"].items():
-        per = " ".join(f"{v:>8.3f}" for v in m["per_series"][: len(shown)])
-        lines.append(f"{name:<14}{m['mean']:>8.3f}  {per}")
+        at = np.mean(np.asarray(m["mase"]), axis=0)
+        lines.append(f"{name:<14}{m['mean']:>8.3f}  " + " ".join(f"{v:>7.3f}" for v in at))
+    if len(ids) > 1:
+        shown = ids[:8]
+        lines.append("mean MASE per series" + (f" (first 8 of {len(ids)})" if len(ids) > 8 else ""))
+        lines.append(f"{'model':<14}" + " ".join(f"{s[:8]:>8}" for s in shown))
+        for name, m in report["models"].items():
+            per = " ".join(f"{v:>8.3f}" for v in m["per_series"][: len(shown)])
+            lines.append(f"{name:<14}{per}")
     return "\n".join(lines)
