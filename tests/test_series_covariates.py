@@ -240,3 +240,29 @@ def test_the_backtest_hands_the_model_the_history_and_the_true_future_covariates
         assert names == (["promo"], [])
     report = json.loads((tmp_path / "bt" / "report.json").read_text())
     assert len(report["models"]["lstmkit"]["mase"][0]) == 3
+
+
+def test_batched_roll_outs_equal_one_at_a_time() -> None:
+    from lstmkit.series.covariates import context, roll_out_batch
+
+    rng = np.random.default_rng(3)
+    model = CovariateLSTM(5, 2, 1, seed=1)
+    scales = np.array([[0.0, 1.0]] * 3)
+    one, ctx = [], []
+    for n in (20, 25, 30):
+        z, X, Pc = rng.standard_normal(n), rng.standard_normal((n, 2)), rng.standard_normal((n, 1))
+        Xf = rng.standard_normal((4, 2))
+        one.append(roll_out(model, z, 0, X, Pc, scales, Xf, 6))
+        ctx.append(context(z, 0, X, Pc, scales, Xf, 6))
+    u = np.stack([c[0] for c in ctx], axis=1)
+    x_next = np.stack([c[1] for c in ctx], axis=1)
+    np.testing.assert_allclose(roll_out_batch(model, u, x_next), np.stack(one, axis=1), rtol=1e-5)
+
+
+def test_predict_interval_after_a_fit_with_covariates_says_it_is_not_available() -> None:
+    y, flag = flag_series(40)
+    f = lk.series.Forecaster(horizon=4, config=replace_steps(TINY), minutes=0.2)
+    f.fit(y, future_covariates=flag)
+    with pytest.raises(NotImplementedError, match="not available after a fit with covariates"):
+        f.predict_interval(4)
+    assert f.summary()["future_covariates"] == ["x0"]

@@ -120,6 +120,8 @@ class Forecaster:
         """(lo, hi): the ``level`` % prediction interval of the next h values, from the
         search's validation errors (see :meth:`lstmkit.series.auto.Ensemble.interval`);
         arrays (h,), or pandas Series like :meth:`predict`'s."""
+        if hasattr(self, "global_"):
+            raise NotImplementedError("predict_interval: not available after a fit with covariates")
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
         h = self.horizon if h is None else h
