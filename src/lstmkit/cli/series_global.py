@@ -105,13 +105,20 @@ def train_global(args: argparse.Namespace) -> int:
     """``series train`` with --id-column or covariates: the global forecaster's global.npz."""
     from lstmkit.series.global_run import FILE, save_global
     from lstmkit.series.many import check_lengths, fit_global
+    from lstmkit.train import distributed
 
     _check_single_lstm(args)
-    if args.resume or args.val is not None or getattr(args, "mpi", False):
+    if args.resume or args.val is not None:
         raise UserError(
-            "--resume, --val and MPI go with one LSTM (--lookback N); the global forecaster "
+            "--resume and --val go with one LSTM (--lookback N); the global forecaster "
             "validates inside the training part and trains in one go"
         )
+    try:
+        processes = distributed.from_arguments(args).size
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    if processes > 1:
+        raise UserError("the global forecaster runs in one process; pass --lookback for MPI")
     check_positive(args, "horizon", "season")
     check_at_least(args, 0, "holdout")
     config = auto_config(args)
