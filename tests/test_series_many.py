@@ -130,6 +130,12 @@ def test_cli_trains_one_model_and_forecasts_every_id_in_long_format(tmp_path, ca
     assert rows[0] == ["unique_id", "ds", "forecast"]
     assert [r[0] for r in rows[1:]] == ["a", "a", "b", "b", "c", "c"]
     assert rows[1][1] == "2003-05" and rows[3][1] == "2003-01"  # each id's own next months
+    assert main([*forecast, "--holdout", "2", "--no-plot"]) == 0  # from 2 before each end
+    rows = list(csv.reader(out.open()))
+    assert rows[0][-1] == "actual" and rows[1][1] == "2003-03"
+    assert float(rows[1][3]) == pytest.approx(series["a"][-2], abs=1e-9)
+    err = one_error(capsys, [*argv[: -len(FAST)], *FAST, "--resume"])
+    assert "--resume and --val go with one LSTM" in err
     # a CSV without one of the run's ids, or with another, is refused
     del series["b"]
     err = one_error(
