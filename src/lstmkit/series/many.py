@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.nn.losses import mse
 from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series.auto import AutoConfig, Candidate, candidates
 from lstmkit.series.covariates import (
@@ -119,9 +120,9 @@ def _train(
         idx = rng.choice(U.shape[1], B, replace=False)
         model.zero_grad()
         pred, _ = model(U[:, idx])  # (L, B, 1 + P)
+        _, d_kept = mse(pred[skip:], V[skip:, idx])  # the steps after the burn-in
         dpred = np.zeros_like(pred)
-        diff = pred[skip:] - V[skip:, idx]
-        dpred[skip:] = 2.0 * diff / diff.size  # d/dpred of the mean squared error
+        dpred[skip:] = d_kept
         model.backward(dpred)
         clip_grad_norm(model.grads, config.clip)
         optimizer.step()
