@@ -310,12 +310,10 @@ def backtest_global(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(format_panel_backtest(report))
-    print(
-        "the baselines use no covariates; lstmkit is given the true known-future covariates "
-        "of each forecast step"
-        if future
-        else "the baselines are fitted on each series alone"
-    )
+    note = "the baselines are fitted on each series alone, without covariates"
+    if future:
+        note += "; lstmkit is given the true known-future covariates of each forecast step"
+    print(note)
     if args.json is not None:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
