@@ -266,3 +266,26 @@ def test_predict_interval_after_a_fit_with_covariates_says_it_is_not_available()
     with pytest.raises(NotImplementedError, match="not available after a fit with covariates"):
         f.predict_interval(4)
     assert f.summary()["future_covariates"] == ["x0"]
+
+
+def test_a_damaged_global_checkpoint_is_one_checkpoint_error(tmp_path) -> None:
+    """Truncations and flipped bytes anywhere in global.npz: CheckpointError, nothing else."""
+    y, flag = flag_series(40)
+    panel = Panel([y], [flag[:, None]], [np.zeros((40, 0))], ["y"])
+    ens = fit_global(panel, 1, 4, replace_steps(TINY), (["promo"], []))
+    data = {"column": "y", "time_column": None, "id_column": None, "source": "x", "n_holdout": 0}
+    raw = save_global(tmp_path, ens, data).read_bytes()
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.npz"
+    for k in range(40):
+        if k % 2:
+            blob = raw[: int(rng.integers(0, len(raw)))]
+        else:
+            b = bytearray(raw)
+            b[int(rng.integers(0, len(raw)))] ^= 1 << int(rng.integers(0, 8))
+            blob = bytes(b)
+        bad.write_bytes(blob)
+        try:
+            load_global(bad)
+        except CheckpointError:
+            pass
