@@ -185,6 +185,13 @@ def forecast_global(args: argparse.Namespace) -> int:
 
     check_positive(args, "horizon")
     output_file(args.out, "--out")
+    png = (
+        None
+        if args.no_plot
+        else output_file(args.plot or Path(args.out).with_suffix(".png"), "--plot")
+    )
+    if png is not None and png.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UserError(f"--plot: expected a file name ending in .png, .svg, .pdf, got {png}")
     try:
         ensemble, meta = load_global(args.run)
     except CheckpointError as e:
@@ -230,8 +237,26 @@ def forecast_global(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     _write(args, ordered, ends, [None if times is None else times[j] for j in order], predicted)
-    print(f"wrote {h} forecast values of each of {len(ordered.y)} series to {args.out}")
+    message = f"wrote {h} forecast values of each of {len(ordered.y)} series to {args.out}"
+    print(message + _plot(args, png, ordered, ends, predicted))
     return 0
+
+
+def _plot(
+    args: argparse.Namespace, png: Path | None, panel: Any, ends: list[int], predicted: Any
+) -> str:
+    """One series: its PNG (as for the automatic forecaster), unless --no-plot; many: none."""
+    if png is None:
+        return ""
+    if len(panel.y) > 1:
+        return "; no plot for many series"
+    from lstmkit.series.plot import plot_forecast
+
+    y, o, h = panel.y[0], ends[0], args.horizon
+    actual = y[o : o + h] if args.holdout else None
+    title = f"{args.column}: {h}-step forecast with covariates"
+    plot_forecast(png, y[:o], predicted[0], actual, title, args.column, show_last=4 * h + 36)
+    return f" and a plot to {png}"
 
 
 def _write(
