@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from lstmkit.cli import series_global
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
     add_training_options,
@@ -25,11 +26,6 @@ from lstmkit.cli.options import (
 from lstmkit.cli.series_auto import auto_config as _auto_config
 from lstmkit.cli.series_auto import single_config as _single_config
 from lstmkit.cli.series_auto import train_auto as _train_auto
-from lstmkit.cli.series_global import add_options as _add_global_options
-from lstmkit.cli.series_global import backtest_global as _backtest_global
-from lstmkit.cli.series_global import forecast_global as _forecast_global
-from lstmkit.cli.series_global import train_global as _train_global
-from lstmkit.cli.series_global import wanted as _global_wanted
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -66,7 +62,7 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
-    _add_global_options(p, "train")
+    series_global.add_options(p, "train")
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -83,7 +79,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--holdout", type=int, default=0, help="forecast from before the last N")
     p.add_argument("--plot", help="PNG path (default: --out with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
-    _add_global_options(p, "forecast")
+    series_global.add_options(p, "forecast")
     p.set_defaults(func=_forecast)
 
     p = sub.add_parser(
@@ -149,7 +145,7 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
-    _add_global_options(p, "backtest")
+    series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
@@ -203,8 +199,8 @@ def _read(path: str, column: str, time_column: str | None) -> Any:
 def _train(args: argparse.Namespace) -> int:
     from lstmkit.series.train import train
 
-    if _global_wanted(args):
-        return _train_global(args)
+    if series_global.wanted(args):
+        return series_global.train_global(args)
     if args.lookback is None and not args.difference:
         return _train_auto(args, _read)
     if args.season is not None:
@@ -269,7 +265,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from lstmkit.series.global_run import is_global_run
 
     if is_global_run(args.run):
-        return _forecast_global(args)
+        return series_global.forecast_global(args)
     if args.future_csv is not None:
         raise UserError("--future-csv: the run was trained without --future-covariates")
     check_positive(args, "horizon")
@@ -389,8 +385,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from lstmkit.train.run_folder import Run
     from lstmkit.train.trainer import TrainingError
 
-    if _global_wanted(args):
-        return _backtest_global(args)
+    if series_global.wanted(args):
+        return series_global.backtest_global(args)
     check_positive(args, "horizon", "origins", "step", "season")
     if not 0 <= args.level < 100:
         raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")

@@ -83,14 +83,14 @@ class Forecaster:
         values, index = _values(y, column)
         season = self.season or _infer_season(index)
         config = replace(self.config or AutoConfig(), minutes=self.minutes, seed=self.seed)
+        if future_covariates is not None or past_covariates is not None:
+            return self._fit_covariates(
+                values, index, y, season, config, future_covariates, past_covariates
+            )
         if len(values) < self.horizon + 4:
             raise ValueError(
                 f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
                 f"{len(values)}; pass a longer series or a smaller horizon"
-            )
-        if future_covariates is not None or past_covariates is not None:
-            return self._fit_covariates(
-                values, index, y, season, config, future_covariates, past_covariates
             )
         self.ensemble_: Ensemble = fit_auto(values, season, self.horizon, config)
         self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
@@ -142,6 +142,11 @@ class Forecaster:
         """``fit`` with covariates: a global model over a panel of this one series."""
         from lstmkit.series.many import fit_global, single_panel
 
+        if len(values) < self.horizon + 4:
+            raise ValueError(
+                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
+                f"{len(values)}; pass a longer series or a smaller horizon"
+            )
         panel, names = single_panel(values, future, past)
         self.global_ = fit_global(panel, season, self.horizon, config, names)
         self.__dict__.pop("ensemble_", None)
