@@ -89,11 +89,12 @@ PATHS = {
     ("explain", "--text"): TEXT_OR_FILE,
     ("series forecast", "--out"): OUTPUT_FILE,
     ("series forecast", "--plot"): OUTPUT_FILE,
+    ("series forecast", "--future-csv"): INPUT_FILE,
     ("series dataset", "--out"): OUTPUT_FILE,
     ("series backtest", "--plot"): OUTPUT_FILE,
     ("export onnx", "--out"): OUTPUT_FILE,
 }
-PATH_DESTS = {"out", "run", "text", "csv", "plot"}
+PATH_DESTS = {"out", "run", "text", "csv", "plot", "future_csv"}
 
 
 def leaf_parsers() -> dict[str, argparse.ArgumentParser]:

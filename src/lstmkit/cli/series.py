@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from lstmkit.cli import series_global
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
     add_training_options,
@@ -62,6 +63,7 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    series_global.add_options(p, "train")
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -78,6 +80,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--holdout", type=int, default=0, help="forecast from before the last N")
     p.add_argument("--plot", help="PNG path (default: --out with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    series_global.add_options(p, "forecast")
     p.set_defaults(func=_forecast)
 
     p = sub.add_parser(
@@ -144,6 +147,7 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)
 
     names = ", ".join(f"{k} ({v[2]})" for k, v in DATASETS.items())
@@ -203,6 +207,8 @@ def _reader(args: argparse.Namespace) -> Any:
 def _train(args: argparse.Namespace) -> int:
     from lstmkit.series.train import train
 
+    if series_global.wanted(args):
+        return series_global.train_global(args)
     if args.lookback is None and not args.difference:
         return _train_auto(args, _reader(args))
     if args.season is not None:
@@ -235,10 +241,16 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     """The run's model (an LSTM or an automatic forecaster's ensemble) and meta, and the CSV
     series (column defaults from the run)."""
     from lstmkit.series.auto_run import is_auto_run, load_ensemble
+    from lstmkit.series.global_run import is_global_run
     from lstmkit.series.train import load_model
 
     if not Path(args.run).exists():
         raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
+    if is_global_run(args.run):
+        raise UserError(
+            f"--run: {args.run} holds a global forecaster (covariates or --id-column); score "
+            "it with series backtest, or series forecast --holdout N"
+        )
     model: Any
     try:
         if is_auto_run(args.run):
@@ -264,7 +276,12 @@ def _forecast(args: argparse.Namespace) -> int:
 
     from lstmkit.series.data import future_times
     from lstmkit.series.evaluate import predict_run
+    from lstmkit.series.global_run import is_global_run
 
+    if is_global_run(args.run):
+        return series_global.forecast_global(args)
+    if args.future_csv is not None:
+        raise UserError("--future-csv: the run was trained without --future-covariates")
     check_positive(args, "horizon")
     output_file(args.out, "--out")
     png = None
@@ -390,6 +407,8 @@ def _backtest(args: argparse.Namespace) -> int:
     from lstmkit.train.run_folder import Run
     from lstmkit.train.trainer import TrainingError
 
+    if series_global.wanted(args):
+        return series_global.backtest_global(args)
     check_positive(args, "horizon", "origins", "step", "season")
     if not 0 <= args.level < 100:
         raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")

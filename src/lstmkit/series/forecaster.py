@@ -65,8 +65,20 @@ class Forecaster:
             f"minutes={self.minutes!r}, seed={self.seed!r}, missing={self.missing!r})"
         )
 
-    def fit(self, y: Any, column: str | None = None) -> Forecaster:
-        """Fit on the series y (n,); see the module docstring for what y may be."""
+    def fit(
+        self,
+        y: Any,
+        column: str | None = None,
+        *,
+        future_covariates: Any = None,
+        past_covariates: Any = None,
+    ) -> Forecaster:
+        """Fit on the series y (n,); see the module docstring for what y may be.
+
+        ``future_covariates`` (n, F) and ``past_covariates`` (n, P): arrays or pandas
+        (see :mod:`lstmkit.series.covariates`); with either, ``predict`` needs ``X_future``
+        when F > 0 (:meth:`predict`)."""
+        self.__dict__.pop("global_", None)
         _check_int("horizon", self.horizon, 1)
         if self.season is not None:
             _check_int("season", self.season, 1)
@@ -76,6 +88,10 @@ class Forecaster:
         values, observed = gaps.fill(values, self.missing)
         season = self.season or _infer_season(index)
         config = replace(self.config or AutoConfig(), minutes=self.minutes, seed=self.seed)
+        if future_covariates is not None or past_covariates is not None:
+            return self._fit_covariates(
+                values, index, y, season, config, future_covariates, past_covariates
+            )
         if len(values) < self.horizon + 4:
             raise ValueError(
                 f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
@@ -86,9 +102,15 @@ class Forecaster:
         self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
         return self
 
-    def predict(self, h: int | None = None) -> Any:
+    def predict(self, h: int | None = None, X_future: Any = None) -> Any:
         """The next h values (default: the horizon) after the fitted series: an array (h,),
-        or a pandas Series over the following time stamps if ``fit`` was given pandas."""
+        or a pandas Series over the following time stamps if ``fit`` was given pandas.
+        ``X_future`` (h, F): the known-future covariates of those steps, when fitted with
+        ``future_covariates``."""
+        if hasattr(self, "global_"):
+            return self._predict_covariates(h, X_future)
+        if X_future is not None:
+            raise ValueError("X_future: this Forecaster was fitted without future_covariates")
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
         h = self.horizon if h is None else h
@@ -104,6 +126,8 @@ class Forecaster:
         """(lo, hi): the ``level`` % prediction interval of the next h values, from the
         search's validation errors (see :meth:`lstmkit.series.auto.Ensemble.interval`);
         arrays (h,), or pandas Series like :meth:`predict`'s."""
+        if hasattr(self, "global_"):
+            raise NotImplementedError("predict_interval: not available after a fit with covariates")
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
         h = self.horizon if h is None else h
@@ -118,8 +142,47 @@ class Forecaster:
             hi, index=index, name=self.name_
         )
 
+    def _fit_covariates(
+        self, values: Any, index: Any, y: Any, season: int, config: Any, future: Any, past: Any
+    ) -> Forecaster:
+        """``fit`` with covariates: a global model over a panel of this one series."""
+        from lstmkit.series.many import fit_global, single_panel
+
+        if len(values) < self.horizon + 4:
+            raise ValueError(
+                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
+                f"{len(values)}; pass a longer series or a smaller horizon"
+            )
+        panel, names = single_panel(values, future, past)
+        self.global_ = fit_global(panel, season, self.horizon, config, names)
+        self.__dict__.pop("ensemble_", None)
+        self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
+        return self
+
+    def _predict_covariates(self, h: int | None, X_future: Any) -> Any:
+        from lstmkit.series.covariates import as_matrix
+
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        names = self.global_.future_names
+        if X_future is not None and hasattr(X_future, "columns"):
+            by_name = {str(k): k for k in X_future.columns}
+            missing = [c for c in names if c not in by_name]
+            if missing:
+                raise ValueError(f"X_future: expected the columns {names}, missing {missing}")
+            X_future = X_future[[by_name[c] for c in names]]
+        X = None if X_future is None else [as_matrix(X_future, "X_future", h)]
+        values = self.global_.predict(h, X)[0]
+        if self.index_ is None:
+            return values
+        import pandas as pd
+
+        return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
+
     def summary(self) -> dict[str, Any]:
         """The chosen ensemble members and the validation table of the search."""
+        if hasattr(self, "global_"):
+            return {"season": self.season_, **self.global_.summary()}
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) first")
         return {"season": self.season_, **self.ensemble_.summary()}

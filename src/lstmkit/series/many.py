@@ -1,0 +1,347 @@
+"""One global model for many series (and for covariates): search, refit, forecast each.
+
+A :class:`Panel` holds K series y_i (n_i,), each with its known-future covariates X_i (n_i, F)
+and past-observed covariates P_i (n_i, P) (F = P = 0 without covariates; K = 1 for one series
+with covariates). :func:`fit_global` follows :func:`lstmkit.series.auto.fit_auto` step for
+step, with one model shared by every series:
+
+1. **Candidates**: :func:`lstmkit.series.auto.candidates` for the shortest series.
+2. **Validation**: each series keeps its last V = kh values out; every series has its own
+   :class:`~lstmkit.series.transform.Transform` and covariate scales fitted on the rest, and
+   the windows of all series train one :class:`~lstmkit.series.covariates.CovariateLSTM`.
+   The score is the mean over series of the validation MAE divided by that series'
+   in-sample seasonal-naive MAE (a MASE: series of different scales weigh alike; for K = 1
+   it ranks as the MAE does). Then the other sizes of :attr:`AutoConfig.sizes`.
+3. **Refit and ensemble**: the ``top`` candidates x ``seeds`` seeds on all of every series,
+   for their early-stopping number of steps; the forecast is the median over members.
+
+A series too short for the lookback of every candidate is a ValueError naming it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from lstmkit.nn.losses import mse
+from lstmkit.nn.optim import Adam, clip_grad_norm
+from lstmkit.series.auto import AutoConfig, Candidate, candidates
+from lstmkit.series.covariates import (
+    CovariateLSTM,
+    context,
+    fit_scales,
+    inputs_targets,
+    roll_out_batch,
+    windows,
+)
+from lstmkit.series.transform import Transform
+
+__all__ = ["GlobalEnsemble", "Member", "Panel", "check_lengths", "fit_global", "single_panel"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """K series and their covariates, each (n_i,), (n_i, F), (n_i, P); ``ids`` name them."""
+
+    y: list[np.ndarray]
+    X: list[np.ndarray]
+    P: list[np.ndarray]
+    ids: list[str]
+
+    @classmethod
+    def of(cls, y: list[np.ndarray], ids: list[str] | None = None, F: int = 0) -> Panel:
+        """Series without past covariates and (unless given) without future ones."""
+        ids = ids if ids is not None else [str(i) for i in range(len(y))]
+        return cls(y, [np.zeros((len(v), F)) for v in y], [np.zeros((len(v), 0)) for v in y], ids)
+
+    @property
+    def F(self) -> int:
+        return int(self.X[0].shape[1])
+
+    @property
+    def n_past(self) -> int:
+        return int(self.P[0].shape[1])
+
+    def cut(self, ends: list[int]) -> Panel:
+        """Series i up to (not including) ends[i]."""
+        return Panel(
+            [v[:e] for v, e in zip(self.y, ends)],
+            [x[:e] for x, e in zip(self.X, ends)],
+            [p[:e] for p, e in zip(self.P, ends)],
+            self.ids,
+        )
+
+
+@dataclass
+class Member:
+    """One fitted member: its candidate, each series' transform and covariate scales
+    (K, F + P, 2), the model and its number of training steps."""
+
+    candidate: Candidate
+    transforms: list[Transform]
+    scales: list[np.ndarray]
+    model: CovariateLSTM
+    steps: int
+
+
+def _fit_forms(panel: Panel, m: int, c: Candidate) -> tuple[list[Transform], list[np.ndarray]]:
+    tfs = [Transform.fit(y, m, c.deseason, c.difference) for y in panel.y]
+    scales = [fit_scales(np.concatenate([x, p], axis=1)) for x, p in zip(panel.X, panel.P)]
+    return tfs, scales
+
+
+def _train(
+    panel: Panel,
+    c: Candidate,
+    forms: tuple[list[Transform], list[np.ndarray]],
+    config: AutoConfig,
+    seed: int,
+    steps: int,
+    deadline: float,
+    every: Any = None,
+) -> CovariateLSTM:
+    """One model on the windows of every series for ``steps`` Adam steps (fewer past the
+    deadline); ``every(step, model)`` every ``eval_every`` steps and at the end."""
+    model = CovariateLSTM(c.hidden, panel.F, panel.n_past, seed=seed)
+    pairs = [
+        windows(*inputs_targets(tf.encode(y), int(c.difference), x, p, s), c.lookback)
+        for y, x, p, tf, s in zip(panel.y, panel.X, panel.P, *forms)
+    ]
+    U = np.concatenate([u for u, _ in pairs], axis=1).astype(model.dtype)  # (L, M, D)
+    V = np.concatenate([v for _, v in pairs], axis=1).astype(model.dtype)  # (L, M, 1 + P)
+    rng = np.random.default_rng([seed, 1])
+    optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
+    B = min(config.batch, U.shape[1])
+    skip = min(int(config.burn_in * c.lookback), c.lookback - 1)
+    for step in range(1, steps + 1):
+        idx = rng.choice(U.shape[1], B, replace=False)
+        model.zero_grad()
+        pred, _ = model(U[:, idx])  # (L, B, 1 + P)
+        _, d_kept = mse(pred[skip:], V[skip:, idx])  # the steps after the burn-in
+        dpred = np.zeros_like(pred)
+        dpred[skip:] = d_kept
+        model.backward(dpred)
+        clip_grad_norm(model.grads, config.clip)
+        optimizer.step()
+        last = step == steps or time.monotonic() > deadline
+        if every is not None and (step % config.eval_every == 0 or last):
+            every(step, model)
+        if last:
+            break
+    return model
+
+
+Job = tuple[Transform, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _forecast(model: CovariateLSTM, c: Candidate, jobs: list[Job]) -> list[np.ndarray]:
+    """Forecasts (h,) after each job's history: (transform, covariate scales, y (n,), X (n,
+    F), P (n, P), X_future (h, F)); one batched roll-out per context length."""
+    off = int(c.difference)
+    contexts = [
+        context(tf.encode(y), off, X, Pc, s, Xf, c.lookback) for tf, s, y, X, Pc, Xf in jobs
+    ]
+    out: list[np.ndarray] = [np.empty(0)] * len(jobs)
+    for L in {u.shape[0] for u, _ in contexts}:
+        group = [i for i, (u, _) in enumerate(contexts) if u.shape[0] == L]
+        u = np.stack([contexts[i][0] for i in group], axis=1)  # (L, N, D)
+        x_next = np.stack([contexts[i][1] for i in group], axis=1)  # (h - 1, N, F)
+        z_hat = roll_out_batch(model, u, x_next)  # (h, N)
+        for col, i in enumerate(group):
+            out[i] = jobs[i][0].decode(z_hat[:, col], jobs[i][2])
+    return out
+
+
+def _naive_scale(y: np.ndarray, m: int) -> float:
+    """In-sample MAE of the seasonal-naive (else naive) forecast; 1 if it is 0."""
+    lag = m if len(y) > m else 1
+    d = np.mean(np.abs(y[lag:] - y[:-lag])) if len(y) > lag else 0.0
+    return float(d) if d > 0 else 1.0
+
+
+def _validate(
+    panel: Panel, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
+) -> tuple[float, int]:
+    """(best mean scaled validation MAE over the series, its step) of candidate c."""
+    n, k = min(len(y) for y in panel.y), config.val_horizons
+    while k > 1 and n - k * h < c.need() + c.lookback:
+        k -= 1
+    cuts = [len(y) - k * h for y in panel.y]
+    train = panel.cut(cuts)
+    forms = _fit_forms(train, m, c)
+    scale = [_naive_scale(y, m) for y in train.y]
+    best = (np.inf, config.eval_every)
+
+    jobs, owner = [], []  # every (series, origin) of the validation part
+    for i, (y, X, Pc) in enumerate(zip(panel.y, panel.X, panel.P)):
+        for o in np.unique(np.linspace(cuts[i], len(y) - h, 2 * k - 1).astype(int)):
+            jobs.append((forms[0][i], forms[1][i], y[:o], X[:o], Pc[:o], X[o : o + h]))
+            owner.append((i, o))
+
+    def score(step: int, model: CovariateLSTM) -> None:
+        nonlocal best
+        errors: list[list[float]] = [[] for _ in panel.y]
+        for (i, o), f in zip(owner, _forecast(model, c, jobs)):
+            errors[i].append(float(np.mean(np.abs(panel.y[i][o : o + h] - f))))
+        value = float(np.mean([np.mean(e) / s for e, s in zip(errors, scale)]))
+        if np.isfinite(value) and value < best[0]:
+            best = (value, step)
+
+    _train(train, c, forms, config, config.seed, config.steps, deadline, score)
+    return best
+
+
+@dataclass
+class GlobalEnsemble:
+    """The fitted global forecaster: members, the panel they were fitted on, the season,
+    the validation table and covariate names."""
+
+    members: list[Member]
+    panel: Panel
+    season: int
+    table: list[dict[str, Any]]
+    truncated: bool
+    future_names: list[str]
+    past_names: list[str]
+
+    def predict(
+        self, h: int, X_future: list[np.ndarray] | None = None, panel: Panel | None = None
+    ) -> np.ndarray:
+        """(K, h) forecasts of every series after ``panel`` (default: the fitted one); the
+        median over the members. ``X_future``: each series' known-future covariates (h, F)."""
+        if h < 1:
+            raise ValueError(f"horizon: expected an integer >= 1, got {h}")
+        panel = panel or self.panel
+        F = len(self.future_names)
+        if X_future is None:
+            if F:
+                raise ValueError(
+                    f"X_future: the model was fitted with {F} known-future covariates "
+                    f"{self.future_names}; pass their values for the {h} forecast steps"
+                )
+            X_future = [np.zeros((h, 0)) for _ in panel.y]
+        for i, x in enumerate(X_future):
+            if x.shape != (h, F):
+                raise ValueError(
+                    f"X_future: expected {h} rows of the {F} columns {self.future_names} "
+                    f"for series {panel.ids[i]!r}, got shape {x.shape}"
+                )
+        out = np.empty((len(self.members), len(panel.y), h))
+        for j, mb in enumerate(self.members):
+            jobs = list(zip(mb.transforms, mb.scales, panel.y, panel.X, panel.P, X_future))
+            out[j] = np.stack(_forecast(mb.model, mb.candidate, jobs))
+        return np.median(out, axis=0)
+
+    def summary(self) -> dict[str, Any]:
+        """The chosen members and the search table, JSON-ready."""
+        return {
+            "series": len(self.panel.y),
+            "future_covariates": self.future_names,
+            "past_covariates": self.past_names,
+            "members": [{**asdict(mb.candidate), "steps": mb.steps} for mb in self.members],
+            "search": self.table,
+            "truncated_by_time": self.truncated,
+        }
+
+
+def check_lengths(panel: Panel, h: int) -> None:
+    """A ValueError naming the shortest series if it cannot hold a horizon and two windows."""
+    need = h + 4
+    for y, name in zip(panel.y, panel.ids):
+        if len(y) < need:
+            raise ValueError(
+                f"series {name!r} has {len(y)} values; the horizon {h} needs at least {need} "
+                "(drop it, or use a smaller --horizon)"
+            )
+
+
+def fit_global(
+    panel: Panel,
+    m: int,
+    h: int,
+    config: AutoConfig | None = None,
+    names: tuple[list[str], list[str]] | None = None,
+) -> GlobalEnsemble:
+    """Search on validation windows inside every series, then refit on all of them; see
+    the module docstring. ``names``: the future and past covariate names (default x0, ...
+    and p0, ...)."""
+    config = config or AutoConfig()
+    if names is None:
+        names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
+    if (len(names[0]), len(names[1])) != (panel.F, panel.n_past):
+        raise ValueError(
+            f"names: expected {panel.F} future and {panel.n_past} past covariate names, got {names}"
+        )
+    if m < 1 or h < 1:
+        raise ValueError(f"season and horizon: expected integers >= 1, got {m} and {h}")
+    check_lengths(panel, h)
+    start = time.monotonic()
+    budget = np.inf if config.minutes is None else 60.0 * config.minutes
+    search_deadline = start + 0.7 * budget
+    n = min(len(y) for y in panel.y)
+    table: list[dict[str, Any]] = []
+    pool = candidates(m, h, n - h, config.hidden)
+    truncated = False
+
+    def run(pool: list[Candidate]) -> None:
+        nonlocal truncated
+        for c in pool:
+            if time.monotonic() > search_deadline and table:
+                truncated = True
+                return
+            if n - h < c.need():
+                continue
+            val, step = _validate(panel, m, h, c, config, search_deadline)
+            table.append({**asdict(c), "val_mase": val, "steps": step})
+
+    run(pool)
+    if not table:  # too short to hold out a validation part: train the first candidate
+        table.append({**asdict(pool[0]), "val_mase": float("nan"), "steps": config.steps})
+    best = min(table, key=_val_key)
+    run([replace(_candidate(best), hidden=s) for s in config.sizes if s != best["hidden"]])
+    ranked = sorted(table, key=_val_key)[: config.top]
+    members = []
+    for row in ranked:
+        c = _candidate(row)
+        forms = _fit_forms(panel, m, c)
+        for k in range(config.seeds):
+            seed = config.seed + 1000 * (k + 1)
+            model = _train(panel, c, forms, config, seed, row["steps"], start + budget)
+            members.append(Member(c, forms[0], forms[1], model, row["steps"]))
+    truncated = truncated or time.monotonic() > start + budget
+    return GlobalEnsemble(members, panel, m, table, truncated, list(names[0]), list(names[1]))
+
+
+def _val_key(row: dict[str, Any]) -> float:
+    return row["val_mase"] if np.isfinite(row["val_mase"]) else np.inf
+
+
+def _candidate(row: dict[str, Any]) -> Candidate:
+    return Candidate(row["lookback"], row["deseason"], row["difference"], row["hidden"])
+
+
+def single_panel(
+    y: np.ndarray, future: Any, past: Any
+) -> tuple[Panel, tuple[list[str], list[str]]]:
+    """One series y (n,) with its covariates (arrays or pandas, see
+    :func:`lstmkit.series.covariates.as_matrix`; None for none) as a panel, and the names of
+    the future and past columns (a DataFrame's own, else ``x0, x1, ...`` / ``p0, ...``)."""
+    from lstmkit.series.covariates import as_matrix
+
+    n = len(y)
+    X = np.zeros((n, 0)) if future is None else as_matrix(future, "future_covariates", n)
+    Pc = np.zeros((n, 0)) if past is None else as_matrix(past, "past_covariates", n)
+    names = (column_names(future, X.shape[1], "x"), column_names(past, Pc.shape[1], "p"))
+    return Panel([y], [X], [Pc], ["0"]), names
+
+
+def column_names(values: Any, count: int, prefix: str) -> list[str]:
+    """A DataFrame's column names, a pandas Series' name, else ``prefix0, prefix1, ...``."""
+    if hasattr(values, "columns"):
+        return [str(c) for c in values.columns]
+    if getattr(values, "name", None) is not None and count == 1:
+        return [str(values.name)]
+    return [f"{prefix}{j}" for j in range(count)]
