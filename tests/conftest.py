@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 import lstmkit as lk
 
@@ -278,3 +279,23 @@ def fd_check(
     # absolute floor: an all-zero gradient must be matched to roundoff of the FD quotient
     scale = max(float(np.max(np.abs(numeric))), 1e-7)
     return float(np.max(np.abs(got - numeric)) / scale)
+
+
+# ---- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def forecaster_dpred(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """The gradients dL/dprediction that each ``series.model.Forecaster.backward`` call
+    receives during the test (copies, in order); the backward still runs."""
+    from lstmkit.series.model import Forecaster
+
+    seen: list[np.ndarray] = []
+    real = Forecaster.backward
+
+    def spy(self: Forecaster, dpred: np.ndarray) -> None:
+        seen.append(dpred.copy())
+        real(self, dpred)
+
+    monkeypatch.setattr(Forecaster, "backward", spy)
+    return seen

@@ -315,19 +315,10 @@ def test_statsforecast_baselines_give_their_interval() -> None:
     assert np.all(np.diff(hi - lo) > 0)  # a random walk's interval widens
 
 
-def test_burn_in_steps_carry_no_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_burn_in_steps_carry_no_gradient(forecaster_dpred: list[np.ndarray]) -> None:
     """With burn_in 0.5 and lookback 8 the first 4 positions of every window get no loss
     (the forecasts always read a full context), the others the MSE's gradient."""
-    from lstmkit.series.model import Forecaster
-
-    seen: list[np.ndarray] = []
-    real = Forecaster.backward
-
-    def spy(self: Forecaster, dpred: np.ndarray) -> None:
-        seen.append(dpred.copy())
-        real(self, dpred)
-
-    monkeypatch.setattr(Forecaster, "backward", spy)
+    seen = forecaster_dpred
     z = np.sin(np.arange(40.0))
     c = Candidate(8, False, False, 4)
     config = AutoConfig(steps=2, batch=5, burn_in=0.5)

@@ -156,20 +156,12 @@ def test_cli_the_flag_on_train_and_forecast(tmp_path: Path, capsys: pytest.Captu
     assert (tmp_path / "f.csv").read_text().splitlines()[1].startswith("2003-05,")
 
 
-def test_mask_gives_missing_targets_no_gradient(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mask_gives_missing_targets_no_gradient(forecaster_dpred: list[np.ndarray]) -> None:
     """fit_auto(observed=...): the positions whose target is missing get dL/dpred = 0, the
     others the masked mean's gradient (2 (pred - target) / number of observed)."""
     from lstmkit.series import auto
-    from lstmkit.series.model import Forecaster
 
-    seen: list[np.ndarray] = []
-    real = Forecaster.backward
-
-    def spy(self: Forecaster, dpred: np.ndarray) -> None:
-        seen.append(dpred.copy())
-        real(self, dpred)
-
-    monkeypatch.setattr(Forecaster, "backward", spy)
+    seen = forecaster_dpred
     y = 10 + np.sin(np.arange(30) / 2)
     observed = np.ones(30, bool)
     observed[8:30] = False  # only the first 8 targets are known
