@@ -347,6 +347,28 @@ def test_the_cases_of_the_issue(work, kind, edit, words):
         record("header", "refused")
 
 
+@pytest.mark.parametrize("kind", sorted(ORIGINALS))
+def test_generator_states_must_name_the_models_dropout_layers(work, kind):
+    """A header whose ``rng`` lacks a dropout layer's state, or names one the model has not,
+    is refused on load (not only later, on resume), naming the field."""
+    states = header_of(kind)["rng"]
+    assert states, "the original has dropout states"
+    name = sorted(states)[0]
+    for edit in ("drop", "extra"):
+        header = copy.deepcopy(header_of(kind))
+        if edit == "drop":
+            del header["rng"][name]
+        else:
+            header["rng"]["not_a_layer"] = copy.deepcopy(states[name])
+        file = work / f"rng_{kind}.npz"
+        write(file, header, ORIGINAL[kind][0])
+        with pytest.raises(CheckpointError) as info:
+            _load(file, kind)
+        assert "rng: expected generator states for" in str(info.value), info.value
+        assert str(file) in str(info.value)
+        record("header", "refused")
+
+
 TEXT_EDITS = [
     lambda t: t[: len(t) // 2],
     lambda t: b"\xff\xfe" + t,

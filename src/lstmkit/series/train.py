@@ -124,7 +124,7 @@ def load_model(path: str | Path) -> tuple[Forecaster, dict[str, Any], dict[str, 
     """A forecaster from a checkpoint file or run folder (its best, else latest, checkpoint)."""
     arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a forecaster", check_header)
     model = Forecaster(ForecasterConfig(**meta["model"]))
-    trainer.load_parameters(Path(path), model, params)
+    trainer.load_parameters(Path(path), model, params, meta)
     return model, meta, arrays
 
 

@@ -133,7 +133,7 @@ def load_model(path: str | Path) -> tuple[CharLM, Vocab, dict[str, Any], dict[st
     """A char-LM from a checkpoint file or run folder (its best, else latest, checkpoint)."""
     arrays, meta, params = trainer.load_model_checkpoint(path, KIND, "a char-LM", check_header)
     model = CharLM(CharLMConfig(**meta["model"]))
-    trainer.load_parameters(Path(path), model, params)
+    trainer.load_parameters(Path(path), model, params, meta)
     return model, Vocab(meta["vocab"]), meta, arrays
 
 

@@ -159,11 +159,21 @@ def checkpoint_file(path: str | Path) -> Path:
     return path
 
 
-def load_parameters(path: Path, model: Model, params: dict[str, np.ndarray]) -> None:
-    """``model.load_state_dict(params)``; a refusal (non-finite after the cast to the model's
-    dtype) is a CheckpointError naming the file."""
+def load_parameters(
+    path: Path, model: Model, params: dict[str, np.ndarray], meta: dict[str, Any]
+) -> None:
+    """``model.load_state_dict(params)``, and the header's generator states (``rng``, each
+    of ``rng_ranks``) named for exactly the model's dropout layers; a refusal (non-finite
+    after the cast to the model's dtype, other names) is a CheckpointError naming the file."""
     try:
         model.load_state_dict(params)
+        names = sorted(model.rng_state())
+        for where, states in [("rng", meta.get("rng"))] + [
+            (f"rng_ranks[{r}]", states) for r, states in enumerate(meta.get("rng_ranks", []))
+        ]:
+            if states is not None and sorted(states) != names:
+                raise ValueError(f"{where}: expected generator states for {names}, "
+                                 f"got {sorted(states)}")  # fmt: skip
     except (ValueError, TypeError) as e:
         raise checkpoint.CheckpointError(f"{checkpoint_file(path)}: {e}") from None
 
