@@ -256,16 +256,18 @@ def test_train_auto_bad_options_are_one_line_errors(
 # ---- prediction intervals -------------------------------------------------------------
 
 
-def test_interval_is_the_per_step_conformal_quantile_of_the_errors() -> None:
-    """Ensemble.interval: at step j the ceil((R + 1) 0.8)-th smallest |error| of column j,
-    by hand from a replaced error table; past the calibrated H it grows like sqrt(j / H)."""
+def test_interval_is_the_pooled_conformal_quantile_of_the_errors() -> None:
+    """Ensemble.interval: at step j, sqrt(j) times the ceil((RH + 1) 0.8)-th smallest of the
+    RH scores |e_rj| / sqrt(j), by hand from a replaced error table; past the calibrated H
+    it grows like sqrt(j / H)."""
     e = fit_auto(seasonal(60), 12, 6, TINY)
     assert e.errors.shape[1] == 6 and np.all(np.isfinite(e.errors))
     rng = np.random.default_rng(3)
     e.errors = rng.standard_normal((9, 3)) * np.array([1.0, 2.0, 3.0])  # R = 9, H = 3
     f = e.predict(5)
     lo, hi = e.interval(5, level=80)
-    by_hand = [sorted(abs(x) for x in e.errors[:, j])[7] for j in range(3)]  # 8th of 9
+    scores = sorted(abs(e.errors[r, j]) / np.sqrt(j + 1) for r in range(9) for j in range(3))
+    by_hand = [scores[22] * np.sqrt(j) for j in (1, 2, 3)]  # ceil(28 * 0.8) = 23rd of 27
     np.testing.assert_allclose((hi - f)[:3], by_hand, rtol=1e-12)
     np.testing.assert_allclose(f - lo, hi - f, rtol=1e-12)
     np.testing.assert_allclose((hi - f)[3:], by_hand[2] * np.sqrt([4 / 3, 5 / 3]), rtol=1e-12)

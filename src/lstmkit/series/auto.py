@@ -21,8 +21,11 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    (their own transform fitted on all of y) for their early-stopping number of steps, with
    ``seeds`` seeds each; the forecast is the median over these members at every step.
 4. **Intervals.** The best checkpoint of each candidate also forecasts from every origin of
-   its validation part; the top candidates' errors calibrate split-conformal intervals per
-   step ahead (:mod:`lstmkit.series.conformal`). They never change the point forecast.
+   its validation part. Cross-fitted (each half of the origins takes the errors of the
+   ``top`` candidates ranked on the other half, :func:`~lstmkit.series.conformal.cross_fit`),
+   these errors calibrate split-conformal intervals, pooled over the steps with a sqrt(step)
+   scale (:func:`~lstmkit.series.conformal.pooled_quantiles`). They never change the point
+   forecast.
 
 Nothing after the end of y is read: a backtest origin hands over only the history before it.
 The time budget ``minutes`` caps one fit (selection and refit); when it runs out, the
@@ -252,8 +255,8 @@ class Ensemble:
     season: int
     table: list[dict[str, Any]]
     truncated: bool
-    errors: np.ndarray  # (R, h) validation errors y - forecast of the members' candidates,
-    # from every origin of their validation parts (the intervals' calibration)
+    errors: np.ndarray  # (R, h) cross-fitted validation errors y - forecast of the best
+    # candidates, from every origin of their validation parts (the intervals' calibration)
 
     def interval(
         self, h: int, level: float = 80.0, history: np.ndarray | None = None
@@ -261,11 +264,12 @@ class Ensemble:
         """(lo, hi), each (h,): the ``level`` % split-conformal prediction interval around
         :meth:`predict`, per step ahead (see :mod:`lstmkit.series.conformal`).
 
-        Calibrated on :attr:`errors`, the validation errors of the members' candidates from
-        every origin of their validation part (inside the fitted history, never after it);
-        NaN if the search had no validation part, inf if it held too few errors for the level.
+        Calibrated on :attr:`errors`, the cross-fitted validation errors of the best
+        candidates (inside the fitted history, never after it), pooled over the steps with a
+        sqrt(step) scale; NaN if the search had no validation part, inf if it held too few
+        errors for the level.
         """
-        q = conformal.step_quantiles(self.errors, level)
+        q = conformal.pooled_quantiles(self.errors, level)
         return conformal.interval(self.predict(h, history), q)
 
     def predict(self, h: int, history: np.ndarray | None = None) -> np.ndarray:
@@ -353,7 +357,8 @@ def fit_auto(
             )
             members.append((c, tf, model, row["steps"]))
     truncated = truncated or time.monotonic() > refit_deadline
-    return Ensemble(members, y, m, table, truncated, np.concatenate([errors[i] for i in order]))
+    calibration = conformal.cross_fit(errors, config.top)
+    return Ensemble(members, y, m, table, truncated, calibration)
 
 
 def _val_key(row: dict[str, Any]) -> float:

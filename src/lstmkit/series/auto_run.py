@@ -5,7 +5,7 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 =====================  =====================================================
 ``member<k>/<param>``  member k's LSTM and head parameters (``lstm.weight_ih_l0`` ...)
 ``member<k>/season``   (m,) its seasonal indices (zeros when it does not deseason)
-``errors``             (R, h) validation errors behind the prediction intervals
+``errors``             (R, h) cross-fitted validation errors behind the intervals
 ``history``            (n_fit,) the values it was fitted on (``predict(h)`` follows them)
 =====================  =====================================================
 

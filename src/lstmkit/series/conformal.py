@@ -13,6 +13,17 @@ ties. When k > n_j there are too few scores for the level: q_j is infinite, and
 :func:`step_quantiles` falls back to pooling the steps (see there). The interval at step j
 is forecast_j -+ q_j. Steps past the calibrated H (a longer forecast
 than the validation windows) widen like a random walk's: q_j = q_H sqrt(j / H).
+
+Two corrections for the automatic forecaster, whose calibration errors come from the same
+validation windows that chose its models (issue 18):
+
+* :func:`cross_fit` - selection makes the winners' errors on the windows that chose them
+  optimistic. The origins are split into an early and a late half; the errors of each half
+  come from the ``top`` candidates ranked on the *other* half, so no calibration error was
+  used to choose the model it belongs to (cross-fitting).
+* :func:`pooled_quantiles` - one score per origin and step gives few scores per step; the
+  scores |e_{r,j}| / sqrt(j) are pooled over all steps (R H of them) and
+  q_j = sqrt(j) Q, Q their conformal quantile (the random walk's growth of the spread).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import math
 
 import numpy as np
 
-__all__ = ["conformal_quantile", "interval", "step_quantiles"]
+__all__ = ["conformal_quantile", "cross_fit", "interval", "pooled_quantiles", "step_quantiles"]
 
 
 def _fraction(level: float) -> float:
@@ -62,6 +73,52 @@ def step_quantiles(errors: np.ndarray, level: float) -> np.ndarray:
         pooled = conformal_quantile(np.abs(errors) / root_j, level)
         q[short] = pooled * root_j[short]
     return q
+
+
+def pooled_quantiles(errors: np.ndarray, level: float) -> np.ndarray:
+    """errors (R, H) y - forecast (NaN where unknown) -> q (H,): q_j = sqrt(j) Q, Q the
+    conformal quantile of the R H scores |e_{r,j}| / sqrt(j) (inf if too few, NaN if none)."""
+    errors = np.asarray(errors, np.float64)
+    if errors.ndim != 2:
+        raise ValueError(f"errors: expected a 2-D array (origins, steps), got {errors.shape}")
+    root_j = np.sqrt(np.arange(1, errors.shape[1] + 1))
+    return conformal_quantile(np.abs(errors) / root_j, level) * root_j
+
+
+def cross_fit(errors: list[np.ndarray], top: int) -> np.ndarray:
+    """Calibration errors free of the selection: each candidate's errors (R_i, H) from
+    validation origins one apart that end together (every row's last origin is the same)
+    -> (R', H).
+
+    With R = max R_i, the last R - R // 2 origins form the late half and the ones before
+    them the early half (a short row may lie in the late half only). Each half's errors
+    are those of the ``top`` candidates, among the ones with errors in that half, with the
+    smallest mean |error| on the other half (none there: ranked last). Candidates without a
+    finite error are left out; with R < 2 (no halves) the ``top`` candidates' errors are
+    returned as they are, and with no candidate a (1, H) row of NaN.
+    """
+    rows = [np.asarray(e, np.float64) for e in errors]
+    if not rows:
+        raise ValueError("errors: expected at least one candidate's errors, got none")
+    finite = [e for e in rows if np.isfinite(e).any()]
+    if not finite:
+        return np.full((1, rows[0].shape[1]), np.nan)
+    R = max(e.shape[0] for e in finite)
+    if R < 2:
+        return np.concatenate(sorted(finite, key=_mean_abs)[:top])
+    n_late = R - R // 2
+    halves = [(e[: max(len(e) - n_late, 0)], e[max(len(e) - n_late, 0) :]) for e in finite]
+    parts = []
+    for fold, other in ((0, 1), (1, 0)):
+        have = [pair for pair in halves if len(pair[fold])]
+        chosen = sorted(have, key=lambda pair: _mean_abs(pair[other]))[:top]
+        parts += [pair[fold] for pair in chosen]
+    return np.concatenate(parts)
+
+
+def _mean_abs(e: np.ndarray) -> float:
+    known = np.abs(e[np.isfinite(e)])
+    return float(np.mean(known)) if known.size else math.inf
 
 
 def interval(forecast: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
