@@ -135,10 +135,10 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
             matmul_into(h_t, W_hh_t, W_hh, hw)
         for n in range(rows):
             if kind == GRU:
-                gru_cell.forward_row(z_t, hw, h_t, z_t, hw_n[t, r0:r1], h_new, n)
+                gru_cell.forward_row(z_t, hw, h_t, hw_n[t, r0:r1], h_new, n)
             else:
-                rnn_cell.forward_row(z_t, hw, act, z_t, n)
-                h_new[n] = z_t[n]
+                rnn_cell.forward_row(z_t, hw, act, h_new, n)  # into h_new: it vectorises
+                z_t[n] = h_new[n]
         for n in range(rows):
             if valid[t, r0 + n]:
                 h_out[n] = h_new[n]
@@ -288,7 +288,7 @@ def _step(x, h, W_ih, W_hh, b_ih, b_hh, kind, h_out):
     N, H = h.shape
     GH = W_hh.shape[0]
     xw, hw = np.empty((N, GH), _f32), np.empty((N, GH), _f32)
-    gates, hw_n = np.empty((N, GH), _f32), np.empty((N, H), _f32)
+    hw_n = np.empty((N, H), _f32)
     act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
     for n in range(N):
         for j in range(GH):
@@ -300,6 +300,6 @@ def _step(x, h, W_ih, W_hh, b_ih, b_hh, kind, h_out):
                 b += W_hh[j, q] * h[n, q]
             xw[n, j], hw[n, j] = a, b
         if kind == GRU:
-            gru_cell.forward_row(xw, hw, h, gates, hw_n, h_out, n)
+            gru_cell.forward_row(xw, hw, h, hw_n, h_out, n)
         else:
             rnn_cell.forward_row(xw, hw, act, h_out, n)
