@@ -245,8 +245,8 @@ def forward(
         sequence.project(x, p["W_ih"], None, gates, ex)
         gains = layer_norm.project_input(gates, p, k.scale, norms)
     elif split is None or not in_loop:
-        W_ih_s = np.multiply(p["W_ih"], k.scale[:, None],
-                             out=sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype))  # fmt: skip
+        W_ih_s = sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype)
+        np.multiply(p["W_ih"], k.scale[:, None], out=W_ih_s)
         sequence.project(x, W_ih_s, b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
