@@ -35,9 +35,9 @@ def sigmoid(v):
 def forward_row(g, hw, h_prev, hw_n, h_new, n):
     """Row n. g (N, 3H): xw in, the gates r, z, n out; hw (N, 3H) in; hw_n (N, H) out:
     hw's n block, for the backward; h_new (N, H) out. Each loop reads and writes g at the
-    same index, or distinct blocks of it: LLVM vectorises it (it would not when g came as
-    two arrays, xw and the gates, that overlap: measured 3.4x the pointwise time at
-    (16, ., ., 128))."""
+    same index, or distinct blocks of it: LLVM vectorises it (it did not when g came as two
+    arrays, xw and the gates, that overlap: its run-time overlap check sent every call to
+    the scalar loops, 6x the time at (16, ., ., 128), docs/performance.md)."""
     H = h_prev.shape[1]
     h_r, h_z, h_n = hw[n, :H], hw[n, H : 2 * H], hw[n, 2 * H :]
     r, z, c = g[n, :H], g[n, H : 2 * H], g[n, 2 * H :]

@@ -98,7 +98,7 @@ def forward(
     h_prev[order[0]] = state[0]
     b_hh = p["b_hh"] if "b_hh" in p else np.zeros(GH, x.dtype)
     weights = (W_hh, np.ascontiguousarray(W_hh.T), b_hh)
-    steps = (np.array(order), sequence.valid_steps(mask, T, N))
+    steps = (sequence.order_array(order), sequence.valid_steps(mask, T, N))
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:
@@ -171,7 +171,8 @@ def backward(
     dh0 = np.array(dstate[0], x.dtype, order="C")  # in: the final state's gradient; out: h0's
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     weights = (W_hh, np.ascontiguousarray(W_hh.T), W_hh[:0, 0])
-    steps = (np.array(sequence.time_order(T, reverse)), sequence.valid_steps(mask, T, N))
+    steps = (sequence.order_array(sequence.time_order(T, reverse)),
+             sequence.valid_steps(mask, T, N))  # fmt: skip
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:

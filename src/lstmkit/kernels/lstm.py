@@ -330,7 +330,7 @@ def _forward_cells(
             Part(q, len(cells), c0, c1, flags),
             x_c,
             GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags, peep),
-            Steps(np.array(order), valid),
+            Steps(sequence.order_array(order), valid),
             Sequence(gates_q, h_prev, c_prev_q, tanh_c_q, m_q),
             y,
             HC(h_n, c_n),
@@ -407,7 +407,7 @@ def _forward_rows(
             no_proj = np.empty((0, P), dtype)
             w = Recurrent(W_hh_s, W_hh_t, np.empty((0, H), dtype),
                           no_proj if W_hr_t is None else W_hr_t)  # fmt: skip
-            steps = Steps(np.array(order), valid)
+            steps = Steps(sequence.order_array(order), valid)
             seq = tape.sequence()
             final_rows = HC(h_n, c_n)
             compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits, ln)
@@ -538,7 +538,7 @@ def _backward_cells(
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
-    steps, seq, d0 = Steps(np.array(order), valid), tape.sequence(), HC(*dstate)
+    steps, seq, d0 = Steps(sequence.order_array(order), valid), tape.sequence(), HC(*dstate)
     reg, bits = regularisers(tape.noise, P, GH // 4)
     options = tape.flags | bits
 
@@ -587,7 +587,7 @@ def _backward_rows(
             no_proj = np.empty((0, H), dtype)
             w = Recurrent(W_hh, np.ascontiguousarray(W_hh.T),
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
-            steps = Steps(np.array(order), valid)
+            steps = Steps(sequence.order_array(order), valid)
             d0 = HC(dh0, dc0)
             flags = tape.flags | bits
             args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, flags, peep, rows, reg)
