@@ -32,23 +32,24 @@ def sigmoid(v):
 
 
 @_jit
-def forward_row(xw, hw, h_prev, gates, hw_n, h_new, n):
-    """Row n. xw, hw (N, 3H) in; gates (N, 3H) out: r, z, n (may be xw itself: each column
-    is read before it is written); hw_n (N, H) out: hw's n block, for the backward; h_new
-    (N, H) out."""
+def forward_row(g, hw, h_prev, hw_n, h_new, n):
+    """Row n. g (N, 3H): xw in, the gates r, z, n out; hw (N, 3H) in; hw_n (N, H) out:
+    hw's n block, for the backward; h_new (N, H) out. Each loop reads and writes g at the
+    same index, or distinct blocks of it: LLVM vectorises it (it did not when g came as two
+    arrays, xw and the gates, that overlap: its run-time overlap check sent every call to
+    the scalar loops, 6x the time at (16, ., ., 128), docs/performance.md)."""
     H = h_prev.shape[1]
-    x_r, x_z, x_n = xw[n, :H], xw[n, H : 2 * H], xw[n, 2 * H :]
     h_r, h_z, h_n = hw[n, :H], hw[n, H : 2 * H], hw[n, 2 * H :]
-    r, z, c = gates[n, :H], gates[n, H : 2 * H], gates[n, 2 * H :]
+    r, z, c = g[n, :H], g[n, H : 2 * H], g[n, 2 * H :]
     hp, hn, h = h_prev[n], hw_n[n], h_new[n]
     for j in range(H):
         hn[j] = h_n[j]
     for j in range(H):
-        r[j] = sigmoid(x_r[j] + h_r[j])
+        r[j] = sigmoid(r[j] + h_r[j])
     for j in range(H):
-        z[j] = sigmoid(x_z[j] + h_z[j])
+        z[j] = sigmoid(z[j] + h_z[j])
     for j in range(H):
-        c[j] = tanh(x_n[j] + r[j] * hn[j])
+        c[j] = tanh(c[j] + r[j] * hn[j])
     for j in range(H):
         h[j] = (_f32(1.0) - z[j]) * c[j] + z[j] * hp[j]
 

@@ -98,7 +98,7 @@ def forward(
     h_prev[order[0]] = state[0]
     b_hh = p["b_hh"] if "b_hh" in p else np.zeros(GH, x.dtype)
     weights = (W_hh, np.ascontiguousarray(W_hh.T), b_hh)
-    steps = (np.array(order), sequence.valid_steps(mask, T, N))
+    steps = (sequence.order_array(order), sequence.valid_steps(mask, T, N))
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:
@@ -135,10 +135,10 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
             matmul_into(h_t, W_hh_t, W_hh, hw)
         for n in range(rows):
             if kind == GRU:
-                gru_cell.forward_row(z_t, hw, h_t, z_t, hw_n[t, r0:r1], h_new, n)
+                gru_cell.forward_row(z_t, hw, h_t, hw_n[t, r0:r1], h_new, n)
             else:
-                rnn_cell.forward_row(z_t, hw, act, z_t, n)
-                h_new[n] = z_t[n]
+                rnn_cell.forward_row(z_t, hw, act, h_new, n)  # into h_new: it vectorises
+                z_t[n] = h_new[n]
         for n in range(rows):
             if valid[t, r0 + n]:
                 h_out[n] = h_new[n]
@@ -171,7 +171,8 @@ def backward(
     dh0 = np.array(dstate[0], x.dtype, order="C")  # in: the final state's gradient; out: h0's
     dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     weights = (W_hh, np.ascontiguousarray(W_hh.T), W_hh[:0, 0])
-    steps = (np.array(sequence.time_order(T, reverse)), sequence.valid_steps(mask, T, N))
+    steps = (sequence.order_array(sequence.time_order(T, reverse)),
+             sequence.valid_steps(mask, T, N))  # fmt: skip
     seq = (gates, h_prev, hw_n)
 
     def run(rows: slice) -> None:
@@ -288,7 +289,7 @@ def _step(x, h, W_ih, W_hh, b_ih, b_hh, kind, h_out):
     N, H = h.shape
     GH = W_hh.shape[0]
     xw, hw = np.empty((N, GH), _f32), np.empty((N, GH), _f32)
-    gates, hw_n = np.empty((N, GH), _f32), np.empty((N, H), _f32)
+    hw_n = np.empty((N, H), _f32)
     act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
     for n in range(N):
         for j in range(GH):
@@ -300,6 +301,6 @@ def _step(x, h, W_ih, W_hh, b_ih, b_hh, kind, h_out):
                 b += W_hh[j, q] * h[n, q]
             xw[n, j], hw[n, j] = a, b
         if kind == GRU:
-            gru_cell.forward_row(xw, hw, h, gates, hw_n, h_out, n)
+            gru_cell.forward_row(xw, hw, h, hw_n, h_out, n)
         else:
             rnn_cell.forward_row(xw, hw, act, h_out, n)

@@ -245,14 +245,17 @@ def forward(
         sequence.project(x, p["W_ih"], None, gates, ex)
         gains = layer_norm.project_input(gates, p, k.scale, norms)
     elif split is None or not in_loop:
-        sequence.project(x, p["W_ih"] * k.scale[:, None], b, gates, ex)
+        W_ih_s = sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype)
+        np.multiply(p["W_ih"], k.scale[:, None], out=W_ih_s)
+        sequence.project(x, W_ih_s, b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop else None
         args = (split, tape, W_ih_in_loop, W_hh, b, k, peep, order, y, (h_n, c_n), ex)
         _forward_cells(*args, transposed)
     else:
-        W_hh_s = W_hh * k.scale[:, None] if norms is None else W_hh  # (4H, P)
-        _forward_rows(tape, W_hh_s, W_hr_t, k, peep, order, y, (h_n, c_n), ex, gains)
+        scale = k.scale if norms is None else None
+        _forward_rows(tape, W_hh, scale, W_hr_t, k, peep, order, y, (h_n, c_n), ex, gains,
+                      workspace)  # fmt: skip
     return y, (h_n, c_n), tape if keep_tape else None
 
 
@@ -327,7 +330,7 @@ def _forward_cells(
             Part(q, len(cells), c0, c1, flags),
             x_c,
             GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags, peep),
-            Steps(np.array(order), valid),
+            Steps(sequence.order_array(order), valid),
             Sequence(gates_q, h_prev, c_prev_q, tanh_c_q, m_q),
             y,
             HC(h_n, c_n),
@@ -359,7 +362,8 @@ def _keep_at(keep: np.ndarray, t: int, rows: slice) -> np.ndarray:
 
 def _forward_rows(
     tape: FusedTape,
-    W_hh_s: np.ndarray,
+    W_hh: np.ndarray,
+    scale: np.ndarray | None,
     W_hr_t: np.ndarray | None,
     k: GateConstants,
     peep: tuple[np.ndarray, ...],
@@ -368,16 +372,27 @@ def _forward_rows(
     final: State,
     ex: Execution,
     gains: Gains | None = None,
+    workspace: sequence.Workspace | None = None,
 ) -> None:
     """The loop adding the recurrent product into the projected ``tape.gates``: compiled
     (:mod:`lstmkit.kernels.compiled`) or per step, the batch split across threads. Fills the
-    tape, y (T, N, P) and the final state (h_n, c_n). With layer norm (``gains``), ``W_hh_s``
-    is unscaled and the product is normalised (:mod:`lstmkit.kernels.layer_norm`)."""
+    tape, y (T, N, P) and the final state (h_n, c_n). The loops multiply by W_hh (4H, P)
+    times ``scale`` (4H,) (see kernels); with layer norm (``gains``, ``scale`` None) by
+    W_hh itself, and the product is normalised (:mod:`lstmkit.kernels.layer_norm`)."""
     x, h_prev, c_prev, gates, tanh_c, m, mask = tape[:7]
     T, N, _ = x.shape
-    GH, P = W_hh_s.shape
+    GH, P = W_hh.shape
     dtype = x.dtype
-    W_hh_t = np.ascontiguousarray(W_hh_s.T)  # (P, 4H)
+    # W_hh_t (P, 4H) scaled in one pass into reused memory (a product by a power of two:
+    # the same bits as scaling first); W_hh_s (4H, P) only where the loops read it (the
+    # register-sum product, 256 <= P <= 1024: compiled.matmul_into)
+    W_hh_t = sequence.empty(workspace, "W_hh_t", (P, GH), dtype)
+    W_hh_s = W_hh
+    if scale is None:
+        np.copyto(W_hh_t, W_hh.T)
+    else:
+        np.multiply(W_hh.T, scale, out=W_hh_t)
+        W_hh_s = W_hh * scale[:, None] if 256 <= P <= 1024 else np.empty((0, P), dtype)
     valid = sequence.valid_steps(mask, T, N)
     h_n, c_n = final
     reg, bits = regularisers(tape.noise, P, GH // 4)
@@ -392,7 +407,7 @@ def _forward_rows(
             no_proj = np.empty((0, P), dtype)
             w = Recurrent(W_hh_s, W_hh_t, np.empty((0, H), dtype),
                           no_proj if W_hr_t is None else W_hr_t)  # fmt: skip
-            steps = Steps(np.array(order), valid)
+            steps = Steps(sequence.order_array(order), valid)
             seq = tape.sequence()
             final_rows = HC(h_n, c_n)
             compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits, ln)
@@ -523,7 +538,7 @@ def _backward_cells(
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
-    steps, seq, d0 = Steps(np.array(order), valid), tape.sequence(), HC(*dstate)
+    steps, seq, d0 = Steps(sequence.order_array(order), valid), tape.sequence(), HC(*dstate)
     reg, bits = regularisers(tape.noise, P, GH // 4)
     options = tape.flags | bits
 
@@ -572,7 +587,7 @@ def _backward_rows(
             no_proj = np.empty((0, H), dtype)
             w = Recurrent(W_hh, np.ascontiguousarray(W_hh.T),
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
-            steps = Steps(np.array(order), valid)
+            steps = Steps(sequence.order_array(order), valid)
             d0 = HC(dh0, dc0)
             flags = tape.flags | bits
             args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, flags, peep, rows, reg)

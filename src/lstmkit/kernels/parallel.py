@@ -136,8 +136,15 @@ def split(
     process holds a core: a (1, 100, 32, 64) LSTM inference took 7.6 ms of CPU time per
     call with the other core busy, 0.27 ms with BLAS on one thread (measured); under
     ``threads=1`` a (64, 100, 256, 512) layer-normalised training step on the loops over
-    rows took 4.2x the plain layer's with BLAS's own threads, 1.14x with one."""
-    run(fn, parts(n, work, ex, uses_blas), one_blas_thread=small(work, ex))
+    rows took 4.2x the plain layer's with BLAS's own threads, 1.14x with one. A single
+    block that calls no BLAS (``uses_blas(n)`` False: the compiled loops) runs as it is:
+    setting BLAS's threads and back costs ~10 us a call (measured), a twentieth of a
+    small inference."""
+    blocks = parts(n, work, ex, uses_blas)
+    if len(blocks) == 1 and callable(uses_blas) and not uses_blas(n):
+        fn(blocks[0])
+        return
+    run(fn, blocks, one_blas_thread=small(work, ex))
 
 
 def small(work: float, ex: Execution) -> bool:
