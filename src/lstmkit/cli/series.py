@@ -24,6 +24,7 @@ from lstmkit.cli.options import (
     run_trainer,
 )
 from lstmkit.cli.series_auto import auto_config as _auto_config
+from lstmkit.cli.series_auto import baseline_names
 from lstmkit.cli.series_auto import single_config as _single_config
 from lstmkit.cli.series_auto import train_auto as _train_auto
 from lstmkit.cli.series_missing import add_missing_option, filled_before, refuse_mask, say_filled
@@ -413,18 +414,7 @@ def _backtest(args: argparse.Namespace) -> int:
     if not 0 <= args.level < 100:
         raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")
     level = args.level or None
-    names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
-    unknown = [m for m in names if m not in bt.BASELINES]
-    if unknown or not all(names):
-        raise UserError(
-            f"--models: expected names among {', '.join(bt.BASELINES)} (comma-separated) "
-            f"or 'none', got {args.models!r}"
-        )
-    if names:
-        try:
-            bt.check_baselines_installed()
-        except ModuleNotFoundError as e:
-            raise UserError(str(e)) from None
+    names = baseline_names(args)
     if args.json is not None:
         output_file(args.json, "--json")
     if args.plot is not None:

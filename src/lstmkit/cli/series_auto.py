@@ -21,22 +21,8 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     from lstmkit.series.auto_run import FILE, save_ensemble
     from lstmkit.series.evaluate import resolve_season
     from lstmkit.series.missing import fill
-    from lstmkit.train import distributed
 
-    if args.resume or args.val is not None:
-        raise UserError(
-            "--resume and --val go with one LSTM (--lookback N); the automatic forecaster "
-            "validates inside the training part and trains in one go"
-        )
-    try:
-        processes = distributed.from_arguments(args).size
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    if processes > 1:
-        raise UserError("the automatic forecaster runs in one process; pass --lookback for MPI")
-    check_positive(args, "horizon", "season")
-    check_at_least(args, 0, "holdout")
-    config = auto_config(args)
+    config = one_go_config(args, "automatic")
     output_folder(args.out, "--out")
     if (Path(args.out) / FILE).exists():
         raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
@@ -71,6 +57,47 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         f"wrote {path}"
     )
     return 0
+
+
+def one_go_config(args: argparse.Namespace, which: str) -> Any:
+    """The AutoConfig of a forecaster chosen on validation windows and trained in one go
+    (``which``: "automatic" or "global"): no --resume, --val or MPI; positive sizes."""
+    from lstmkit.train import distributed
+
+    if args.resume or args.val is not None:
+        raise UserError(
+            f"--resume and --val go with one LSTM (--lookback N); the {which} forecaster "
+            "validates inside the training part and trains in one go"
+        )
+    try:
+        processes = distributed.from_arguments(args).size
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+    if processes > 1:
+        raise UserError(f"the {which} forecaster runs in one process; pass --lookback for MPI")
+    check_positive(args, "horizon", "season")
+    check_at_least(args, 0, "holdout")
+    return auto_config(args)
+
+
+def baseline_names(args: argparse.Namespace) -> list[str]:
+    """``--models``: the statistical baselines to run (none for 'none'), checked and
+    installed."""
+    from lstmkit.series import backtest as bt
+
+    names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
+    unknown = [m for m in names if m not in bt.BASELINES]
+    if unknown or not all(names):
+        raise UserError(
+            f"--models: expected names among {', '.join(bt.BASELINES)} (comma-separated) "
+            f"or 'none', got {args.models!r}"
+        )
+    if names:
+        try:
+            bt.check_baselines_installed()
+        except ModuleNotFoundError as e:
+            raise UserError(str(e)) from None
+    return names
 
 
 def auto_config(args: argparse.Namespace) -> Any:

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import check_at_least, check_positive, output_file, output_folder
-from lstmkit.cli.series_auto import auto_config
+from lstmkit.cli.options import check_positive, output_file, output_folder
+from lstmkit.cli.series_auto import auto_config, baseline_names, one_go_config
 
 __all__ = ["add_options", "backtest_global", "forecast_global", "train_global", "wanted"]
 
@@ -105,23 +105,9 @@ def train_global(args: argparse.Namespace) -> int:
     """``series train`` with --id-column or covariates: the global forecaster's global.npz."""
     from lstmkit.series.global_run import FILE, save_global
     from lstmkit.series.many import check_lengths, fit_global
-    from lstmkit.train import distributed
 
     _check_single_lstm(args)
-    if args.resume or args.val is not None:
-        raise UserError(
-            "--resume and --val go with one LSTM (--lookback N); the global forecaster "
-            "validates inside the training part and trains in one go"
-        )
-    try:
-        processes = distributed.from_arguments(args).size
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    if processes > 1:
-        raise UserError("the global forecaster runs in one process; pass --lookback for MPI")
-    check_positive(args, "horizon", "season")
-    check_at_least(args, 0, "holdout")
-    config = auto_config(args)
+    config = one_go_config(args, "global")
     future, past = (
         _list(args.future_covariates, "--future-covariates"),
         _list(args.past_covariates, "--past-covariates"),
@@ -293,7 +279,6 @@ def backtest_global(args: argparse.Namespace) -> int:
     """``series backtest`` with --id-column or covariates."""
     import json
 
-    from lstmkit.series import backtest as bt
     from lstmkit.series.many_backtest import backtest_panel, format_panel_backtest, panel_origins
 
     _check_single_lstm(args)
@@ -303,14 +288,7 @@ def backtest_global(args: argparse.Namespace) -> int:
     config = auto_config(args)
     future = _list(args.future_covariates, "--future-covariates")
     past = _list(args.past_covariates, "--past-covariates")
-    names = [] if args.models.strip() == "none" else [m.strip() for m in args.models.split(",")]
-    if any(m not in bt.BASELINES for m in names):
-        raise UserError(f"--models: expected names among {', '.join(bt.BASELINES)}")
-    if names:
-        try:
-            bt.check_baselines_installed()
-        except ModuleNotFoundError as e:
-            raise UserError(str(e)) from None
+    names = baseline_names(args)
     if args.json is not None:
         output_file(args.json, "--json")
     if args.plot is not None:

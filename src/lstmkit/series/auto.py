@@ -136,6 +136,25 @@ def _train(
     X, Y = make_windows(z, c.lookback)  # (L, M, 1)
     X, Y = X.astype(model.dtype), Y.astype(model.dtype)
     W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]
+    return fit_windows(model, X, Y, W, c, config, seed, steps, deadline, every)
+
+
+def fit_windows(
+    model: Any,
+    X: np.ndarray,
+    Y: np.ndarray,
+    W: np.ndarray | None,
+    c: Candidate,
+    config: AutoConfig,
+    seed: int,
+    steps: int,
+    deadline: float,
+    every: Any = None,
+) -> Any:
+    """``model`` (a Forecaster or a CovariateLSTM) trained on the windows X (L, M, D) ->
+    Y (L, M, K) for ``steps`` Adam steps on random batches (fewer past the deadline), the
+    loss the MSE after the burn-in (with W (L, M, K): only where W is 1);
+    ``every(step, model)`` is called every ``eval_every`` steps and at the end."""
     rng = np.random.default_rng([seed, 1])
     optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
     B = min(config.batch, X.shape[1])
@@ -143,7 +162,7 @@ def _train(
     for step in range(1, steps + 1):
         idx = rng.choice(X.shape[1], B, replace=False)
         model.zero_grad()
-        pred, _ = model(X[:, idx])  # (L, B, 1)
+        pred, _ = model(X[:, idx])  # (L, B, K)
         if W is None:
             _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
         else:

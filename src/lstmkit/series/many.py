@@ -26,9 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.nn.losses import mse
-from lstmkit.nn.optim import Adam, clip_grad_norm
-from lstmkit.series.auto import AutoConfig, Candidate, candidates
+from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_windows
 from lstmkit.series.covariates import (
     CovariateLSTM,
     context,
@@ -112,26 +110,7 @@ def _train(
     ]
     U = np.concatenate([u for u, _ in pairs], axis=1).astype(model.dtype)  # (L, M, D)
     V = np.concatenate([v for _, v in pairs], axis=1).astype(model.dtype)  # (L, M, 1 + P)
-    rng = np.random.default_rng([seed, 1])
-    optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
-    B = min(config.batch, U.shape[1])
-    skip = min(int(config.burn_in * c.lookback), c.lookback - 1)
-    for step in range(1, steps + 1):
-        idx = rng.choice(U.shape[1], B, replace=False)
-        model.zero_grad()
-        pred, _ = model(U[:, idx])  # (L, B, 1 + P)
-        _, d_kept = mse(pred[skip:], V[skip:, idx])  # the steps after the burn-in
-        dpred = np.zeros_like(pred)
-        dpred[skip:] = d_kept
-        model.backward(dpred)
-        clip_grad_norm(model.grads, config.clip)
-        optimizer.step()
-        last = step == steps or time.monotonic() > deadline
-        if every is not None and (step % config.eval_every == 0 or last):
-            every(step, model)
-        if last:
-            break
-    return model
+    return fit_windows(model, U, V, None, c, config, seed, steps, deadline, every)
 
 
 Job = tuple[Transform, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
