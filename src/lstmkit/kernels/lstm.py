@@ -39,6 +39,9 @@ Layer norm (``layer_norm``, the cell bit LAYER_NORM) runs on the loops over rows
 row's 4H gates in one place), never on the loops split by cells: the input's norm after the
 projection, the recurrent product's and c's in the loops, their backward and the gains'
 gradients are :mod:`lstmkit.kernels.layer_norm`'s; the tape keeps the norms (``norms``).
+From ``ex.split_from`` (where the plain cell would take the loops split by cells, which
+call BLAS) the compiled loop over rows calls BLAS for its recurrent products too (the loop
+bit BLAS_PRODUCTS; never for the other cells, whose results stay bit for bit).
 """
 
 from __future__ import annotations
