@@ -11,7 +11,7 @@ Run from the repository root::
 One process, float32, the same threads for every implementation (``--threads``, 2 by
 default); each row times forward + backward of a single layer (loss = sum of the outputs),
 medians (``--stat min``: minima) of interleaved rounds (lstmkit plain, the variant, torch,
-plain, ...). Columns: ms,
+plain, ...; ``--clock cpu``: CPU time, not wall time). Columns: ms,
 the variant's cost relative to the plain LSTM (the issue's targets: <= 1.15, layer norm
 <= 1.5), and for peepholes and layer norm torch's loop time / lstmkit's (target >= 3).
 Which options run on the compiled kernel and which on the NumPy reference: README.md.
@@ -45,7 +45,11 @@ SHAPES = [(32, 100, 128, 256), (64, 100, 256, 512)]
 
 
 def _median_ms(
-    fns: dict[str, Callable[[], Any]], rounds: int, per_round: int, stat: str = "median"
+    fns: dict[str, Callable[[], Any]],
+    rounds: int,
+    per_round: int,
+    stat: str = "median",
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
@@ -53,9 +57,9 @@ def _median_ms(
     for _ in range(rounds):
         for name, fn in fns.items():
             for _ in range(per_round):
-                start = time.perf_counter()
+                start = clock()
                 fn()
-                times[name].append(time.perf_counter() - start)
+                times[name].append(clock() - start)
     pick = min if stat == "min" else statistics.median
     return {name: 1e3 * pick(ts) for name, ts in times.items()}
 
@@ -113,6 +117,7 @@ def run(
     threads: int,
     only: list[str] | None = None,
     stat: str = "median",
+    clock: str = "wall",
 ) -> list[str]:
     import torch
 
@@ -134,7 +139,8 @@ def run(
             fns = {"plain": _lstmkit_step(plain, x), "variant": _lstmkit_step(layer, x)}
             if name in ("peepholes", "layer norm"):
                 fns["torch"] = _torch_loop_step(name, I, H, x)
-            ms = _median_ms(fns, rounds, per_round, stat)
+            timer = time.process_time if clock == "cpu" else time.perf_counter
+            ms = _median_ms(fns, rounds, per_round, stat, timer)
             kernel = "compiled" if not layer.cell.variants else "reference"
             line = (
                 f"N={N} T={T} I={I} H={H}  {name:18s} ({kernel:9s}) {ms['variant']:8.2f} ms"
@@ -161,6 +167,13 @@ def main(argv: list[str] | None = None) -> None:
         default="median",
         help="of the rounds' times (min: the least disturbed on a shared machine)",
     )
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: the process's CPU time (steadier on a loaded machine; with --threads 1 and "
+        "NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1, one thread's work)",
+    )
     args = parser.parse_args(argv)
     only = None if args.only is None else [name.strip() for name in args.only.split(",")]
     unknown = [name for name in only or [] if name not in VARIANTS]
@@ -169,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
             f"--only: unknown rows {', '.join(unknown)}; expected some of {list(VARIANTS)}"
         )
     shapes = [(8, 20, 16, 32)] if args.quick else SHAPES
-    run(shapes, 2 if args.quick else args.rounds, args.threads, only, args.stat)
+    run(shapes, 2 if args.quick else args.rounds, args.threads, only, args.stat, args.clock)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from conftest import lk_run, make_layer, parts, random_case, rel_err
 
 import lstmkit as lk
 from lstmkit.kernels import lstm as fast_lstm
+from lstmkit.kernels.lstm_cell import BLAS_PRODUCTS
 from lstmkit.nn import strategy
 
 TOL = 5e-5
@@ -31,6 +32,7 @@ SLACK = 16.0  # see _compare; measured up to 9.5 over the 240 random configurati
 MODES = {  # the layouts of the rows' loops; "cells" asks for the split loops, which decline
     "compiled": lk.Execution(impl="fused", split_from=2**62),
     "per-step": lk.Execution(impl="fused", split_from=2**62, small=0, small_backward=0),
+    "blas": lk.Execution(impl="fused", split_from=0, threads=1),  # BLAS inside the loops
     "split-rows": lk.Execution(impl="fused", split_from=2**62, min_work=0, min_rows=1, threads=2),
     "cells": lk.Execution(impl="fused", split_from=0, min_work=0, min_cells=1, threads=2),
 }
@@ -221,6 +223,36 @@ def test_never_the_loops_split_by_cells(monkeypatch: pytest.MonkeyPatch) -> None
         layer.backward(np.ones_like(y))
         assert calls == expected
         assert isinstance(layer._tape["tapes"][0], fast_lstm.FusedTape)
+
+
+def test_blas_inside_the_loops_for_the_norms_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Routing: from ``split_from`` the layer-normalised layer's compiled loops call BLAS
+    (the loop bit BLAS_PRODUCTS), forward and backward; below it, and for a plain layer on
+    the same loops (whose results must not change), they do not. (With a projection, so
+    that the plain layer's backward takes the rows' loops too.)"""
+    seen: list[int] = []
+    for name in ("forward_sequence", "backward_sequence"):
+        real = getattr(fast_lstm.compiled, name)
+
+        def spy(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> None:
+            flags = args[9] if _name == "forward_sequence" else args[7]
+            seen.append(flags & BLAS_PRODUCTS)
+            _real(*args, **kwargs)
+
+        monkeypatch.setattr(fast_lstm.compiled, name, spy)
+    x = np.random.default_rng(0).standard_normal((4, 3, 5)).astype(np.float32)
+    rows_loops = {"split_from": 2**62, "threads": 1}
+    cases = (
+        (True, lk.Execution(impl="fused", split_from=0, threads=1), BLAS_PRODUCTS),
+        (True, lk.Execution(impl="fused", **rows_loops), 0),
+        (False, lk.Execution(impl="fused", **rows_loops), 0),
+    )
+    for layer_norm, ex, expected in cases:
+        seen.clear()
+        layer = lk.LSTM(5, 7, seed=0, layer_norm=layer_norm, recurrent_dropout=0.2, proj_size=3)
+        y, _ = layer(x, execution=ex)
+        layer.backward(np.ones_like(y))
+        assert seen == [expected, expected], (layer_norm, ex)
 
 
 def test_activations_and_streaming_step() -> None:

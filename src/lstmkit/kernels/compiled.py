@@ -23,6 +23,7 @@ import numpy as np
 
 from lstmkit.kernels import layer_norm
 from lstmkit.kernels.lstm_cell import (
+    BLAS_PRODUCTS,
     CELL_BITS,
     H_DROPOUT,
     LAYER_NORM,
@@ -124,6 +125,33 @@ def matmul_into(a, b, b_t, out):
         matmul_add(a, b, out)
 
 
+try:  # BLAS called from the loops (the bit BLAS_PRODUCTS), where NumPy's BLAS offers it
+    from lstmkit.kernels.blas import product as _blas_product
+
+    HAS_BLAS = True
+except ImportError:  # the bit is then never set; a stand-in so that the loops compile
+
+    @_jit
+    def _blas_product(a, b, out, beta):
+        if beta == 0.0:
+            out[:] = 0.0
+        matmul_add(a, b, out)
+
+    HAS_BLAS = False
+
+
+@_inline
+def _product(a, b, b_t, out, beta, flags):
+    """out = a @ b + beta * out, beta 0 or 1, b_t = b.T (contiguous): by BLAS with the loop
+    bit BLAS_PRODUCTS, else the loops' own (:func:`matmul_into`)."""
+    if flags & BLAS_PRODUCTS:
+        _blas_product(a, b, out, beta)
+        return
+    if beta == 0.0:
+        out[:] = 0.0
+    matmul_into(a, b, b_t, out)
+
+
 @_inline
 def _cells_forward(z, alpha, beta, flags, peep, c_prev, c, tanh_c, m):
     """Every row and cell of one step: z (N, 4H) the scaled pre-activations in, the gates
@@ -217,8 +245,7 @@ def _recurrent_product(h, W_hh_t, W_hh_s, z, hw, norm_h, t, r0, r1, flags):
     if flags & LAYER_NORM:
         h_hat, rstd_h, g_h, b_h = norm_h
         h_hat_t, rstd_h_t = h_hat[t, r0:r1], rstd_h[t, r0:r1]
-        hw[:] = 0.0
-        matmul_into(h, W_hh_t, W_hh_s, hw)
+        _product(h, W_hh_t, W_hh_s, hw, 0.0, flags)
         for n in range(hw.shape[0]):
             layer_norm.affine_row(hw, g_h, b_h, h_hat_t, rstd_h_t, n)
         z += hw
@@ -396,14 +423,14 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, ln,
             _cells_backward_plain(*args, peep)
         if flags & ZONEOUT_C:
             dc_prev += dc_kept
-        dh_prev[:] = 0.0
         if flags & LAYER_NORM:  # W_hh h's gradient, back through its norm
             dz_h_t = dz_h[t, r0:r1]
             for n in range(n_rows):
                 layer_norm.normalise_backward_row(dz_t, g_h, h_hat[t, r0:r1], rstd_h[t, r0:r1],
                                                   dz_h_t, n)  # fmt: skip
-            matmul_into(dz_h_t, W_hh, W_hh_t, dh_prev)
+            _product(dz_h_t, W_hh, W_hh_t, dh_prev, 0.0, flags)
         else:
+            dh_prev[:] = 0.0
             matmul_into(dz_t, W_hh, W_hh_t, dh_prev)
         if flags & H_DROPOUT:  # W_hh saw h_prev * h_mask
             for n in range(n_rows):

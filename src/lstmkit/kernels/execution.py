@@ -30,7 +30,11 @@ class Execution:
 
     The fused kernel's crossovers:
     split_from: ``N * P * 4H`` from which each thread owns a block of cells
-        (:mod:`lstmkit.kernels.cell_split`) rather than of sequences.
+        (:mod:`lstmkit.kernels.cell_split`) rather than of sequences; for layer norm,
+        which keeps the loops over rows, ``rows * P * 4H`` from which the compiled loop
+        calls BLAS for its recurrent products (measured (32, 100, 128, 256) training
+        at one thread: x1.44 of the plain layer's CPU time with its own products,
+        x1.16 with BLAS; docs/performance.md).
     project_in_loop: bytes of ``W_ih`` up to which the cell-split loops project x step by
         step (the weights stay in cache) instead of in one GEMM before the loop.
     small: ``rows * P * 4H`` up to which the compiled whole-sequence loop, with its own

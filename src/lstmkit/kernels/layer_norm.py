@@ -246,18 +246,51 @@ def backward_after_loop(
 ) -> None:  # fmt: skip
     """After the loop back: adds the gains' and shifts' gradients into ``grads`` from dz
     (T, N, 4H), dL/dz for z = LN(W_ih x) + LN(W_hh h), and d_c (T, N, H), dL/d of c's norm's
-    output; then turns dz into dL/d(W_ih x) in place."""
+    output; then turns dz into dL/d(W_ih x) in place. One pass over the rows
+    (:func:`input_norm_backward_rows`, :func:`gain_sums`), sums in float64."""
     T, N, GH = dz.shape
-    dz_rows = dz.reshape(T * N, GH)
-    dz_sum = dz_rows.sum(axis=0)
-    grads["ln_ih_g"] += np.einsum("rk,rk->k", dz_rows, norms.x_hat.reshape(T * N, GH))
-    grads["ln_hh_g"] += np.einsum("rk,rk->k", dz_rows, norms.h_hat.reshape(T * N, GH))
-    d_c_rows = d_c.reshape(T * N, GH // 4)
-    grads["ln_c_g"] += np.einsum("rk,rk->k", d_c_rows, norms.c_hat.reshape(T * N, GH // 4))
-    if "ln_ih_b" in grads:
-        grads["ln_ih_b"] += dz_sum
-        grads["ln_hh_b"] += dz_sum
-        grads["ln_c_b"] += d_c_rows.sum(axis=0)
+    rows = T * N
+    sums = np.zeros((3, GH)), np.zeros((2, GH // 4))  # (dg_ih, dg_hh, db) and (dg_c, db_c)
     g_x = np.ascontiguousarray(p["ln_ih_g"], _f32)
-    normalise_backward_rows(dz_rows, g_x, norms.x_hat.reshape(T * N, GH),
-                            norms.rstd_x.reshape(T * N), dz_rows)  # fmt: skip
+    input_norm_backward_rows(dz.reshape(rows, GH), g_x, norms.x_hat.reshape(rows, GH),
+                             norms.rstd_x.reshape(rows), norms.h_hat.reshape(rows, GH),
+                             sums[0])  # fmt: skip
+    gain_sums(d_c.reshape(rows, GH // 4), norms.c_hat.reshape(rows, GH // 4), sums[1])
+    (dg_x, dg_h, db), (dg_c, db_c) = sums
+    grads["ln_ih_g"] += dg_x
+    grads["ln_hh_g"] += dg_h
+    grads["ln_c_g"] += dg_c
+    if "ln_ih_b" in grads:
+        grads["ln_ih_b"] += db
+        grads["ln_hh_b"] += db
+        grads["ln_c_b"] += db_c
+
+
+@_inline
+def _gain_sums_row(dy, a_hat, dg, db, n):
+    """Row n: dg += dy[n] a_hat[n], db += dy[n] (float64 sums (K,))."""
+    for j in range(dy.shape[1]):
+        d = dy[n, j]
+        dg[j] += np.float64(d * a_hat[n, j])
+        db[j] += np.float64(d)
+
+
+@_jit
+def gain_sums(dy, a_hat, out):
+    """out (2, K) float64 += (sum over rows of dy a_hat, sum of dy), for dy, a_hat (M, K):
+    a norm's gain's and shift's gradients."""
+    for n in range(dy.shape[0]):
+        _gain_sums_row(dy, a_hat, out[0], out[1], n)
+
+
+@_jit
+def input_norm_backward_rows(dz, g_x, x_hat, rstd_x, h_hat, out):
+    """Every row n of dz (M, 4H), while it is in cache: out (3, 4H) float64 += the sums
+    over rows of dz x_hat, dz h_hat and dz (the gains' and the shifts' gradients of both
+    norms of z = LN(W_ih x) + LN(W_hh h)), then dz[n] = dL/d(W_ih x)[n], back through the
+    input's norm (:func:`normalise_backward_row`, in place)."""
+    for n in range(dz.shape[0]):
+        _gain_sums_row(dz, x_hat, out[0], out[2], n)
+        for j in range(dz.shape[1]):
+            out[1, j] += np.float64(dz[n, j] * h_hat[n, j])
+        normalise_backward_row(dz, g_x, x_hat, rstd_x, dz, n)

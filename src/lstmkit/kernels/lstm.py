@@ -39,6 +39,9 @@ Layer norm (``layer_norm``, the cell bit LAYER_NORM) runs on the loops over rows
 row's 4H gates in one place), never on the loops split by cells: the input's norm after the
 projection, the recurrent product's and c's in the loops, their backward and the gains'
 gradients are :mod:`lstmkit.kernels.layer_norm`'s; the tape keeps the norms (``norms``).
+From ``ex.split_from`` (where the plain cell would take the loops split by cells, which
+call BLAS) the compiled loop over rows calls BLAS for its recurrent products too (the loop
+bit BLAS_PRODUCTS; never for the other cells, whose results stay bit for bit).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from lstmkit.kernels import compiled, layer_norm, parallel, sequence
 from lstmkit.kernels.execution import DEFAULT, Execution
 from lstmkit.kernels.layer_norm import Gains, Norms
 from lstmkit.kernels.lstm_cell import (
+    BLAS_PRODUCTS,
     H_DROPOUT,
     LAYER_NORM,
     ZONEOUT_C,
@@ -154,6 +158,15 @@ def regularisers(noise: dict[str, np.ndarray] | None, P: int, H: int) -> tuple[R
         keep.append(np.ascontiguousarray(k) if k.ndim == 3 else np.full((1, 1, size), k))
     mask = np.empty((0, 0), np.float32) if h_mask is None else np.ascontiguousarray(h_mask)
     return Regularisers(mask, keep[0], keep[1]), bits
+
+
+def _blas_bit(rows: int, P: int, GH: int, ex: Execution, norms: Norms | None) -> int:
+    """BLAS_PRODUCTS if the compiled loop over ``rows`` sequences calls BLAS for its matrix
+    products (else 0): with layer norm, from ``ex.split_from``, where the plain cell's loops
+    split by cells do (they cannot hold a row's norm); never for the other cells (their
+    results stay those of the loops' own products)."""
+    on = norms is not None and compiled.HAS_BLAS and rows * P * GH >= ex.split_from
+    return BLAS_PRODUCTS if on else 0
 
 
 def _run_parts(part: Callable[[int], None], n: int, flags: np.ndarray) -> None:
@@ -410,7 +423,9 @@ def _forward_rows(
             steps = Steps(sequence.order_array(order), valid)
             seq = tape.sequence()
             final_rows = HC(h_n, c_n)
-            compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, bits, ln)
+            loop_bits = bits | _blas_bit(n, P, GH, ex, norms)
+            compiled.forward_sequence(seq, y, w, k, peep, steps, final_rows, rows, reg, loop_bits,
+                                      ln)  # fmt: skip
             return
         hw = np.empty((n, GH), dtype)
         h_seen = np.empty((n, P), dtype) if bits & H_DROPOUT else None
@@ -449,7 +464,10 @@ def _forward_rows(
                 np.copyto(c_out, c_t, where=~valid_t)
                 np.multiply(h_new, valid_t, out=y_t)
 
-    parallel.split(run, N, T * N * P * GH, ex, lambda rows: rows * P * GH > ex.small)
+    def uses_blas(rows: int) -> bool:
+        return rows * P * GH > ex.small or _blas_bit(rows, P, GH, ex, norms) > 0
+
+    parallel.split(run, N, T * N * P * GH, ex, uses_blas)
 
 
 def backward(
@@ -589,7 +607,7 @@ def _backward_rows(
                           no_proj if W_hr is None else W_hr, np.empty((0, P), dtype))  # fmt: skip
             steps = Steps(sequence.order_array(order), valid)
             d0 = HC(dh0, dc0)
-            flags = tape.flags | bits
+            flags = tape.flags | bits | _blas_bit(n, P, GH, ex, norms)
             args = (tape.sequence(), w, steps, dy, dz, dh_cell, d0, flags, peep, rows, reg)
             compiled.backward_sequence(*args, ln_all)
             return
@@ -643,7 +661,8 @@ def _backward_rows(
         dc0[rows] = dc
 
     def uses_blas(rows: int) -> bool:
-        return record is not None or rows * P * GH > ex.small_backward
+        big = rows * P * GH > ex.small_backward
+        return record is not None or big or _blas_bit(rows, P, GH, ex, norms) > 0
 
     parallel.split(run, N, T * N * P * GH, ex, uses_blas)
 

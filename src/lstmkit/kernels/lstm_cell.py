@@ -49,6 +49,8 @@ CELL_BITS = 15 | LAYER_NORM  # the cell's own bits; the loops' bits below act on
 H_DROPOUT = 16  # the h entering W_hh times a per-sequence mask (variational dropout)
 ZONEOUT_H = 32  # h leaving a step: k h_prev + (1 - k) h_cell (k: 0/1, or the rate in eval)
 ZONEOUT_C = 64  # c leaving a step: k c_prev + (1 - k) c_cell
+# and how the loops over rows of lstmkit.kernels.compiled compute their matrix products:
+BLAS_PRODUCTS = 256  # by cblas_sgemm called from the loop (lstmkit.kernels.blas), not their own
 
 
 class GateConstants(NamedTuple):
