@@ -84,6 +84,7 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return {}
 
 
+@pytest.mark.slow
 def test_help_lists_the_commands_and_every_option():
     result = lstmkit("--help")
     assert result.returncode == 0 and "usage: lstmkit" in result.stdout
@@ -149,6 +150,7 @@ def test_sample_prints_prime_and_length_characters_deterministically(run):
     assert other.returncode == 0 and other.stdout != first.stdout
 
 
+@pytest.mark.slow
 def test_sample_edge_cases(run):
     result = lstmkit("text", "sample", "--run", run, "--prime", "xyz€", "--length", "0")
     assert result.returncode == 0 and result.stdout == "xyz€\n"  # unknown characters: fine
@@ -157,6 +159,7 @@ def test_sample_edge_cases(run):
     assert result.returncode == 0 and len(result.stdout) == 6
 
 
+@pytest.mark.slow
 def test_eval_json_matches_the_python_api(run, corpus):
     held_out = corpus.parent / "held_out.txt"
     text = "def add(x, y):\n    return x + y\n" * 20 + "ünknown ✓\n"
@@ -177,6 +180,7 @@ def test_eval_json_matches_the_python_api(run, corpus):
     assert "bits/char over 200 characters" in plain.stdout
 
 
+@pytest.mark.slow
 def test_eval_defaults_to_the_stdlib_validation_text(run):
     result = lstmkit("text", "eval", "--run", run, "--json", "--max-chars", "3000")
     assert result.returncode == 0, result.stderr
@@ -217,6 +221,7 @@ def test_a_checkpoint_of_another_kind(tmp_path):
     assert_user_error(lstmkit("text", "sample", "--run", path), "'forecaster'", "char-LM")
 
 
+@pytest.mark.slow
 def test_bad_text_paths(run, tmp_path):
     assert_user_error(
         lstmkit("text", "eval", "--run", run, "--text", tmp_path / "missing.txt"),
@@ -294,6 +299,7 @@ def test_more_usage_errors_exit_2(args, words, capsys):
     assert "usage:" in err and all(w in err for w in words), err
 
 
+@pytest.mark.slow
 def test_sample_into_a_closed_pipe_exits_quietly(run):
     """`lstmkit text sample ... | head -c 10`: the reader leaves; no traceback, exit 0."""
     cmd = [sys.executable, "-m", "lstmkit", "text", "sample", "--run", str(run), "--length",

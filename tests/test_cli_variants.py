@@ -100,6 +100,7 @@ def test_a_variant_is_the_options_away_from_the_plain_lstm():
 # ---- char-LM ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_char_lm_variant_is_stored_and_resumes_exactly(data, tmp_path, capsys):
     flags = [*REGULARISED, "--gate-recurrence"]
     code, _, err = run(capsys, *text_train(data, tmp_path / "whole", 4, *flags))

@@ -540,6 +540,7 @@ def test_compiled_tanh_accuracy() -> None:
     assert np.max(np.abs(t - np.tanh(z.astype(np.float64)))) < 4e-7
 
 
+@pytest.mark.slow
 def test_benchmark_smoke() -> None:
     """The benchmark's training row runs on a tiny shape (timings are not checked)."""
     import importlib.util

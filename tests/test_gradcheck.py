@@ -313,6 +313,7 @@ _LAYOUTS = {
     "L2-bi-proj-len": dict(num_layers=2, bidirectional=True, proj_size=2, lengths=True),
     "unb-bf-nobias": dict(unbatched=True, batch_first=True, bias=False),
 }
+_SLOW_LAYOUTS = {"L2-bi-proj-len"}  # ~0.6 s each: in the slow tier
 
 
 def _variant_fd(options, extra, seed, training=True, max_entries=12):
@@ -331,7 +332,10 @@ def _variant_fd(options, extra, seed, training=True, max_entries=12):
     return layer, _fd_errors(layer, case, rng, reset=reset, max_entries=max_entries)
 
 
-@pytest.mark.parametrize("layout", _LAYOUTS)
+@pytest.mark.parametrize(
+    "layout",
+    [pytest.param(k, marks=[pytest.mark.slow] * (k in _SLOW_LAYOUTS)) for k in _LAYOUTS],
+)
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_variant_finite_differences(variant, layout):
     """Every parameter (the variants' own included), x and the initial states."""
@@ -365,6 +369,7 @@ def _pairs():
 
 
 @pytest.mark.parametrize("first, second", _pairs())
+@pytest.mark.slow
 def test_variant_pairs_finite_differences(first, second):
     options = {**VARIANTS[first], **VARIANTS[second]}
     extra = dict(num_layers=2, proj_size=2, lengths=True, batch_first=True)
@@ -372,6 +377,7 @@ def test_variant_pairs_finite_differences(first, second):
     assert max(errs.values()) <= FD_TOL, errs
 
 
+@pytest.mark.slow
 def test_all_gate_options_at_once_finite_differences():
     options = dict(peepholes=True, coupled_gates=True, input_activation=False, layer_norm=True)
     options.update(output_activation=False, recurrent_dropout=0.2, zoneout=(0.2, 0.3))

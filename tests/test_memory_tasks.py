@@ -63,6 +63,7 @@ def test_copying_layout() -> None:
     assert np.all(b.y[: T + 10] == 0) and np.array_equal(b.y[T + 10 :], data)
 
 
+@pytest.mark.slow
 def test_copying_baseline_matches_formula() -> None:
     T = 30
     task = tasks.CopyingTask(T)

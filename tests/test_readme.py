@@ -15,7 +15,10 @@ def test_the_readme_has_examples() -> None:
     assert len(BLOCKS) >= 3
 
 
-@pytest.mark.parametrize("k", range(len(BLOCKS)))
+@pytest.mark.parametrize(
+    "k",  # the examples that train a forecaster (seconds each) are in the slow tier
+    [pytest.param(k, marks=[pytest.mark.slow] * (".fit(" in b)) for k, b in enumerate(BLOCKS)],
+)
 def test_readme_example_runs(k: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code = BLOCKS[k]
     for module in ("torch", "onnx"):

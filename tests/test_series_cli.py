@@ -187,6 +187,7 @@ def test_bad_csv_is_a_clear_error(tmp_path: Path, cells: list[str], message: str
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_user_mistakes_exit_1_without_traceback(monthly: Path, tmp_path: Path) -> None:
     cases: list[tuple[list[str | Path], str]] = [
         (["series", "train", "--csv", tmp_path / "none.csv", "--column", "a", "--out",

@@ -127,6 +127,7 @@ def test_undecodable_bytes_do_not_crash(tmp_path):
     assert "\ufffd" in corpus.train and "ok " in corpus.train
 
 
+@pytest.mark.slow
 def test_default_corpus_is_the_stdlib_and_not_trivial():
     files = default_corpus_files()
     names = {p.name for p in files}
