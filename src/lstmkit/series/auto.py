@@ -338,29 +338,20 @@ def fit_auto(
     budget = np.inf if config.minutes is None else 60.0 * config.minutes
     search_deadline = start + 0.7 * budget
     n = len(y)
-    table: list[dict[str, Any]] = []
     errors: list[np.ndarray] = []  # each row's validation errors (origins, h)
-    pool = candidates(m, h, n - h, config.hidden)
-    truncated = False
 
-    def run(pool: list[Candidate]) -> None:
-        nonlocal truncated
-        for c in pool:
-            if time.monotonic() > search_deadline and table:
-                truncated = True
-                return
-            if n - h < c.need():
-                continue
-            mae, step, e = _validate(y, m, h, c, config, search_deadline, observed)
-            table.append({**asdict(c), "val_mae": mae, "steps": step})
-            errors.append(e)
+    def validate(c: Candidate) -> dict[str, Any]:
+        mae, step, e = _validate(y, m, h, c, config, search_deadline, observed)
+        errors.append(e)
+        return {"val_mae": mae, "steps": step}
 
-    run(pool)
-    if not table:  # too short to hold out a validation part: train the first candidate
-        table.append({**asdict(pool[0]), "val_mae": float("nan"), "steps": config.steps})
+    def fallback(c: Candidate) -> dict[str, Any]:
         errors.append(np.full((1, h), np.nan))
-    best = min(table, key=_val_key)
-    run([replace(_candidate(best), hidden=s) for s in config.sizes if s != best["hidden"]])
+        return {"val_mae": float("nan"), "steps": config.steps}
+
+    pool = candidates(m, h, n - h, config.hidden)
+    args = (validate, fallback, search_deadline, _val_key)
+    table, truncated = search(pool, n - h, config.sizes, *args)
     order = sorted(range(len(table)), key=lambda i: _val_key(table[i]))[: config.top]
     ranked = [table[i] for i in order]
     members = []
@@ -378,6 +369,41 @@ def fit_auto(
     truncated = truncated or time.monotonic() > refit_deadline
     calibration = conformal.cross_fit(errors, config.top)
     return Ensemble(members, y, m, table, truncated, calibration)
+
+
+def search(
+    pool: list[Candidate],
+    room: int,
+    sizes: tuple[int, ...],
+    validate: Any,
+    fallback: Any,
+    deadline: float,
+    key: Any,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The validation table of a candidate search, and whether the deadline cut it: a row
+    (the candidate's fields and ``validate(c)``'s scores) for each candidate of ``pool``
+    whose windows fit in ``room`` values, then for the best one (the row with the least
+    ``key(row)``) at each other hidden size of ``sizes``. With none fitting, the first candidate's
+    row with ``fallback(c)``'s scores. Once a row exists, candidates past ``deadline`` are
+    skipped."""
+    table: list[dict[str, Any]] = []
+    truncated = False
+
+    def run(cands: list[Candidate]) -> None:
+        nonlocal truncated
+        for c in cands:
+            if time.monotonic() > deadline and table:
+                truncated = True
+                return
+            if room >= c.need():
+                table.append({**asdict(c), **validate(c)})
+
+    run(pool)
+    if not table:  # too short to hold out a validation part: train the first candidate
+        table.append({**asdict(pool[0]), **fallback(pool[0])})
+    best = min(table, key=key)
+    run([replace(_candidate(best), hidden=s) for s in sizes if s != best["hidden"]])
+    return table, truncated
 
 
 def _val_key(row: dict[str, Any]) -> float:

@@ -21,12 +21,12 @@ A series too short for the lookback of every candidate is a ValueError naming it
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_windows
+from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_windows, search
 from lstmkit.series.covariates import (
     CovariateLSTM,
     context,
@@ -261,26 +261,17 @@ def fit_global(
     budget = np.inf if config.minutes is None else 60.0 * config.minutes
     search_deadline = start + 0.7 * budget
     n = min(len(y) for y in panel.y)
-    table: list[dict[str, Any]] = []
+
+    def validate(c: Candidate) -> dict[str, Any]:
+        val, step = _validate(panel, m, h, c, config, search_deadline)
+        return {"val_mase": val, "steps": step}
+
+    def fallback(c: Candidate) -> dict[str, Any]:
+        return {"val_mase": float("nan"), "steps": config.steps}
+
     pool = candidates(m, h, n - h, config.hidden)
-    truncated = False
-
-    def run(pool: list[Candidate]) -> None:
-        nonlocal truncated
-        for c in pool:
-            if time.monotonic() > search_deadline and table:
-                truncated = True
-                return
-            if n - h < c.need():
-                continue
-            val, step = _validate(panel, m, h, c, config, search_deadline)
-            table.append({**asdict(c), "val_mase": val, "steps": step})
-
-    run(pool)
-    if not table:  # too short to hold out a validation part: train the first candidate
-        table.append({**asdict(pool[0]), "val_mase": float("nan"), "steps": config.steps})
-    best = min(table, key=_val_key)
-    run([replace(_candidate(best), hidden=s) for s in config.sizes if s != best["hidden"]])
+    args = (validate, fallback, search_deadline, _val_key)
+    table, truncated = search(pool, n - h, config.sizes, *args)
     ranked = sorted(table, key=_val_key)[: config.top]
     members = []
     for row in ranked:
