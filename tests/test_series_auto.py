@@ -234,8 +234,8 @@ def test_train_with_only_csv_column_horizon_then_forecast_and_eval(
 @pytest.mark.parametrize(
     "extra, needle",
     [
-        (["--resume"], "--resume and --val go with one LSTM"),
-        (["--val", "3"], "--resume and --val go with one LSTM"),
+        (["--resume"], "--resume: no interrupted automatic forecaster"),
+        (["--val", "3"], "--val goes with one LSTM"),
         (["--horizon", "50"], "use a smaller --horizon or --holdout"),
         (["--steps", "0"], "--steps: expected an integer >= 1"),
         (["--lookback", "8", "--season", "4"], "--season goes with the automatic"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,14 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     """``series train`` without --lookback: the automatic forecaster into --out/auto.npz;
     ``read(csv, column, time_column)`` reads the series (a UserError if it cannot)."""
     from lstmkit.series.auto import fit_auto
-    from lstmkit.series.auto_run import FILE, save_ensemble
+    from lstmkit.series.auto_progress import stamp
+    from lstmkit.series.auto_run import save_ensemble
     from lstmkit.series.evaluate import resolve_season
     from lstmkit.series.missing import fill
 
-    config = one_go_config(args, "automatic")
+    config = one_go_config(args, "automatic", resumable=True)
     output_folder(args.out, "--out")
-    if (Path(args.out) / FILE).exists():
-        raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
+    _check_out(Path(args.out), args.resume)
     series = read(args.csv, args.column, args.time_column)
     holdout = args.horizon if args.holdout is None else args.holdout
     n_fit = len(series) - holdout
@@ -39,12 +40,17 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         season, source = resolve_season(series, args.season)
     except ValueError as e:
         raise UserError(str(e)) from None
-    print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
-    say_filled(series, n_fit)
     y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
     mask = observed if series.missing == "mask" else None
-    ensemble = fit_auto(y, season, args.horizon, config, mask)
-    path = save_ensemble(output_folder(args.out, "--out", create=True), ensemble, series, holdout)
+    folder = output_folder(args.out, "--out", create=True)
+    with _locked(folder):
+        _check_out(folder, args.resume)  # again: another process may have written meanwhile
+        progress = _progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
+        print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
+        say_filled(series, n_fit)
+        ensemble = fit_auto(y, season, args.horizon, config, mask, progress)
+        path = save_ensemble(folder, ensemble, series, holdout)
+        progress.remove()
     chosen = ", ".join(
         f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
         f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
@@ -59,15 +65,73 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     return 0
 
 
-def one_go_config(args: argparse.Namespace, which: str) -> Any:
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """The run folder's lock held (another lstmkit process training into it is refused)."""
+    from lstmkit.train.run_folder import Run, RunFolderError
+
+    try:
+        run = Run(folder).lock()
+    except RunFolderError as e:
+        raise UserError(str(e)) from None
+    try:
+        yield
+    finally:
+        run.release()
+
+
+def _check_out(out: Path, resume: bool) -> None:
+    """--out for a new run (neither a finished nor an interrupted automatic forecaster in
+    it) or, with --resume, an interrupted one's."""
+    from lstmkit.series.auto_progress import FILE as PROGRESS
+    from lstmkit.series.auto_run import FILE
+
+    if (out / FILE).exists():
+        if resume:
+            raise UserError(f"--resume: {out / FILE} exists: the run is finished")
+        raise UserError(f"--out: {out / FILE} already exists; pass another --out")
+    if resume and not (out / PROGRESS).is_file():
+        raise UserError(
+            f"--resume: no interrupted automatic forecaster in {out} ({PROGRESS} is missing)"
+        )
+    if not resume and (out / PROGRESS).exists():
+        raise UserError(
+            f"--out: {out} holds an interrupted automatic forecaster ({PROGRESS}); pass "
+            "--resume to continue it, or another --out"
+        )
+
+
+def _progress(folder: Path, resume: bool, stamp: dict[str, Any]) -> Any:
+    """The run's Progress: a new one, or with --resume the saved one (a UserError if it was
+    saved for other values or options, or cannot be read)."""
+    from lstmkit.series.auto_progress import Progress
+    from lstmkit.train.checkpoint import CheckpointError
+
+    if not resume:
+        return Progress.start(folder, stamp)
+    try:
+        progress = Progress.resume(folder, stamp)
+    except (CheckpointError, ValueError) as e:
+        raise UserError(str(e)) from None
+    print(
+        f"resuming: {len(progress.rows)} candidates and {len(progress.members)} members done, "
+        f"{progress.spent:.0f} s of the time budget spent",
+        file=sys.stderr,
+    )
+    return progress
+
+
+def one_go_config(args: argparse.Namespace, which: str, resumable: bool = False) -> Any:
     """The AutoConfig of a forecaster chosen on validation windows and trained in one go
-    (``which``: "automatic" or "global"): no --resume, --val or MPI; positive sizes."""
+    (``which``: "automatic" or "global"): no --val or MPI, no --resume unless
+    ``resumable``; positive sizes."""
     from lstmkit.train import distributed
 
-    if args.resume or args.val is not None:
+    if args.val is not None or (args.resume and not resumable):
+        flags = "--resume and --val go" if not resumable else "--val goes"
         raise UserError(
-            f"--resume and --val go with one LSTM (--lookback N); the {which} forecaster "
-            "validates inside the training part and trains in one go"
+            f"{flags} with one LSTM (--lookback N); the {which} forecaster "
+            "validates inside the training part" + ("" if resumable else " and trains in one go")
         )
     try:
         processes = distributed.from_arguments(args).size

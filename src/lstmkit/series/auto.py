@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -318,12 +319,19 @@ def fit_auto(
     h: int,
     config: AutoConfig | None = None,
     observed: np.ndarray | None = None,
+    progress: Any = None,
 ) -> Ensemble:
     """Search the candidates on validation windows inside y (n,), then refit the best on
     all of y; see the module docstring. m: season (1 for none), h: horizon it is tuned for.
 
     ``observed`` (n,) bool, for missing="mask": y holds filled values where it is False
-    (their inputs); the loss and the validation errors skip those targets."""
+    (their inputs); the loss and the validation errors skip those targets.
+
+    ``progress``, for a resumable fit (:class:`lstmkit.series.auto_progress.Progress`): a
+    memo of finished work. ``progress.validated(c, run)`` and ``progress.refitted(c, seed,
+    run)`` return a saved result of ``run()`` (candidate c's validation (mae, step, errors);
+    its refitted model for that seed) or compute and save it; ``progress.spent`` is the
+    seconds of the time budget an interrupted fit already used."""
     config = config or AutoConfig()
     y = np.asarray(y, np.float64)
     if y.ndim != 1 or not np.all(np.isfinite(y)):
@@ -334,14 +342,15 @@ def fit_auto(
             raise ValueError(f"observed: expected shape {y.shape} (y's), got {observed.shape}")
     if m < 1 or h < 1:
         raise ValueError(f"season and horizon: expected integers >= 1, got {m} and {h}")
-    start = time.monotonic()
+    start = time.monotonic() - (0.0 if progress is None else progress.spent)
     budget = np.inf if config.minutes is None else 60.0 * config.minutes
     search_deadline = start + 0.7 * budget
     n = len(y)
     errors: list[np.ndarray] = []  # each row's validation errors (origins, h)
 
     def validate(c: Candidate) -> dict[str, Any]:
-        mae, step, e = _validate(y, m, h, c, config, search_deadline, observed)
+        run = partial(_validate, y, m, h, c, config, search_deadline, observed)
+        mae, step, e = run() if progress is None else progress.validated(c, run)
         errors.append(e)
         return {"val_mae": mae, "steps": step}
 
@@ -362,9 +371,11 @@ def fit_auto(
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
             z_observed = _z_observed(observed, c.difference)
-            model = _train(
-                tf.encode(y), c, config, seed, row["steps"], refit_deadline, None, z_observed
+            z = tf.encode(y)
+            run = partial(
+                _train, z, c, config, seed, row["steps"], refit_deadline, None, z_observed
             )
+            model = run() if progress is None else progress.refitted(c, seed, run)
             members.append((c, tf, model, row["steps"]))
     truncated = truncated or time.monotonic() > refit_deadline
     calibration = conformal.cross_fit(errors, config.top)
