@@ -19,7 +19,11 @@ def add_commands(subparsers: Any) -> None:
         help="write the run's model as ONNX (standard LSTM/GRU/RNN operators)",
         description="Export a char-LM or forecaster run to ONNX; needs lstmkit[onnx]. "
         "Inputs: the sequence, initial states and (unless --no-sequence-lens) sequence_lens; "
-        "outputs: the result and the final states, so the model can stream chunk by chunk.",
+        "outputs: the result and the final states, so the model can stream chunk by chunk. "
+        "An automatic forecaster's run (auto.npz) becomes one graph of its whole forecast: "
+        "inputs history (N, need) float64, the last values of each series, and n (N,) int64, "
+        "each series' length; outputs forecast (N, horizon), the median of the members, and "
+        "members (K, N, horizon).",
     )
     p.add_argument("--run", required=True, help="run folder or checkpoint file")
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -27,17 +31,28 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--no-sequence-lens",
         action="store_true",
-        help="no sequence_lens input (every sequence runs all steps)",
+        help="no sequence_lens input (every sequence runs all steps; not for auto.npz)",
+    )
+    p.add_argument(
+        "--horizon",
+        type=int,
+        help="automatic forecaster: forecast steps unrolled in the graph (default: the run's)",
     )
     p.set_defaults(func=_onnx)
 
 
 def load_run_model(run: str) -> Any:
     """The model of a run folder or checkpoint, whatever kind of run it is."""
+    from lstmkit.series.auto_run import is_auto_run, load_ensemble
     from lstmkit.train import checkpoint
     from lstmkit.train.run_folder import Run
 
     path = Path(run)
+    if is_auto_run(path):
+        try:
+            return load_ensemble(path)[0]
+        except CheckpointError as e:
+            raise UserError(str(e)) from None
     if path.is_dir():
         r = Run(path)
         path = r.checkpoint_path("best" if r.exists("best") else "latest")
@@ -64,11 +79,44 @@ def _onnx(args: argparse.Namespace) -> int:
         from lstmkit.io.onnx import export
     except ModuleNotFoundError as e:
         raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
+    from lstmkit.series.auto import Ensemble
+
     output_file(args.out, "--out")
     model = load_run_model(args.run)
+    if isinstance(model, Ensemble):
+        return _onnx_ensemble(args, model)
+    if args.horizon is not None:
+        raise UserError("--horizon goes with an automatic forecaster's run (auto.npz)")
     try:
         export(model, args.out, opset=args.opset, sequence_lens=not args.no_sequence_lens)
     except (ValueError, TypeError) as e:
         raise UserError(str(e)) from None
     print(f"wrote {args.out}")
+    return 0
+
+
+def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
+    """The automatic forecaster's whole forecast as one graph (lstmkit.io.onnx_ensemble)."""
+    from lstmkit.io.onnx_ensemble import Member, export_ensemble
+
+    if args.no_sequence_lens:
+        raise UserError("--no-sequence-lens: the automatic forecaster's graph has no lengths")
+    horizon = ensemble.errors.shape[1] if args.horizon is None else args.horizon
+    if horizon < 1:
+        raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
+    members = [
+        Member(model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale)
+        for c, tf, model, _ in ensemble.members
+    ]
+    try:
+        proto = export_ensemble(members, horizon, args.out, opset=args.opset)
+    except ModuleNotFoundError as e:
+        raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
+    except (ValueError, TypeError) as e:
+        raise UserError(str(e)) from None
+    need = next(p.value for p in proto.metadata_props if p.key == "need")
+    print(
+        f"wrote {args.out}: the median of {len(members)} LSTMs, {horizon} steps from the "
+        f"last {need} values (inputs history (N, {need}) float64 and n (N,) int64)"
+    )
     return 0

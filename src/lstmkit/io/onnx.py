@@ -54,7 +54,8 @@ Whole models (a :class:`lstmkit.nn.model.Model` with children ``embed``, ``lstm`
 or ``lstm``, ``head``; see :func:`export`) are built from the same pieces:
 :func:`layer_nodes` emits the nodes and weights of one recurrent layer between tensor names
 of the caller's choosing, so a model's graph is a Gather (embedding), these nodes and a
-MatMul + Add (linear head).
+MatMul + Add (linear head). The automatic forecaster's whole forecast (transforms, unrolled
+roll-outs, median of the members) is :mod:`lstmkit.io.onnx_ensemble`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ from lstmkit.nn.recurrent import GRU, LSTM, RNN
 if TYPE_CHECKING:
     from onnx import ModelProto, NodeProto, TensorProto, ValueInfoProto
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export", "layer_nodes"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "export", "layer_nodes", "operator_weights"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Squeeze and Slice take their axes as inputs from opset 13 on
@@ -135,6 +136,13 @@ def _operator_weights(layer: Any, mode: str, layer_index: int) -> dict[str, np.n
     if mode == "LSTM" and layer.options.peepholes:  # ONNX's order: i, o, f
         out["P"] = np.stack([np.concatenate([p["weight_c" + g + s] for g in "iof"]) for s in sfx])
     return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def operator_weights(layer: LSTM | GRU | RNN, layer_index: int = 0) -> dict[str, np.ndarray]:
+    """The ONNX operator's weights of one layer (see :func:`layer_nodes`): W (D, G*H, in),
+    R (D, G*H, H), with bias B (D, 2*G*H), with peepholes P (D, 3H), float32, in ONNX's gate
+    order; ValueError if the operator cannot express the layer."""
+    return _operator_weights(layer, _mode(layer), layer_index)
 
 
 def layer_nodes(

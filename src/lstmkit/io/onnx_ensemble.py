@@ -1,0 +1,230 @@
+"""A forecasting ensemble as one ONNX graph: raw values in, the median h-step forecast out.
+
+``export_ensemble(members, horizon, "f.onnx")`` writes the whole forecast of the automatic
+forecaster (:mod:`lstmkit.series.auto`) as standard ONNX operators, so ONNX Runtime gives
+``series forecast``'s numbers (to float32 rounding in the LSTMs) without lstmkit::
+
+    inputs   history   (N, need) float64  the last ``need`` values of each of N series
+             n         (N,) int64         each series' length: the time index of the first
+                                          forecast, n mod m is the season's phase
+    outputs  forecast  (N, horizon) float64   the median over the members at every step
+             members   (K, N, horizon) float64  each member's forecast
+
+``need`` = max over the members of lookback + difference (the model's metadata
+``need``, ``horizon``, ``season`` and ``members`` say it too). ``n`` is unused (but still
+fed) when no member deseasons. The graph of a member, in the order of
+:class:`lstmkit.series.transform.Transform` and :func:`lstmkit.series.forecast.roll_out`:
+
+1. its transform, in float64: the last lookback (+ 1 with differencing) values; minus the
+   seasonal indices ``s[t mod m]`` (Gather) at their times t = n - w .. n - 1; the changes
+   (two Slices and a Sub) with differencing; minus the mean, over the scale;
+2. its LSTM (the ONNX ``LSTM`` operator, from zero states) over the context, the linear head
+   on the final h: the first forecast, in float32;
+3. the recursive roll-out unrolled for ``horizon`` steps: an ``LSTM`` node of one step from
+   the carried (h, c), fed the previous forecast, and the head; all members' weights are
+   initializers shared by their steps;
+4. the inverse transform in float64: times the scale plus the mean; with differencing a
+   CumSum over the steps added to the last deseasoned value; plus ``s[t mod m]`` at
+   t = n .. n + horizon - 1.
+
+The median across the K members: ONNX has no median operator, so TopK (K largest along the
+member axis, sorted) and the middle one, or for even K the two middle ones' sum times 0.5.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from lstmkit.io.onnx import DEFAULT_OPSET, MIN_OPSET, operator_weights
+from lstmkit.nn.recurrent import LSTM
+
+if TYPE_CHECKING:
+    from onnx import ModelProto
+
+__all__ = ["Member", "export_ensemble"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of the ensemble: its model (children ``lstm``, a one-layer forward LSTM
+    reading one value, and ``head``, a Linear to one value) and its transform."""
+
+    model: Any
+    lookback: int
+    difference: bool
+    season: np.ndarray  # (m,) additive seasonal indices by t mod m (zeros: not deseasoned)
+    mean: float
+    scale: float
+
+    def need(self) -> int:
+        """Values of the history the member reads."""
+        return self.lookback + int(self.difference)
+
+
+class _Graph:
+    """Nodes and initializers under fresh names."""
+
+    def __init__(self) -> None:
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self._count = 0
+
+    def const(self, name: str, value: Any, dtype: Any = np.int64) -> str:
+        from onnx import numpy_helper
+
+        if not any(t.name == name for t in self.inits):
+            self.inits.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], outputs: int = 1, **attrs: Any) -> Any:
+        """The node's output name (a list of them when ``outputs`` > 1)."""
+        from onnx import helper
+
+        self._count += 1
+        names = [f"{op_type.lower()}_{self._count}_{k}" for k in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, names, **attrs))
+        return names[0] if outputs == 1 else names
+
+
+def _check(member: Member) -> None:
+    children = dict(member.model.children)
+    lstm, head = children.get("lstm"), children.get("head")
+    if not isinstance(lstm, LSTM) or head is None:
+        raise TypeError("member.model: expected children lstm (LSTM) and head (Linear)")
+    if (lstm.num_layers, lstm.num_directions, lstm.input_size) != (1, 1, 1) or lstm.batch_first:
+        raise ValueError(
+            f"member.model.lstm: expected one forward layer reading one value, got {lstm!r}"
+        )
+    if head.out_features != 1 or "bias" not in head.parameters():
+        raise ValueError("member.model.head: expected a Linear to one value with a bias")
+    if member.lookback < 1:
+        raise ValueError(f"member.lookback: expected >= 1, got {member.lookback}")
+
+
+def _transform(g: _Graph, p: str, member: Member, need: int) -> tuple[str, str | None]:
+    """(z (L, N, 1) float32 of the member's context, its last deseasoned value (N, 1) or
+    None without differencing)."""
+    w, m = member.need(), member.season.shape[0]
+    start, end = g.const(p + "from", [need - w]), g.const("end", [need])
+    x = g.op("Slice", ["history", start, end, g.const("axis1", [1])])  # (N, w)
+    if np.any(member.season != 0):
+        t = g.op("Add", ["n_column", g.const(p + "t_past", np.arange(-w, 0))])  # (N, w)
+        phase = g.op("Mod", [t, g.const(p + "m", [m])])  # Python's sign: t < 0 still right
+        season = g.const(p + "season", member.season, np.float64)
+        x = g.op("Sub", [x, g.op("Gather", [season, phase], axis=0)])  # d_t
+    last = None
+    if member.difference:
+        ends = [g.const(k, [v]) for k, v in ((p + "w", w), (p + "w-1", w - 1))]
+        last = g.op("Slice", [x, ends[1], ends[0], g.const("axis1", [1])])  # (N, 1)
+        later = g.op("Slice", [x, g.const("one", [1]), ends[0], g.const("axis1", [1])])
+        earlier = g.op("Slice", [x, g.const("zero", [0]), ends[1], g.const("axis1", [1])])
+        x = g.op("Sub", [later, earlier])  # e_t (N, L)
+    mean = g.const(p + "mean", member.mean, np.float64)
+    scale = g.const(p + "scale", member.scale, np.float64)
+    z = g.op("Div", [g.op("Sub", [x, mean]), scale])  # (N, L)
+    z = g.op("Transpose", [g.op("Cast", [z], to=1)], perm=[1, 0])  # float32 (L, N)
+    return g.op("Unsqueeze", [z, g.const("axis2", [2])]), last
+
+
+def _roll_out(g: _Graph, p: str, member: Member, z: str, horizon: int) -> str:
+    """The member's model-space forecasts (N, horizon) float32: the LSTM over the context z,
+    then one LSTM step per further forecast from the carried state."""
+    lstm, head = member.model.children["lstm"], member.model.children["head"]
+    weights = operator_weights(lstm)
+    W, R, B = (g.const(p + k, weights[k], np.float32) for k in "WRB")
+    params = head.parameters()
+    head_w = g.const(p + "head_weight_T", params["weight"].T, np.float32)  # (H, 1)
+    head_b = g.const(p + "head_bias", params["bias"], np.float32)
+    P = [g.const(p + "P", weights["P"], np.float32)] if "P" in weights else []  # peepholes
+    attrs = {"hidden_size": lstm.hidden_size}
+    if lstm.options.coupled_gates:
+        attrs["input_forget"] = 1
+    state = ["", ""]  # zeros
+    preds = []
+    x = z
+    for _ in range(horizon):
+        _, h, c = g.op("LSTM", [x, W, R, B, "", *state, *P], outputs=3, **attrs)
+        x = g.op("Add", [g.op("MatMul", [h, head_w]), head_b])  # (1, N, 1)
+        preds.append(x)
+        state = [h, c]
+    z_hat = g.op("Concat", preds, axis=0) if horizon > 1 else preds[0]  # (horizon, N, 1)
+    z_hat = g.op("Squeeze", [z_hat, g.const("axis2", [2])])
+    return g.op("Transpose", [z_hat], perm=[1, 0])  # (N, horizon)
+
+
+def _decode(g: _Graph, p: str, member: Member, z_hat: str, last: str | None, h: int) -> str:
+    """Forecast values (N, h) float64 from the model-space z_hat (N, h) float32."""
+    e = g.op("Cast", [z_hat], to=11)  # float64
+    scale = g.const(p + "scale", member.scale, np.float64)
+    e = g.op("Add", [g.op("Mul", [e, scale]), g.const(p + "mean", member.mean, np.float64)])
+    if last is not None:
+        e = g.op("Add", [last, g.op("CumSum", [e, g.const("axis1_scalar", 1)])])
+    if np.any(member.season != 0):
+        t = g.op("Add", ["n_column", g.const(p + "t_future", np.arange(h))])  # (N, h)
+        phase = g.op("Mod", [t, p + "m"])
+        e = g.op("Add", [e, g.op("Gather", [p + "season", phase], axis=0)])
+    return e
+
+
+def _median(g: _Graph, members: str, K: int) -> str:
+    """The median along axis 0 of (K, N, h): TopK sorts, then the middle (or the mean of
+    the two middle ones)."""
+    ranked, _ = g.op("TopK", [members, g.const("K", [K])], outputs=2, axis=0)
+    if K % 2:
+        return g.op("Gather", [ranked, g.const("middle", K // 2)], axis=0)
+    pair = [g.op("Gather", [ranked, g.const(f"rank{r}", r)], axis=0) for r in (K // 2 - 1, K // 2)]
+    return g.op("Mul", [g.op("Add", pair), g.const("half", 0.5, np.float64)])
+
+
+def export_ensemble(
+    members: list[Member], horizon: int, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET
+) -> ModelProto:
+    """Write the median ensemble of ``members`` for ``horizon`` steps to ``path`` (inputs and
+    outputs in the module docstring), check it, and return the ModelProto."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    if not members:
+        raise ValueError("members: expected at least one")
+    if not isinstance(horizon, int) or horizon < 1:
+        raise ValueError(f"horizon: expected an integer >= 1, got {horizon!r}")
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(
+            f"opset: expected an integer in {MIN_OPSET}..{onnx.defs.onnx_opset_version()}, "
+            f"got {opset!r}"
+        )
+    for member in members:
+        _check(member)
+    need, K = max(m.need() for m in members), len(members)
+    g = _Graph()
+    g.nodes.append(helper.make_node("Unsqueeze", ["n", g.const("axis1", [1])], ["n_column"]))
+    forecasts = []
+    for k, member in enumerate(members):
+        p = f"m{k}_"
+        z, last = _transform(g, p, member, need)
+        values = _decode(g, p, member, _roll_out(g, p, member, z, horizon), last, horizon)
+        forecasts.append(g.op("Unsqueeze", [values, g.const("axis0", [0])]))
+    g.nodes.append(helper.make_node("Concat", forecasts, ["members"], axis=0))  # (K, N, h)
+    g.nodes.append(helper.make_node("Identity", [_median(g, "members", K)], ["forecast"]))
+    inputs = [
+        helper.make_tensor_value_info("history", TensorProto.DOUBLE, ["N", need]),
+        helper.make_tensor_value_info("n", TensorProto.INT64, ["N"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("forecast", TensorProto.DOUBLE, ["N", horizon]),
+        helper.make_tensor_value_info("members", TensorProto.DOUBLE, [K, "N", horizon]),
+    ]
+    graph = helper.make_graph(g.nodes, "lstmkit_auto_forecaster", inputs, outputs, g.inits)
+    opsets = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(graph, opset_imports=opsets, producer_name="lstmkit")
+    proto.ir_version = helper.find_min_ir_version_for(opsets)
+    m = members[0].season.shape[0]
+    props = {"need": need, "horizon": horizon, "season": m, "members": K}
+    helper.set_model_props(proto, {k: str(v) for k, v in props.items()})
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, os.fspath(path))
+    return proto

@@ -1,0 +1,155 @@
+"""The automatic forecaster's ONNX graph: ONNX Runtime's forecast from the raw last values
+equals lstmkit's (``Ensemble.predict``, ``series forecast``) to float32 rounding.
+
+The oracle is lstmkit's own NumPy forecast (transform, LSTM roll-out, np.median), run on
+ensembles that hold every member form (deseasoned or not, differenced or not, lookbacks that
+differ) and odd and even member counts, from histories whose lengths give different phases
+of the season.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli.app import main
+from lstmkit.io.onnx_ensemble import Member, export_ensemble
+from lstmkit.series.auto import Candidate, Ensemble
+from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.transform import Transform
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+H = 6
+
+
+def _session(path: Path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def seasonal(n: int, m: int, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    noise = 0.3 * np.random.default_rng(seed).standard_normal(n)
+    return 50 + 0.2 * t + 4 * np.sin(2 * np.pi * t / m) + noise
+
+
+def ensemble(K: int, m: int) -> Ensemble:
+    """K members cycling through the four forms, random LSTMs with weights large enough to
+    be non-linear."""
+    y = seasonal(40, m)
+    members = []
+    for k in range(K):
+        c = Candidate((m * 2, 5, m, 7)[k % 4], k % 2 == 0 and m > 1, k % 4 < 2, 3 + k)
+        model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=k)
+        model.load_state_dict({n: 2.5 * w for n, w in model.state_dict().items()})
+        members.append((c, Transform.fit(y, m, c.deseason, c.difference), model, 1))
+    return Ensemble(members, y, m, [], False, np.zeros((1, H)))
+
+
+def to_members(e: Ensemble) -> list[Member]:
+    return [
+        Member(model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale)
+        for c, tf, model, _ in e.members
+    ]
+
+
+@pytest.mark.parametrize("K, m", [(1, 4), (2, 4), (3, 12), (4, 4), (5, 1)])
+def test_onnxruntime_gives_the_ensembles_forecast(tmp_path: Path, K: int, m: int) -> None:
+    e = ensemble(K, m)
+    path = tmp_path / "auto.onnx"
+    proto = export_ensemble(to_members(e), H, path)
+    props = {p.key: p.value for p in proto.metadata_props}
+    need = max(c.lookback + c.difference for c, _, _, _ in e.members)
+    assert props == {"need": str(need), "horizon": str(H), "season": str(m), "members": str(K)}
+    ops = [node.op_type for node in proto.graph.node]
+    assert ops.count("LSTM") == K * H and ops.count("TopK") == 1
+    lengths = [37, 38, 40]  # three phases of the season
+    histories = [seasonal(40, m, seed=1)[:n] for n in lengths]
+    feeds = {
+        "history": np.stack([y[-need:] for y in histories]),
+        "n": np.array(lengths, np.int64),
+    }
+    forecast, members = _session(path).run(None, feeds)
+    expected_members = np.stack([e.member_forecasts(H, y) for y in histories], axis=1)
+    expected = np.stack([e.predict(H, y) for y in histories])
+    assert members.shape == (K, 3, H) and forecast.shape == (3, H)
+    assert members.dtype == forecast.dtype == np.float64
+    assert np.ptp(expected_members[:, 0, 0]) > 1e-2 or K == 1, "members too alike: weak test"
+    np.testing.assert_allclose(members, expected_members, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(forecast, expected, rtol=0, atol=1e-5)
+
+
+def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_ones(tmp_path: Path) -> None:
+    """The graph's median of its own member outputs, exactly (float64 TopK and Gather)."""
+    e = ensemble(4, 4)
+    export_ensemble(to_members(e), H, tmp_path / "a.onnx")
+    y = seasonal(40, 4, seed=2)
+    feeds = {"history": y[None, -9:], "n": np.array([40])}  # need: lookback 8 + difference
+    forecast, members = _session(tmp_path / "a.onnx").run(None, feeds)
+    np.testing.assert_array_equal(forecast, np.median(members, axis=0))
+
+
+def test_lstm_variants_the_operator_expresses(tmp_path: Path) -> None:
+    """Members with peepholes (the operator's P) and coupled gates (input_forget)."""
+    y = seasonal(40, 4)
+    members = []
+    for k, variant in enumerate([{"peepholes": True}, {"coupled_gates": True}]):
+        model = Forecaster(ForecasterConfig(hidden=5, variant=variant), seed=k)
+        model.load_state_dict({n: 2.5 * w for n, w in model.state_dict().items()})
+        c = Candidate(8, True, k == 0, 5)
+        members.append((c, Transform.fit(y, 4, c.deseason, c.difference), model, 1))
+    e = Ensemble(members, y, 4, [], False, np.zeros((1, H)))
+    export_ensemble(to_members(e), H, tmp_path / "v.onnx")
+    feeds = {"history": y[None, -9:], "n": np.array([40])}
+    _, got = _session(tmp_path / "v.onnx").run(None, feeds)
+    np.testing.assert_allclose(got[:, 0], e.member_forecasts(H, y), rtol=0, atol=1e-5)
+
+
+def test_bad_members_are_refused(tmp_path: Path) -> None:
+    e = ensemble(2, 4)
+    with pytest.raises(ValueError, match="horizon: expected an integer >= 1"):
+        export_ensemble(to_members(e), 0, tmp_path / "a.onnx")
+    deep = Forecaster(ForecasterConfig(hidden=3, layers=2), seed=0)
+    bad = Member(deep, 4, False, np.zeros(4), 0.0, 1.0)
+    with pytest.raises(ValueError, match="expected one forward layer reading one value"):
+        export_ensemble([bad], H, tmp_path / "a.onnx")
+    assert not (tmp_path / "a.onnx").exists()
+
+
+def test_export_of_a_trained_run_matches_series_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train` (automatic) -> `export onnx` -> ONNX Runtime on the last values gives
+    the numbers `series forecast` writes."""
+    y = seasonal(48, 4)
+    csv = tmp_path / "s.csv"
+    csv.write_text("v\n" + "\n".join(repr(float(v)) for v in y) + "\n")
+    run = tmp_path / "run"
+    train = ["series", "train", "--csv", str(csv), "--column", "v", "--horizon", "4"]
+    train += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
+    assert main(train + ["--no-progress"]) == 0
+    out = tmp_path / "f.csv"
+    forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv), "--horizon", "4"]
+    assert main(forecast + ["--out", str(out), "--no-plot"]) == 0
+    expected = [float(r.split(",")[1]) for r in out.read_text().splitlines()[1:]]
+    path = tmp_path / "auto.onnx"
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path)]) == 0
+    assert "inputs history (N, " in capsys.readouterr().out
+    model = onnx.load(str(path))
+    need = int(next(p.value for p in model.metadata_props if p.key == "need"))
+    got, _ = _session(path).run(None, {"history": y[None, -need:], "n": np.array([len(y)])})
+    np.testing.assert_allclose(got[0], expected, rtol=0, atol=1e-5)
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--horizon", "7"]) == 0
+    got7, _ = _session(path).run(None, {"history": y[None, -need:], "n": np.array([len(y)])})
+    np.testing.assert_allclose(got7[0, :4], got[0], rtol=0, atol=1e-12)
+    assert got7.shape == (1, 7)
+    capsys.readouterr()
+    bad = ["export", "onnx", "--run", str(run), "--out", str(path), "--no-sequence-lens"]
+    assert main(bad) == 1
+    assert "--no-sequence-lens" in capsys.readouterr().err
