@@ -45,6 +45,9 @@ class Interrupting:
         self.progress, self.kill_at, self.computed = progress, kill_at, 0
         self.spent = progress.spent
 
+    def saved(self, c: Any) -> bool:
+        return self.progress.saved(c)
+
     def validated(self, c: Any, run: Any) -> Any:
         return self.progress.validated(c, self._guard(run))
 
@@ -111,6 +114,20 @@ def test_an_interrupted_fit_resumes_bit_for_bit(tmp_path: Path, reference, where
     resumed = Interrupting(saved)
     assert_same(fit_auto(y, M, H, CONFIG, progress=resumed), reference)
     assert resumed.computed == len(reference.table) + len(reference.members) - (kill_at - 1)
+
+
+def test_a_resume_past_the_budget_replays_every_saved_candidate(tmp_path: Path, reference) -> None:
+    """Killed at the fourth candidate and resumed once its budget is spent: the three saved
+    candidates are replayed whatever the clock, the others are skipped, and the fit says the
+    budget cut it."""
+    y, budget = series(), AutoConfig(**{**CONFIG.__dict__, "minutes": 1.0})
+    s = stamp(y, M, H, budget)
+    with pytest.raises(Killed):
+        fit_auto(y, M, H, budget, progress=Interrupting(Progress.start(tmp_path, s), 4))
+    late = Progress.resume(tmp_path, s)
+    late.spent = 120.0  # two minutes: past the whole budget
+    e = fit_auto(y, M, H, budget, progress=late)
+    assert e.truncated and e.table == reference.table[:3]
 
 
 def test_a_resume_with_other_values_or_options_is_refused(tmp_path: Path) -> None:
@@ -182,7 +199,7 @@ def test_train_resume_after_an_interrupt_equals_one_go(
     assert main(_train_argv(csv, part) + ["--minutes", "30"]) == 130
     monkeypatch.setattr(Progress, "validated", real)
     assert (part / auto_progress.FILE).is_file() and not (part / "auto.npz").exists()
-    capsys.readouterr()
+    assert "saved 1 candidates and 0 members in" in capsys.readouterr().err
     refusals = [
         (_train_argv(csv, part), "holds an interrupted automatic forecaster"),
         (_train_argv(csv, part, 30) + ["--resume"], "steps 30 (the run's: 20)"),

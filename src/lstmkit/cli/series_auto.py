@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         progress = _progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
         print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
         say_filled(series, n_fit)
-        ensemble = fit_auto(y, season, args.horizon, config, mask, progress)
+        ensemble = _fit(partial(fit_auto, y, season, args.horizon, config, mask), progress)
         path = save_ensemble(folder, ensemble, series, holdout)
         progress.remove()
     chosen = ", ".join(
@@ -63,6 +64,19 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         f"wrote {path}"
     )
     return 0
+
+
+def _fit(fit: Callable[[Any], Any], progress: Any) -> Any:
+    """``fit(progress)``; on Ctrl-C, says what is saved and how to go on."""
+    try:
+        return fit(progress)
+    except KeyboardInterrupt:
+        print(
+            f"saved {len(progress.rows)} candidates and {len(progress.members)} members in "
+            f"{progress.path}: the same command with --resume continues",
+            file=sys.stderr,
+        )
+        raise
 
 
 @contextmanager

@@ -331,7 +331,8 @@ def fit_auto(
     memo of finished work. ``progress.validated(c, run)`` and ``progress.refitted(c, seed,
     run)`` return a saved result of ``run()`` (candidate c's validation (mae, step, errors);
     its refitted model for that seed) or compute and save it; ``progress.spent`` is the
-    seconds of the time budget an interrupted fit already used."""
+    seconds of the time budget an interrupted fit already used, and ``progress.saved(c)``
+    whether candidate c's validation is saved (it is replayed even past the deadline)."""
     config = config or AutoConfig()
     y = np.asarray(y, np.float64)
     if y.ndim != 1 or not np.all(np.isfinite(y)):
@@ -360,7 +361,8 @@ def fit_auto(
 
     pool = candidates(m, h, n - h, config.hidden)
     args = (validate, fallback, search_deadline, _val_key)
-    table, truncated = search(pool, n - h, config.sizes, *args)
+    saved = None if progress is None else progress.saved
+    table, truncated = search(pool, n - h, config.sizes, *args, saved)
     order = sorted(range(len(table)), key=lambda i: _val_key(table[i]))[: config.top]
     ranked = [table[i] for i in order]
     members = []
@@ -390,20 +392,23 @@ def search(
     fallback: Any,
     deadline: float,
     key: Any,
+    saved: Any = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The validation table of a candidate search, and whether the deadline cut it: a row
     (the candidate's fields and ``validate(c)``'s scores) for each candidate of ``pool``
     whose windows fit in ``room`` values, then for the best one (the row with the least
     ``key(row)``) at each other hidden size of ``sizes``. With none fitting, the first candidate's
     row with ``fallback(c)``'s scores. Once a row exists, candidates past ``deadline`` are
-    skipped."""
+    skipped, except those for which ``saved(c)`` is true (a resumed fit replays every row
+    the interrupted one finished, whatever the clock)."""
     table: list[dict[str, Any]] = []
     truncated = False
 
     def run(cands: list[Candidate]) -> None:
         nonlocal truncated
         for c in cands:
-            if time.monotonic() > deadline and table:
+            late = time.monotonic() > deadline and not (saved is not None and saved(c))
+            if late and table:
                 truncated = True
                 return
             if room >= c.need():

@@ -9,10 +9,12 @@ generator shared with the others, so skipping the finished ones changes nothing 
 follows: with a time budget that does not bind, a fit interrupted anywhere and resumed ends
 with the same ensemble, bit for bit, as an uninterrupted one.
 
-The time budget counts what the saved work took: ``spent`` seconds go on from the moment of
-the last save, so the work lost in the kill is redone within the budget, not on top of it.
-When the budget binds, where a run stops depends on the clock, and a resumed run may stop
-elsewhere than an uninterrupted one would have.
+The time budget counts what the saved work took: the clock of a resumed fit goes on from
+``spent``, the seconds at the last save, so the work lost in the kill is redone within the
+budget, not on top of it. Saved candidates are replayed whatever the clock (the
+interrupted fit had time for them), so a resumed fit decides as the interrupted one did
+up to its last save; after that, when the budget binds, where it stops depends on the
+clock, and it may stop elsewhere than an uninterrupted fit would have.
 
 ``RUN/auto-progress.npz`` is a checkpoint (:mod:`lstmkit.train.checkpoint`: atomic, checked
 on load) with
@@ -109,6 +111,10 @@ class Progress:
                 raise checkpoint.CheckpointError(f"{path}: member {j}: {e}") from None
             progress.members[(c, member["seed"])] = model
         return progress
+
+    def saved(self, c: Candidate) -> bool:
+        """Whether candidate c's validation is saved."""
+        return c in self.rows
 
     def validated(self, c: Candidate, run: Callable[[], Validation]) -> Validation:
         """Candidate c's saved validation, or ``run()``'s, saved now."""
