@@ -217,28 +217,33 @@ def test_train_resume_after_an_interrupt_equals_one_go(
 
 
 @pytest.mark.slow
-def test_train_resume_after_sigkill_is_exact(tmp_path: Path) -> None:
-    """A `series train` process killed with SIGKILL once its progress file holds a candidate,
-    resumed with --resume, writes the auto.npz of an uninterrupted run."""
+@pytest.mark.parametrize("phase", ["rows", "members"])
+def test_train_resume_after_sigkill_is_exact(tmp_path: Path, phase: str) -> None:
+    """A `series train` process killed with SIGKILL once its progress file holds a candidate
+    (in the search) or a member (in the refits), resumed with --resume, writes the auto.npz
+    of an uninterrupted run."""
     csv, killed = _csv(tmp_path), tmp_path / "killed"
-    argv = _train_argv(csv, killed) + ["--minutes", "30"]
+    argv = _train_argv(csv, killed, steps=200) + ["--eval-every", "100", "--minutes", "30"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     proc = subprocess.Popen([sys.executable, "-m", "lstmkit", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                if len(checkpoint.load(killed / auto_progress.FILE)[1]["rows"]) >= 1:
+                if len(checkpoint.load(killed / auto_progress.FILE)[1][phase]) >= 1:
                     break
             except (OSError, ValueError, KeyError):
                 pass  # not written yet, or being replaced right now
-            time.sleep(0.005)
+            time.sleep(0.002)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
     assert not (killed / "auto.npz").exists()
+    saved = checkpoint.load(killed / auto_progress.FILE)[1]
+    assert (len(saved["members"]) >= 1) == (phase == "members")
     assert main(argv + ["--resume"]) == 0
-    assert main(_train_argv(csv, tmp_path / "full") + ["--minutes", "30"]) == 0
+    full = _train_argv(csv, tmp_path / "full", steps=200) + ["--eval-every", "100"]
+    assert main(full + ["--minutes", "30"]) == 0
     assert_same_run(tmp_path / "full", killed)

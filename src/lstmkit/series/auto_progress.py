@@ -62,8 +62,8 @@ def stamp(
     """What a resumed fit must share with the saved one, JSON-ready."""
     options = {k: v for k, v in asdict(config).items() if k != "minutes"}
     mask = None if observed is None else fingerprint(np.asarray(observed, np.float64))
-    stamp = {"values": fingerprint(y), "n": len(y), "observed": mask, "season": m, "horizon": h}
-    return json.loads(json.dumps({**stamp, **options}))  # tuples as lists, as when loaded
+    data = {"values": fingerprint(y), "n": len(y), "observed": mask, "season": m, "horizon": h}
+    return json.loads(json.dumps({**data, **options}))  # tuples as lists, as when loaded
 
 
 class Progress:
