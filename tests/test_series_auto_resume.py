@@ -23,7 +23,7 @@ from lstmkit.series.auto_progress import Progress, stamp
 from lstmkit.train import checkpoint
 
 # no time budget: the result must not depend on the clock
-CONFIG = AutoConfig(steps=20, eval_every=10, hidden=4, sizes=(3,), top=2, seeds=2, minutes=None)
+CONFIG = AutoConfig(steps=10, eval_every=5, hidden=4, sizes=(3,), top=2, seeds=2, minutes=None)
 M, H = 4, 4
 
 
@@ -140,7 +140,7 @@ def test_a_resume_with_other_values_or_options_is_refused(tmp_path: Path) -> Non
         Progress.resume(tmp_path, stamp(y + 1e-9, M, H, CONFIG))
     other = AutoConfig(**{**CONFIG.__dict__, "steps": 30, "lr": 1e-3})
     with pytest.raises(
-        ValueError, match=r"lr 0.001 \(the run's: 0.003\), steps 30 \(the run's: 20\)"
+        ValueError, match=r"lr 0.001 \(the run's: 0.003\), steps 30 \(the run's: 10\)"
     ):
         Progress.resume(tmp_path, stamp(y, M, H, other))
     with pytest.raises(ValueError, match=r"horizon 5 \(the run's: 4\)"):
@@ -154,7 +154,7 @@ def test_a_resume_with_other_values_or_options_is_refused(tmp_path: Path) -> Non
 
 # ---- the command line ------------------------------------------------------------------
 
-CLI = ["--horizon", "4", "--season", "4", "--eval-every", "10", "--hidden", "4", "--no-progress"]
+CLI = ["--horizon", "4", "--season", "4", "--eval-every", "5", "--hidden", "4", "--no-progress"]
 
 
 def _csv(tmp_path: Path) -> Path:
@@ -163,7 +163,7 @@ def _csv(tmp_path: Path) -> Path:
     return path
 
 
-def _train_argv(csv: Path, out: Path, steps: int = 20) -> list[str]:
+def _train_argv(csv: Path, out: Path, steps: int = 10) -> list[str]:
     argv = ["series", "train", "--csv", str(csv), "--column", "v", *CLI, "--out", str(out)]
     return argv + ["--steps", str(steps)]
 
@@ -202,7 +202,7 @@ def test_train_resume_after_an_interrupt_equals_one_go(
     assert "saved 1 candidates and 0 members in" in capsys.readouterr().err
     refusals = [
         (_train_argv(csv, part), "holds an interrupted automatic forecaster"),
-        (_train_argv(csv, part, 30) + ["--resume"], "steps 30 (the run's: 20)"),
+        (_train_argv(csv, part, 30) + ["--resume"], "steps 30 (the run's: 10)"),
         (_train_argv(csv, tmp_path / "new") + ["--resume"], "no interrupted automatic"),
         (_train_argv(csv, full) + ["--resume"], "the run is finished"),
     ]
