@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Member", "export_ensemble"]
 
+_FLOAT, _DOUBLE = 1, 11  # onnx.TensorProto.FLOAT and DOUBLE (onnx is imported when used)
+
 
 @dataclass(frozen=True)
 class Member:
@@ -126,7 +128,7 @@ def _transform(g: _Graph, p: str, member: Member, need: int) -> tuple[str, str |
     mean = g.const(p + "mean", member.mean, np.float64)
     scale = g.const(p + "scale", member.scale, np.float64)
     z = g.op("Div", [g.op("Sub", [x, mean]), scale])  # (N, L)
-    z = g.op("Transpose", [g.op("Cast", [z], to=1)], perm=[1, 0])  # float32 (L, N)
+    z = g.op("Transpose", [g.op("Cast", [z], to=_FLOAT)], perm=[1, 0])  # float32 (L, N)
     return g.op("Unsqueeze", [z, g.const("axis2", [2])]), last
 
 
@@ -158,7 +160,7 @@ def _roll_out(g: _Graph, p: str, member: Member, z: str, horizon: int) -> str:
 
 def _decode(g: _Graph, p: str, member: Member, z_hat: str, last: str | None, h: int) -> str:
     """Forecast values (N, h) float64 from the model-space z_hat (N, h) float32."""
-    e = g.op("Cast", [z_hat], to=11)  # float64
+    e = g.op("Cast", [z_hat], to=_DOUBLE)
     scale = g.const(p + "scale", member.scale, np.float64)
     e = g.op("Add", [g.op("Mul", [e, scale]), g.const(p + "mean", member.mean, np.float64)])
     if last is not None:
