@@ -72,9 +72,29 @@ def arrays_of(e: Ensemble) -> dict[str, np.ndarray]:
     return out
 
 
+def close(a: object, b: object) -> bool:
+    """Equal, floats to 1e-7 relative: a validation score's one-series roll-out differs in
+    the 9th digit in about 1 fit of 250, with or without a resume (docs/forecasting.md,
+    cause not found), so the scores are compared to that; arrays stay bit for bit."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-7, nan_ok=True)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def test_close_tells_a_score_apart() -> None:
+    assert close({"s": [1.0, "a"]}, {"s": [1.0 + 1e-9, "a"]})
+    assert not close({"s": [1.0, "a"]}, {"s": [1.0 + 1e-5, "a"]})
+    assert not close({"s": [1.0, "a"]}, {"s": [1.0, "b"]})
+
+
 def assert_same(a: Ensemble, b: Ensemble) -> None:
-    """Every array bit for bit, the members and the search table equal."""
-    assert a.summary() == b.summary()
+    """Every array bit for bit, the members and the search table equal (scores: see
+    :func:`close`)."""
+    assert close(a.summary(), b.summary())
     x, y = arrays_of(a), arrays_of(b)
     assert sorted(x) == sorted(y)
     for k in x:
@@ -175,7 +195,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     for k in x:
         assert np.array_equal(x[k], y[k], equal_nan=True), k
     for key in ("members", "search", "data", "season"):
-        assert meta_x[key] == meta_y[key], key
+        assert close(meta_x[key], meta_y[key]), key
 
 
 def test_train_resume_after_an_interrupt_equals_one_go(
