@@ -10,7 +10,8 @@ One thread (the default; numba's through the environment, torch's, ORT's and Num
 set here): CPU time per call (``time.process_time``), which a shared machine disturbs
 less than wall time. ``--threads 2 --wall``: wall time, the best of ``--rounds``
 interleaved rounds (lstmkit, torch, ORT, lstmkit, ...). ``--shapes 2,3``: only those rows
-(0-based). OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset as by ``bench_lstm.py``.
+(0-based). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
+alone (:func:`profile`). OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset as by ``bench_lstm.py``.
 """
 
 from __future__ import annotations
@@ -86,12 +87,74 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
             f"ORT {best['ORT']:.2f}; best peer / lstmkit = {ratio:.2f}")  # fmt: skip
 
 
+def profile(shape: tuple[int, int, int, int, int, bool]) -> str:
+    """One thread, CPU time per call: the whole inference of one layer-direction, then its
+    parts alone as the split loop runs them (``blas.product`` per step, from compiled
+    code): the input and recurrent products step by step, the input projection as one
+    GEMM, and the pointwise cell (the recording one, ``_cells_forward_plain``, and the
+    inference one, ``_cells_infer``) on (N, 4H) pre-activations."""
+    import numba
+    import numpy as np
+
+    import lstmkit as lk
+    from lstmkit.kernels import cell_split
+    from lstmkit.kernels.blas import product
+    from lstmkit.kernels.lstm_cell import _NO_PEEPHOLES, gate_constants
+
+    @numba.njit(nogil=True)
+    def products(x, W_x, h, W_h, a, inputs):  # T steps of the loop's products
+        for t in range(x.shape[0]):
+            if inputs:
+                product(x[t], W_x, a, 0.0)
+            product(h, W_h, a, 1.0)
+
+    @numba.njit(nogil=True)
+    def cells(T, a, cols, z, c, c_out, h, valid, tc, infer):  # T steps of the cell
+        H = c.shape[1]
+        for _ in range(T):
+            if infer:
+                cell_split._cells_infer(a, cols[3], cols[4], c, h, valid, c_out, h, 0, H)
+            else:
+                cell_split._cells_forward_plain(a, cols, z, c, h, valid, c_out, h, tc, h, h,
+                                                0, H)  # fmt: skip
+
+    N, T, I, H, _, _ = shape
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    x = rng.standard_normal((T, N, I)).astype(f32)
+    W_x = (0.05 * rng.standard_normal((I, 4 * H))).astype(f32)
+    W_h = (0.05 * rng.standard_normal((H, 4 * H))).astype(f32)
+    h, a = rng.standard_normal((N, H)).astype(f32), rng.standard_normal((N, 4 * H)).astype(f32)
+    z, c, c_out, tc = np.empty((N, 4 * H), f32), h.copy(), h.copy(), h.copy()
+    k = gate_constants(H)
+    cols = (W_x[:0], W_h[:0], np.zeros(4 * H, f32), k.alpha, k.beta, 0, _NO_PEEPHOLES)
+    valid, gates = np.ones(N, np.uint8), np.empty((T * N, 4 * H), f32)
+    layer = lk.LSTM(I, H, seed=0)
+    layer.eval()
+    n = max(2, int(2e9 / (2 * T * N * 4 * H * (I + H))))
+    ms = {
+        "whole": lambda: layer(x, inference=True),
+        "products in the loop": lambda: products(x, W_x, h, W_h, a, True),
+        "recurrent products": lambda: products(x, W_x, h, W_h, a, False),
+        "input GEMM": lambda: np.matmul(x.reshape(T * N, I), W_x, out=gates),
+        "cell, recording": lambda: cells(T, a, cols, z, c, c_out, h, valid, tc, False),
+        "cell, inference": lambda: cells(T, a, cols, z, c, c_out, h, valid, tc, True),
+    }
+    out = {name: min(timed(fn, n, False) for _ in range(3)) for name, fn in ms.items()}
+    flops = {"whole": I + H, "products in the loop": I + H, "recurrent products": H,
+             "input GEMM": I}  # fmt: skip
+    parts = [f"{name} {t:.2f} ms" + (f" ({2 * T * N * 4 * H * flops[name] / t / 1e6:.0f} GF/s)"
+             if name in flops else "") for name, t in out.items()]  # fmt: skip
+    return f"profile {N},{T},{I},{H}: " + "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--wall", action="store_true", help="wall time, not CPU time")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", default="", help="comma-separated row indices")
+    parser.add_argument("--profile", action="store_true", help="one thread: the loop's parts")
     args = bench_lstm.parse_args_without_blas_env(parser, argv)
     bench_lstm.set_threads(args.threads)
     import numba
@@ -103,7 +166,10 @@ def main(argv: list[str] | None = None) -> None:
           f"BLAS env {bench_lstm.blas_env_note(args.keep_blas_env)}; "
           f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     for i in picked:
-        print(row(SHAPES[i], args.threads, args.wall, args.rounds), flush=True)
+        if args.profile:
+            print(profile(SHAPES[i]), flush=True)
+        else:
+            print(row(SHAPES[i], args.threads, args.wall, args.rounds), flush=True)
 
 
 if __name__ == "__main__":

@@ -312,12 +312,12 @@ def _forward_cells(
     """The loop of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells; with
     ``W_ih`` (4H, I) it projects x step by step (``own``: each thread projects all steps for
     its cells before its loop, one GEMM, into its own array, reused from ``workspace``),
-    without it ``tape.gates`` holds the scaled projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
-    (see kernels), in its own thread (``transposed``, without ``W_ih``: its gates' rows of
-    W_hh, for the transposed recurrent product). Fills the tape, y (T, N, P) and the final
-    state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
-    template: each thread runs on its own rings of two steps, zeros but its cells' initial
-    c."""
+    without it ``tape.gates`` holds the scaled projection; ``b`` scaled. Each thread copies
+    its gates' columns of the weights, scaled (see kernels), in its own thread
+    (``transposed``: its gates' rows of W_hh, for the transposed recurrent product). Fills
+    the tape, y (T, N, P) and the final state; a tape whose ``c_prev`` keeps two steps
+    (``keep_tape=False``) is only a template: each thread runs on its own rings of two
+    steps, zeros but its cells' initial c."""
     x, h_prev, c_prev, gates, tanh_c, m, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
