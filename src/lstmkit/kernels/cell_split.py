@@ -18,6 +18,12 @@ of them); the price is one wait per step (:mod:`lstmkit.kernels.sync`). One part
 = 1) is the same loop on one thread, without waiting. Layers with a projection
 (``proj_size``) keep the loops of :mod:`lstmkit.kernels.compiled`: their ``h`` needs every cell.
 
+Inference (no tape: the loops' arrays are two-step rings) runs the plain cell in registers,
+writing c and h only (:func:`_cells_infer`), and from 1 MB of ``W_ih`` each thread projects
+x for its cells before its loop into its own (T, N, 4C) array, into which each step adds
+the biases and the recurrent product (``forward``'s ``pre``; see
+``Execution.project_in_loop_inference``).
+
 Where a thread's weights are far larger than its L2 (from 8 MB of ``W_hh``), both loops
 compute the recurrent product transposed, the weights as the left matrix
 (``W_hh[gate rows] @ h_prev.T``, ``W_hh[:, c0:c1].T @ dz.T``), which streams them faster;
