@@ -40,8 +40,9 @@ class Execution:
     project_in_loop_inference: the same for inference (no tape); above it each thread
         projects x for its own cells before its loop, into its own array, so that the
         loop streams only ``W_hh`` (measured at one thread, CPU time: (64, 100, 256, 512)
-        283 -> 263 ms, 2-layer bidirectional (16, 100, 128, 256) 109 -> 103; (32, 100,
-        128, 256), 512 KB of ``W_ih``, 31.2 in the loop against 32.7 before it).
+        283 -> 263 and 247 -> 242 ms, 2-layer bidirectional (16, 100, 128, 256) 109 -> 103,
+        94 -> 102, 103 -> 99, 100 -> 96: a few percent, near the noise of a shared
+        machine; (32, 100, 128, 256), 512 KB of ``W_ih``, 31.2 in the loop against 32.7).
     small: ``rows * P * 4H`` up to which the compiled whole-sequence loop, with its own
         matrix products, beats calling BLAS per step.
     small_backward: the same for the backward loop.
