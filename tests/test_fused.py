@@ -97,9 +97,9 @@ def _fused_and_reference(
 def _execution(mode: str, impl: str = "auto") -> lk.Execution:
     """On any size, select: ``per-step`` the per-step loop instead of the compiled
     whole-sequence one; ``cells`` the loops of lstmkit.kernels.cell_split (``projected``: with
-    the input projection as one GEMM before the loop; ``transposed``: the recurrent
-    products transposed); ``split`` two threads (splitting the batch, or with ``cells`` the
-    cells)."""
+    the input projection as one GEMM before the loop; ``own``: in inference, each thread's
+    own projection before its loop; ``transposed``: the recurrent products transposed);
+    ``split`` two threads (splitting the batch, or with ``cells`` the cells)."""
     ex = lk.Execution(impl=impl, split_from=0 if "cells" in mode else 2**62)
     if "per-step" in mode:
         ex = replace(ex, small=0, small_backward=0, small_h=0)
@@ -107,6 +107,8 @@ def _execution(mode: str, impl: str = "auto") -> lk.Execution:
         ex = replace(ex, project_in_loop=0)
     if "transposed" in mode:
         ex = replace(ex, transposed_from=0)
+    if "own" in mode:
+        ex = replace(ex, project_in_loop_inference=0)
     if "split" in mode:
         ex = replace(ex, min_work=0, min_rows=1, min_cells=1, threads=2)
     return ex
@@ -207,6 +209,7 @@ def test_fused_gru_and_rnn_activations_and_state_grads(kind: str) -> None:
         "float32-cells",
         "float32-cells-split",
         "float32-cells-split-projected",
+        "float32-cells-split-own",
         "float32-cells-split-transposed",
     ],
 )

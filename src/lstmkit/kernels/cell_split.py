@@ -18,6 +18,12 @@ of them); the price is one wait per step (:mod:`lstmkit.kernels.sync`). One part
 = 1) is the same loop on one thread, without waiting. Layers with a projection
 (``proj_size``) keep the loops of :mod:`lstmkit.kernels.compiled`: their ``h`` needs every cell.
 
+Inference (no tape: the loops' arrays are two-step rings) runs the plain cell in registers,
+writing c and h only (:func:`_cells_infer`), and from 1 MB of ``W_ih`` each thread projects
+x for its cells before its loop into its own (T, N, 4C) array, into which each step adds
+the biases and the recurrent product (``forward``'s ``pre``; see
+``Execution.project_in_loop_inference``).
+
 Where a thread's weights are far larger than its L2 (from 8 MB of ``W_hh``), both loops
 compute the recurrent product transposed, the weights as the left matrix
 (``W_hh[gate rows] @ h_prev.T``, ``W_hh[:, c0:c1].T @ dz.T``), which streams them faster;
@@ -39,8 +45,10 @@ from lstmkit.kernels.lstm_cell import (
     ZONEOUT_H,
     cell_backward,
     cell_forward,
+    gate,
     gates_packed,
     peep_into_i_f,
+    tanh,
 )
 from lstmkit.kernels.structs import HC, GateColumns, Part, Regularisers, Sequence, Steps
 from lstmkit.kernels.sync import flags, publish, wait_for
@@ -161,6 +169,37 @@ def _cells_forward_reg(a, cols, options, keep_h, keep_c, z, c_t, h_t, valid_t, c
 
 
 @_jit
+def _cells_infer(a, alpha, beta, c_t, h_t, valid_t, c_out, y_t, c0, c1):
+    """:func:`_cells_forward` of the plain cell for inference (no tape): the gates, c and
+    h = o * tanh(c) in registers from a (N, 4 (c1 - c0)), c into c_out, h into y_t (the
+    loop copies it to h_out where that is another array); on padded rows c carried and
+    y = 0 (h carried by the loop). The same operations as the gates and
+    :func:`lstmkit.kernels.lstm_cell.cell_forward` (the same results), without writing the
+    gates, tanh(c) and m: a fifth to a half less time per step (measured: (64, 512) 200 ->
+    110 us, (32, 256) 43 -> 15 us, the pointwise part alone)."""
+    C = c1 - c0
+    for n in range(c_t.shape[0]):
+        a_i, a_f, a_g, a_o = a[n, :C], a[n, C : 2 * C], a[n, 2 * C : 3 * C], a[n, 3 * C :]
+        al_i, al_f, al_g, al_o = alpha[:C], alpha[C : 2 * C], alpha[2 * C : 3 * C], alpha[3 * C :]
+        be_i, be_f, be_g, be_o = beta[:C], beta[C : 2 * C], beta[2 * C : 3 * C], beta[3 * C :]
+        cp, c, y = c_t[n, c0:c1], c_out[n, c0:c1], y_t[n, c0:c1]
+        if valid_t[n]:
+            for j in range(C):
+                i = gate(a_i[j], al_i[j], be_i[j])
+                f = gate(a_f[j], al_f[j], be_f[j])
+                g = gate(a_g[j], al_g[j], be_g[j])
+                o = gate(a_o[j], al_o[j], be_o[j])
+                c_j = f * cp[j] + i * g
+                c[j] = c_j
+                y[j] = o * tanh(c_j)
+        else:
+            for j in range(C):
+                c[j] = cp[j]
+            for j in range(C):
+                y[j] = 0.0
+
+
+@_jit
 def _cells_forward_plain(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1):
     _cells_forward(a, cols, 0, z, c_t, h_t, valid_t, c_out, h_out, tanh_c_t, m_t, y_t, c0, c1)
 
@@ -196,6 +235,17 @@ def _add_transposed(z, a_t, a, c0, c1):
 
 
 @_jit
+def _add_transposed_in_place(a_t, a):
+    """a (N, K) += a_t (K, N) transposed, in 16 x 16 tiles."""
+    K, N = a_t.shape
+    for k0 in range(0, K, 16):
+        for n0 in range(0, N, 16):
+            for n in range(n0, min(n0 + 16, N)):
+                for k in range(k0, min(k0 + 16, K)):
+                    a[n, k] += a_t[k, n]
+
+
+@_jit
 def _transpose(a, out):
     """out (N, C) = a (C, N) transposed, in 16 x 16 tiles (either may be a strided view)."""
     C, N = a.shape
@@ -207,7 +257,7 @@ def _transpose(a, out):
 
 
 @_inline
-def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
+def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
     """:func:`forward` on plain tuples, ``options`` the cell's option bits and the loop's
     (``reg`` their masks)."""
     me, parts, c0, c1, counters = part
@@ -219,8 +269,10 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
     T, N = y.shape[0], y.shape[1]
     Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
     transposed = h_rows.shape[0] > 0
+    no_tape = Rc < T  # inference on rings: the plain cell writes c and h only
     n_gates = W_h.shape[0] if transposed else W_h.shape[1]
-    a = np.empty((N, n_gates), _f32)  # the step's scaled pre-activations
+    own = pre.shape[0] > 0  # the thread's projection, packed: each step adds into it
+    a_own = np.empty((0 if own else N, n_gates), _f32)  # the step's scaled pre-activations
     a_t = np.empty((n_gates if transposed else 0, N), _f32)
     h_seen = np.empty((N if options & H_DROPOUT else 0, h_prev.shape[2]), _f32)  # h_t * h_mask
     for s in range(T):
@@ -228,7 +280,11 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
         z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
         h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
         c_out = c_n if s + 1 == T else c_prev[order[s + 1] % Rc]
-        if W_x.shape[0] > 0:
+        a = pre[t] if own else a_own
+        if own:
+            for n in range(N):
+                a[n] += b
+        elif W_x.shape[0] > 0:
             product(x[t], W_x, a, 0.0)
             for n in range(N):
                 a[n] += b
@@ -237,7 +293,10 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
         wait_for(counters, me, parts, s)  # every part of h_t is written
         if transposed:
             product(W_h, h_rows[s % 2], a_t, 0.0)
-            _add_transposed(z, a_t, a, c0, c1)
+            if own:
+                _add_transposed_in_place(a_t, a)
+            else:
+                _add_transposed(z, a_t, a, c0, c1)
         elif options & H_DROPOUT:  # W_hh sees h_t * h_mask (not transposed: see lstm.py)
             for n in range(N):
                 for j in range(h_seen.shape[1]):
@@ -250,6 +309,14 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options):
             kh, kc = _keep_at(keep_h, t, c_t), _keep_at(keep_c, t, c_t)
             _cells_forward_options(a, cols, options, kh, kc, z, c_t, h_t, valid[t], c_out, h_out,
                                    tc, m_t, y[t], c0, c1)  # fmt: skip
+        elif no_tape:
+            _cells_infer(a, cols[3], cols[4], c_t, h_t, valid[t], c_out, y[t], c0, c1)
+            if h_out.ctypes.data != y[t].ctypes.data:  # h_n, or h apart from y (padding)
+                for n in range(N):
+                    if valid[t, n]:
+                        h_out[n, c0:c1] = y[t, n, c0:c1]
+                    else:
+                        h_out[n, c0:c1] = h_t[n, c0:c1]
         else:
             _cells_forward_plain(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
                                  c1)  # fmt: skip
@@ -319,13 +386,13 @@ def _no_regularisers():
 
 
 @_jit
-def _forward_plain(part, x, cols, steps, seq, y, final, h_rows):
-    _forward(part, x, cols, steps, seq, y, final, h_rows, _no_regularisers(), 0)
+def _forward_plain(part, x, cols, steps, seq, y, final, h_rows, pre):
+    _forward(part, x, cols, steps, seq, y, final, h_rows, _no_regularisers(), 0, pre)
 
 
 @_jit
-def _forward_options(part, x, cols, steps, seq, y, final, h_rows, reg, options):
-    _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options)
+def _forward_options(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
+    _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre)
 
 
 @_inline
@@ -402,6 +469,7 @@ def forward(
     h_rows: np.ndarray,
     reg: Regularisers | None = None,
     loop_flags: int = 0,
+    pre: np.ndarray | None = None,
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.forward`'s loop, input
     projection included: its cells c0:c1, whose 4 * (c1 - c0) gate columns (i, f, g, o
@@ -421,13 +489,19 @@ def forward(
     step 0 holds h0). See :func:`backward` for why and when. Not with H_DROPOUT.
 
     ``reg``, ``loop_flags``: the recurrent regularisers' masks and bits, as in
-    :func:`lstmkit.kernels.compiled.forward_sequence`."""
+    :func:`lstmkit.kernels.compiled.forward_sequence`.
+
+    ``pre`` (T, N, 4 * (c1 - c0)), this thread's own array, or None: the input projection
+    of its cells, scaled, packed gate by gate (computed before the loop, one GEMM over all
+    T*N rows); each step adds the biases and the recurrent product into it in place, so
+    with rings (inference) the loop writes no gates; x and W_x are then not read."""
+    pre_ = _NO_PRE if pre is None else pre
     args = (tuple(part), x, tuple(cols), tuple(steps), tuple(seq), y, tuple(final), h_rows)
     if cols.flags or loop_flags:
         reg_t = _NO_REG if reg is None else tuple(reg)
-        _forward_options(*args, reg_t, cols.flags | loop_flags)
+        _forward_options(*args, reg_t, cols.flags | loop_flags, pre_)
     else:
-        _forward_plain(*args)
+        _forward_plain(*args, pre_)
 
 
 def backward(
@@ -464,3 +538,4 @@ def backward(
 
 
 _NO_REG = (np.empty((0, 0), _f32), np.empty((0, 0, 0), _f32), np.empty((0, 0, 0), _f32))
+_NO_PRE = np.empty((0, 0, 0), _f32)

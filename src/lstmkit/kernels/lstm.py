@@ -238,7 +238,10 @@ def forward(
     # the split loops project x step by step (not with transposed products)
     in_loop = p["W_ih"].nbytes <= ex.project_in_loop and not transposed
     ring = 2 if split is not None and not keep_tape else T  # steps kept of the tape's arrays
-    gates = sequence.empty(workspace, "gates", (ring if in_loop else T, N, GH), dtype)
+    # inference: each thread projects x for its cells before its loop, into its own array
+    own = ring < T and (transposed or p["W_ih"].nbytes > ex.project_in_loop_inference)
+    in_loop = in_loop and not own
+    gates = sequence.empty(workspace, "gates", (ring if in_loop or own else T, N, GH), dtype)
     y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
@@ -257,14 +260,14 @@ def forward(
     if norms is not None:  # the scale folded into the norms' gains and shifts
         sequence.project(x, p["W_ih"], None, gates, ex)
         gains = layer_norm.project_input(gates, p, k.scale, norms)
-    elif split is None or not in_loop:
+    elif split is None or not (in_loop or own):
         W_ih_s = sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype)
         np.multiply(p["W_ih"], k.scale[:, None], out=W_ih_s)
         sequence.project(x, W_ih_s, b, gates, ex)
     if split is not None:
-        W_ih_in_loop = p["W_ih"] if in_loop else None
+        W_ih_in_loop = p["W_ih"] if in_loop or own else None
         args = (split, tape, W_ih_in_loop, W_hh, b, k, peep, order, y, (h_n, c_n), ex)
-        _forward_cells(*args, transposed)
+        _forward_cells(*args, transposed, own, workspace)
     else:
         scale = k.scale if norms is None else None
         _forward_rows(tape, W_hh, scale, W_hr_t, k, peep, order, y, (h_n, c_n), ex, gains,
@@ -303,15 +306,18 @@ def _forward_cells(
     final: State,
     ex: Execution,
     transposed: bool = False,
+    own: bool = False,
+    workspace: sequence.Workspace | None = None,
 ) -> None:
     """The loop of :mod:`lstmkit.kernels.cell_split`, each thread owning a block of cells; with
-    ``W_ih`` (4H, I) it projects x step by step, without it ``tape.gates`` holds the scaled
-    projection; ``b`` scaled. Each thread copies its gates' columns of the weights, scaled
-    (see kernels), in its own thread (``transposed``, without ``W_ih``: its gates' rows of
-    W_hh, for the transposed recurrent product). Fills the tape, y (T, N, P) and the final
-    state; a tape whose ``c_prev`` keeps two steps (``keep_tape=False``) is only a
-    template: each thread runs on its own rings of two steps, zeros but its cells' initial
-    c."""
+    ``W_ih`` (4H, I) it projects x step by step (``own``: each thread projects all steps for
+    its cells before its loop, one GEMM, into its own array, reused from ``workspace``),
+    without it ``tape.gates`` holds the scaled projection; ``b`` scaled. Each thread copies
+    its gates' columns of the weights, scaled (see kernels), in its own thread
+    (``transposed``: its gates' rows of W_hh, for the transposed recurrent product). Fills
+    the tape, y (T, N, P) and the final state; a tape whose ``c_prev`` keeps two steps
+    (``keep_tape=False``) is only a template: each thread runs on its own rings of two
+    steps, zeros but its cells' initial c."""
     x, h_prev, c_prev, gates, tanh_c, m, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
@@ -333,6 +339,11 @@ def _forward_cells(
         W_x = np.empty((0 if W_ih is None else W_ih.shape[1], rows.size), x.dtype)  # (I, .)
         if W_ih is not None:
             split.gate_columns(W_ih, k.scale, c0, c1, W_x)
+        pre = None
+        if own:  # (T, N, 4 * (c1 - c0)), the biases added step by step in the loop
+            pre = sequence.empty(workspace, f"pre{q}", (T, N, rows.size), x.dtype)
+            np.matmul(x_c.reshape(T * N, -1), W_x, out=pre.reshape(T * N, rows.size))
+            W_x = W_x[:0]
         if transposed:  # (4 * (c1 - c0), P)
             W_h = W_hh[rows] * k.scale[rows, None]
         else:  # (P, 4 * (c1 - c0))
@@ -350,6 +361,7 @@ def _forward_cells(
             h_rows,
             reg,
             bits,
+            pre,
         )
 
     _run_parts(part, len(cells), flags)
