@@ -73,9 +73,11 @@ class AutoConfig:
     burn_in: float = 0.75  # the first burn_in * lookback steps of a window carry no loss
     calibration_cuts: int = 1  # earlier cuts whose errors also calibrate the intervals
     score_every_origin: bool = False  # score on every validation origin, not 2k - 1
+    search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
 
     def __post_init__(self) -> None:
-        for name in ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds"):
+        names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
+        for name in (*names, "search_seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
@@ -268,8 +270,52 @@ def _validate(
     actual = y if observed is None else np.where(observed, y, np.nan)
     z_observed = None if observed is None else _z_observed(observed[:cut], c.difference)
     z = tf.encode(y[:cut])
+    if config.search_seeds > 1:
+        curve = _seed_curves(z, c, config, deadline, z_observed, tf, y, actual, origins, h)
+        return curve if curve is not None else best
     _train(z, c, config, config.seed, config.steps, deadline, score, z_observed)
     return best
+
+
+def _seed_curves(
+    z: np.ndarray,
+    c: Candidate,
+    config: AutoConfig,
+    deadline: float,
+    z_observed: np.ndarray | None,
+    tf: Transform,
+    y: np.ndarray,
+    actual: np.ndarray,
+    origins: np.ndarray,
+    h: int,
+) -> tuple[float, int, np.ndarray] | None:
+    """Candidate c trained with ``search_seeds`` seeds: (the least validation MAE of the
+    seeds' mean curve, its step, the first seed's errors there from every origin of the
+    part); None if no checkpoint has a finite mean."""
+    curves: list[dict[int, float]] = []
+    snapshots: dict[int, dict[str, np.ndarray]] = {}
+    skip_missing = z_observed is not None
+
+    def record(step: int, model: Forecaster) -> None:
+        e = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        curves[-1][step] = _mean_abs(e, skip_missing)
+        if len(curves) == 1:  # the first seed's checkpoints: the calibration errors
+            snapshots[step] = {n: w.copy() for n, w in model.state_dict().items()}
+
+    for k in range(config.search_seeds):
+        curves.append({})
+        seed = config.seed + 500 * k
+        _train(z, c, config, seed, config.steps, deadline, record, z_observed)
+    steps = sorted(set.intersection(*(set(cv) for cv in curves)))
+    means = [float(np.mean([cv[t] for cv in curves])) for t in steps]
+    finite = [(v, t) for v, t in zip(means, steps) if np.isfinite(v)]
+    if not finite:
+        return None
+    mae, step = min(finite, key=lambda vt: vt[0])  # the earliest of equal means
+    model = Forecaster(ForecasterConfig(hidden=c.hidden))
+    model.load_state_dict(snapshots[step])
+    dense = np.arange(origins[0], len(y) - h + 1)
+    return mae, step, _errors_at(model, c, tf, y, actual, dense, h)
 
 
 def _mean_abs(errors: np.ndarray, skip_missing: bool) -> float:
