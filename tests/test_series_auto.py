@@ -120,6 +120,10 @@ def test_auto_config_refuses_bad_values() -> None:
         AutoConfig(steps=0)
     with pytest.raises(ValueError, match="minutes"):
         AutoConfig(minutes=-1)
+    with pytest.raises(ValueError, match="calibration_cuts: expected an integer >= 0, got -1"):
+        AutoConfig(calibration_cuts=-1)
+    with pytest.raises(ValueError, match="search_seeds: expected an integer >= 1, got 0"):
+        AutoConfig(search_seeds=0)
     with pytest.raises(ValueError, match="y: expected a 1-D array of finite values"):
         fit_auto(np.array([1.0, np.nan, 2.0]), 1, 1)
 
@@ -422,3 +426,29 @@ def test_forecast_level_needs_the_automatic_forecaster(
     assert main(fargv + ["--level", "80"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no prediction interval" in err
+
+
+def test_search_seeds_score_a_candidate_by_the_mean_curve_of_its_seeds() -> None:
+    """search_seeds=2: the score is the least, over checkpoints, of the two seeds' mean
+    validation MAE (each seed trained on its own, scored at the same 3 origins)."""
+    y, h = seasonal(72), 6
+    c = Candidate(12, True, False, 4)
+    config = replace(TINY, search_seeds=2, calibration_cuts=0)
+    tf = Transform.fit(y[:60], 12, True, False)  # the validation part: the last 2 h
+    curves = []
+    for seed in (config.seed, config.seed + 500):
+        curve: dict[int, float] = {}
+
+        def record(step: int, model: object, curve: dict[int, float] = curve) -> None:
+            f = [auto._predict(model, c, tf, y[:o], h) for o in (60, 63, 66)]
+            curve[step] = float(
+                np.mean([np.abs(y[o : o + h] - p) for o, p in zip((60, 63, 66), f)])
+            )
+
+        auto._train(tf.encode(y[:60]), c, config, seed, config.steps, np.inf, record)
+        curves.append(curve)
+    means = {t: (curves[0][t] + curves[1][t]) / 2 for t in curves[0]}
+    step = min(means, key=lambda t: (means[t], t))
+    mae, got_step, errors = auto._validate(y, 12, h, c, config, np.inf)
+    assert got_step == step and np.isclose(mae, means[step], rtol=1e-12)
+    assert errors.shape == (7, h) and np.all(np.isfinite(errors))
