@@ -65,7 +65,7 @@ def test_candidates_include_season_multiples_and_drop_what_cannot_train() -> Non
 def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every validation forecast's actuals lie inside y, and each candidate trained on a
     prefix that ends before its first validation origin."""
-    y = seasonal(60)
+    y = seasonal(96)
     cuts: list[int] = []
     real = Transform.fit
 
@@ -74,10 +74,30 @@ def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPa
         return real(values, *args)
 
     monkeypatch.setattr(auto.Transform, "fit", spy)
-    e = fit_auto(y, 12, 6, TINY)
-    search, refits = cuts[: len(e.table)], cuts[len(e.table) :]
-    assert all(c <= 60 - 6 for c in search)  # validation windows are held out of training
-    assert refits == [60] * len(e.members)  # the refit sees all the history, no more
+    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2))
+    search, rest = cuts[: len(e.table)], cuts[len(e.table) :]
+    refits, earlier = rest[: len(e.members)], rest[len(e.members) :]
+    assert all(c <= 96 - 6 for c in search)  # validation windows are held out of training
+    assert refits == [96] * len(e.members)  # the refit sees all the history, no more
+    # the earlier cuts end one and two validation parts (2 h = 12) before the search's
+    assert earlier and set(earlier) == {96 - 24, 96 - 36}
+    assert [c.shape[1:] for c in e.cut_errors] == [(7, 6)] * 2  # every origin of the part
+
+
+def test_earlier_cuts_add_calibration_rows_and_leave_the_forecast_alone() -> None:
+    """The intervals' errors are the cross-fitted validation errors, then each earlier
+    cut's rows; a fit without earlier cuts forecasts exactly the same values."""
+    from lstmkit.series import conformal
+
+    y = seasonal(96)
+    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=1))
+    e0 = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=0))
+    np.testing.assert_array_equal(e.predict(6), e0.predict(6))
+    (cut,) = e.cut_errors  # (forms, R, h)
+    crossed = conformal.cross_fit(e.candidate_errors, TINY.top)
+    np.testing.assert_array_equal(e0.errors, crossed)
+    np.testing.assert_array_equal(e.errors, np.concatenate([crossed, *cut]))
+    assert np.all(np.isfinite(cut)) and e.summary()["calibration_cut_seconds"] >= 0
 
 
 def test_fit_auto_learns_a_trend_better_than_the_last_value() -> None:
@@ -100,6 +120,10 @@ def test_auto_config_refuses_bad_values() -> None:
         AutoConfig(steps=0)
     with pytest.raises(ValueError, match="minutes"):
         AutoConfig(minutes=-1)
+    with pytest.raises(ValueError, match="calibration_cuts: expected an integer >= 0, got -1"):
+        AutoConfig(calibration_cuts=-1)
+    with pytest.raises(ValueError, match="search_seeds: expected an integer >= 1, got 0"):
+        AutoConfig(search_seeds=0)
     with pytest.raises(ValueError, match="y: expected a 1-D array of finite values"):
         fit_auto(np.array([1.0, np.nan, 2.0]), 1, 1)
 
@@ -216,8 +240,18 @@ def test_train_with_only_csv_column_horizon_then_forecast_and_eval(
     out = tmp_path / "f.csv"
     fargv = ["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "4"]
     assert main(fargv + ["--holdout", "4", "--out", str(out), "--no-plot"]) == 0
-    rows = out.read_text().splitlines()[1:]
-    np.testing.assert_allclose([float(r.split(",")[1]) for r in rows], expected, rtol=1e-9)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "step,forecast,lo_80,hi_80,actual"
+    table = np.array([[float(x) for x in r.split(",")] for r in lines[1:]])
+    np.testing.assert_allclose(table[:, 1], expected, rtol=1e-9)
+    lo, hi = ensemble.interval(4, 80, y[:44])
+    np.testing.assert_allclose(table[:, 2:4], np.c_[lo, hi], rtol=1e-9)
+    assert np.all(table[:, 2] < table[:, 1]) and np.all(table[:, 1] < table[:, 3])
+    np.testing.assert_array_equal(table[:, 4], y[44:])
+    assert main(fargv + ["--out", str(out), "--no-plot", "--level", "0"]) == 0
+    assert out.read_text().splitlines()[0] == "step,forecast"
+    assert main(fargv + ["--out", str(out), "--no-plot", "--level", "100"]) == 1
+    assert "--level: expected a percentage" in capsys.readouterr().err
     capsys.readouterr()
     assert main(["series", "eval", "--run", str(run), "--csv", str(path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -355,3 +389,66 @@ def test_a_tampered_auto_checkpoint_is_refused_naming_the_field(tmp_path: Path) 
     checkpoint.save(path, arrays, bad)
     with pytest.raises(checkpoint.CheckpointError, match="member 0"):
         load_ensemble(path)
+
+
+def test_forecast_plot_shades_the_interval(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The PNG of `series forecast` fills the band between lo and hi over the forecast steps,
+    and leaves an unbounded step out instead of stretching the axes."""
+    from lstmkit.series import plot
+
+    seen: list = []
+    monkeypatch.setattr(plot.files, "save_figure", lambda fig, path, **kw: seen.append(fig))
+    forecast = np.array([1.0, 2.0, 3.0])
+    lo, hi = forecast - [0.5, 1.0, 1.5], forecast + [0.5, 1.0, np.inf]
+    plot.plot_forecast(tmp_path / "f.png", np.arange(10.0), forecast, interval=(lo, hi), level=80)
+    (ax,) = seen[0].axes
+    (band,) = ax.collections
+    x, y = band.get_paths()[0].vertices.T
+    assert set(np.round(x[np.isfinite(y)], 6)) == {10.0, 11.0}  # step 12 (inf) is not drawn
+    assert np.isclose(y[np.isfinite(y)].max(), 3.0) and np.isclose(y.min(), 0.5)
+    assert "80 % interval" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_ylim()[1] < 20
+
+
+def test_forecast_level_needs_the_automatic_forecaster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("v\n" + "\n".join(repr(float(x)) for x in seasonal(40, m=4)) + "\n")
+    run = tmp_path / "run"
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--lookback", "4"]
+    assert main(argv + ["--steps", "2", "--hidden", "2", "--out", str(run), "--no-progress"]) == 0
+    fargv = ["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "3"]
+    fargv += ["--out", str(tmp_path / "f.csv"), "--no-plot"]
+    assert main(fargv) == 0  # one LSTM: no interval columns by default
+    assert (tmp_path / "f.csv").read_text().splitlines()[0] == "step,forecast"
+    capsys.readouterr()
+    assert main(fargv + ["--level", "80"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no prediction interval" in err
+
+
+def test_search_seeds_score_a_candidate_by_the_mean_curve_of_its_seeds() -> None:
+    """search_seeds=2: the score is the least, over checkpoints, of the two seeds' mean
+    validation MAE (each seed trained on its own, scored at the same 3 origins)."""
+    y, h = seasonal(72), 6
+    c = Candidate(12, True, False, 4)
+    config = replace(TINY, search_seeds=2, calibration_cuts=0)
+    tf = Transform.fit(y[:60], 12, True, False)  # the validation part: the last 2 h
+    curves = []
+    for seed in (config.seed, config.seed + 500):
+        curve: dict[int, float] = {}
+
+        def record(step: int, model: object, curve: dict[int, float] = curve) -> None:
+            f = [auto._predict(model, c, tf, y[:o], h) for o in (60, 63, 66)]
+            curve[step] = float(
+                np.mean([np.abs(y[o : o + h] - p) for o, p in zip((60, 63, 66), f)])
+            )
+
+        auto._train(tf.encode(y[:60]), c, config, seed, config.steps, np.inf, record)
+        curves.append(curve)
+    means = {t: (curves[0][t] + curves[1][t]) / 2 for t in curves[0]}
+    step = min(means, key=lambda t: (means[t], t))
+    mae, got_step, errors = auto._validate(y, 12, h, c, config, np.inf)
+    assert got_step == step and np.isclose(mae, means[step], rtol=1e-12)
+    assert errors.shape == (7, h) and np.all(np.isfinite(errors))

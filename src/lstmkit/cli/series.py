@@ -81,6 +81,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--holdout", type=int, default=0, help="forecast from before the last N")
     p.add_argument("--plot", help="PNG path (default: --out with .png)")
     p.add_argument("--no-plot", action="store_true", help="write no PNG")
+    p.add_argument(
+        "--level",
+        type=int,
+        help="automatic forecaster: prediction interval in percent, columns lo_L and hi_L "
+        "(default 80; 0: none)",
+    )
     series_global.add_options(p, "forecast")
     p.set_defaults(func=_forecast)
 
@@ -293,6 +299,7 @@ def _forecast(args: argparse.Namespace) -> int:
                 f"--plot: expected a file name ending in {', '.join(_PLOT_SUFFIXES)}, got {png}"
             )
     model, meta, series = _load(args)
+    level = _forecast_level(args.level, "members" in meta)
     n, holdout = len(series), args.holdout
     need = 1 + int(any(m["difference"] for m in _members(meta)))
     if holdout < 0 or n - holdout < need:
@@ -310,13 +317,17 @@ def _forecast(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UserError(str(e)) from None
     predicted = predict_run(model, meta, history, args.horizon)
+    bounds = _interval(model, history, args.horizon, level)
     time_name = series.time_column or "step"
+    header = [time_name, "forecast"] + [f"{b}_{level}" for b in ("lo", "hi") if bounds]
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
+            writer.writerow(header + (["actual"] if holdout else []))
             for k, (t, v) in enumerate(zip(times, predicted)):
                 row = [t, repr(float(v))]
+                if bounds is not None:
+                    row += [repr(float(bounds[0][k])), repr(float(bounds[1][k]))]
                 if holdout:
                     known = k < len(actual) and np.isfinite(actual[k])
                     row.append(repr(float(actual[k])) if known else "")
@@ -335,6 +346,8 @@ def _forecast(args: argparse.Namespace) -> int:
             title=f"{series.column}: {args.horizon}-step forecast",
             ylabel=series.column,
             show_last=max(4 * args.horizon, 5 * max(m["lookback"] for m in _members(meta))),
+            interval=bounds,
+            level=level,
         )
         message += f" and a plot to {png}"
     known = np.isfinite(actual)
@@ -348,6 +361,39 @@ def _forecast(args: argparse.Namespace) -> int:
         )
     print(message)
     return 0
+
+
+def _forecast_level(level: int | None, auto: bool) -> int | None:
+    """``series forecast --level``: the interval's percent (80 by default for the automatic
+    forecaster), None for none (0, or one LSTM without --level); a UserError if invalid."""
+    if level is not None and not 0 <= level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {level}")
+    if not auto:
+        if level:
+            raise UserError(
+                "--level: one LSTM (a run trained with --lookback) has no prediction interval; "
+                "train the automatic forecaster (no --lookback) for one"
+            )
+        return None
+    level = 80 if level is None else level
+    return level or None
+
+
+def _interval(model: Any, history: Any, horizon: int, level: int | None) -> Any:
+    """(lo, hi), each (horizon,), of the automatic forecaster's ``level`` % interval after
+    ``history``; None without a level."""
+    if level is None:
+        return None
+    lo, hi = model.interval(horizon, level, history)
+    import numpy as np
+
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        print(
+            f"note: the {level} % interval is unbounded or unknown (too few validation errors "
+            "for the level: a short history); its columns hold inf or nan",
+            file=sys.stderr,
+        )
+    return lo, hi
 
 
 def _eval(args: argparse.Namespace) -> int:

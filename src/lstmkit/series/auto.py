@@ -23,9 +23,12 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
 4. **Intervals.** The best checkpoint of each candidate also forecasts from every origin of
    its validation part. Cross-fitted (each half of the origins takes the errors of the
    ``top`` candidates ranked on the other half, :func:`~lstmkit.series.conformal.cross_fit`),
-   these errors calibrate split-conformal intervals, pooled over the steps with a sqrt(step)
-   scale (:func:`~lstmkit.series.conformal.pooled_quantiles`). They never change the point
-   forecast.
+   these errors, with those of the chosen forms retrained on ``calibration_cuts`` earlier
+   cuts (each cut ends one validation part earlier and forecasts from every origin of the
+   part after it, which chose nothing), calibrate split-conformal intervals, pooled over
+   the steps with a sqrt(step) scale (:func:`~lstmkit.series.conformal.pooled_quantiles`).
+   They never change the point forecast: the earlier cuts train after the refits, with
+   their own seeds.
 
 Nothing after the end of y is read: a backtest origin hands over only the history before it.
 The time budget ``minutes`` caps one fit (selection and refit); when it runs out, the
@@ -35,7 +38,7 @@ remaining candidates are skipped and the refits are shortened, and the summary s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -69,9 +72,13 @@ class AutoConfig:
     minutes: float | None = 1.0  # time budget of one fit (None: no cap)
     seed: int = 0
     burn_in: float = 0.75  # the first burn_in * lookback steps of a window carry no loss
+    calibration_cuts: int = 1  # earlier cuts whose errors also calibrate the intervals
+    score_every_origin: bool = False  # score on every validation origin, not 2k - 1
+    search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
 
     def __post_init__(self) -> None:
-        for name in ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds"):
+        names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
+        for name in (*names, "search_seeds"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
@@ -82,6 +89,9 @@ class AutoConfig:
             raise ValueError(f"minutes: expected a number > 0 or None, got {self.minutes!r}")
         if not 0 <= float(self.burn_in) < 1:
             raise ValueError(f"burn_in: expected a fraction 0 <= burn_in < 1, got {self.burn_in!r}")
+        cuts = self.calibration_cuts
+        if not isinstance(cuts, int) or isinstance(cuts, bool) or cuts < 0:
+            raise ValueError(f"calibration_cuts: expected an integer >= 0, got {cuts!r}")
         if any(not isinstance(s, int) or s < 1 for s in self.sizes):
             raise ValueError(f"sizes: expected integers >= 1, got {self.sizes!r}")
 
@@ -240,21 +250,73 @@ def _validate(
     origins = np.unique(np.linspace(cut, n - h, 2 * k - 1).astype(int))
     best = (np.inf, config.eval_every, np.full((len(origins), h), np.nan))
 
+    dense = np.arange(cut, n - h + 1)
+
     def score(step: int, model: Forecaster) -> None:
         nonlocal best
-        errors = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        if config.score_every_origin:
+            errors = every = _errors_at(model, c, tf, y, actual, dense, h)
+        else:
+            errors = np.stack(
+                [actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins]
+            )
         mae = _mean_abs(errors, observed is not None)
         if np.isfinite(mae) and mae < best[0]:
             # the intervals' calibration: the errors from every origin of the part, which
-            # the model did not train on either (the score keeps its 2k - 1 origins)
-            dense = np.arange(cut, n - h + 1)
-            best = (mae, step, _errors_at(model, c, tf, y, actual, dense, h))
+            # the model did not train on either (the score may keep its 2k - 1 origins)
+            if not config.score_every_origin:
+                every = _errors_at(model, c, tf, y, actual, dense, h)
+            best = (mae, step, every)
 
     actual = y if observed is None else np.where(observed, y, np.nan)
     z_observed = None if observed is None else _z_observed(observed[:cut], c.difference)
     z = tf.encode(y[:cut])
+    if config.search_seeds > 1:
+        curve = _seed_curves(z, c, config, deadline, z_observed, tf, y, actual, origins, h)
+        return curve if curve is not None else best
     _train(z, c, config, config.seed, config.steps, deadline, score, z_observed)
     return best
+
+
+def _seed_curves(
+    z: np.ndarray,
+    c: Candidate,
+    config: AutoConfig,
+    deadline: float,
+    z_observed: np.ndarray | None,
+    tf: Transform,
+    y: np.ndarray,
+    actual: np.ndarray,
+    origins: np.ndarray,
+    h: int,
+) -> tuple[float, int, np.ndarray] | None:
+    """Candidate c trained with ``search_seeds`` seeds: (the least validation MAE of the
+    seeds' mean curve, its step, the first seed's errors there from every origin of the
+    part); None if no checkpoint has a finite mean."""
+    curves: list[dict[int, float]] = []
+    snapshots: dict[int, dict[str, np.ndarray]] = {}
+    skip_missing = z_observed is not None
+
+    def record(step: int, model: Forecaster) -> None:
+        e = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        curves[-1][step] = _mean_abs(e, skip_missing)
+        if len(curves) == 1:  # the first seed's checkpoints: the calibration errors
+            snapshots[step] = {n: w.copy() for n, w in model.state_dict().items()}
+
+    for k in range(config.search_seeds):
+        curves.append({})
+        seed = config.seed + 500 * k
+        _train(z, c, config, seed, config.steps, deadline, record, z_observed)
+    steps = sorted(set.intersection(*(set(cv) for cv in curves)))
+    means = [float(np.mean([cv[t] for cv in curves])) for t in steps]
+    finite = [(v, t) for v, t in zip(means, steps) if np.isfinite(v)]
+    if not finite:
+        return None
+    mae, step = min(finite, key=lambda vt: vt[0])  # the earliest of equal means
+    model = Forecaster(ForecasterConfig(hidden=c.hidden))
+    model.load_state_dict(snapshots[step])
+    dense = np.arange(origins[0], len(y) - h + 1)
+    return mae, step, _errors_at(model, c, tf, y, actual, dense, h)
 
 
 def _mean_abs(errors: np.ndarray, skip_missing: bool) -> float:
@@ -275,8 +337,12 @@ class Ensemble:
     season: int
     table: list[dict[str, Any]]
     truncated: bool
-    errors: np.ndarray  # (R, h) cross-fitted validation errors y - forecast of the best
-    # candidates, from every origin of their validation parts (the intervals' calibration)
+    errors: np.ndarray  # (R, h) the intervals' calibration: cross-fitted validation errors
+    # y - forecast of the best candidates from every origin of their validation parts, then
+    # the chosen forms' errors at the earlier cuts
+    candidate_errors: list[np.ndarray] = field(default_factory=list)  # per search row (R_i, h)
+    cut_errors: list[np.ndarray] = field(default_factory=list)  # per earlier cut (forms, R, h)
+    cut_seconds: float = 0.0  # time spent training the earlier cuts' models
 
     def interval(
         self, h: int, level: float = 80.0, history: np.ndarray | None = None
@@ -285,9 +351,9 @@ class Ensemble:
         :meth:`predict`, per step ahead (see :mod:`lstmkit.series.conformal`).
 
         Calibrated on :attr:`errors`, the cross-fitted validation errors of the best
-        candidates (inside the fitted history, never after it), pooled over the steps with a
-        sqrt(step) scale; NaN if the search had no validation part, inf if it held too few
-        errors for the level.
+        candidates and the errors of the chosen forms at earlier cuts (inside the fitted
+        history, never after it), pooled over the steps with a sqrt(step) scale; NaN if the
+        search had no validation part, inf if it held too few errors for the level.
         """
         q = conformal.pooled_quantiles(self.errors, level)
         return conformal.interval(self.predict(h, history), q)
@@ -310,6 +376,7 @@ class Ensemble:
             "members": [{**asdict(c), "steps": s} for c, _, _, s in self.members],
             "search": self.table,
             "truncated_by_time": self.truncated,
+            "calibration_cut_seconds": round(self.cut_seconds, 2),
         }
 
 
@@ -380,8 +447,52 @@ def fit_auto(
             model = run() if progress is None else progress.refitted(c, seed, run)
             members.append((c, tf, model, row["steps"]))
     truncated = truncated or time.monotonic() > refit_deadline
-    calibration = conformal.cross_fit(errors, config.top)
-    return Ensemble(members, y, m, table, truncated, calibration)
+    cut_start = time.monotonic()
+    cuts = _earlier_cut_errors(y, m, h, ranked, config, refit_deadline, observed)
+    seconds = time.monotonic() - cut_start
+    calibration = np.concatenate([conformal.cross_fit(errors, config.top), *cuts_as_rows(cuts)])
+    return Ensemble(members, y, m, table, truncated, calibration, errors, cuts, seconds)
+
+
+def cuts_as_rows(cuts: list[np.ndarray]) -> list[np.ndarray]:
+    """Each earlier cut's errors (forms, R, h) as rows (forms R, h) of calibration errors."""
+    return [e.reshape(-1, e.shape[-1]) for e in cuts]
+
+
+def _earlier_cut_errors(
+    y: np.ndarray,
+    m: int,
+    h: int,
+    rows: list[dict[str, Any]],
+    config: AutoConfig,
+    deadline: float,
+    observed: np.ndarray | None,
+) -> list[np.ndarray]:
+    """Errors y - forecast (forms, R, h) of the chosen forms at earlier cuts, in the spirit
+    of CV+: for k = 1 .. ``calibration_cuts``, with V = ``val_horizons`` h and a = n - (k + 1) V,
+    each form of ``rows`` (its own transform) is trained on y[:a] for its early-stopping
+    steps and forecasts h values from every origin a .. a + V - h (R = V - h + 1): windows
+    before the validation part that chose the forms, never used to choose anything. Cuts
+    too short for every form, or past ``deadline``, are left out."""
+    n, V = len(y), config.val_horizons * h
+    actual = y if observed is None else np.where(observed, y, np.nan)
+    out = []
+    for k in range(1, config.calibration_cuts + 1):
+        a = n - (k + 1) * V
+        forms = [(_candidate(r), r["steps"]) for r in rows]
+        forms = [(c, s) for c, s in forms if a >= c.need() + c.lookback]
+        if not forms or time.monotonic() > deadline:
+            break
+        origins = np.arange(a, a + V - h + 1)
+        errors = []
+        for c, steps in forms:
+            tf = Transform.fit(y[:a], m, c.deseason, c.difference)
+            z_obs = None if observed is None else _z_observed(observed[:a], c.difference)
+            seed = config.seed + 10 * k
+            model = _train(tf.encode(y[:a]), c, config, seed, steps, deadline, None, z_obs)
+            errors.append(_errors_at(model, c, tf, y, actual, origins, h))
+        out.append(np.stack(errors))
+    return out
 
 
 def search(

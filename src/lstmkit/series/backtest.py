@@ -168,6 +168,7 @@ def auto_forecaster(
         folder = out / f"origin-{len(history)}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "auto.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
+        _save_calibration(folder / "calibration.npz", ensemble)
         chosen = "; ".join(
             f"lookback {m['lookback']}, deseason {m['deseason']}, difference "
             f"{m['difference']}, hidden {m['hidden']}, {m['steps']} steps"
@@ -179,6 +180,15 @@ def auto_forecaster(
         return (ensemble.predict(horizon), *ensemble.interval(horizon, level))
 
     return run
+
+
+def _save_calibration(path: Path, ensemble: Any) -> None:
+    """The material behind an origin's interval, for studying calibration rules offline:
+    ``candidate<i>`` (R_i, h) each search row's validation errors, ``cut<k>`` (forms, R, h)
+    the chosen forms' errors at earlier cuts, ``errors`` the calibration used."""
+    arrays = {f"candidate{i}": e for i, e in enumerate(ensemble.candidate_errors)}
+    arrays.update({f"cut{k + 1}": e for k, e in enumerate(ensemble.cut_errors)})
+    np.savez(path, errors=ensemble.errors, **arrays)
 
 
 class _Lines(io.TextIOBase):

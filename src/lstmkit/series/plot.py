@@ -21,11 +21,14 @@ def plot_forecast(
     title: str = "",
     ylabel: str = "",
     show_last: int | None = None,
+    interval: Any = None,
+    level: int | None = None,
 ) -> Path:
     """Write a line plot: history (t = 0..n-1), forecast and actuals from t = n on.
 
     ``show_last`` limits the history drawn to its last values (the forecast stays readable
-    on a long series).
+    on a long series); ``interval`` (lo, hi), each (h,), is shaded around the forecast and
+    labelled with ``level`` (percent).
     """
     import matplotlib
 
@@ -43,6 +46,11 @@ def plot_forecast(
     ax.plot(
         np.r_[n - 1, future], np.r_[history[-1], forecast], color="C1", lw=1.8, label="forecast"
     )
+    if interval is not None:
+        # an unbounded interval (too few calibration errors) is not drawn: inf breaks the axes
+        lo, hi = (np.where(np.isfinite(b), b, np.nan) for b in np.asarray(interval, np.float64))
+        label = f"{level} % interval" if level else "interval"
+        ax.fill_between(future, lo, hi, color="C1", alpha=0.2, lw=0, label=label)
     if actual is not None:
         actual = np.asarray(actual, np.float64)
         ax.plot(
