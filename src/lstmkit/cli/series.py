@@ -284,6 +284,7 @@ def _forecast(args: argparse.Namespace) -> int:
     if args.future_csv is not None:
         raise UserError("--future-csv: the run was trained without --future-covariates")
     check_positive(args, "horizon")
+    series_global.check_level(args.level)
     output_file(args.out, "--out")
     png = None
     if not args.no_plot:
@@ -310,13 +311,17 @@ def _forecast(args: argparse.Namespace) -> int:
         except ValueError as e:
             raise UserError(str(e)) from None
     predicted = predict_run(model, meta, history, args.horizon)
+    bounds = _interval(args.level, model, history, args.horizon)
+    level = [] if bounds is None else [f"lo_{args.level:g}", f"hi_{args.level:g}"]
     time_name = series.time_column or "step"
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow([time_name, "forecast"] + (["actual"] if holdout else []))
+            writer.writerow([time_name, "forecast", *level] + (["actual"] if holdout else []))
             for k, (t, v) in enumerate(zip(times, predicted)):
                 row = [t, repr(float(v))]
+                if bounds is not None:
+                    row += [repr(float(bounds[0][k])), repr(float(bounds[1][k]))]
                 if holdout:
                     known = k < len(actual) and np.isfinite(actual[k])
                     row.append(repr(float(actual[k])) if known else "")
@@ -379,6 +384,18 @@ def _eval(args: argparse.Namespace) -> int:
             "starts inside them, so the LSTM's scores are optimistic"
         )
     return 0
+
+
+def _interval(level: float | None, model: Any, history: Any, h: int) -> Any:
+    """The automatic forecaster's ``level`` % interval (lo, hi) after ``history``; None
+    without --level; a UserError for one LSTM (it has none)."""
+    from lstmkit.series.auto import Ensemble
+
+    if level is None:
+        return None
+    if not isinstance(model, Ensemble):
+        raise UserError("--level: one LSTM (a run trained with --lookback) has no intervals")
+    return model.interval(h, level, history)
 
 
 def _backtest_series(args: argparse.Namespace) -> Any:
