@@ -153,3 +153,21 @@ def test_cli_refuses_a_missing_id_column_and_short_series(tmp_path, capsys) -> N
     err = one_error(capsys, [*base, "--id-column"])
     assert "series 'tiny' has 5 values" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_two_seasons_give_seasonal_indices_for_the_global_model() -> None:
+    """Two and a half seasons of a line plus a sine: the classical decomposition needs three
+    (zeros), ``min_seasons=2`` recovers the sine's indices from a least-squares line."""
+    from lstmkit.series.transform import Transform, seasonal_indices
+
+    t = np.arange(30)
+    y = 5 + 0.3 * t + np.sin(2 * np.pi * t / 12)
+    np.testing.assert_array_equal(seasonal_indices(y, 12), np.zeros(12))
+    np.testing.assert_allclose(
+        seasonal_indices(y, 12, min_seasons=2), np.sin(2 * np.pi * np.arange(12) / 12), atol=0.05
+    )
+    assert np.all(seasonal_indices(y[:23], 12, min_seasons=2) == 0)  # under two seasons
+    long = np.r_[y, 5 + 0.3 * np.arange(30, 48) + np.sin(2 * np.pi * np.arange(30, 48) / 12)]
+    np.testing.assert_array_equal(
+        Transform.fit(long, 12, True, False, min_seasons=2).season, seasonal_indices(long, 12)
+    )

@@ -179,3 +179,19 @@ def test_cli_backtest_reports_coverage_per_series_and_in_the_mean(tmp_path, caps
     lstm = report["models"]["lstmkit"]
     assert report["level"] == 80 and len(lstm["coverage"]) == 2
     assert lstm["coverage_mean"] == pytest.approx(np.mean(lstm["coverage_per_series"]))
+
+
+def test_cli_forecast_of_an_automatic_run_writes_the_same_interval_columns(tmp_path) -> None:
+    path = tmp_path / "one.csv"
+    y = seasonal(40, 5, 1, 3)
+    path.write_text("t,v\n" + "".join(f"{k},{v}\n" for k, v in enumerate(y)), encoding="utf-8")
+    run = tmp_path / "run"
+    argv = ["series", "train", "--csv", str(path), "--column", "v", "--out", str(run),
+            "--horizon", "3", "--season", "12", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / "f.csv"
+    assert main(["series", "forecast", "--run", str(run), "--csv", str(path), "--horizon", "3",
+                 "--out", str(out), "--no-plot", "--level", "90"]) == 0  # fmt: skip
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["step", "forecast", "lo_90", "hi_90"] and len(rows) == 3
+    assert all(float(r["lo_90"]) < float(r["forecast"]) < float(r["hi_90"]) for r in rows)
