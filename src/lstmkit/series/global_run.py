@@ -116,10 +116,10 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         "history/y": (N,), "history/X": (N, F), "history/P": (N, P), "history/lengths": (K,),
     }  # fmt: skip
     if "errors/values" in manifest or "errors/counts" in manifest:  # (older runs: none)
-        H = manifest.get("errors/values", (None, (-1, -1)))[1]
-        if len(H) != 2 or H[1] < 1:
+        shape = tuple(manifest.get("errors/values", (None, (-1, -1)))[1])
+        if len(shape) != 2 or shape[1] < 1:
             raise schema.HeaderError("array 'errors/values': expected shape (rows, horizon)")
-        want.update({"errors/values": tuple(H), "errors/counts": (K,)})
+        want.update({"errors/values": shape, "errors/counts": (K,)})
     keys = {f.name for f in fields(Candidate)} | {"steps"}
     for k, member in enumerate(members):
         where = f"members[{k}]."
