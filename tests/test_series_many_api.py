@@ -48,7 +48,7 @@ def test_a_long_frame_splits_by_id_and_sorts_each_by_time() -> None:
 
     df = long_df({"b": 30, "a": 26})
     fp = frame_panel(df, "unique_id", "ds", "y")
-    assert sorted(fp.panel.ids) == ["a", "b"]
+    assert fp.panel.ids == list(pd.unique(df.unique_id))  # the frame's order of first rows
     for name, y, index in zip(fp.panel.ids, fp.panel.y, fp.index):
         rows = df[df.unique_id == name].sort_values("ds")
         np.testing.assert_array_equal(y, rows.y.to_numpy())

@@ -6,14 +6,21 @@ with covariates). :func:`fit_global` follows :func:`lstmkit.series.auto.fit_auto
 step, with one model shared by every series:
 
 1. **Candidates**: :func:`lstmkit.series.auto.candidates` for the shortest series.
-2. **Validation**: each series keeps its last V = kh values out; every series has its own
-   :class:`~lstmkit.series.transform.Transform` and covariate scales fitted on the rest, and
-   the windows of all series train one :class:`~lstmkit.series.covariates.CovariateLSTM`.
-   The score is the mean over series of the validation MAE divided by that series'
-   in-sample seasonal-naive MAE (a MASE: series of different scales weigh alike; for K = 1
-   it ranks as the MAE does). Then the other sizes of :attr:`AutoConfig.sizes`.
+2. **Validation**: each series keeps its last V_i = k_i h values out (k_i: as many of
+   ``val_horizons`` as its length allows); every series has its own
+   :class:`~lstmkit.series.transform.Transform` (seasonal indices from two seasons on) and
+   covariate scales fitted on the rest, and the windows of all series train one
+   :class:`~lstmkit.series.covariates.CovariateLSTM`. Each series is forecast from every
+   origin of its validation part; the score is the mean over series of the validation MAE
+   divided by that series' in-sample seasonal-naive MAE (a MASE: series of different scales
+   weigh alike; for K = 1 it ranks as the MAE does). Then the other sizes of
+   :attr:`AutoConfig.sizes`.
 3. **Refit and ensemble**: the ``top`` candidates x ``seeds`` seeds on all of every series,
    for their early-stopping number of steps; the forecast is the median over members.
+4. **Intervals**: each series' validation errors at every candidate's best checkpoint,
+   cross-fitted (:func:`lstmkit.series.conformal.cross_fit`), calibrate that series'
+   split-conformal interval, pooled over the steps with a sqrt(step) scale, as the
+   automatic forecaster's (:meth:`GlobalEnsemble.interval`).
 
 A series too short for the lookback of every candidate is a ValueError naming it.
 """
@@ -113,6 +120,8 @@ def _train(
         for y, x, p, tf, s in zip(panel.y, panel.X, panel.P, *forms)
         if len(y) >= c.need()  # a shorter series is only forecast (from a shorter context)
     ]
+    if not pairs:
+        raise ValueError(f"no series holds the {c.need()} values a lookback of {c.lookback} needs")
     U = np.concatenate([u for u, _ in pairs], axis=1).astype(model.dtype)  # (L, M, D)
     V = np.concatenate([v for _, v in pairs], axis=1).astype(model.dtype)  # (L, M, 1 + P)
     return fit_windows(model, U, V, None, c, config, seed, steps, deadline, every)

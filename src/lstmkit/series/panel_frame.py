@@ -2,7 +2,7 @@
 
 The frame holds an id column, a value column, optionally a time column and covariate columns
 (Nixtla's names by default: ``unique_id``, ``ds``, ``y``). :func:`frame_panel` splits it by id
-(in order of first appearance), sorts each id's rows by time, and checks it: every named
+(in the frame's order of first appearance), sorts each id's rows by time, and checks it: every named
 column exists, the values and covariates are finite numbers, no id repeats a time stamp.
 :func:`long_frame` builds the long answer of a forecast: id, time, then the value columns.
 """
@@ -87,6 +87,7 @@ def frame_panel(
         raise ValueError(f"{what}: expected rows, got an empty frame")
     if df[id_column].isna().any():
         raise ValueError(f"{what}: column {id_column!r} has missing series ids")
+    first_seen = pd.unique(df[id_column].astype(str).to_numpy())  # the frame's order of ids
     if time_column:
         if df[time_column].isna().any():
             raise ValueError(f"{what}: column {time_column!r} has missing time stamps")
@@ -101,13 +102,11 @@ def frame_panel(
     y = _numbers(df, [column], what)[:, 0]
     X = _numbers(df, list(future), what) if future else np.zeros((len(df), 0))
     Pc = _numbers(df, list(past), what) if past else np.zeros((len(df), 0))
-    codes, uniques = pd.factorize(df[id_column].astype(str), sort=False)
-    first = pd.Series(np.arange(len(df))).groupby(codes).min().sort_values()
-    ids, rows = [], []
+    keys = df[id_column].astype(str).to_numpy()
+    positions = pd.Series(np.arange(len(df))).groupby(keys).indices  # id -> rows, time order
+    ids = [str(k) for k in first_seen]
+    rows = [positions[k] for k in ids]
     order = df.reset_index(drop=True)
-    for code in first.index:  # in order of first appearance in the frame
-        ids.append(str(uniques[code]))
-        rows.append(np.flatnonzero(codes == code))
     index = None
     if time_column:
         index = [_time_index(order[time_column].iloc[r]) for r in rows]
