@@ -185,7 +185,7 @@ def test_cli_trains_and_forecasts_with_future_covariates(tmp_path, capsys) -> No
     (tmp_path / "fut.csv").write_text("promo\n1\n0\n1\n", encoding="utf-8")
     assert main([*forecast, "--future-csv", str(tmp_path / "fut.csv")]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "step,forecast" and len(lines) == 4
+    assert lines[0] == "step,forecast,lo_80,hi_80" and len(lines) == 4  # 80 % by default
     err = one_error(
         capsys, [*forecast, "--horizon", "4", "--future-csv", str(tmp_path / "fut.csv")]
     )
@@ -221,6 +221,9 @@ def test_the_backtest_hands_the_model_the_history_and_the_true_future_covariates
         def predict(self, h, X_future):
             seen[-1].append(np.concatenate(X_future))
             return np.zeros((1, h))
+
+        def interval(self, h, level, X_future):
+            return -np.ones((1, h)), np.ones((1, h))
 
     def fake_fit(panel, m, h, config, names):
         seen.append([len(panel.y[0]), panel.X[0].copy(), names])
@@ -259,11 +262,14 @@ def test_batched_roll_outs_equal_one_at_a_time() -> None:
     np.testing.assert_allclose(roll_out_batch(model, u, x_next), np.stack(one, axis=1), rtol=1e-5)
 
 
-def test_predict_interval_after_a_fit_with_covariates_says_it_is_not_available() -> None:
+def test_predict_interval_after_a_fit_with_covariates_brackets_the_forecast() -> None:
     y, flag = flag_series(40)
     f = lk.series.Forecaster(horizon=4, config=replace_steps(TINY), minutes=0.2)
-    f.fit(y, future_covariates=flag)
-    with pytest.raises(NotImplementedError, match="not available after a fit with covariates"):
+    f.fit(y[:-4], future_covariates=flag[:-4])
+    lo, hi = f.predict_interval(4, 80, X_future=flag[-4:])
+    point = f.predict(4, flag[-4:])
+    assert lo.shape == hi.shape == (4,) and np.all(lo < point) and np.all(point < hi)
+    with pytest.raises(ValueError, match="X_future"):
         f.predict_interval(4)
     assert f.summary()["future_covariates"] == ["x0"]
 

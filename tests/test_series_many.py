@@ -127,13 +127,13 @@ def test_cli_trains_one_model_and_forecasts_every_id_in_long_format(tmp_path, ca
                 "--out", str(out)]  # fmt: skip
     assert main(forecast) == 0
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ["unique_id", "ds", "forecast"]
+    assert rows[0] == ["unique_id", "ds", "forecast", "lo_80", "hi_80"]  # 80 % by default
     assert [r[0] for r in rows[1:]] == ["a", "a", "b", "b", "c", "c"]
     assert rows[1][1] == "2003-05" and rows[3][1] == "2003-01"  # each id's own next months
     assert main([*forecast, "--holdout", "2", "--no-plot"]) == 0  # from 2 before each end
     rows = list(csv.reader(out.open()))
     assert rows[0][-1] == "actual" and rows[1][1] == "2003-03"
-    assert float(rows[1][3]) == pytest.approx(series["a"][-2], abs=1e-9)
+    assert float(rows[1][-1]) == pytest.approx(series["a"][-2], abs=1e-9)
     err = one_error(capsys, [*argv[: -len(FAST)], *FAST, "--resume"])
     assert "--resume and --val go with one LSTM" in err
     # a CSV without one of the run's ids, or with another, is refused
@@ -153,3 +153,21 @@ def test_cli_refuses_a_missing_id_column_and_short_series(tmp_path, capsys) -> N
     err = one_error(capsys, [*base, "--id-column"])
     assert "series 'tiny' has 5 values" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_two_seasons_give_seasonal_indices_for_the_global_model() -> None:
+    """Two and a half seasons of a line plus a sine: the classical decomposition needs three
+    (zeros), ``min_seasons=2`` recovers the sine's indices from a least-squares line."""
+    from lstmkit.series.transform import Transform, seasonal_indices
+
+    t = np.arange(30)
+    y = 5 + 0.3 * t + np.sin(2 * np.pi * t / 12)
+    np.testing.assert_array_equal(seasonal_indices(y, 12), np.zeros(12))
+    np.testing.assert_allclose(
+        seasonal_indices(y, 12, min_seasons=2), np.sin(2 * np.pi * np.arange(12) / 12), atol=0.05
+    )
+    assert np.all(seasonal_indices(y[:23], 12, min_seasons=2) == 0)  # under two seasons
+    long = np.r_[y, 5 + 0.3 * np.arange(30, 48) + np.sin(2 * np.pi * np.arange(30, 48) / 12)]
+    np.testing.assert_array_equal(
+        Transform.fit(long, 12, True, False, min_seasons=2).season, seasonal_indices(long, 12)
+    )

@@ -20,7 +20,13 @@ from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import check_positive, output_file, output_folder
 from lstmkit.cli.series_auto import auto_config, baseline_names, one_go_config
 
-__all__ = ["add_options", "backtest_global", "forecast_global", "train_global", "wanted"]
+__all__ = [
+    "add_options",
+    "backtest_global",
+    "forecast_global",
+    "train_global",
+    "wanted",
+]
 
 
 def add_options(p: argparse.ArgumentParser, command: str) -> None:
@@ -170,6 +176,9 @@ def forecast_global(args: argparse.Namespace) -> int:
     from lstmkit.train.checkpoint import CheckpointError
 
     check_positive(args, "horizon")
+    if args.level is not None and not 0 <= args.level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")
+    args.level = 80 if args.level is None else args.level  # 0: no interval
     output_file(args.out, "--out")
     png = (
         None
@@ -220,9 +229,13 @@ def forecast_global(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         predicted = ensemble.predict(h, X_future, ordered.cut(ends))
+        bounds = None
+        if args.level:
+            bounds = ensemble.interval(h, args.level, X_future, ordered.cut(ends))
     except ValueError as e:
         raise UserError(str(e)) from None
-    _write(args, ordered, ends, [None if times is None else times[j] for j in order], predicted)
+    times = [None if times is None else times[j] for j in order]
+    _write(args, ordered, ends, times, predicted, bounds)
     message = f"wrote {h} forecast values of each of {len(ordered.y)} series to {args.out}"
     print(message + _plot(args, png, ordered, ends, predicted))
     return 0
@@ -246,8 +259,15 @@ def _plot(
 
 
 def _write(
-    args: argparse.Namespace, panel: Any, ends: list[int], times: list[Any], predicted: Any
+    args: argparse.Namespace,
+    panel: Any,
+    ends: list[int],
+    times: list[Any],
+    predicted: Any,
+    bounds: Any = None,
 ) -> None:
+    """The forecast CSV: id, time, forecast, with ``bounds`` (lo, hi) (K, h) the columns
+    ``lo_<level>`` and ``hi_<level>``, and with --holdout the actual values."""
     from lstmkit.series.data import future_times
 
     h, hold = args.horizon, args.holdout
@@ -265,11 +285,15 @@ def _write(
         for j in range(h):
             actual = repr(float(y[o + j])) if hold and o + j < len(y) else ""
             row = ([name] if args.id_column else []) + [labels[j], repr(float(predicted[k, j]))]
+            if bounds is not None:
+                row += [repr(float(bounds[0][k, j])), repr(float(bounds[1][k, j]))]
             rows.append(row + ([actual] if hold else []))
+    level = "" if bounds is None else f"{args.level:g}"
     try:
         with open(args.out, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(header + ["forecast"] + (["actual"] if hold else []))
+            names = [] if bounds is None else [f"lo_{level}", f"hi_{level}"]
+            writer.writerow(header + ["forecast", *names] + (["actual"] if hold else []))
             writer.writerows(rows)
     except OSError as e:
         raise UserError(f"--out: cannot write {args.out}: {e.strerror or e}") from None
@@ -285,6 +309,8 @@ def backtest_global(args: argparse.Namespace) -> int:
     if args.csv is None or args.column is None:
         raise UserError("--id-column and covariates need --csv and --column")
     check_positive(args, "horizon", "origins", "step", "season")
+    if not 0 <= args.level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {args.level}")
     config = auto_config(args)
     future = _list(args.future_covariates, "--future-covariates")
     past = _list(args.past_covariates, "--past-covariates")
@@ -305,8 +331,9 @@ def backtest_global(args: argparse.Namespace) -> int:
     log = None if args.no_progress else (lambda s: print(s, file=sys.stderr))
     try:
         report = backtest_panel(
-            panel, args.horizon, origins, season, config, names, (future, past), log
-        )
+            panel, args.horizon, origins, season, config, names, (future, past), log,
+            args.level or None,
+        )  # fmt: skip
     except ValueError as e:
         raise UserError(str(e)) from None
     report.update({"future_covariates": future, "past_covariates": past, "origins": origins})

@@ -17,6 +17,18 @@ daily 7, hourly 24, else 1), else 1.
 
 Missing values (NaN, or time stamps a regular DatetimeIndex skips) are an error unless
 ``missing`` is "interpolate", "previous" or "mask" (see :mod:`lstmkit.series.missing`).
+
+**Many series.** A long DataFrame (one row per series id and time; Nixtla's ``unique_id``,
+``ds``, ``y`` by default, else ``id_column=``, ``time_column=``, ``column=``) fits one global
+model on every series (:mod:`lstmkit.series.many`); ``future_covariates`` and
+``past_covariates`` are then lists of the frame's columns. ``predict(h)`` returns a long
+DataFrame (id, time, ``forecast``) and ``predict_interval(h, level)`` one with ``lo_<level>``
+and ``hi_<level>``; with future covariates both take ``X_future``, a long frame holding the
+id column and those columns for the h steps of every id.
+
+>>> f = lk.series.Forecaster(horizon=12).fit(df)   # df: unique_id, ds, y  # doctest: +SKIP
+>>> f.predict(12).columns.tolist()                                        # doctest: +SKIP
+['unique_id', 'ds', 'forecast']
 """
 
 from __future__ import annotations
@@ -72,17 +84,30 @@ class Forecaster:
         *,
         future_covariates: Any = None,
         past_covariates: Any = None,
+        id_column: str | None = None,
+        time_column: str | None = None,
     ) -> Forecaster:
-        """Fit on the series y (n,); see the module docstring for what y may be.
+        """Fit on the series y (n,), or on the many series of a long DataFrame; see the
+        module docstring for what y may be.
 
         ``future_covariates`` (n, F) and ``past_covariates`` (n, P): arrays or pandas
-        (see :mod:`lstmkit.series.covariates`); with either, ``predict`` needs ``X_future``
-        when F > 0 (:meth:`predict`)."""
-        self.__dict__.pop("global_", None)
+        (see :mod:`lstmkit.series.covariates`), or column names of a long frame; with
+        either, ``predict`` needs ``X_future`` when F > 0 (:meth:`predict`).
+        ``id_column`` (default ``unique_id`` when the frame has it) and ``time_column``
+        (default ``ds`` when it has it) name a long frame's columns."""
+        for fitted in ("global_", "ensemble_", "panel_"):
+            self.__dict__.pop(fitted, None)
         _check_int("horizon", self.horizon, 1)
         if self.season is not None:
             _check_int("season", self.season, 1)
         gaps.check_mode(self.missing, "missing")
+        if id_column is not None or _has_column(y, "unique_id"):
+            return self._fit_many(
+                y, id_column or "unique_id", time_column, column, future_covariates,
+                past_covariates,
+            )  # fmt: skip
+        if time_column is not None:
+            raise ValueError("time_column: goes with a long DataFrame (id_column=)")
         values, index = _on_grid(*_values(y, column))
         _check_missing(values, index, self.missing)
         values, observed = gaps.fill(values, self.missing)
@@ -107,6 +132,8 @@ class Forecaster:
         or a pandas Series over the following time stamps if ``fit`` was given pandas.
         ``X_future`` (h, F): the known-future covariates of those steps, when fitted with
         ``future_covariates``."""
+        if hasattr(self, "panel_"):
+            return self._predict_many(h, X_future)
         if hasattr(self, "global_"):
             return self._predict_covariates(h, X_future)
         if X_future is not None:
@@ -122,12 +149,22 @@ class Forecaster:
 
         return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
 
-    def predict_interval(self, h: int | None = None, level: float = 80.0) -> tuple[Any, Any]:
+    def predict_interval(
+        self, h: int | None = None, level: float = 80.0, X_future: Any = None
+    ) -> Any:
         """(lo, hi): the ``level`` % prediction interval of the next h values, from the
         search's validation errors (see :meth:`lstmkit.series.auto.Ensemble.interval`);
-        arrays (h,), or pandas Series like :meth:`predict`'s."""
+        arrays (h,), or pandas Series like :meth:`predict`'s. After a fit on a long frame: a
+        long DataFrame (id, time, ``lo_<level>``, ``hi_<level>``)."""
+        if hasattr(self, "panel_"):
+            return self._predict_many(h, X_future, level)
         if hasattr(self, "global_"):
-            raise NotImplementedError("predict_interval: not available after a fit with covariates")
+            h = self.horizon if h is None else h
+            _check_int("h", h, 1)
+            lo, hi = self.global_.interval(h, level, self._x_future(h, X_future))
+            return self._labelled(lo[0]), self._labelled(hi[0])
+        if X_future is not None:
+            raise ValueError("X_future: this Forecaster was fitted without future_covariates")
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
         h = self.horizon if h is None else h
@@ -159,11 +196,10 @@ class Forecaster:
         self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
         return self
 
-    def _predict_covariates(self, h: int | None, X_future: Any) -> Any:
+    def _x_future(self, h: int, X_future: Any) -> list[np.ndarray] | None:
+        """One series' known-future covariates as the global model takes them."""
         from lstmkit.series.covariates import as_matrix
 
-        h = self.horizon if h is None else h
-        _check_int("h", h, 1)
         names = self.global_.future_names
         if X_future is not None and hasattr(X_future, "columns"):
             by_name = {str(k): k for k in X_future.columns}
@@ -171,13 +207,60 @@ class Forecaster:
             if missing:
                 raise ValueError(f"X_future: expected the columns {names}, missing {missing}")
             X_future = X_future[[by_name[c] for c in names]]
-        X = None if X_future is None else [as_matrix(X_future, "X_future", h)]
-        values = self.global_.predict(h, X)[0]
+        return None if X_future is None else [as_matrix(X_future, "X_future", h)]
+
+    def _labelled(self, values: np.ndarray) -> Any:
+        """values (h,) as :meth:`predict` returns them (a pandas Series after pandas)."""
         if self.index_ is None:
             return values
         import pandas as pd
 
-        return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
+        return pd.Series(values, index=_future_index(self.index_, len(values)), name=self.name_)
+
+    def _predict_covariates(self, h: int | None, X_future: Any) -> Any:
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        return self._labelled(self.global_.predict(h, self._x_future(h, X_future))[0])
+
+    def _fit_many(
+        self, df: Any, id_column: str, time_column: str | None, column: str | None,
+        future: Any, past: Any,
+    ) -> Forecaster:  # fmt: skip
+        """``fit`` on a long frame: one global model over its series."""
+        from lstmkit.series.many import check_lengths, fit_global
+        from lstmkit.series.panel_frame import frame_panel
+
+        if self.missing != "error":
+            raise ValueError("missing: the global forecaster needs complete series ('error')")
+        names = (_names(future, "future_covariates"), _names(past, "past_covariates"))
+        if time_column is None and _has_column(df, "ds"):
+            time_column = "ds"
+        fp = frame_panel(df, id_column, time_column, column or "y", *names)
+        check_lengths(fp.panel, self.horizon)
+        season = self.season or _infer_season(None if fp.index is None else fp.index[0])
+        config = replace(self.config or AutoConfig(), minutes=self.minutes, seed=self.seed)
+        self.global_ = fit_global(fp.panel, season, self.horizon, config, names)
+        self.panel_, self.season_ = fp, season
+        return self
+
+    def _predict_many(self, h: int | None, X_future: Any, level: float | None = None) -> Any:
+        """``predict`` / ``predict_interval`` after a fit on a long frame: a long frame."""
+        from lstmkit.series.panel_frame import future_rows, long_frame
+
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        fp, names = self.panel_, self.global_.future_names
+        if X_future is not None and not names:
+            raise ValueError("X_future: this Forecaster was fitted without future_covariates")
+        X = None if X_future is None else future_rows(X_future, fp, names, h)
+        if fp.index is None:
+            times = [np.arange(len(y), len(y) + h) for y in fp.panel.y]
+        else:
+            times = [_future_index(index, h) for index in fp.index]
+        if level is None:
+            return long_frame(fp, times, {"forecast": self.global_.predict(h, X)})
+        lo, hi = self.global_.interval(h, level, X)
+        return long_frame(fp, times, {f"lo_{level:g}": lo, f"hi_{level:g}": hi})
 
     def summary(self) -> dict[str, Any]:
         """The chosen ensemble members and the validation table of the search."""
@@ -186,6 +269,21 @@ class Forecaster:
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) first")
         return {"season": self.season_, **self.ensemble_.summary()}
+
+
+def _has_column(y: Any, name: str) -> bool:
+    """Whether y is a pandas DataFrame with a column ``name``."""
+    return type(y).__name__ == "DataFrame" and name in getattr(y, "columns", ())
+
+
+def _names(columns: Any, name: str) -> list[str]:
+    """A long frame's covariate column names: None, one name or a list of names."""
+    if columns is None:
+        return []
+    names = [columns] if isinstance(columns, str) else list(columns)
+    if not all(isinstance(c, str) and c for c in names):
+        raise TypeError(f"{name}: expected column names of the long frame, got {columns!r}")
+    return names
 
 
 def _check_int(name: str, value: Any, low: int) -> None:

@@ -11,6 +11,8 @@ with K series, season m, F known-future and P past covariates:
 ``history/y``            (N,) the K fitted series end to end (N = sum of their lengths)
 ``history/X``            (N, F) and ``history/P`` (N, P) their covariates
 ``history/lengths``      (K,) the length of each series
+``errors/values``        (R, H) every series' cross-fitted validation errors end to end
+``errors/counts``        (K,) how many rows of them are each series' (the intervals)
 =======================  ==============================================================
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``ids`` (K names),
@@ -51,6 +53,8 @@ def save_global(folder: str | Path, ensemble: GlobalEnsemble, data: dict[str, An
         "history/X": np.concatenate(p.X),
         "history/P": np.concatenate(p.P),
         "history/lengths": np.array([len(v) for v in p.y], np.int64),
+        "errors/values": np.concatenate(ensemble.errors),
+        "errors/counts": np.array([len(e) for e in ensemble.errors], np.int64),
     }
     for k, mb in enumerate(ensemble.members):
         arrays.update({f"member{k}/{n}": w for n, w in mb.model.state_dict().items()})
@@ -111,6 +115,11 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     want: dict[str, tuple[int, ...]] = {
         "history/y": (N,), "history/X": (N, F), "history/P": (N, P), "history/lengths": (K,),
     }  # fmt: skip
+    if "errors/values" in manifest or "errors/counts" in manifest:  # (older runs: none)
+        shape = tuple(manifest.get("errors/values", (None, (-1, -1)))[1])
+        if len(shape) != 2 or shape[1] < 1:
+            raise schema.HeaderError("array 'errors/values': expected shape (rows, horizon)")
+        want.update({"errors/values": shape, "errors/counts": (K,)})
     keys = {f.name for f in fields(Candidate)} | {"steps"}
     for k, member in enumerate(members):
         where = f"members[{k}]."
@@ -155,6 +164,7 @@ def load_global(path: str | Path) -> tuple[GlobalEnsemble, dict[str, Any]]:
         list(meta["ids"]),
     )
     F, P = len(meta["future_covariates"]), len(meta["past_covariates"])
+    errors = _errors(file, arrays, len(panel.y))
     members = [_member(file, arrays, k, d, F, P) for k, d in enumerate(meta["members"])]
     ensemble = GlobalEnsemble(
         members,
@@ -164,8 +174,19 @@ def load_global(path: str | Path) -> tuple[GlobalEnsemble, dict[str, Any]]:
         False,
         list(meta["future_covariates"]),
         list(meta["past_covariates"]),
+        errors,
     )
     return ensemble, meta
+
+
+def _errors(file: Path, arrays: dict[str, np.ndarray], K: int) -> list[np.ndarray]:
+    """Each series' calibration errors (R_i, H); a (1, 1) NaN row each in an older run."""
+    if "errors/values" not in arrays:
+        return [np.full((1, 1), np.nan) for _ in range(K)]
+    values, counts = arrays["errors/values"], arrays["errors/counts"]
+    if np.any(counts < 1) or int(counts.sum()) != values.shape[0]:
+        raise checkpoint.CheckpointError(f"{file}: errors/counts do not add up to errors/values")
+    return list(np.split(values.astype(np.float64), np.cumsum(counts)[:-1]))
 
 
 def _member(

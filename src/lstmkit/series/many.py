@@ -6,14 +6,21 @@ with covariates). :func:`fit_global` follows :func:`lstmkit.series.auto.fit_auto
 step, with one model shared by every series:
 
 1. **Candidates**: :func:`lstmkit.series.auto.candidates` for the shortest series.
-2. **Validation**: each series keeps its last V = kh values out; every series has its own
-   :class:`~lstmkit.series.transform.Transform` and covariate scales fitted on the rest, and
-   the windows of all series train one :class:`~lstmkit.series.covariates.CovariateLSTM`.
-   The score is the mean over series of the validation MAE divided by that series'
-   in-sample seasonal-naive MAE (a MASE: series of different scales weigh alike; for K = 1
-   it ranks as the MAE does). Then the other sizes of :attr:`AutoConfig.sizes`.
+2. **Validation**: each series keeps its last V_i = k_i h values out (k_i: as many of
+   ``val_horizons`` as its length allows); every series has its own
+   :class:`~lstmkit.series.transform.Transform` (seasonal indices from two seasons on) and
+   covariate scales fitted on the rest, and the windows of all series train one
+   :class:`~lstmkit.series.covariates.CovariateLSTM`. Each series is forecast from every
+   origin of its validation part; the score is the mean over series of the validation MAE
+   divided by that series' in-sample seasonal-naive MAE (a MASE: series of different scales
+   weigh alike; for K = 1 it ranks as the MAE does). Then the other sizes of
+   :attr:`AutoConfig.sizes`.
 3. **Refit and ensemble**: the ``top`` candidates x ``seeds`` seeds on all of every series,
    for their early-stopping number of steps; the forecast is the median over members.
+4. **Intervals**: each series' validation errors at every candidate's best checkpoint,
+   cross-fitted (:func:`lstmkit.series.conformal.cross_fit`), calibrate that series'
+   split-conformal interval, pooled over the steps with a sqrt(step) scale, as the
+   automatic forecaster's (:meth:`GlobalEnsemble.interval`).
 
 A series too short for the lookback of every candidate is a ValueError naming it.
 """
@@ -26,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmkit.series import conformal
 from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_windows, search
 from lstmkit.series.covariates import (
     CovariateLSTM,
@@ -86,7 +94,10 @@ class Member:
 
 
 def _fit_forms(panel: Panel, m: int, c: Candidate) -> tuple[list[Transform], list[np.ndarray]]:
-    tfs = [Transform.fit(y, m, c.deseason, c.difference) for y in panel.y]
+    # two seasons suffice for the seasonal indices: short series would otherwise validate
+    # without deseasoning and refit with it (see docs/forecasting.md: 1.320 -> 0.836 at the
+    # first origin of the synthetic set)
+    tfs = [Transform.fit(y, m, c.deseason, c.difference, min_seasons=2) for y in panel.y]
     scales = [fit_scales(np.concatenate([x, p], axis=1)) for x, p in zip(panel.X, panel.P)]
     return tfs, scales
 
@@ -107,7 +118,10 @@ def _train(
     pairs = [
         windows(*inputs_targets(tf.encode(y), int(c.difference), x, p, s), c.lookback)
         for y, x, p, tf, s in zip(panel.y, panel.X, panel.P, *forms)
+        if len(y) >= c.need()  # a shorter series is only forecast (from a shorter context)
     ]
+    if not pairs:
+        raise ValueError(f"no series holds the {c.need()} values a lookback of {c.lookback} needs")
     U = np.concatenate([u for u, _ in pairs], axis=1).astype(model.dtype)  # (L, M, D)
     V = np.concatenate([v for _, v in pairs], axis=1).astype(model.dtype)  # (L, M, 1 + P)
     return fit_windows(model, U, V, None, c, config, seed, steps, deadline, every)
@@ -141,33 +155,42 @@ def _naive_scale(y: np.ndarray, m: int) -> float:
     return float(d) if d > 0 else 1.0
 
 
-def _validate(
-    panel: Panel, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
-) -> tuple[float, int]:
-    """(best mean scaled validation MAE over the series, its step) of candidate c."""
-    n, k = min(len(y) for y in panel.y), config.val_horizons
+def _val_cut(n: int, h: int, c: Candidate, k: int) -> int:
+    """Where the validation part of a series of n values begins: k horizons before its end,
+    fewer (at least one) if the rest would not hold the candidate's windows and a context."""
     while k > 1 and n - k * h < c.need() + c.lookback:
         k -= 1
-    cuts = [len(y) - k * h for y in panel.y]
+    return n - k * h
+
+
+def _validate(
+    panel: Panel, m: int, h: int, c: Candidate, config: AutoConfig, deadline: float
+) -> tuple[float, int, list[np.ndarray]]:
+    """(best mean scaled validation MAE over the series, its step, each series' errors
+    y - forecast (R_i, h) there) of candidate c.
+
+    Each series keeps its own validation part (as many of ``val_horizons`` horizons as its
+    length allows) and forecasts from every origin inside it (R_i = its length - h + 1)."""
+    cuts = [_val_cut(len(y), h, c, config.val_horizons) for y in panel.y]
     train = panel.cut(cuts)
     forms = _fit_forms(train, m, c)
     scale = [_naive_scale(y, m) for y in train.y]
-    best = (np.inf, config.eval_every)
+    best: tuple[float, int, list[np.ndarray]] = (np.inf, config.eval_every, [])
 
     jobs, owner = [], []  # every (series, origin) of the validation part
     for i, (y, X, Pc) in enumerate(zip(panel.y, panel.X, panel.P)):
-        for o in np.unique(np.linspace(cuts[i], len(y) - h, 2 * k - 1).astype(int)):
+        for o in range(cuts[i], len(y) - h + 1):
             jobs.append((forms[0][i], forms[1][i], y[:o], X[:o], Pc[:o], X[o : o + h]))
             owner.append((i, o))
 
     def score(step: int, model: CovariateLSTM) -> None:
         nonlocal best
-        errors: list[list[float]] = [[] for _ in panel.y]
+        errors: list[list[np.ndarray]] = [[] for _ in panel.y]
         for (i, o), f in zip(owner, _forecast(model, c, jobs)):
-            errors[i].append(float(np.mean(np.abs(panel.y[i][o : o + h] - f))))
-        value = float(np.mean([np.mean(e) / s for e, s in zip(errors, scale)]))
+            errors[i].append(panel.y[i][o : o + h] - f)
+        value = float(np.mean([np.mean(np.abs(e)) / s for e, s in zip(errors, scale)]))
         if np.isfinite(value) and value < best[0]:
-            best = (value, step)
+            best = (value, step, [np.stack(e) for e in errors])
 
     _train(train, c, forms, config, config.seed, config.steps, deadline, score)
     return best
@@ -185,6 +208,25 @@ class GlobalEnsemble:
     truncated: bool
     future_names: list[str]
     past_names: list[str]
+    errors: list[np.ndarray]  # each series' (R_i, h) cross-fitted validation errors y - forecast
+
+    def interval(
+        self,
+        h: int,
+        level: float = 80.0,
+        X_future: list[np.ndarray] | None = None,
+        panel: Panel | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lo, hi), each (K, h): every series' ``level`` % split-conformal interval around
+        :meth:`predict`, calibrated on that series' own errors in :attr:`errors` (pooled
+        over the steps with a sqrt(step) scale, :func:`~lstmkit.series.conformal.
+        pooled_quantiles`); NaN without a validation part, inf with too few errors."""
+        forecast = self.predict(h, X_future, panel)
+        bounds = [
+            conformal.interval(f, conformal.pooled_quantiles(e, level))
+            for f, e in zip(forecast, self.errors)
+        ]
+        return np.stack([lo for lo, _ in bounds]), np.stack([hi for _, hi in bounds])
 
     def predict(
         self, h: int, X_future: list[np.ndarray] | None = None, panel: Panel | None = None
@@ -260,18 +302,21 @@ def fit_global(
     start = time.monotonic()
     budget = np.inf if config.minutes is None else 60.0 * config.minutes
     search_deadline = start + 0.7 * budget
-    n = min(len(y) for y in panel.y)
+    room = _pool_room([len(y) for y in panel.y], h)
+    errors: list[list[np.ndarray]] = []  # each row's validation errors, per series (R_i, h)
 
     def validate(c: Candidate) -> dict[str, Any]:
-        val, step = _validate(panel, m, h, c, config, search_deadline)
+        val, step, e = _validate(panel, m, h, c, config, search_deadline)
+        errors.append(e)
         return {"val_mase": val, "steps": step}
 
     def fallback(c: Candidate) -> dict[str, Any]:
+        errors.append([np.full((1, h), np.nan) for _ in panel.y])
         return {"val_mase": float("nan"), "steps": config.steps}
 
-    pool = candidates(m, h, n - h, config.hidden)
+    pool = candidates(m, h, room, config.hidden)
     args = (validate, fallback, search_deadline, _val_key)
-    table, truncated = search(pool, n - h, config.sizes, *args)
+    table, truncated = search(pool, room, config.sizes, *args)
     ranked = sorted(table, key=_val_key)[: config.top]
     members = []
     for row in ranked:
@@ -282,7 +327,24 @@ def fit_global(
             model = _train(panel, c, forms, config, seed, row["steps"], start + budget)
             members.append(Member(c, forms[0], forms[1], model, row["steps"]))
     truncated = truncated or time.monotonic() > start + budget
-    return GlobalEnsemble(members, panel, m, table, truncated, list(names[0]), list(names[1]))
+    calibration = _calibration(errors, len(panel.y), h, config.top)
+    return GlobalEnsemble(
+        members, panel, m, table, truncated, list(names[0]), list(names[1]), calibration
+    )
+
+
+def _calibration(errors: list[list[np.ndarray]], K: int, h: int, top: int) -> list[np.ndarray]:
+    """Each series' cross-fitted validation errors (R'_i, h) from every row's errors (see
+    :func:`lstmkit.series.conformal.cross_fit`); a (1, h) row of NaN without any."""
+    rows = [e for e in errors if e]
+    if not rows:
+        return [np.full((1, h), np.nan) for _ in range(K)]
+    return [conformal.cross_fit([e[i] for e in rows], top) for i in range(K)]
+
+
+def _pool_room(lengths: list[int], h: int) -> int:
+    """The training values the candidate pool is sized for: the shortest series' n - h."""
+    return min(lengths) - h
 
 
 def _val_key(row: dict[str, Any]) -> float:

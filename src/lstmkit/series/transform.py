@@ -9,7 +9,9 @@ optional except the last:
 
 The seasonal indices come from the classical decomposition: a centred moving average of one
 season (2 x m for even m) estimates the trend, and s_j is the mean of y_t - trend_t over the
-steps t with t mod m = j, shifted to sum to 0. In the spirit of ES-RNN, the LSTM then learns
+steps t with t mod m = j, shifted to sum to 0. That needs three seasons; with
+``min_seasons=2`` a history of two to three seasons takes a least-squares line as its trend
+instead (the global forecaster's short series). In the spirit of ES-RNN, the LSTM then learns
 what the season (and, with differencing, the level) leaves. :meth:`Transform.decode` inverts
 the three steps for forecasts that follow the history.
 """
@@ -25,16 +27,23 @@ from lstmkit.series.data import Scaler
 __all__ = ["Transform", "seasonal_indices"]
 
 
-def seasonal_indices(y: np.ndarray, m: int) -> np.ndarray:
+def seasonal_indices(y: np.ndarray, m: int, min_seasons: int = 3) -> np.ndarray:
     """Additive seasonal indices (m,) of y (n,), indexed by t mod m; zeros if m == 1 or
-    the history holds fewer than two seasons past the moving average."""
+    the history holds fewer than ``min_seasons`` seasons (3: two past the moving average;
+    2: from 2m to 3m values the trend is a least-squares line)."""
     y = np.asarray(y, np.float64)
-    if m == 1 or y.shape[0] < 3 * m:
+    n = y.shape[0]
+    if m == 1 or n < min(min_seasons, 3) * m:
         return np.zeros(m)
-    w = np.ones(m) / m if m % 2 else np.r_[0.5, np.ones(m - 1), 0.5] / m
-    trend = np.convolve(y, w, mode="valid")  # centred: trend[k] belongs to t = k + len(w)//2
-    t = np.arange(trend.shape[0]) + w.shape[0] // 2
-    detrended = y[t] - trend
+    if n < 3 * m:
+        t = np.arange(n)
+        A = np.stack([np.ones(n), t], axis=1)  # (n, 2): level and slope
+        detrended = y - A @ np.linalg.lstsq(A, y, rcond=None)[0]
+    else:
+        w = np.ones(m) / m if m % 2 else np.r_[0.5, np.ones(m - 1), 0.5] / m
+        trend = np.convolve(y, w, mode="valid")  # centred: trend[k] belongs to t = k + len(w)//2
+        t = np.arange(trend.shape[0]) + w.shape[0] // 2
+        detrended = y[t] - trend
     s = np.array([detrended[t % m == j].mean() for j in range(m)])
     return s - s.mean()
 
@@ -48,9 +57,12 @@ class Transform:
     scaler: Scaler
 
     @classmethod
-    def fit(cls, y: np.ndarray, m: int, deseason: bool, difference: bool) -> Transform:
+    def fit(
+        cls, y: np.ndarray, m: int, deseason: bool, difference: bool, min_seasons: int = 3
+    ) -> Transform:
+        """Fitted on the history y (n,); ``min_seasons``: see :func:`seasonal_indices`."""
         y = np.asarray(y, np.float64)
-        season = seasonal_indices(y, m) if deseason else np.zeros(m)
+        season = seasonal_indices(y, m, min_seasons) if deseason else np.zeros(m)
         e = cls(season, difference, Scaler(0.0, 1.0))._unscaled(y)
         return cls(season, difference, Scaler.fit(e))
 
