@@ -110,3 +110,21 @@ def test_lean_inference_refuses_what_the_general_path_validates():
         layer(x, (np.zeros((1, 3, H), np.float32),) * 2, inference=True)
     with pytest.raises(TypeError, match="float64"):
         layer(x.astype(np.float64), inference=True)
+
+
+@pytest.mark.parametrize("name", ["weight_ih_l0", "weight_hh_l0"])
+def test_split_loops_see_an_in_place_update(name):
+    """The loops split by cells keep their weight columns between inference calls
+    (kernels/lstm.py ``_kept_columns``): one changed weight is seen at the next call."""
+    layer = _layer("LSTM", 0)
+    layer.execution = lk.Execution(split_from=0)  # the split loops at this small size
+    x = _x(6)
+    before = layer(x, inference=True)[0]
+    assert np.array_equal(layer(x, inference=True)[0], before)  # kept, and the same
+    layer.parameters()[name][5, 1] += np.float32(0.5)
+    after = layer(x, inference=True)[0]
+    assert not np.array_equal(after, before)
+    oracle = _layer("LSTM", 99)
+    oracle.execution = layer.execution
+    oracle.load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(after, oracle(x, inference=True)[0])

@@ -543,6 +543,24 @@ def all_finite(x, h, c):
 
 
 @_jit
+def renew(w, seen):
+    """Whether ``w`` differs from ``seen`` (same shape, C-contiguous) in any bit; if so,
+    ``seen`` becomes a copy of it. For weights prepared from the live parameters and kept
+    from call to call: the parameters are updated in place, by optimisers and users alike,
+    so no counter can tell; comparing reads both arrays once, vectorised (~2 us for 64 KB,
+    where scaling and transposing them again took 5-16 us)."""
+    a, b = w.reshape(w.size).view(np.int32), seen.reshape(seen.size).view(np.int32)
+    differ = 0
+    for q in range(a.shape[0]):
+        differ |= a[q] ^ b[q]
+    if differ == 0:
+        return False
+    for q in range(a.shape[0]):
+        b[q] = a[q]
+    return True
+
+
+@_jit
 def _preactivation_rows(x, h, W_ih, W_hh, b_ih, b_hh, scale, n, rows, z):
     """z[j] = scale[j] * (W_ih x + b_ih + W_hh h + b_hh)[j] for row n of x and h, j in
     ``rows`` (scale: a power of two, so this equals the products of scaled weights)."""

@@ -166,21 +166,16 @@ def _prepared(w: Layer, space: sequence.Workspace) -> tuple[np.ndarray, ...]:
 
 @_jit
 def _refresh(W, scale, seen, W_t, W_s):
-    """Where W (4H, K) differs from ``seen`` (bit for bit; its copy when W_t was last made):
-    seen = W, W_t (K, 4H) = (W * scale[:, None]).T, and W_s (4H, K) = W * scale[:, None]
-    where it has rows (the loops' register-sum product reads it). Comparing reads W and
-    ``seen`` once (vectorised); transposing took ~16 us at (256, 64), a tenth of the call."""
-    GH, K = W.shape
-    a, b = W.reshape(GH * K).view(np.int32), seen.reshape(GH * K).view(np.int32)
-    differ = 0
-    for q in range(a.shape[0]):
-        differ |= a[q] ^ b[q]
-    if differ == 0:
+    """Where W (4H, K) differs from ``seen`` (its copy when W_t was last made: see
+    :func:`lstmkit.kernels.compiled.renew`): W_t (K, 4H) = (W * scale[:, None]).T, and
+    W_s (4H, K) = W * scale[:, None] where it has rows (the loops' register-sum product
+    reads it). (Made again on every call, this took ~16 us at (256, 64), a tenth of it.)"""
+    if not compiled.renew(W, seen):
         return
+    GH, K = W.shape
     for j in range(GH):
         for k in range(K):
             W_t[k, j] = W[j, k] * scale[j]
-            seen[j, k] = W[j, k]
     if W_s.shape[0] > 0:
         for j in range(GH):
             for k in range(K):
