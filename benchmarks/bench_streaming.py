@@ -8,8 +8,8 @@ One sequence (N = 1), I = H, the state carried from step to step, 200 steps per 
 LSTM, GRU and RNN at H = 64, 256, 512 against ``torch.nn.LSTMCell`` / ``GRUCell`` /
 ``RNNCell`` (the same weights) and ONNX Runtime running the layer on a one-step sequence.
 Each runtime on one thread (numba's through the environment, torch's and ORT's set here);
-CPU time (``time.process_time``), the best of 7 loops, the three taking turns. ratio = lstmkit / torch's cell
-(the target: <= 0.5) and lstmkit / ORT (<= 1.0).
+CPU time (``time.process_time``), the best of 7 loops, the three taking turns. The ratios:
+lstmkit / torch's cell (the target: <= 0.5) and lstmkit / ORT (<= 1.0).
 """
 
 from __future__ import annotations
