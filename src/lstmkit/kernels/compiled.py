@@ -321,9 +321,13 @@ def _forward_sequence(seq, y, w, k, peep, steps, final, reg, ln, r0, r1, flags):
                     y_t[n, j] = kh[j] * h_t[n, j] + (one - kh[j]) * h_new[n, j]
             h_new = y_t
         for n in range(r1 - r0):
-            if valid[t, r0 + n]:
-                h_out[n] = h_new[n]
-                y_t[n] = h_new[n]
+            if valid[t, r0 + n]:  # (element loops: without padding h_out, y_t and h_new are
+                # one array, and numba copies an overlapping slice's source first, a heap
+                # allocation per row and step)
+                for j in range(P):
+                    h_out[n, j] = h_new[n, j]
+                for j in range(P):
+                    y_t[n, j] = h_new[n, j]
             else:  # padded step: carry the state, output zero
                 h_out[n] = h_t[n]
                 c_out[n] = c_t[n]
