@@ -448,7 +448,8 @@ def _backward_sequence(seq, w, steps, dy, dz, dh_cell, d0, flags, peep, reg, ln,
                     dh_prev[n, j] += keep * kh[j] * dh[n, j]
         for n in range(n_rows):
             if not valid[t, r0 + n]:  # padded steps pass dh through unchanged (dc: the cell)
-                dh_prev[n] += dh[n]
+                for j in range(dh.shape[1]):  # (elements: no copy of the row)
+                    dh_prev[n, j] += dh[n, j]
         dh[:] = dh_prev
         dc[:] = dc_prev
 

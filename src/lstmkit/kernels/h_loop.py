@@ -218,7 +218,8 @@ def _backward(seq, weights, steps, dy, dxw, dhw, dh0, rec, kind, small, r0, r1):
             matmul_into(dw_t, W_hh, W_hh_t, dh_prev)
         for n in range(rows):
             if not valid[t, r0 + n]:  # padded steps pass the gradient through unchanged
-                dh_prev[n] += dh[n]
+                for j in range(dh.shape[1]):  # (elements: no copy of the row)
+                    dh_prev[n, j] += dh[n, j]
         dh[:] = dh_prev
 
 
