@@ -72,3 +72,62 @@ def test_optimiser_step_is_seen(cell, N):
     after = layer(x, inference=True)[0]
     assert not np.array_equal(after, before)
     np.testing.assert_array_equal(after, _fresh_output(layer, x))
+
+
+# The lean entry of the plain LSTM (kernels/lstm_inference.py) against the general path,
+# which runs where the lean one does not apply (lengths given: the same loop, every step
+# valid), bit for bit; and its refusals, which leave the general path to validate.
+
+
+@pytest.mark.parametrize(
+    ("N", "kwargs"),
+    [(1, {}), (6, {}), (3, {"num_layers": 2}), (2, {"batch_first": True}), (4, {"bias": False})],
+)
+def test_lean_inference_equals_the_general_path(N, kwargs):
+    layer = lk.LSTM(I, H, seed=3, **kwargs)
+    layer.eval()
+    x = _x(N).transpose(1, 0, 2).copy() if kwargs.get("batch_first") else _x(N)
+    rng = np.random.default_rng(2)
+    L = kwargs.get("num_layers", 1)
+    state = tuple(rng.standard_normal((L, N, H)).astype(np.float32) for _ in range(2))
+    for s in (None, state):
+        y, (h, c) = layer(x, s, inference=True)
+        assert layer.__dict__["_inferrer_kept"][1] is not None  # the lean entry ran
+        y_ref, (h_ref, c_ref) = layer(x, s, lengths=[T] * N, inference=True)
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(h, h_ref)
+        np.testing.assert_array_equal(c, c_ref)
+
+
+def test_lean_inference_refuses_what_the_general_path_validates():
+    layer = _layer("LSTM", 0)
+    x = _x(2)
+    bad = x.copy()
+    bad[3, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="x"):
+        layer(bad, inference=True)
+    with pytest.raises(ValueError, match="state"):
+        layer(x, (np.zeros((1, 3, H), np.float32),) * 2, inference=True)
+    with pytest.raises(TypeError, match="float64"):
+        layer(x.astype(np.float64), inference=True)
+
+
+@pytest.mark.parametrize("own", [False, True])
+@pytest.mark.parametrize("name", ["weight_ih_l0", "weight_hh_l0"])
+def test_split_loops_see_an_in_place_update(name, own):
+    """The loops split by cells keep their weight columns between inference calls
+    (kernels/lstm.py ``_kept_columns``): one changed weight is seen at the next call, also
+    where each thread projects x before its loop (``own``)."""
+    layer = _layer("LSTM", 0)
+    # the split loops at this small size (own: the per-thread projection too)
+    layer.execution = lk.Execution(split_from=0, project_in_loop_inference=0 if own else 2**20)
+    x = _x(6)
+    before = layer(x, inference=True)[0]
+    assert np.array_equal(layer(x, inference=True)[0], before)  # kept, and the same
+    layer.parameters()[name][5, 1] += np.float32(0.5)
+    after = layer(x, inference=True)[0]
+    assert not np.array_equal(after, before)
+    oracle = _layer("LSTM", 99)
+    oracle.execution = layer.execution
+    oracle.load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(after, oracle(x, inference=True)[0])

@@ -286,8 +286,9 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
                 a[n] += b
         elif W_x.shape[0] > 0:
             product(x[t], W_x, a, 0.0)
-            for n in range(N):
-                a[n] += b
+            for n in range(N):  # (elements: ``a[n] += b`` copies the row first, an
+                for j in range(b.shape[0]):  # allocation per row and step in numba)
+                    a[n, j] += b[j]
         elif not transposed:  # projected before the loop, into gates
             _own_columns(z, a, c0, c1)
         wait_for(counters, me, parts, s)  # every part of h_t is written
@@ -441,7 +442,8 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
             dc_prev += dc_kept
         for n in range(N):
             if not valid[t, n]:  # padded steps pass the gradient through unchanged
-                dh_prev[n] += dh[n]
+                for j in range(dh.shape[1]):  # (elements: no copy of the row)
+                    dh_prev[n, j] += dh[n, j]
         dh, dh_prev = dh_prev, dh
         dc, dc_prev = dc_prev, dc
     dh0[:, c0:c1] = dh

@@ -104,22 +104,42 @@ def can_split_blas(ex: Execution) -> bool:
     return most_threads(ex) > 1 and _blas_controller() is not None
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_thread_calls() -> tuple[tuple[Callable[[], int], Callable[[int], Any]], ...]:
+    """(get, set) of each loaded BLAS library's thread count: OpenBLAS's own functions,
+    called directly (~0.2 us each, where threadpoolctl's methods take ~2.5 us: they look
+    the symbol up and check which Python thread controls the library); threadpoolctl's
+    methods for other libraries or an OpenMP build."""
+    controller = _blas_controller()
+    out = []
+    for lib in [] if controller is None else controller.lib_controllers:
+        if lib.user_api != "blas":
+            continue
+        symbol = getattr(lib, "_get_symbol", None)  # threadpoolctl's, private: may go
+        get = set_ = None
+        if lib.internal_api == "openblas" and lib.threading_layer != "openmp" and symbol:
+            get, set_ = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if get is None or set_ is None:
+            get, set_ = lib.get_num_threads, lib.set_num_threads
+        out.append((get, set_))
+    return tuple(out)
+
+
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
     """BLAS on one thread until the block ends (for the whole process: the limit is the
-    library's). Through threadpoolctl's per-library handles, ~3.5 us for the pair of calls
-    where its ``limit`` context takes ~20 us (measured)."""
-    controller = _blas_controller()
-    libs = [] if controller is None else [c for c in controller.lib_controllers
-                                          if c.user_api == "blas"]  # fmt: skip
-    before = [lib.get_num_threads() for lib in libs]
-    for lib in libs:
-        lib.set_num_threads(1)
+    library's); a library already on one thread is left alone. ~1 us for the pair where
+    threadpoolctl's ``limit`` context takes ~20 us (measured)."""
+    before = [(get(), set_) for get, set_ in _blas_thread_calls()]
+    for threads, set_ in before:
+        if threads != 1:
+            set_(1)
     try:
         yield
     finally:
-        for lib, threads in zip(libs, before, strict=True):
-            lib.set_num_threads(threads)
+        for threads, set_ in before:
+            if threads != 1:
+                set_(threads)
 
 
 def split(

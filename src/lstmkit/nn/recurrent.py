@@ -436,6 +436,8 @@ class _Recurrent(Module):
         faster on several threads). Results are the same either way. ``execution``: how
         to run this call (default ``self.execution``); ``backward`` runs as it did."""
         ex = self.execution if execution is None else execution
+        if inference and lengths is None and (lean := self._infer_lean(x, state, ex)):
+            return lean
         x, unbatched = self._prepare_input(x)
         T, N, _ = x.shape
         state0 = self._prepare_state(state, N, unbatched, "state")
@@ -485,6 +487,38 @@ class _Recurrent(Module):
         return self._to_user_layout(layer_input, unbatched), self._public_state(
             final_state, unbatched
         )
+
+    def _infer_lean(self, x: Any, state: Any, ex: Execution) -> tuple[np.ndarray, Any] | None:
+        """``forward(x, state, inference=True)`` by the lean entry of the plain LSTM
+        (:func:`strategy.inferrer`: little per-call work), or None where it does not apply
+        (the general path then runs, and validates). Prepared on the first call and kept
+        while the execution is the same object, as :meth:`_stepper`."""
+        kept = self.__dict__.get("_inferrer_kept")
+        if kept is None or kept[0] is not ex:
+            infer = None
+            if not self.bidirectional:
+                params = [self._local(self._params, layer, 0) for layer in range(self.num_layers)]
+                infer = strategy.inferrer(self.cell, params, self.dtype, ex)
+            kept = (ex, infer)
+            self.__dict__["_inferrer_kept"] = kept
+        infer = kept[1]
+        if infer is None or (self.training and self.dropout > 0 and self.num_layers > 1):
+            return None
+        if self.batch_first and type(x) is np.ndarray and x.ndim == 3:
+            x = x.transpose(1, 0, 2)
+        elif self.batch_first:
+            return None
+        spaces = self._take_workspaces()
+        if spaces is None:
+            return None
+        try:
+            out = infer(x, state, spaces)
+        finally:
+            self._free_workspaces.append(spaces)
+        if out is None:
+            return None
+        self._tape = None  # as the general path's inference: nothing to go back through
+        return (out[0].transpose(1, 0, 2), out[1]) if self.batch_first else out
 
     def _take_workspaces(self) -> list[dict[str, np.ndarray]] | None:
         """The tape's reusable arrays, or None while another thread's forward holds them:

@@ -72,6 +72,14 @@ def _streaming() -> Any:
     return streaming
 
 
+@functools.cache
+def _lean() -> Any:
+    """:mod:`lstmkit.kernels.lstm_inference`, imported on first use."""
+    from lstmkit.kernels import lstm_inference
+
+    return lstm_inference
+
+
 def _options(cell: Cell) -> dict[str, Any]:
     """The cell's options a kernel takes as flags."""
     if isinstance(cell, LSTMCell):
@@ -174,3 +182,14 @@ def stepper(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) ->
         return None  # (the layer-normalised step: the reference's, not in the streaming kernel)
     steps = _streaming() if isinstance(cell, LSTMCell) else kernel
     return steps.prepare(params, ex, **_options(cell))
+
+
+def inferrer(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) -> Any:
+    """The lean whole-sequence inference of a stack of one-direction layers of the plain
+    LSTM cell (:mod:`lstmkit.kernels.lstm_inference`), prepared from their live weights: a
+    function (x, state, workspaces) -> (y, (h, c)) or None (see its ``infer``); None where
+    it does not apply (the reference, another dtype or cell, any cell option)."""
+    plain = isinstance(cell, LSTMCell) and not cell.options.changed()
+    if not plain or ex.impl == "reference" or not kernels.available(dtype):
+        return None
+    return _lean().prepare(params, ex)

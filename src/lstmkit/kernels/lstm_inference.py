@@ -1,0 +1,219 @@
+"""The plain LSTM's whole-sequence inference with little per-call work: the lean entry.
+
+``layer(x, inference=True)`` on a small plain layer spends a large share of a call outside
+its time steps: at (N, T, I, H) = (1, 100, 32, 64) ~60 us of ~235 went to the layer's
+generic preparation (input and state checks, strategy, per-call gate constants and
+structures, the weights scaled and transposed by NumPy, BLAS's thread limit set and reset
+by threadpoolctl). Where :func:`lstmkit.kernels.lstm.forward` would run its compiled loop
+over rows in one block, this entry does the same arithmetic with only:
+
+* what does not change between calls kept by the layer (:func:`prepare`: the gate
+  constants and the parameters' live arrays, never copies: a module's parameters are
+  updated in place, so every call reads the current weights);
+* per call, a few checks of x and the state, the input projection (one GEMM, as the
+  general path's), and one compiled call per layer (:func:`_run`) that scales and
+  transposes ``W_hh`` from the live weights into reused memory, scales the projection
+  and adds the biases, and runs the loop of :mod:`lstmkit.kernels.compiled`.
+
+The results are the general path's bit for bit: the same GEMM on the unscaled ``W_ih``
+then scaled (a product by a power of two, exact; see :mod:`lstmkit.kernels.lstm_cell`),
+the same loop (``tests/test_fused.py`` compares the two). Where it does not apply (another
+dtype or shape, lengths, options, a state that is not a pair of float32 arrays, values
+that are not finite), :func:`infer` returns None and the layer takes its general path,
+which also validates and raises.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numba
+import numpy as np
+
+from lstmkit.kernels import compiled, parallel, sequence
+from lstmkit.kernels.execution import Execution
+from lstmkit.kernels.lstm_cell import gate_constants
+
+Params = dict[str, np.ndarray]
+Inferrer = Callable[..., "tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None"]
+
+_f32 = np.float32
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+
+
+class Layer(NamedTuple):
+    """One layer's live weights and gate constants, as :func:`_run` takes them."""
+
+    W_ih: np.ndarray  # (4H, I)
+    W_hh: np.ndarray  # (4H, H)
+    b_ih: np.ndarray  # (4H,), or (0,) without biases
+    b_hh: np.ndarray
+    scale: np.ndarray  # (4H,) the gate constants (lstm_cell.gate_constants)
+    alpha: np.ndarray
+    beta: np.ndarray
+
+
+def prepare(params: list[Params], ex: Execution) -> Inferrer | None:
+    """The lean inference of L stacked one-direction layers of the plain cell,
+    ``params[k]`` the k-th layer's ``{"W_ih", "W_hh", "b_ih", "b_hh"}`` (float32, live; the
+    biases optional), or None where it does not apply (a projection ``W_hr``)."""
+    if any(name not in ("W_ih", "W_hh", "b_ih", "b_hh") for p in params for name in p):
+        return None
+    k = gate_constants(params[0]["W_hh"].shape[1])
+    none = np.empty(0, _f32)
+    layers = tuple(
+        Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3])
+        for p in params
+    )
+    return functools.partial(infer, layers, ex)
+
+
+def infer(
+    layers: tuple[Layer, ...],
+    ex: Execution,
+    x: Any,
+    state: Any,
+    workspaces: list[sequence.Workspace],
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """y (T, N, H) and the final (h, c) (L, N, H) of the stack over x (T, N, I) from
+    ``state`` ((h0, c0) (L, N, H) float32, or None: zeros), or None where the lean entry
+    does not apply (see the module doc). ``workspaces``: one dict per layer, kept by the
+    caller (arrays reused from call to call)."""
+    first = layers[0]
+    H, I = first.W_hh.shape[1], first.W_ih.shape[1]
+    if type(x) is not np.ndarray or x.dtype != _f32 or x.ndim != 3 or x.shape[2] != I:
+        return None
+    T, N, _ = x.shape
+    L = len(layers)
+    if T == 0 or N == 0 or not _one_block(T, N, H, ex):
+        return None
+    if state is None:
+        h0 = c0 = np.zeros((L, N, H), _f32)
+    elif _pair_of(state, (L, N, H)):
+        h0, c0 = state
+    else:
+        return None
+    if not compiled.all_finite(x, h0, c0):
+        return None
+    h_n, c_n = np.empty((L, N, H), _f32), np.empty((L, N, H), _f32)
+    for layer, (w, space) in enumerate(zip(layers, workspaces)):
+        x = _layer(w, np.ascontiguousarray(x), h0[layer], c0[layer], h_n[layer], c_n[layer],
+                   space, ex)  # fmt: skip
+    return x, (h_n, c_n)
+
+
+def _pair_of(state: Any, shape: tuple[int, ...]) -> bool:
+    """Whether ``state`` is (h, c), two float32 arrays of ``shape``."""
+    return (
+        isinstance(state, tuple | list)
+        and len(state) == 2
+        and all(type(s) is np.ndarray and s.dtype == _f32 and s.shape == shape for s in state)
+    )
+
+
+def _one_block(T: int, N: int, H: int, ex: Execution) -> bool:
+    """Whether :func:`lstmkit.kernels.lstm.forward` runs this size on its compiled loop over
+    rows in one block (below ``ex.split_from``, not split across threads: see
+    :func:`lstmkit.kernels.parallel.parts`)."""
+    if N * H * 4 * H >= ex.split_from or N * H * 4 * H > ex.small:
+        return False
+    work = T * N * H * 4 * H
+    return work < ex.min_work or N // ex.min_rows < 2 or parallel.most_threads(ex) == 1
+
+
+def _layer(
+    w: Layer,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    h_n: np.ndarray,
+    c_n: np.ndarray,
+    space: sequence.Workspace,
+    ex: Execution,
+) -> np.ndarray:
+    """One layer over x (T, N, I): y (T, N, H), a new array; h_n, c_n (N, H) filled."""
+    T, N, _ = x.shape
+    GH, H = w.W_hh.shape
+    gates = sequence.empty(space, "gates", (T, N, GH), _f32)
+    sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
+    hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
+    hy[0] = h0
+    seen, W_hh_t, W_hh_s = _prepared(w, space)
+    c_prev = sequence.empty(space, "c_prev", (T, N, H), _f32)
+    tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
+    # (views made here, not in _run: numba types a slice made in compiled code as
+    # non-contiguous, and the loop would not vectorise)
+    _run(gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen, W_hh_t, W_hh_s)
+    return hy[1:]
+
+
+def _prepared(w: Layer, space: sequence.Workspace) -> tuple[np.ndarray, ...]:
+    """The recurrent weights as the loop reads them, kept in ``space`` from call to call:
+    (seen, the W_hh they were made from; W_hh_t (H, 4H), W_hh.T scaled; W_hh_s (4H, H),
+    W_hh scaled, or no rows: see :func:`lstmkit.kernels.compiled.matmul_into`), made here
+    the first time and again by :func:`_refresh` whenever W_hh changed."""
+    seen = space.get("W_hh_seen")
+    if seen is None or seen.shape != w.W_hh.shape:
+        GH, H = w.W_hh.shape
+        space["W_hh_seen"] = w.W_hh.copy()
+        space["W_hh_t_kept"] = np.multiply(w.W_hh.T, w.scale, out=np.empty((H, GH), _f32))
+        W_hh_s = w.W_hh * w.scale[:, None] if 256 <= H <= 1024 else np.empty((0, H), _f32)
+        space["W_hh_s_kept"] = W_hh_s
+    return space["W_hh_seen"], space["W_hh_t_kept"], space["W_hh_s_kept"]
+
+
+@_jit
+def _refresh(W, scale, seen, W_t, W_s):
+    """Where W (4H, K) differs from ``seen`` (its copy when W_t was last made: see
+    :func:`lstmkit.kernels.compiled.renew`): W_t (K, 4H) = (W * scale[:, None]).T, and
+    W_s (4H, K) = W * scale[:, None] where it has rows (the loops' register-sum product
+    reads it). (Made again on every call, this took ~16 us at (256, 64), a tenth of it.)"""
+    if not compiled.renew(W, seen):
+        return
+    GH, K = W.shape
+    for j in range(GH):
+        for k in range(K):
+            W_t[k, j] = W[j, k] * scale[j]
+    if W_s.shape[0] > 0:
+        for j in range(GH):
+            for k in range(K):
+                W_s[j, k] = W[j, k] * scale[j]
+
+
+@_jit
+def _scale_projection(gates, b_ih, b_hh, scale):
+    """gates (T, N, 4H) = scale * (gates + b_ih + b_hh): the projection as the loop takes it
+    (the general path's ``x @ (W_ih * scale).T + (b_ih + b_hh) * scale``, the same bits:
+    scale is a power of two)."""
+    T, N, GH = gates.shape
+    b = np.zeros(GH, _f32)
+    if b_ih.shape[0] > 0:
+        for j in range(GH):
+            b[j] = (b_ih[j] + b_hh[j]) * scale[j]
+    for t in range(T):
+        for n in range(N):
+            g = gates[t, n]
+            for j in range(GH):
+                g[j] = g[j] * scale[j] + b[j]
+
+
+@_jit
+def _run(gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen, W_hh_t, W_hh_s):
+    """One layer's loop, as :func:`lstmkit.kernels.compiled.forward_sequence` with the
+    plain cell on all rows: the weights prepared from ``w``'s live arrays first."""
+    W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = w
+    T, N = gates.shape[0], gates.shape[1]
+    H = W_hh.shape[1]
+    _refresh(W_hh, scale, W_hh_seen, W_hh_t, W_hh_s)
+    _scale_projection(gates, b_ih, b_hh, scale)
+    c_prev[0] = c0
+    seq = (gates, h_prev, c_prev, tanh_c, y)
+    no = np.empty((0, H), _f32)
+    k = (scale, alpha, beta, 0)
+    steps = (np.arange(T), np.ones((T, N), np.uint8))
+    e = np.empty(0, _f32)
+    peep = (e, e, e, e, e, e)
+    compiled._forward_sequence_plain(seq, y, (W_hh_s, W_hh_t, no, no), k, peep, steps,
+                                    (h_n, c_n), 0, N)  # fmt: skip
