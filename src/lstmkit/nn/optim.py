@@ -48,7 +48,13 @@ class Optimizer:
 
     _hyper: tuple[str, ...] = ()
 
-    def __init__(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray]):
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        grads: Mapping[str, np.ndarray],
+        **hyperparameters: Any,
+    ):
+        """``hyperparameters``: ``lr`` and every name of ``_hyper`` (checked by ``_validate``)."""
         if set(params) != set(grads):
             raise ValueError(
                 f"grads: expected the same keys as params, got params without grads "
@@ -72,6 +78,8 @@ class Optimizer:
         self.lr = 0.0
         self.step_count = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}  # buffer -> param name -> array
+        if hyperparameters:
+            self._set_hyperparameters(hyperparameters)
 
     # ---- subclass hooks -----------------------------------------------------------
 
@@ -82,6 +90,11 @@ class Optimizer:
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
+
+    def _decayed(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """The gradient with L2 weight decay: g + weight_decay * p (g itself at 0)."""
+        wd = getattr(self, "weight_decay", 0.0)
+        return g + wd * p if wd != 0 else g
 
     def _buffer(self, buffer: str, name: str, like: np.ndarray) -> np.ndarray:
         """The buffer for one parameter, created as zeros on first use."""
@@ -203,16 +216,8 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         dampening: float = 0.0,
     ):
-        super().__init__(params, grads)
-        self._set_hyperparameters(
-            {
-                "lr": lr,
-                "momentum": momentum,
-                "nesterov": nesterov,
-                "weight_decay": weight_decay,
-                "dampening": dampening,
-            }
-        )
+        hyper = dict(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
+        super().__init__(params, grads, lr=lr, dampening=dampening, **hyper)
 
     def _validate(self) -> None:
         self.momentum = _check_hyper("momentum", self.momentum)
@@ -229,8 +234,7 @@ class SGD(Optimizer):
         return ["momentum_buffer"] if self.momentum != 0 and step_count > 0 else []
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
-        if self.weight_decay != 0:
-            g = g + self.weight_decay * p
+        g = self._decayed(p, g)
         if self.momentum != 0:
             buffers = self.state.setdefault("momentum_buffer", {})
             b = buffers.get(name)
@@ -269,16 +273,8 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ):
-        super().__init__(params, grads)
-        self._set_hyperparameters(
-            {
-                "lr": lr,
-                "betas": betas,
-                "eps": eps,
-                "weight_decay": weight_decay,
-                "amsgrad": amsgrad,
-            }
-        )
+        hyper = dict(betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+        super().__init__(params, grads, lr=lr, **hyper)
 
     def _validate(self) -> None:
         if len(self.betas) != 2:
@@ -366,17 +362,8 @@ class RMSprop(Optimizer):
         centered: bool = False,
         weight_decay: float = 0.0,
     ):
-        super().__init__(params, grads)
-        self._set_hyperparameters(
-            {
-                "lr": lr,
-                "alpha": alpha,
-                "eps": eps,
-                "momentum": momentum,
-                "centered": centered,
-                "weight_decay": weight_decay,
-            }
-        )
+        hyper = dict(alpha=alpha, eps=eps, momentum=momentum, centered=centered)
+        super().__init__(params, grads, lr=lr, weight_decay=weight_decay, **hyper)
 
     def _validate(self) -> None:
         self.alpha = _check_hyper("alpha", self.alpha)
@@ -398,8 +385,7 @@ class RMSprop(Optimizer):
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         alpha = self.alpha
         s = self._buffer("square_avg", name, p)
-        if self.weight_decay != 0:
-            g = g + self.weight_decay * p
+        g = self._decayed(p, g)
         s *= alpha
         s += (1 - alpha) * g * g
         if self.centered:
