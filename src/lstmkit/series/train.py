@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from lstmkit.series.data import Scaler, Series, Split, encode, fingerprint, make
 from lstmkit.series.forecast import forecast
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.train import distributed, schema, trainer, variant
+from lstmkit.train.config import LoopConfig
 from lstmkit.train.trainer import Evaluation, TrainingError
 
 __all__ = ["KIND", "TrainConfig", "TrainingError", "load_model", "train"]
@@ -41,7 +42,10 @@ _RESUME_KEYS = (
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(LoopConfig):
+    """One forecaster's options: the loop's (:class:`~lstmkit.train.config.LoopConfig`, its
+    defaults), the windows and split of the series, and the LSTM's size."""
+
     lookback: int = 24
     horizon: int = 12
     holdout: int | None = None  # None: horizon values kept out for `series eval`
@@ -50,31 +54,9 @@ class TrainConfig:
     hidden: int = 32
     layers: int = 1
     dropout: float = 0.0
-    batch: int = 32
-    steps: int | None = 1000
-    minutes: float | None = None
-    lr: float = 3e-3
-    warmup: int = 0
-    schedule: str = "constant"  # or "cosine" (needs steps)
-    clip: float = 1.0
-    eval_every: int = 100
-    seed: int = 0
-    dtype: str = "float32"  # "float64": data-parallel runs then equal one process to rounding
-    variant: dict[str, Any] = field(default_factory=dict)  # the LSTM's options (train.variant)
 
-    def __post_init__(self) -> None:
-        self.variant = variant.normalise(self.variant)
-        positive: tuple[str, ...] = (
-            "horizon",
-            "lookback",
-            "hidden",
-            "layers",
-            "batch",
-            "steps",
-            "minutes",
-        )
-        positive += ("lr", "clip", "eval_every")
-        trainer.check_options(self, positive, ("holdout", "val", "warmup", "seed"))
+    _positive = ("horizon", "lookback", "hidden", "layers")
+    _at_least_zero = ("holdout", "val")
 
     def resolved(self) -> TrainConfig:
         """holdout and val default to the horizon."""

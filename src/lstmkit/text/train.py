@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from lstmkit.text.evaluate import bits_per_char
 from lstmkit.text.model import CharLM, CharLMConfig, State
 from lstmkit.text.tbptt import num_windows, windows
 from lstmkit.train import distributed, schema, trainer, variant
+from lstmkit.train.config import LoopConfig
 from lstmkit.train.run_folder import Run
 from lstmkit.train.trainer import Evaluation, TrainingError
 
@@ -34,39 +35,23 @@ _MODEL_KEYS: tuple[str, ...] = ("embed", "hidden", "layers", "dropout", "dtype")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(LoopConfig):
+    """A char-LM's options: the loop's (:class:`~lstmkit.train.config.LoopConfig`, with
+    this trainer's defaults), the model's sizes, the BPTT window and the validation text."""
+
     embed: int = 64
     hidden: int = 256
     layers: int = 2
     dropout: float = 0.0
     seq_len: int = 128
-    batch: int = 64
+    eval_chars: int = 200_000
+    batch: int = 64  # parallel streams
     steps: int | None = 2000
-    minutes: float | None = None
     lr: float = 2e-3
-    warmup: int = 0
-    schedule: str = "constant"  # or "cosine" (needs steps)
     clip: float = 5.0
     eval_every: int = 200
-    eval_chars: int = 200_000
-    seed: int = 0
-    dtype: str = "float32"  # "float64": data-parallel runs then equal one process to rounding
-    variant: dict[str, Any] = field(default_factory=dict)  # the LSTM's options (train.variant)
 
-    def __post_init__(self) -> None:
-        self.variant = variant.normalise(self.variant)
-        positive: tuple[str, ...] = (
-            "embed",
-            "hidden",
-            "layers",
-            "seq_len",
-            "batch",
-            "steps",
-            "minutes",
-            "lr",
-        )
-        positive += ("clip", "eval_every", "eval_chars")
-        trainer.check_options(self, positive, ("warmup", "seed"))
+    _positive = ("embed", "hidden", "layers", "seq_len", "eval_chars")
 
 
 def corpus_fingerprint(corpus: Corpus) -> str:
