@@ -117,11 +117,7 @@ class Forecaster:
             return self._fit_covariates(
                 values, index, y, season, config, future_covariates, past_covariates
             )
-        if len(values) < self.horizon + 4:
-            raise ValueError(
-                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
-                f"{len(values)}; pass a longer series or a smaller horizon"
-            )
+        self._check_length(values)
         mask = observed if self.missing == "mask" else None
         self.ensemble_: Ensemble = fit_auto(values, season, self.horizon, config, mask)
         self.season_, self.index_, self.name_ = season, index, getattr(y, "name", None)
@@ -136,18 +132,8 @@ class Forecaster:
             return self._predict_many(h, X_future)
         if hasattr(self, "global_"):
             return self._predict_covariates(h, X_future)
-        if X_future is not None:
-            raise ValueError("X_future: this Forecaster was fitted without future_covariates")
-        if not hasattr(self, "ensemble_"):
-            raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
-        h = self.horizon if h is None else h
-        _check_int("h", h, 1)
-        values = self.ensemble_.predict(h)
-        if self.index_ is None:
-            return values
-        import pandas as pd
-
-        return pd.Series(values, index=_future_index(self.index_, h), name=self.name_)
+        h = self._single_horizon(h, X_future)
+        return self._labelled(self.ensemble_.predict(h))
 
     def predict_interval(
         self, h: int | None = None, level: float = 80.0, X_future: Any = None
@@ -159,25 +145,33 @@ class Forecaster:
         if hasattr(self, "panel_"):
             return self._predict_many(h, X_future, level)
         if hasattr(self, "global_"):
-            h = self.horizon if h is None else h
-            _check_int("h", h, 1)
+            h = self._horizon(h)
             lo, hi = self.global_.interval(h, level, self._x_future(h, X_future))
             return self._labelled(lo[0]), self._labelled(hi[0])
+        lo, hi = self.ensemble_.interval(self._single_horizon(h, X_future), level)
+        return self._labelled(lo), self._labelled(hi)
+
+    def _horizon(self, h: int | None) -> int:
+        """h checked (an integer >= 1), the horizon when None."""
+        h = self.horizon if h is None else h
+        _check_int("h", h, 1)
+        return h
+
+    def _single_horizon(self, h: int | None, X_future: Any) -> int:
+        """:meth:`_horizon` for a fit on one series without covariates (refused before it)."""
         if X_future is not None:
             raise ValueError("X_future: this Forecaster was fitted without future_covariates")
         if not hasattr(self, "ensemble_"):
             raise RuntimeError("this Forecaster is not fitted yet; call fit(y) before predict(h)")
-        h = self.horizon if h is None else h
-        _check_int("h", h, 1)
-        lo, hi = self.ensemble_.interval(h, level)
-        if self.index_ is None:
-            return lo, hi
-        import pandas as pd
+        return self._horizon(h)
 
-        index = _future_index(self.index_, h)
-        return pd.Series(lo, index=index, name=self.name_), pd.Series(
-            hi, index=index, name=self.name_
-        )
+    def _check_length(self, values: np.ndarray) -> None:
+        """A ValueError unless the series (n,) holds at least horizon + 4 values."""
+        if len(values) < self.horizon + 4:
+            raise ValueError(
+                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
+                f"{len(values)}; pass a longer series or a smaller horizon"
+            )
 
     def _fit_covariates(
         self, values: Any, index: Any, y: Any, season: int, config: Any, future: Any, past: Any
@@ -185,11 +179,7 @@ class Forecaster:
         """``fit`` with covariates: a global model over a panel of this one series."""
         from lstmkit.series.many import fit_global, single_panel
 
-        if len(values) < self.horizon + 4:
-            raise ValueError(
-                f"y: expected at least horizon + 4 = {self.horizon + 4} values, got "
-                f"{len(values)}; pass a longer series or a smaller horizon"
-            )
+        self._check_length(values)
         panel, names = single_panel(values, future, past)
         self.global_ = fit_global(panel, season, self.horizon, config, names)
         self.__dict__.pop("ensemble_", None)
@@ -218,8 +208,7 @@ class Forecaster:
         return pd.Series(values, index=_future_index(self.index_, len(values)), name=self.name_)
 
     def _predict_covariates(self, h: int | None, X_future: Any) -> Any:
-        h = self.horizon if h is None else h
-        _check_int("h", h, 1)
+        h = self._horizon(h)
         return self._labelled(self.global_.predict(h, self._x_future(h, X_future))[0])
 
     def _fit_many(
@@ -247,8 +236,7 @@ class Forecaster:
         """``predict`` / ``predict_interval`` after a fit on a long frame: a long frame."""
         from lstmkit.series.panel_frame import future_rows, long_frame
 
-        h = self.horizon if h is None else h
-        _check_int("h", h, 1)
+        h = self._horizon(h)
         fp, names = self.panel_, self.global_.future_names
         if X_future is not None and not names:
             raise ValueError("X_future: this Forecaster was fitted without future_covariates")
