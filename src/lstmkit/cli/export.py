@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
-from lstmkit.cli.options import output_file
+from lstmkit.cli.options import add_run_option, output_file
 from lstmkit.train.checkpoint import CheckpointError
 
 
@@ -25,7 +25,7 @@ def add_commands(subparsers: Any) -> None:
         "each series' length; outputs forecast (N, horizon), the median of the members, and "
         "members (K, N, horizon).",
     )
-    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    add_run_option(p)
     p.add_argument("--out", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (%(default)s)")
     p.add_argument(

@@ -11,6 +11,7 @@ from typing import Any
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
+    add_run_option,
     add_variant_options,
     check_at_least,
     check_memory,
@@ -287,7 +288,7 @@ def add_commands(subparsers: Any) -> None:
         "ranking of cells by correlation with text features, and one self-contained HTML "
         "explorer (no network needed).",
     )
-    e.add_argument("--run", required=True, help="a char-LM run folder (lstmkit train)")
+    add_run_option(e, "a char-LM run folder (lstmkit train)")
     e.add_argument("--text", required=True, help="a text file, or the text itself")
     e.add_argument("--out", help="output folder (default RUN/explain)")
     e.add_argument("--cells", help="comma-separated cells of the last layer to plot")

@@ -54,6 +54,27 @@ def add_training_options(
     add_variant_options(p)
 
 
+def add_run_option(p: argparse.ArgumentParser, what: str = "run folder or checkpoint file") -> None:
+    """--run: the run folder (or one checkpoint file) a command reads its model from;
+    :func:`load_run` reads it."""
+    p.add_argument("--run", required=True, help=what)
+
+
+def existing_run(run: str) -> str:
+    """``run`` (--run) if the path exists, else a UserError naming the flag."""
+    if not Path(run).exists():
+        raise UserError(f"--run: no such run folder or checkpoint: {run}")
+    return run
+
+
+def load_run(load: Callable[[str], R], run: str) -> R:
+    """``load(run)`` for an existing --run; a refused checkpoint is a UserError."""
+    try:
+        return load(existing_run(run))
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+
+
 # the switches' help; the flags themselves are lstmkit.train.variant.FLAGS
 _VARIANT_HELP = {
     "peepholes": "i and f see c_{t-1}, o sees c_t (Gers & Schmidhuber 2000)",

@@ -14,10 +14,12 @@ from typing import Any
 from lstmkit.cli import series_global
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
+    add_run_option,
     add_training_options,
     check_at_least,
     check_memory,
     check_positive,
+    existing_run,
     json_safe,
     output_file,
     output_folder,
@@ -74,8 +76,7 @@ def add_commands(subparsers: Any) -> None:
         "--holdout N, after its first n - N values, next to the N actual ones) by recursive "
         "roll-out. Writes a CSV and a PNG of history, forecast and actuals.",
     )
-    p.add_argument("--run", required=True, help="run folder or checkpoint file")
-    _data_options(p, column_required=False)
+    _run_options(p)
     p.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     p.add_argument("--out", required=True, help="output CSV, e.g. forecast.csv")
     p.add_argument("--holdout", type=int, default=0, help="forecast from before the last N")
@@ -99,8 +100,7 @@ def add_commands(subparsers: Any) -> None:
         "else inferred from the time column (monthly 12, quarterly 4, weekly 52, daily 7, "
         "hourly 24, yearly 1), else 1.",
     )
-    p.add_argument("--run", required=True, help="run folder or checkpoint file")
-    _data_options(p, column_required=False)
+    _run_options(p)
     p.add_argument("--holdout", type=int, help="values to score (default: the run's holdout)")
     p.add_argument("--season", type=int, help="seasonal period (default: inferred, else 1)")
     p.add_argument("--json", action="store_true", help="print a JSON object")
@@ -189,6 +189,12 @@ def _auto_defaults(p: argparse.ArgumentParser) -> None:
             action.help, action.default = helps[action.dest], None
 
 
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """--run and the CSV to read with it (its columns default to the run's)."""
+    add_run_option(p)
+    _data_options(p, column_required=False)
+
+
 def _data_options(p: argparse.ArgumentParser, column_required: bool) -> None:
     p.add_argument("--csv", required=True, help="CSV file with a header row")
     where = "" if column_required else " (default: the run's)"
@@ -251,9 +257,7 @@ def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any], Any]:
     from lstmkit.series.global_run import is_global_run
     from lstmkit.series.train import load_model
 
-    if not Path(args.run).exists():
-        raise UserError(f"--run: no such run folder or checkpoint: {args.run}")
-    if is_global_run(args.run):
+    if is_global_run(existing_run(args.run)):
         raise UserError(
             f"--run: {args.run} holds a global forecaster (covariates or --id-column); score "
             "it with series backtest, or series forecast --holdout N"

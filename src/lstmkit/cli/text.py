@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import (
+    add_run_option,
     add_training_options,
     check_at_least,
     check_positive,
+    load_run,
     run_trainer,
     training_config,
 )
-from lstmkit.train.checkpoint import CheckpointError
 
 
 def add_commands(subparsers: Any) -> None:
@@ -40,7 +40,7 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="generate text from a trained run")
-    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    add_run_option(p)
     p.add_argument("--prime", default="def ", help="text to start from (%(default)r)")
     p.add_argument("--length", type=int, default=500, help="characters to generate (%(default)s)")
     p.add_argument(
@@ -51,7 +51,7 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("eval", help="bits per character on held-out text")
-    p.add_argument("--run", required=True, help="run folder or checkpoint file")
+    add_run_option(p)
     p.add_argument(
         "--text",
         nargs="+",
@@ -82,12 +82,7 @@ def _train(args: argparse.Namespace) -> int:
 def _load(run: str) -> Any:
     from lstmkit.text.train import load_model
 
-    if not Path(run).exists():
-        raise UserError(f"--run: no such run folder or checkpoint: {run}")
-    try:
-        return load_model(run)
-    except CheckpointError as e:
-        raise UserError(str(e)) from None
+    return load_run(load_model, run)
 
 
 def _sample(args: argparse.Namespace) -> int:
