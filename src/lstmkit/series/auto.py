@@ -218,9 +218,13 @@ def _errors_at(
     actual: np.ndarray,
     origins: np.ndarray,
     h: int,
+    one_by_one: bool = False,
 ) -> np.ndarray:
     """actual - forecast (origins, h) of h-step forecasts from each origin o (history y[:o];
-    ``actual`` is y with NaN where missing), all origins rolled out in one batch."""
+    ``actual`` is y with NaN where missing), all origins rolled out in one batch, or with
+    ``one_by_one`` each on its own (:func:`_predict`; the search's scores keep its roundings)."""
+    if one_by_one:
+        return np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
     z = tf.encode(y)  # z[k] holds the value at time k + difference
     ends = origins - int(c.difference)
     contexts = ends[None, :] + np.arange(-c.lookback, 0)[:, None]  # (L, origins)
@@ -257,9 +261,7 @@ def _validate(
         if config.score_every_origin:
             errors = every = _errors_at(model, c, tf, y, actual, dense, h)
         else:
-            errors = np.stack(
-                [actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins]
-            )
+            errors = _errors_at(model, c, tf, y, actual, origins, h, one_by_one=True)
         mae = _mean_abs(errors, observed is not None)
         if np.isfinite(mae) and mae < best[0]:
             # the intervals' calibration: the errors from every origin of the part, which
@@ -298,7 +300,7 @@ def _seed_curves(
     skip_missing = z_observed is not None
 
     def record(step: int, model: Forecaster) -> None:
-        e = np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+        e = _errors_at(model, c, tf, y, actual, origins, h, one_by_one=True)
         curves[-1][step] = _mean_abs(e, skip_missing)
         if len(curves) == 1:  # the first seed's checkpoints: the calibration errors
             snapshots[step] = {n: w.copy() for n, w in model.state_dict().items()}
