@@ -31,6 +31,11 @@ def _lerp_(a: np.ndarray, b: np.ndarray, w: float) -> None:
         a[...] = b - (b - a) * (1.0 - w)
 
 
+def _l2_decayed(g: np.ndarray, p: np.ndarray, weight_decay: float) -> np.ndarray:
+    """g + weight_decay * p, the gradient with L2 weight decay (g itself at 0, no copy)."""
+    return g + weight_decay * p if weight_decay != 0 else g
+
+
 def _check_hyper(name: str, value: float, low: float = 0.0, high: float | None = None) -> float:
     value = float(value)
     if not (value >= low and (high is None or value < high)):
@@ -90,11 +95,6 @@ class Optimizer:
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         raise NotImplementedError
-
-    def _decayed(self, p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        """The gradient with L2 weight decay: g + weight_decay * p (g itself at 0)."""
-        wd = getattr(self, "weight_decay", 0.0)
-        return g + wd * p if wd != 0 else g
 
     def _buffer(self, buffer: str, name: str, like: np.ndarray) -> np.ndarray:
         """The buffer for one parameter, created as zeros on first use."""
@@ -216,8 +216,10 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         dampening: float = 0.0,
     ):
-        hyper = dict(momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-        super().__init__(params, grads, lr=lr, dampening=dampening, **hyper)
+        super().__init__(
+            params, grads, lr=lr, momentum=momentum, nesterov=nesterov,
+            weight_decay=weight_decay, dampening=dampening,
+        )  # fmt: skip
 
     def _validate(self) -> None:
         self.momentum = _check_hyper("momentum", self.momentum)
@@ -234,7 +236,7 @@ class SGD(Optimizer):
         return ["momentum_buffer"] if self.momentum != 0 and step_count > 0 else []
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
-        g = self._decayed(p, g)
+        g = _l2_decayed(g, p, self.weight_decay)
         if self.momentum != 0:
             buffers = self.state.setdefault("momentum_buffer", {})
             b = buffers.get(name)
@@ -273,8 +275,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         amsgrad: bool = False,
     ):
-        hyper = dict(betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
-        super().__init__(params, grads, lr=lr, **hyper)
+        super().__init__(
+            params, grads, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            amsgrad=amsgrad,
+        )  # fmt: skip
 
     def _validate(self) -> None:
         if len(self.betas) != 2:
@@ -362,8 +366,10 @@ class RMSprop(Optimizer):
         centered: bool = False,
         weight_decay: float = 0.0,
     ):
-        hyper = dict(alpha=alpha, eps=eps, momentum=momentum, centered=centered)
-        super().__init__(params, grads, lr=lr, weight_decay=weight_decay, **hyper)
+        super().__init__(
+            params, grads, lr=lr, alpha=alpha, eps=eps, momentum=momentum, centered=centered,
+            weight_decay=weight_decay,
+        )  # fmt: skip
 
     def _validate(self) -> None:
         self.alpha = _check_hyper("alpha", self.alpha)
@@ -385,7 +391,7 @@ class RMSprop(Optimizer):
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
         alpha = self.alpha
         s = self._buffer("square_avg", name, p)
-        g = self._decayed(p, g)
+        g = _l2_decayed(g, p, self.weight_decay)
         s *= alpha
         s += (1 - alpha) * g * g
         if self.centered:
