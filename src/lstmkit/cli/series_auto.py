@@ -27,7 +27,7 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
 
     config = one_go_config(args, "automatic", resumable=True)
     output_folder(args.out, "--out")
-    _check_out(Path(args.out), args.resume)
+    check_out(Path(args.out), args.resume)
     series = read(args.csv, args.column, args.time_column)
     holdout = args.horizon if args.holdout is None else args.holdout
     n_fit = len(series) - holdout
@@ -44,12 +44,12 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
     mask = observed if series.missing == "mask" else None
     folder = output_folder(args.out, "--out", create=True)
-    with _locked(folder):
-        _check_out(folder, args.resume)  # again: another process may have written meanwhile
-        progress = _progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
+    with locked(folder):
+        check_out(folder, args.resume)  # again: another process may have written meanwhile
+        progress = open_progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
         print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
         say_filled(series, n_fit)
-        ensemble = _fit(partial(fit_auto, y, season, args.horizon, config, mask), progress)
+        ensemble = fit_saving(partial(fit_auto, y, season, args.horizon, config, mask), progress)
         path = save_ensemble(folder, ensemble, series, holdout)
         progress.remove()
     chosen = ", ".join(
@@ -66,7 +66,7 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     return 0
 
 
-def _fit(fit: Callable[[Any], Any], progress: Any) -> Any:
+def fit_saving(fit: Callable[[Any], Any], progress: Any) -> Any:
     """``fit(progress)``; on Ctrl-C, says what is saved and how to go on."""
     try:
         return fit(progress)
@@ -80,7 +80,7 @@ def _fit(fit: Callable[[Any], Any], progress: Any) -> Any:
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     """The run folder's lock held (another lstmkit process training into it is refused)."""
     from lstmkit.train.run_folder import Run, RunFolderError
 
@@ -94,37 +94,42 @@ def _locked(folder: Path) -> Iterator[None]:
         run.release()
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    """--out for a new run (neither a finished nor an interrupted automatic forecaster in
-    it) or, with --resume, an interrupted one's."""
-    from lstmkit.series.auto_progress import FILE as PROGRESS
+def check_out(out: Path, resume: bool, kind: Any = None, final: str | None = None) -> None:
+    """--out for a new run (neither a finished nor an interrupted forecaster in it) or, with
+    --resume, an interrupted one's; ``kind``: the Progress class (default the automatic
+    forecaster's), ``final``: the finished run's file (default ``auto.npz``)."""
+    from lstmkit.series.auto_progress import Progress
     from lstmkit.series.auto_run import FILE
 
-    if (out / FILE).exists():
+    kind, final = kind or Progress, final or FILE
+    what = "global" if kind.file != Progress.file else "automatic"
+    if (out / final).exists():
         if resume:
-            raise UserError(f"--resume: {out / FILE} exists: the run is finished")
-        raise UserError(f"--out: {out / FILE} already exists; pass another --out")
-    if resume and not (out / PROGRESS).is_file():
+            raise UserError(f"--resume: {out / final} exists: the run is finished")
+        raise UserError(f"--out: {out / final} already exists; pass another --out")
+    if resume and not (out / kind.file).is_file():
         raise UserError(
-            f"--resume: no interrupted automatic forecaster in {out} ({PROGRESS} is missing)"
+            f"--resume: no interrupted {what} forecaster in {out} ({kind.file} is missing)"
         )
-    if not resume and (out / PROGRESS).exists():
+    if not resume and (out / kind.file).exists():
         raise UserError(
-            f"--out: {out} holds an interrupted automatic forecaster ({PROGRESS}); pass "
+            f"--out: {out} holds an interrupted {what} forecaster ({kind.file}); pass "
             "--resume to continue it, or another --out"
         )
 
 
-def _progress(folder: Path, resume: bool, stamp: dict[str, Any]) -> Any:
-    """The run's Progress: a new one, or with --resume the saved one (a UserError if it was
-    saved for other values or options, or cannot be read)."""
+def open_progress(folder: Path, resume: bool, stamp: dict[str, Any], kind: Any = None) -> Any:
+    """The run's progress (``kind``: the Progress class, default the automatic
+    forecaster's): a new one, or with --resume the saved one (a UserError if it was saved
+    for other values or options, or cannot be read)."""
     from lstmkit.series.auto_progress import Progress
     from lstmkit.train.checkpoint import CheckpointError
 
+    kind = kind or Progress
     if not resume:
-        return Progress.start(folder, stamp)
+        return kind.start(folder, stamp)
     try:
-        progress = Progress.resume(folder, stamp)
+        progress = kind.resume(folder, stamp)
     except (CheckpointError, ValueError) as e:
         raise UserError(str(e)) from None
     print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ import numpy as np
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import check_positive, output_file, output_folder
-from lstmkit.cli.series_auto import auto_config, baseline_names, one_go_config
+from lstmkit.cli.series_auto import (
+    auto_config,
+    baseline_names,
+    check_out,
+    fit_saving,
+    locked,
+    one_go_config,
+    open_progress,
+)
 
 __all__ = [
     "add_options",
@@ -111,16 +120,16 @@ def train_global(args: argparse.Namespace) -> int:
     """``series train`` with --id-column or covariates: the global forecaster's global.npz."""
     from lstmkit.series.global_run import FILE, save_global
     from lstmkit.series.many import check_lengths, fit_global
+    from lstmkit.series.many_progress import GlobalProgress, stamp
 
     _check_single_lstm(args)
-    config = one_go_config(args, "global")
+    config = one_go_config(args, "global", resumable=True)
     future, past = (
         _list(args.future_covariates, "--future-covariates"),
         _list(args.past_covariates, "--past-covariates"),
     )
     output_folder(args.out, "--out")
-    if (Path(args.out) / FILE).exists():
-        raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
+    check_out(Path(args.out), args.resume, GlobalProgress, FILE)
     panel, times = _read(args, future, past)
     holdout = args.horizon if args.holdout is None else args.holdout
     season = _season(args, times)
@@ -129,8 +138,6 @@ def train_global(args: argparse.Namespace) -> int:
         check_lengths(fitted, args.horizon)
     except ValueError as e:
         raise UserError(f"{e} (after the held-out tail of {holdout})") from None
-    print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
-    ensemble = fit_global(fitted, season, args.horizon, config, (future, past))
     data = {
         "column": args.column,
         "time_column": args.time_column,
@@ -138,7 +145,16 @@ def train_global(args: argparse.Namespace) -> int:
         "source": str(args.csv),
         "n_holdout": holdout,
     }
-    path = save_global(output_folder(args.out, "--out", create=True), ensemble, data)
+    folder = output_folder(args.out, "--out", create=True)
+    with locked(folder):
+        check_out(folder, args.resume, GlobalProgress, FILE)  # again, under the lock
+        s = stamp(fitted, season, args.horizon, config)
+        progress = open_progress(folder, args.resume, s, GlobalProgress)
+        print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
+        fit = partial(fit_global, fitted, season, args.horizon, config, (future, past))
+        ensemble = fit_saving(fit, progress)
+        path = save_global(folder, ensemble, data)
+        progress.remove()
     m = ensemble.summary()["members"][0]
     print(
         f"trained the global forecaster on {len(panel.y)} series ({len(ensemble.table)} "
