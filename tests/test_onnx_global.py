@@ -1,0 +1,193 @@
+"""The global forecaster's ONNX graph: ONNX Runtime's forecast from each series' raw last
+values, length and index equals lstmkit's (``GlobalEnsemble.predict``, ``series forecast``).
+
+The oracle is lstmkit's own NumPy forecast (each series' transform, the LSTM roll-out,
+np.median) on ensembles holding every member form (deseasoned or not, differenced or not,
+lookbacks that differ), odd and even member counts, series of very different levels and
+scales, and batches that repeat and reorder the series at different phases of the season.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.cli.app import main
+from lstmkit.io.onnx_global import GlobalMember, export_global
+from lstmkit.series.auto import Candidate
+from lstmkit.series.covariates import CovariateLSTM, fit_scales
+from lstmkit.series.many import GlobalEnsemble, Member, Panel
+from lstmkit.series.transform import Transform
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+H = 5
+
+
+def _session(path: Path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def seasonal(n: int, m: int, level: float, amplitude: float, seed: int) -> np.ndarray:
+    t = np.arange(n)
+    noise = 0.1 * np.random.default_rng(seed).standard_normal(n)
+    return level + amplitude * (0.02 * t + np.sin(2 * np.pi * t / m) + noise)
+
+
+def panel(m: int) -> Panel:
+    """Three series: around 1000 (amplitude 100), around 0 (amplitude 0.5), around 50."""
+    ys = [seasonal(40, m, 1000, 100, 0), seasonal(30, m, 0, 0.5, 1), seasonal(36, m, 50, 4, 2)]
+    return Panel.of(ys, ["big", "small", "mid"])
+
+
+def ensemble(K: int, m: int) -> GlobalEnsemble:
+    """K members cycling through the four forms, random LSTMs with weights large enough to
+    be non-linear, each series' transform fitted on it."""
+    p = panel(m)
+    members = []
+    for k in range(K):
+        c = Candidate((m * 2, 5, m, 7)[k % 4], k % 2 == 0 and m > 1, k % 4 < 2, 3 + k)
+        model = CovariateLSTM(c.hidden, seed=k)
+        model.load_state_dict({n: 2.5 * w for n, w in model.state_dict().items()})
+        tfs = [Transform.fit(y, m, c.deseason, c.difference, min_seasons=2) for y in p.y]
+        scales = [fit_scales(np.zeros((len(y), 0))) for y in p.y]
+        members.append(Member(c, tfs, scales, model, 1))
+    return GlobalEnsemble(members, p, m, [], False, [], [], [np.zeros((1, H)) for _ in p.y])
+
+
+def to_members(e: GlobalEnsemble) -> list[GlobalMember]:
+    return [
+        GlobalMember(
+            mb.model,
+            mb.candidate.lookback,
+            mb.candidate.difference,
+            np.stack([tf.season for tf in mb.transforms]),
+            np.array([tf.scaler.mean for tf in mb.transforms]),
+            np.array([tf.scaler.scale for tf in mb.transforms]),
+        )
+        for mb in e.members
+    ]
+
+
+@pytest.mark.parametrize("K, m", [(1, 4), (2, 4), (3, 12), (4, 4), (5, 1)])
+def test_onnxruntime_gives_each_series_forecast(tmp_path: Path, K: int, m: int) -> None:
+    e = ensemble(K, m)
+    path = tmp_path / "global.onnx"
+    proto = export_global(to_members(e), H, path, e.panel.ids)
+    props = {p.key: p.value for p in proto.metadata_props}
+    need = max(mb.candidate.lookback + mb.candidate.difference for mb in e.members)
+    assert json.loads(props.pop("ids")) == ["big", "small", "mid"]
+    assert props == {"need": str(need), "horizon": str(H), "season": str(m), "members": str(K)}
+    # a batch that reorders and repeats the series, cut at different phases of the season
+    rows = [(2, 33), (0, 40), (1, 27), (0, 38), (1, 30)]  # (series, length)
+    fresh = panel(m)
+    histories = Panel.of([fresh.y[i][:n] for i, n in rows], [e.panel.ids[i] for i, _ in rows])
+    expected_members = []
+    for mb in e.members:  # each member alone, on each row's own series' transform
+        alone = [
+            GlobalEnsemble(
+                [Member(mb.candidate, [mb.transforms[i]], [mb.scales[i]], mb.model, 1)],
+                e.panel, m, [], False, [], [], e.errors,
+            ).predict(H, panel=Panel.of([y]))[0]
+            for (i, _), y in zip(rows, histories.y)
+        ]  # fmt: skip
+        expected_members.append(np.stack(alone))
+    expected_members = np.stack(expected_members)  # (K, N, H)
+    feeds = {
+        "history": np.stack([y[-need:] for y in histories.y]),
+        "n": np.array([n for _, n in rows], np.int64),
+        "series": np.array([i for i, _ in rows], np.int64),
+    }
+    forecast, members = _session(path).run(None, feeds)
+    assert members.shape == (K, len(rows), H) and forecast.shape == (len(rows), H)
+    assert members.dtype == forecast.dtype == np.float64
+    assert np.ptp(expected_members[:, 0, 0]) > 1e-2 or K == 1, "members too alike: weak test"
+    scale = np.array([np.ptp(fresh.y[i]) for i, _ in rows])[None, :, None]
+    np.testing.assert_allclose(members / scale, expected_members / scale, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(forecast, np.median(members, axis=0), rtol=0, atol=0)
+    # the ensemble's own forecast of its three series, in the run's order
+    full = {"history": np.stack([y[-need:] for y in e.panel.y]), "n": np.array([40, 30, 36])}
+    got, _ = _session(path).run(None, {**full, "series": np.arange(3)})
+    scale3 = np.array([np.ptp(y) for y in e.panel.y])[:, None]
+    np.testing.assert_allclose(got / scale3, e.predict(H) / scale3, rtol=0, atol=1e-6)
+
+
+def test_bad_tables_are_refused(tmp_path: Path) -> None:
+    m = to_members(ensemble(2, 4))
+    with pytest.raises(ValueError, match=r"expected one row per series \(2\), got 3"):
+        export_global(m, H, tmp_path / "a.onnx", ["a", "b"])
+    bad = GlobalMember(m[0].model, 8, False, np.zeros((3, 4)), np.zeros(2), np.ones(3))
+    with pytest.raises(ValueError, match=r"expected season \(S, m\), mean \(S,\), scale"):
+        export_global([bad], H, tmp_path / "a.onnx", ["a", "b", "c"])
+    assert not (tmp_path / "a.onnx").exists()
+
+
+# ---- the command line ------------------------------------------------------------------
+
+
+def _long_csv(path: Path, series: dict[str, np.ndarray], extra: str = "") -> Path:
+    head = "unique_id,ds,y" + (",flag" if extra else "")
+    lines = [head] + [
+        f"{k},{2000 + t // 12}-{t % 12 + 1:02d},{float(v)!r}" + (",1" if extra else "")
+        for k, y in series.items()
+        for t, v in enumerate(y)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+FAST = ["--horizon", "3", "--steps", "20", "--eval-every", "10", "--hidden", "4", "--minutes",
+        "0.5", "--season", "4", "--no-progress"]  # fmt: skip
+
+
+def test_export_of_a_trained_global_run_matches_series_forecast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train --id-column` -> `export onnx` -> ONNX Runtime on each series' last
+    values, length and index gives the numbers `series forecast` writes."""
+    series = {"a": seasonal(40, 4, 10, 1, 0), "b": seasonal(36, 4, 500, 50, 1)}
+    csv = _long_csv(tmp_path / "l.csv", series)
+    run = tmp_path / "run"
+    train = ["series", "train", "--csv", str(csv), "--id-column", "--column", "y"]
+    assert main([*train, "--time-column", "ds", "--out", str(run), *FAST]) == 0
+    out = tmp_path / "f.csv"
+    forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv), "--horizon", "3"]
+    assert main([*forecast, "--out", str(out), "--no-plot", "--level", "0"]) == 0
+    rows = [r.split(",") for r in out.read_text().splitlines()[1:]]
+    path = tmp_path / "g.onnx"
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path)]) == 0
+    assert "series (N,) int64" in capsys.readouterr().out
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    need, ids = int(props["need"]), json.loads(props["ids"])
+    feeds = {
+        "history": np.stack([series[i][-need:] for i in ids]),
+        "n": np.array([len(series[i]) for i in ids], np.int64),
+        "series": np.arange(len(ids), dtype=np.int64),
+    }
+    got, _ = _session(path).run(None, feeds)
+    for k, name in enumerate(ids):
+        expected = [float(r[2]) for r in rows if r[0] == name]
+        scale = np.ptp(series[name])
+        np.testing.assert_allclose(got[k] / scale, np.array(expected) / scale, atol=1e-6)
+
+
+def test_a_global_run_with_covariates_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = _long_csv(tmp_path / "l.csv", {"a": seasonal(40, 4, 10, 1, 0)}, extra="flag")
+    run = tmp_path / "run"
+    train = ["series", "train", "--csv", str(csv), "--id-column", "--column", "y"]
+    assert main([*train, "--past-covariates", "flag", "--out", str(run), *FAST]) == 0
+    capsys.readouterr()
+    assert main(["export", "onnx", "--run", str(run), "--out", str(tmp_path / "g.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "with covariates (flag) cannot be exported" in err, err
+    assert not (tmp_path / "g.onnx").exists()
