@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     from lstmkit.series.evaluate import resolve_season
     from lstmkit.series.missing import fill
 
-    config = one_go_config(args, "automatic", resumable=True)
+    config = one_go_config(args, "automatic", resumable=True, parallel=True)
+    comm = _communicator(args)
     output_folder(args.out, "--out")
     check_out(Path(args.out), args.resume)
     series = read(args.csv, args.column, args.time_column)
@@ -43,15 +44,28 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         raise UserError(str(e)) from None
     y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
     mask = observed if series.missing == "mask" else None
-    folder = output_folder(args.out, "--out", create=True)
-    with locked(folder):
-        check_out(folder, args.resume)  # again: another process may have written meanwhile
-        progress = open_progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
-        print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
-        say_filled(series, n_fit)
+    folder = Path(args.out)
+    with ExitStack() as stack:
+        saving: list[Any] = []  # rank 0's progress file
+
+        def open_run() -> None:
+            output_folder(folder, "--out", create=True)
+            stack.enter_context(locked(folder))
+            check_out(folder, args.resume)  # again: another process may have written meanwhile
+            s = stamp(y, season, args.horizon, config, mask)
+            saving.append(open_progress(folder, args.resume, s))
+            print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
+            if comm.size > 1:
+                print(f"sharing the candidates among {comm.size} MPI processes", file=sys.stderr)
+            say_filled(series, n_fit)
+
+        comm.on_root(open_run)  # every rank raises rank 0's error
+        progress = _shared(comm, saving[0] if saving else None)
         ensemble = fit_saving(partial(fit_auto, y, season, args.horizon, config, mask), progress)
-        path = save_ensemble(folder, ensemble, series, holdout)
-        progress.remove()
+        path = comm.on_root(partial(save_ensemble, folder, ensemble, series, holdout))
+        comm.on_root(progress.remove)
+    if comm.rank:
+        return 0
     chosen = ", ".join(
         f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
         f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
@@ -64,6 +78,26 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         f"wrote {path}"
     )
     return 0
+
+
+def _communicator(args: argparse.Namespace) -> Any:
+    """The MPI communicator of the run (one process without a launcher)."""
+    from lstmkit.train import distributed
+
+    try:
+        return distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+
+
+def _shared(comm: Any, progress: Any) -> Any:
+    """``progress`` alone in one process; under MPI a memo sharing the work among the ranks
+    (:mod:`lstmkit.series.auto_shared`), which rank 0's ``progress`` saves."""
+    if comm.size == 1:
+        return progress
+    from lstmkit.series.auto_shared import Shared
+
+    return Shared(comm, progress)
 
 
 def fit_saving(fit: Callable[[Any], Any], progress: Any) -> Any:
@@ -140,10 +174,12 @@ def open_progress(folder: Path, resume: bool, stamp: dict[str, Any], kind: Any =
     return progress
 
 
-def one_go_config(args: argparse.Namespace, which: str, resumable: bool = False) -> Any:
+def one_go_config(
+    args: argparse.Namespace, which: str, resumable: bool = False, parallel: bool = False
+) -> Any:
     """The AutoConfig of a forecaster chosen on validation windows and trained in one go
-    (``which``: "automatic" or "global"): no --val or MPI, no --resume unless
-    ``resumable``; positive sizes."""
+    (``which``: "automatic" or "global"): no --val, no --resume unless ``resumable``, no
+    MPI unless ``parallel``; positive sizes."""
     from lstmkit.train import distributed
 
     if args.val is not None or (args.resume and not resumable):
@@ -156,7 +192,7 @@ def one_go_config(args: argparse.Namespace, which: str, resumable: bool = False)
         processes = distributed.from_arguments(args).size
     except distributed.DistributedError as e:
         raise UserError(str(e)) from None
-    if processes > 1:
+    if processes > 1 and not parallel:
         raise UserError(f"the {which} forecaster runs in one process; pass --lookback for MPI")
     check_positive(args, "horizon", "season")
     check_at_least(args, 0, "holdout")
