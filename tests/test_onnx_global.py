@@ -84,6 +84,7 @@ def test_onnxruntime_gives_each_series_forecast(tmp_path: Path, K: int, m: int) 
     props = {p.key: p.value for p in proto.metadata_props}
     need = max(mb.candidate.lookback + mb.candidate.difference for mb in e.members)
     assert json.loads(props.pop("ids")) == ["big", "small", "mid"]
+    assert (props.pop("future"), props.pop("past")) == ("0", "0")
     assert props == {"need": str(need), "horizon": str(H), "season": str(m), "members": str(K)}
     # a batch that reorders and repeats the series, cut at different phases of the season
     rows = [(2, 33), (0, 40), (1, 27), (0, 38), (1, 30)]  # (series, length)
@@ -117,6 +118,63 @@ def test_onnxruntime_gives_each_series_forecast(tmp_path: Path, K: int, m: int) 
     got, _ = _session(path).run(None, {**full, "series": np.arange(3)})
     scale3 = np.array([np.ptp(y) for y in e.panel.y])[:, None]
     np.testing.assert_allclose(got / scale3, e.predict(H) / scale3, rtol=0, atol=1e-6)
+
+
+def covariate_ensemble(K: int, m: int, F: int, P: int) -> GlobalEnsemble:
+    """K members of every form over the three series, with F known-future and P past
+    covariates of their own levels and scales (each series' covariate scales differ)."""
+    p = panel(m)
+    rng = np.random.default_rng(5)
+    X = [3 * i + (i + 1) * rng.standard_normal((len(y), F)) for i, y in enumerate(p.y)]
+    Pc = [10 * i - (i + 2) * rng.standard_normal((len(y), P)) for i, y in enumerate(p.y)]
+    p = Panel(p.y, X, Pc, p.ids)
+    members = []
+    for k in range(K):
+        c = Candidate((m * 2, 5, m, 7)[k % 4], k % 2 == 0 and m > 1, k % 4 < 2, 3 + k)
+        model = CovariateLSTM(c.hidden, F, P, seed=k)
+        model.load_state_dict({n: 2.0 * w for n, w in model.state_dict().items()})
+        tfs = [Transform.fit(y, m, c.deseason, c.difference, min_seasons=2) for y in p.y]
+        scales = [fit_scales(np.concatenate([x, q], axis=1)) for x, q in zip(p.X, p.P)]
+        members.append(Member(c, tfs, scales, model, 1))
+    names = [f"x{j}" for j in range(F)], [f"p{j}" for j in range(P)]
+    errors = [np.zeros((1, H)) for _ in p.y]
+    return GlobalEnsemble(members, p, m, [], False, *names, errors)
+
+
+@pytest.mark.parametrize("K, m, F, P, h", [(3, 4, 2, 1, H), (2, 12, 1, 0, H), (4, 1, 0, 2, H),
+                                          (1, 4, 1, 1, 1)])  # fmt: skip
+def test_onnxruntime_gives_the_covariate_forecast(
+    tmp_path: Path, K: int, m: int, F: int, P: int, h: int
+) -> None:
+    """Known-future covariates over the context and the horizon, past ones over the
+    context and fed back from the head: each series' forecast as GlobalEnsemble.predict's."""
+    e = covariate_ensemble(K, m, F, P)
+    members = [
+        GlobalMember(g.model, g.lookback, g.difference, g.season, g.mean, g.scale,
+                     np.stack(mb.scales), F)
+        for g, mb in zip(to_members(e), e.members)
+    ]  # fmt: skip
+    proto = export_global(members, h, tmp_path / "c.onnx", e.panel.ids)
+    need = int({q.key: q.value for q in proto.metadata_props}["need"])
+    ends = [34, 25, 30]  # histories cut at other phases; what follows is the future
+    hist = e.panel.cut(ends)
+    X_future = [x[n : n + h] for x, n in zip(e.panel.X, ends)]
+    expected = e.predict(h, X_future, hist)
+    feeds = {
+        "history": np.stack([y[-need:] for y in hist.y]),
+        "n": np.array(ends, np.int64),
+        "series": np.arange(3, dtype=np.int64),
+    }
+    if F:
+        feeds["future"] = np.stack([x[n - need : n + h] for x, n in zip(e.panel.X, ends)])
+    if P:
+        feeds["past"] = np.stack([q[-need:] for q in hist.P])
+    got, _ = _session(tmp_path / "c.onnx").run(None, feeds)
+    scale = np.array([np.ptp(y) for y in e.panel.y])[:, None]
+    np.testing.assert_allclose(got / scale, expected / scale, rtol=0, atol=1e-6)
+    if F:  # the covariates matter: other future values, another forecast
+        other = {**feeds, "future": feeds["future"] + 1.0}
+        assert np.max(np.abs(_session(tmp_path / "c.onnx").run(None, other)[0] - got)) > 1e-3
 
 
 def test_bad_tables_are_refused(tmp_path: Path) -> None:
@@ -179,15 +237,54 @@ def test_export_of_a_trained_global_run_matches_series_forecast(
         np.testing.assert_allclose(got[k] / scale, np.array(expected) / scale, atol=1e-6)
 
 
-def test_a_global_run_with_covariates_is_refused_in_one_line(
+def test_export_of_a_covariate_run_matches_series_forecast(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    csv = _long_csv(tmp_path / "l.csv", {"a": seasonal(40, 4, 10, 1, 0)}, extra="flag")
+    """`series train --id-column --future-covariates flag --past-covariates traffic` ->
+    `export onnx` -> ONNX Runtime with the covariates gives `series forecast --future-csv`'s
+    numbers."""
+    rng = np.random.default_rng(3)
+    series = {
+        k: seasonal(40, 4, level, 1, s) for s, (k, level) in enumerate([("a", 10), ("b", 30)])
+    }
+    flag = {k: (rng.random(44) < 0.3).astype(float) for k in series}
+    traffic = {k: 0.5 * series[k] + rng.standard_normal(40) for k in series}
+    for k in series:
+        series[k] = series[k] + 2 * flag[k][:40]
+    lines = ["unique_id,y,flag,traffic"] + [
+        f"{k},{float(series[k][t])!r},{flag[k][t]:g},{float(traffic[k][t])!r}"
+        for k in series
+        for t in range(40)
+    ]
+    csv = tmp_path / "l.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    nxt = tmp_path / "next.csv"
+    rows = [f"{k},{flag[k][t]:g}" for k in series for t in range(40, 43)]
+    nxt.write_text("unique_id,flag\n" + "\n".join(rows) + "\n", encoding="utf-8")
     run = tmp_path / "run"
     train = ["series", "train", "--csv", str(csv), "--id-column", "--column", "y"]
-    assert main([*train, "--past-covariates", "flag", "--out", str(run), *FAST]) == 0
-    capsys.readouterr()
-    assert main(["export", "onnx", "--run", str(run), "--out", str(tmp_path / "g.onnx")]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "with covariates (flag) cannot be exported" in err, err
-    assert not (tmp_path / "g.onnx").exists()
+    train += ["--future-covariates", "flag", "--past-covariates", "traffic"]
+    assert main([*train, "--out", str(run), *FAST]) == 0
+    out = tmp_path / "f.csv"
+    forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv), "--horizon", "3"]
+    forecast += ["--future-csv", str(nxt), "--out", str(out), "--no-plot", "--level", "0"]
+    assert main(forecast) == 0
+    written = [r.split(",") for r in out.read_text().splitlines()[1:]]
+    path = tmp_path / "g.onnx"
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path)]) == 0
+    assert "future (N, " in capsys.readouterr().out
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    need, ids = int(props["need"]), json.loads(props["ids"])
+    assert (props["future"], props["past"]) == ("1", "1")
+    feeds = {
+        "history": np.stack([series[i][-need:] for i in ids]),
+        "n": np.full(len(ids), 40, np.int64),
+        "series": np.arange(len(ids), dtype=np.int64),
+        "future": np.stack([flag[i][40 - need : 43, None] for i in ids]),
+        "past": np.stack([traffic[i][-need:, None] for i in ids]),
+    }
+    got, _ = _session(path).run(None, feeds)
+    for k, name in enumerate(ids):
+        expected = np.array([float(r[2]) for r in written if r[0] == name])
+        scale = np.ptp(series[name])
+        np.testing.assert_allclose(got[k] / scale, expected / scale, atol=1e-6)

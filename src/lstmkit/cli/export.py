@@ -23,9 +23,10 @@ def add_commands(subparsers: Any) -> None:
         "An automatic forecaster's run (auto.npz) becomes one graph of its whole forecast: "
         "inputs history (N, need) float64, the last values of each series, and n (N,) int64, "
         "each series' length; outputs forecast (N, horizon), the median of the members, and "
-        "members (K, N, horizon). A global forecaster's run (global.npz, --id-column without "
-        "covariates) likewise, with a third input series (N,) int64: each series' index among "
-        "the run's (the model's metadata 'ids').",
+        "members (K, N, horizon). A global forecaster's run (global.npz: --id-column or "
+        "covariates) likewise, with a third input series (N,) int64, each series' index among "
+        "the run's (the model's metadata 'ids'), and with covariates future (N, need + "
+        "horizon, F) and past (N, need, P) float64.",
     )
     p.add_argument("--run", required=True, help="run folder or checkpoint file")
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -137,20 +138,14 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
 
 
 def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
-    """The global forecaster's whole forecast as one graph (lstmkit.io.onnx_global); a run
-    with covariates is refused."""
+    """The global forecaster's whole forecast as one graph (lstmkit.io.onnx_global)."""
     import numpy as np
 
     from lstmkit.io.onnx_global import GlobalMember, export_global
 
     if args.no_sequence_lens:
         raise UserError("--no-sequence-lens: the global forecaster's graph has no lengths")
-    covariates = ensemble.future_names + ensemble.past_names
-    if covariates:
-        raise UserError(
-            f"--run: a global forecaster with covariates ({', '.join(covariates)}) cannot be "
-            "exported to ONNX yet; only runs without --future-covariates/--past-covariates"
-        )
+    F, P = len(ensemble.future_names), len(ensemble.past_names)
     horizon = ensemble.errors[0].shape[1] if args.horizon is None else args.horizon
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
@@ -162,6 +157,8 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
             np.stack([tf.season for tf in mb.transforms]),
             np.array([tf.scaler.mean for tf in mb.transforms]),
             np.array([tf.scaler.scale for tf in mb.transforms]),
+            np.stack(mb.scales) if F + P else None,
+            F,
         )
         for mb in ensemble.members
     ]
@@ -175,9 +172,11 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     need = max(m.need() for m in members)
     short = [i for i, y in zip(ids, ensemble.panel.y) if len(y) < need]
     note = f"; {len(short)} series shorter than {need} values cannot use it" if short else ""
+    extra = f", future (N, {need + horizon}, {F}) float64" if F else ""
+    extra += f", past (N, {need}, {P}) float64" if P else ""
     print(
         f"wrote {args.out}: the median of {len(members)} LSTMs over {len(ids)} series, "
         f"{horizon} steps from the last {need} values (inputs history (N, {need}) float64, "
-        f"n (N,) int64 and series (N,) int64, the index in the metadata ids){note}"
+        f"n (N,) int64, series (N,) int64, the index in the metadata ids{extra}){note}"
     )
     return 0

@@ -101,17 +101,22 @@ class Graph:
         return names[0] if outputs == 1 else names
 
 
-def check_member(member: Member) -> None:
+def check_member(member: Member, inputs: int = 1, outputs: int = 1) -> None:
+    """ValueError (one line) unless the member's model is one forward LSTM layer reading
+    ``inputs`` values and a Linear head with a bias to ``outputs`` values."""
     children = dict(member.model.children)
     lstm, head = children.get("lstm"), children.get("head")
     if not isinstance(lstm, LSTM) or head is None:
         raise TypeError("member.model: expected children lstm (LSTM) and head (Linear)")
-    if (lstm.num_layers, lstm.num_directions, lstm.input_size) != (1, 1, 1) or lstm.batch_first:
+    one_layer = (lstm.num_layers, lstm.num_directions) == (1, 1) and not lstm.batch_first
+    if not one_layer or lstm.input_size != inputs:
+        reads = "one value" if inputs == 1 else f"{inputs} values"
         raise ValueError(
-            f"member.model.lstm: expected one forward layer reading one value, got {lstm!r}"
+            f"member.model.lstm: expected one forward layer reading {reads}, got {lstm!r}"
         )
-    if head.out_features != 1 or "bias" not in head.parameters():
-        raise ValueError("member.model.head: expected a Linear to one value with a bias")
+    if head.out_features != outputs or "bias" not in head.parameters():
+        to = "one value" if outputs == 1 else f"{outputs} values"
+        raise ValueError(f"member.model.head: expected a Linear to {to} with a bias")
     if member.lookback < 1:
         raise ValueError(f"member.lookback: expected >= 1, got {member.lookback}")
 
