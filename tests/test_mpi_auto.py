@@ -109,3 +109,35 @@ def test_two_ranks_resume_a_killed_one_process_run(tmp_path: Path) -> None:
     assert "resuming:" in resumed.stderr
     _ok(_lstmkit(_args(csv, tmp_path / "one", steps=300)))
     _assert_same_run(tmp_path / "one", killed)
+
+
+def _long_csv(path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    rows = ["unique_id,y"]
+    for k, n in enumerate((44, 36, 40)):
+        t = np.arange(n)
+        y = 10 * k + 0.05 * t + 2 * np.sin(2 * np.pi * t / 4) + 0.1 * rng.standard_normal(n)
+        rows += [f"s{k},{float(v)!r}" for v in y]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.slow
+@needs_mpi
+def test_two_ranks_write_the_one_process_global_run(tmp_path: Path) -> None:
+    """The global model (--id-column): 2 ranks write the one-process global.npz."""
+    csv = _long_csv(tmp_path / "l.csv")
+    argv = [
+        "series", "train", "--csv", str(csv), "--id-column", "--column", "y", "--horizon",
+        "3", "--season", "4", "--steps", "30", "--eval-every", "10", "--minutes", "30",
+        "--no-progress", "--mpi-timeout", "60",
+    ]  # fmt: skip
+    _ok(_lstmkit([*argv, "--out", str(tmp_path / "one")]))
+    proc = _ok(_lstmkit([*argv, "--out", str(tmp_path / "two")], n=2))
+    assert "sharing the candidates among 2 MPI processes" in proc.stderr
+    assert proc.stdout.count("trained the global forecaster") == 1
+    (x, mx), (y, my) = (checkpoint.load(tmp_path / r / "global.npz") for r in ("one", "two"))
+    assert sorted(x) == sorted(y)
+    for k in x:
+        assert np.array_equal(x[k], y[k], equal_nan=True), k
+    assert mx["search"] == my["search"] and mx["members"] == my["members"]

@@ -25,8 +25,8 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     from lstmkit.series.evaluate import resolve_season
     from lstmkit.series.missing import fill
 
-    config = one_go_config(args, "automatic", resumable=True, parallel=True)
-    comm = _communicator(args)
+    config = one_go_config(args, "automatic")
+    comm = communicator(args)
     output_folder(args.out, "--out")
     check_out(Path(args.out), args.resume)
     series = read(args.csv, args.column, args.time_column)
@@ -45,22 +45,13 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
     mask = observed if series.missing == "mask" else None
     folder = Path(args.out)
-    with ExitStack() as stack:
-        saving: list[Any] = []  # rank 0's progress file
 
-        def open_run() -> None:
-            output_folder(folder, "--out", create=True)
-            stack.enter_context(locked(folder))
-            check_out(folder, args.resume)  # again: another process may have written meanwhile
-            s = stamp(y, season, args.horizon, config, mask)
-            saving.append(open_progress(folder, args.resume, s))
-            print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
-            if comm.size > 1:
-                print(f"sharing the candidates among {comm.size} MPI processes", file=sys.stderr)
-            say_filled(series, n_fit)
+    def announce() -> None:
+        print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
+        say_filled(series, n_fit)
 
-        comm.on_root(open_run)  # every rank raises rank 0's error
-        progress = _shared(comm, saving[0] if saving else None)
+    s = stamp(y, season, args.horizon, config, mask)
+    with resumable_run(comm, folder, args.resume, s, announce) as progress:
         ensemble = fit_saving(partial(fit_auto, y, season, args.horizon, config, mask), progress)
         path = comm.on_root(partial(save_ensemble, folder, ensemble, series, holdout))
         comm.on_root(progress.remove)
@@ -80,7 +71,40 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     return 0
 
 
-def _communicator(args: argparse.Namespace) -> Any:
+@contextmanager
+def resumable_run(
+    comm: Any,
+    folder: Path,
+    resume: bool,
+    stamp: dict[str, Any],
+    announce: Callable[[], None],
+    kind: Any = None,
+    final: str | None = None,
+    model: Any = None,
+) -> Iterator[Any]:
+    """The memo of a resumable forecaster's run in ``folder``: rank 0 creates and locks the
+    folder, checks it (``kind``, ``final``: see :func:`check_out`), opens the progress
+    file (new, or with ``resume`` the saved one) and calls ``announce()``; any error there
+    is raised on every rank. In one process the memo is that progress; under MPI a memo
+    sharing the work among the ranks, ``model(c)`` making an untrained member of
+    candidate c (default: the automatic forecaster's)."""
+    with ExitStack() as stack:
+        saving: list[Any] = []  # rank 0's progress file
+
+        def open_run() -> None:
+            output_folder(folder, "--out", create=True)
+            stack.enter_context(locked(folder))
+            check_out(folder, resume, kind, final)  # again: another process may have written
+            saving.append(open_progress(folder, resume, stamp, kind))
+            announce()
+            if comm.size > 1:
+                print(f"sharing the candidates among {comm.size} MPI processes", file=sys.stderr)
+
+        comm.on_root(open_run)  # every rank raises rank 0's error
+        yield _shared(comm, saving[0] if saving else None, model)
+
+
+def communicator(args: argparse.Namespace) -> Any:
     """The MPI communicator of the run (one process without a launcher)."""
     from lstmkit.train import distributed
 
@@ -90,14 +114,14 @@ def _communicator(args: argparse.Namespace) -> Any:
         raise UserError(str(e)) from None
 
 
-def _shared(comm: Any, progress: Any) -> Any:
+def _shared(comm: Any, progress: Any, model: Any = None) -> Any:
     """``progress`` alone in one process; under MPI a memo sharing the work among the ranks
     (:mod:`lstmkit.series.auto_shared`), which rank 0's ``progress`` saves."""
     if comm.size == 1:
         return progress
     from lstmkit.series.auto_shared import Shared
 
-    return Shared(comm, progress)
+    return Shared(comm, progress, model)
 
 
 def fit_saving(fit: Callable[[Any], Any], progress: Any) -> Any:
@@ -174,26 +198,14 @@ def open_progress(folder: Path, resume: bool, stamp: dict[str, Any], kind: Any =
     return progress
 
 
-def one_go_config(
-    args: argparse.Namespace, which: str, resumable: bool = False, parallel: bool = False
-) -> Any:
-    """The AutoConfig of a forecaster chosen on validation windows and trained in one go
-    (``which``: "automatic" or "global"): no --val, no --resume unless ``resumable``, no
-    MPI unless ``parallel``; positive sizes."""
-    from lstmkit.train import distributed
-
-    if args.val is not None or (args.resume and not resumable):
-        flags = "--resume and --val go" if not resumable else "--val goes"
+def one_go_config(args: argparse.Namespace, which: str) -> Any:
+    """The AutoConfig of a forecaster chosen on validation windows (``which``: "automatic"
+    or "global"): no --val; positive sizes."""
+    if args.val is not None:
         raise UserError(
-            f"{flags} with one LSTM (--lookback N); the {which} forecaster "
-            "validates inside the training part" + ("" if resumable else " and trains in one go")
+            f"--val goes with one LSTM (--lookback N); the {which} forecaster validates "
+            "inside the training part"
         )
-    try:
-        processes = distributed.from_arguments(args).size
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    if processes > 1 and not parallel:
-        raise UserError(f"the {which} forecaster runs in one process; pass --lookback for MPI")
     check_positive(args, "horizon", "season")
     check_at_least(args, 0, "holdout")
     return auto_config(args)

@@ -23,10 +23,10 @@ from lstmkit.cli.series_auto import (
     auto_config,
     baseline_names,
     check_out,
+    communicator,
     fit_saving,
-    locked,
     one_go_config,
-    open_progress,
+    resumable_run,
 )
 
 __all__ = [
@@ -123,7 +123,8 @@ def train_global(args: argparse.Namespace) -> int:
     from lstmkit.series.many_progress import GlobalProgress, stamp
 
     _check_single_lstm(args)
-    config = one_go_config(args, "global", resumable=True)
+    config = one_go_config(args, "global")
+    comm = communicator(args)
     future, past = (
         _list(args.future_covariates, "--future-covariates"),
         _list(args.past_covariates, "--past-covariates"),
@@ -145,16 +146,21 @@ def train_global(args: argparse.Namespace) -> int:
         "source": str(args.csv),
         "n_holdout": holdout,
     }
-    folder = output_folder(args.out, "--out", create=True)
-    with locked(folder):
-        check_out(folder, args.resume, GlobalProgress, FILE)  # again, under the lock
-        s = stamp(fitted, season, args.horizon, config)
-        progress = open_progress(folder, args.resume, s, GlobalProgress)
+    folder = Path(args.out)
+
+    def announce() -> None:
         print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
+
+    s = stamp(fitted, season, args.horizon, config)
+    model = partial(_member, panel.F, panel.n_past)
+    run = (comm, folder, args.resume, s, announce, GlobalProgress, FILE, model)
+    with resumable_run(*run) as progress:
         fit = partial(fit_global, fitted, season, args.horizon, config, (future, past))
         ensemble = fit_saving(fit, progress)
-        path = save_global(folder, ensemble, data)
-        progress.remove()
+        path = comm.on_root(partial(save_global, folder, ensemble, data))
+        comm.on_root(progress.remove)
+    if comm.rank:
+        return 0
     m = ensemble.summary()["members"][0]
     print(
         f"trained the global forecaster on {len(panel.y)} series ({len(ensemble.table)} "
@@ -163,6 +169,13 @@ def train_global(args: argparse.Namespace) -> int:
         f"{holdout} values of each held out; wrote {path}"
     )
     return 0
+
+
+def _member(F: int, P: int, c: Any) -> Any:
+    """An untrained member of candidate c reading F future and P past covariates."""
+    from lstmkit.series.covariates import CovariateLSTM
+
+    return CovariateLSTM(c.hidden, F, P)
 
 
 def _future_rows(args: argparse.Namespace, meta: dict[str, Any], ids: list[str]) -> list[Any]:

@@ -37,8 +37,9 @@ class Shared:
     """A memo for :func:`~lstmkit.series.auto.fit_auto` whose work is split among the ranks
     of ``comm``; see the module docstring."""
 
-    def __init__(self, comm: Any, inner: Any = None) -> None:
+    def __init__(self, comm: Any, inner: Any = None, model: Any = None) -> None:
         self.comm, self.inner = comm, inner
+        self._model: Callable[[Candidate], Any] = model or _forecaster
         self.path = None if inner is None else inner.path  # rank 0's progress file
         saved = None
         if inner is not None:
@@ -47,8 +48,8 @@ class Shared:
         spent, rows, members = comm.broadcast(saved) or (0.0, {}, {})
         self.spent: float = spent
         self.rows: dict[Candidate, Any] = rows
-        self.members: dict[tuple[Candidate, int], Forecaster] = {
-            key: _model(key[0], state) for key, state in members.items()
+        self.members: dict[tuple[Candidate, int], Any] = {
+            key: self._loaded(key[0], state) for key, state in members.items()
         }
 
     def __repr__(self) -> str:
@@ -63,7 +64,7 @@ class Shared:
         ranks (they travel as state dicts)."""
         todo = [(key, run) for key, run in jobs if key not in self.members]
         states = self._split([(key, _state(run)) for key, run in todo])
-        self.members.update({key: _model(key[0], s) for key, s in states.items()})
+        self.members.update({key: self._loaded(key[0], s) for key, s in states.items()})
 
     def saved(self, c: Candidate) -> bool:
         """Whether candidate c's validation is known (it is replayed whatever the clock)."""
@@ -77,7 +78,7 @@ class Shared:
             self.inner.validated(c, lambda: self.rows[c])  # rank 0 saves it
         return self.rows[c]
 
-    def refitted(self, c: Candidate, seed: int, run: Callable[[], Forecaster]) -> Forecaster:
+    def refitted(self, c: Candidate, seed: int, run: Callable[[], Any]) -> Any:
         """Candidate c's member for ``seed`` (computed here if not announced)."""
         if (c, seed) not in self.members:
             self.members[(c, seed)] = run()
@@ -102,12 +103,16 @@ class Shared:
             out.update(part)
         return {key: out[key] for key, _ in jobs}  # the jobs' order
 
+    def _loaded(self, c: Candidate, state: dict[str, Any]) -> Any:
+        model = self._model(c)
+        model.load_state_dict(state)
+        return model
 
-def _state(run: Callable[[], Forecaster]) -> Callable[[], dict[str, Any]]:
+
+def _state(run: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
     return lambda: run().state_dict()
 
 
-def _model(c: Candidate, state: dict[str, Any]) -> Forecaster:
-    model = Forecaster(ForecasterConfig(hidden=c.hidden))
-    model.load_state_dict(state)
-    return model
+def _forecaster(c: Candidate) -> Forecaster:
+    """An untrained member of candidate c (the automatic forecaster's model)."""
+    return Forecaster(ForecasterConfig(hidden=c.hidden))

@@ -294,7 +294,8 @@ def fit_global(
     the module docstring. ``names``: the future and past covariate names (default x0, ...
     and p0, ...). ``progress``: a memo of finished work for a resumable fit, as
     :func:`lstmkit.series.auto.fit_auto`'s (:class:`lstmkit.series.many_progress.
-    GlobalProgress`)."""
+    GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
+    :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
     if names is None:
         names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
@@ -324,22 +325,38 @@ def fit_global(
     pool = candidates(m, h, room, config.hidden)
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
-    table, truncated = search(pool, room, config.sizes, *args, saved)
+    share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
+    prefetch = None
+    if share is not None:
+        job = partial(_validate, panel, m, h, config=config, deadline=search_deadline)
+        prefetch = partial(_announce, share, job)
+    table, truncated = search(pool, room, config.sizes, *args, saved, prefetch)
     ranked = sorted(table, key=_val_key)[: config.top]
     members = []
+    jobs = []  # (candidate, forms, seed, steps, run) of every member
     for row in ranked:
         c = _candidate(row)
         forms = _fit_forms(panel, m, c)
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
             run = partial(_train, panel, c, forms, config, seed, row["steps"], start + budget)
-            model = run() if progress is None else progress.refitted(c, seed, run)
-            members.append(Member(c, forms[0], forms[1], model, row["steps"]))
+            jobs.append((c, forms, seed, row["steps"], run))
+    if getattr(progress, "refit_all", None) is not None:
+        progress.refit_all([((c, seed), run) for c, _, seed, _, run in jobs])
+    for c, forms, seed, steps, run in jobs:
+        model = run() if progress is None else progress.refitted(c, seed, run)
+        members.append(Member(c, forms[0], forms[1], model, steps))
     truncated = truncated or time.monotonic() > start + budget
     calibration = _calibration(errors, len(panel.y), h, config.top)
     return GlobalEnsemble(
         members, panel, m, table, truncated, list(names[0]), list(names[1]), calibration
     )
+
+
+def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:
+    """``share`` the validations ``job(c=c)`` of a round of candidates (the ``validate_all``
+    of a memo shared among MPI ranks, :mod:`lstmkit.series.auto_shared`)."""
+    share([(c, partial(job, c=c)) for c in cands])
 
 
 def _calibration(errors: list[list[np.ndarray]], K: int, h: int, top: int) -> list[np.ndarray]:
