@@ -1,4 +1,4 @@
-"""The automatic forecaster's search and refits shared among MPI ranks.
+"""The automatic (and the global) forecaster's search and refits shared among MPI ranks.
 
 :func:`lstmkit.series.auto.fit_auto` trains many small, independent models: one per
 candidate in the search (each from ``config.seed``), one per refitted member (each from
@@ -11,9 +11,12 @@ the jobs r, r + K, r + 2K, ... of the list, the results are gathered on every ra
 the ensemble of a one-process fit, bit for bit where the time budget does not bind (the
 jobs are the same computations; when it binds, each rank's clock cuts its own jobs).
 
-The calibration models of the earlier cuts (a few, after the refits) are trained by every
-rank. The communicator is :mod:`lstmkit.train.distributed`'s (``rank``, ``size``,
-``allgather``, ``broadcast``, ``on_all``); this module never imports MPI.
+:func:`lstmkit.series.many.fit_global` announces its rounds and members the same way; its
+members are :class:`~lstmkit.series.covariates.CovariateLSTM`s (``model``: what makes an
+untrained one). The calibration models of the automatic forecaster's earlier cuts (a few,
+after the refits) are trained by every rank. The communicator is
+:mod:`lstmkit.train.distributed`'s (``rank``, ``size``, ``allgather``, ``broadcast``,
+``on_all``); this module never imports MPI.
 
 With ``inner``, a :class:`~lstmkit.series.auto_progress.Progress` held by rank 0 (None on
 the others), the run is resumable as before: rank 0 saves every row and member as
@@ -34,8 +37,9 @@ Job = tuple[Any, Callable[[], Any]]  # (key, the computation)
 
 
 class Shared:
-    """A memo for :func:`~lstmkit.series.auto.fit_auto` whose work is split among the ranks
-    of ``comm``; see the module docstring."""
+    """A memo for :func:`~lstmkit.series.auto.fit_auto` (or ``fit_global``) whose work is
+    split among the ranks of ``comm``; ``model(c)``: an untrained member of candidate c
+    (default the automatic forecaster's); see the module docstring."""
 
     def __init__(self, comm: Any, inner: Any = None, model: Any = None) -> None:
         self.comm, self.inner = comm, inner
