@@ -235,6 +235,14 @@ def test_export_of_a_trained_global_run_matches_series_forecast(
         expected = [float(r[2]) for r in rows if r[0] == name]
         scale = np.ptp(series[name])
         np.testing.assert_allclose(got[k] / scale, np.array(expected) / scale, atol=1e-6)
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--horizon", "5"]) == 0
+    got5, _ = _session(path).run(None, feeds)  # more steps unrolled: the first ones unchanged
+    assert got5.shape == (2, 5)
+    np.testing.assert_allclose(got5[:, :3], got, rtol=0, atol=1e-12)
+    capsys.readouterr()
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--no-sequence-lens"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--no-sequence-lens" in err, err
 
 
 def test_export_of_a_covariate_run_matches_series_forecast(
