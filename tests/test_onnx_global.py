@@ -296,3 +296,31 @@ def test_export_of_a_covariate_run_matches_series_forecast(
         expected = np.array([float(r[2]) for r in written if r[0] == name])
         scale = np.ptp(series[name])
         np.testing.assert_allclose(got[k] / scale, expected / scale, atol=1e-6)
+
+
+def test_a_run_without_its_horizon_needs_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run whose errors do not tell the horizon (saved before it stored them): --horizon
+    is asked for in one line, and given, the export works."""
+    from lstmkit.series.global_run import save_global
+
+    e = ensemble(2, 4)
+    e.errors = [np.full((1, 1), np.nan) for _ in e.panel.y]
+    data = {"column": "y", "time_column": None, "id_column": "id", "source": None}
+    save_global(tmp_path, e, {**data, "n_holdout": 0})
+    out = ["export", "onnx", "--run", str(tmp_path), "--out", str(tmp_path / "g.onnx")]
+    assert main(out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not record its horizon" in err, err
+    assert main([*out, "--horizon", "2"]) == 0
+    got, _ = _session(tmp_path / "g.onnx").run(
+        None,
+        {
+            "history": np.stack([y[-9:] for y in e.panel.y]),
+            "n": np.array([len(y) for y in e.panel.y], np.int64),
+            "series": np.arange(3, dtype=np.int64),
+        },
+    )
+    scale = np.array([np.ptp(y) for y in e.panel.y])[:, None]
+    np.testing.assert_allclose(got / scale, e.predict(2) / scale, rtol=0, atol=1e-6)

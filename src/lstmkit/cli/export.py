@@ -34,7 +34,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--no-sequence-lens",
         action="store_true",
-        help="no sequence_lens input (every sequence runs all steps; not for auto.npz)",
+        help="no sequence_lens input (every sequence runs all steps; not for auto.npz or "
+        "global.npz)",
     )
     p.add_argument(
         "--horizon",
@@ -146,6 +147,9 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     if args.no_sequence_lens:
         raise UserError("--no-sequence-lens: the global forecaster's graph has no lengths")
     F, P = len(ensemble.future_names), len(ensemble.past_names)
+    unknown = all(e.shape == (1, 1) and np.isnan(e).all() for e in ensemble.errors)
+    if args.horizon is None and unknown:  # a run saved before it stored its errors
+        raise UserError("--horizon: the run does not record its horizon; pass --horizon H")
     horizon = ensemble.errors[0].shape[1] if args.horizon is None else args.horizon
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
