@@ -135,7 +135,9 @@ def test_cli_trains_one_model_and_forecasts_every_id_in_long_format(tmp_path, ca
     assert rows[0][-1] == "actual" and rows[1][1] == "2003-03"
     assert float(rows[1][-1]) == pytest.approx(series["a"][-2], abs=1e-9)
     err = one_error(capsys, [*argv[: -len(FAST)], *FAST, "--resume"])
-    assert "--resume and --val go with one LSTM" in err
+    assert "--resume: " in err and "global.npz exists: the run is finished" in err
+    err = one_error(capsys, [*argv[: -len(FAST)], *FAST, "--val", "5"])
+    assert "--val goes with one LSTM" in err
     # a CSV without one of the run's ids, or with another, is refused
     del series["b"]
     err = one_error(

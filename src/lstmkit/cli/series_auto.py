@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,10 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     from lstmkit.series.evaluate import resolve_season
     from lstmkit.series.missing import fill
 
-    config = one_go_config(args, "automatic", resumable=True)
+    config = one_go_config(args, "automatic")
+    comm = communicator(args)
     output_folder(args.out, "--out")
-    _check_out(Path(args.out), args.resume)
+    check_out(Path(args.out), args.resume)
     series = read(args.csv, args.column, args.time_column)
     holdout = args.horizon if args.holdout is None else args.holdout
     n_fit = len(series) - holdout
@@ -43,15 +44,19 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         raise UserError(str(e)) from None
     y, observed = fill(series.values[:n_fit], series.missing)  # from the training part alone
     mask = observed if series.missing == "mask" else None
-    folder = output_folder(args.out, "--out", create=True)
-    with _locked(folder):
-        _check_out(folder, args.resume)  # again: another process may have written meanwhile
-        progress = _progress(folder, args.resume, stamp(y, season, args.horizon, config, mask))
+    folder = Path(args.out)
+
+    def announce() -> None:
         print(f"searching on {n_fit} values, season {season} ({source})", file=sys.stderr)
         say_filled(series, n_fit)
-        ensemble = _fit(partial(fit_auto, y, season, args.horizon, config, mask), progress)
-        path = save_ensemble(folder, ensemble, series, holdout)
-        progress.remove()
+
+    s = stamp(y, season, args.horizon, config, mask)
+    with resumable_run(comm, folder, args.resume, s, announce) as progress:
+        ensemble = fit_saving(partial(fit_auto, y, season, args.horizon, config, mask), progress)
+        path = comm.on_root(partial(save_ensemble, folder, ensemble, series, holdout))
+        comm.on_root(progress.remove)
+    if comm.rank:
+        return 0
     chosen = ", ".join(
         f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
         f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
@@ -66,7 +71,60 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     return 0
 
 
-def _fit(fit: Callable[[Any], Any], progress: Any) -> Any:
+@contextmanager
+def resumable_run(
+    comm: Any,
+    folder: Path,
+    resume: bool,
+    stamp: dict[str, Any],
+    announce: Callable[[], None],
+    kind: Any = None,
+    final: str | None = None,
+    model: Any = None,
+) -> Iterator[Any]:
+    """The memo of a resumable forecaster's run in ``folder``: rank 0 creates and locks the
+    folder, checks it (``kind``, ``final``: see :func:`check_out`), opens the progress
+    file (new, or with ``resume`` the saved one) and calls ``announce()``; any error there
+    is raised on every rank. In one process the memo is that progress; under MPI a memo
+    sharing the work among the ranks, ``model(c)`` making an untrained member of
+    candidate c (default: the automatic forecaster's)."""
+    with ExitStack() as stack:
+        saving: list[Any] = []  # rank 0's progress file
+
+        def open_run() -> None:
+            output_folder(folder, "--out", create=True)
+            stack.enter_context(locked(folder))
+            check_out(folder, resume, kind, final)  # again: another process may have written
+            saving.append(open_progress(folder, resume, stamp, kind))
+            announce()
+            if comm.size > 1:
+                print(f"sharing the candidates among {comm.size} MPI processes", file=sys.stderr)
+
+        comm.on_root(open_run)  # every rank raises rank 0's error
+        yield _shared(comm, saving[0] if saving else None, model)
+
+
+def communicator(args: argparse.Namespace) -> Any:
+    """The MPI communicator of the run (one process without a launcher)."""
+    from lstmkit.train import distributed
+
+    try:
+        return distributed.from_arguments(args)
+    except distributed.DistributedError as e:
+        raise UserError(str(e)) from None
+
+
+def _shared(comm: Any, progress: Any, model: Any = None) -> Any:
+    """``progress`` alone in one process; under MPI a memo sharing the work among the ranks
+    (:mod:`lstmkit.series.auto_shared`), which rank 0's ``progress`` saves."""
+    if comm.size == 1:
+        return progress
+    from lstmkit.series.auto_shared import Shared
+
+    return Shared(comm, progress, model)
+
+
+def fit_saving(fit: Callable[[Any], Any], progress: Any) -> Any:
     """``fit(progress)``; on Ctrl-C, says what is saved and how to go on."""
     try:
         return fit(progress)
@@ -80,7 +138,7 @@ def _fit(fit: Callable[[Any], Any], progress: Any) -> Any:
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     """The run folder's lock held (another lstmkit process training into it is refused)."""
     from lstmkit.train.run_folder import Run, RunFolderError
 
@@ -94,37 +152,42 @@ def _locked(folder: Path) -> Iterator[None]:
         run.release()
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    """--out for a new run (neither a finished nor an interrupted automatic forecaster in
-    it) or, with --resume, an interrupted one's."""
-    from lstmkit.series.auto_progress import FILE as PROGRESS
+def check_out(out: Path, resume: bool, kind: Any = None, final: str | None = None) -> None:
+    """--out for a new run (neither a finished nor an interrupted forecaster in it) or, with
+    --resume, an interrupted one's; ``kind``: the Progress class (default the automatic
+    forecaster's), ``final``: the finished run's file (default ``auto.npz``)."""
+    from lstmkit.series.auto_progress import Progress
     from lstmkit.series.auto_run import FILE
 
-    if (out / FILE).exists():
+    kind, final = kind or Progress, final or FILE
+    what = "global" if kind.file != Progress.file else "automatic"
+    if (out / final).exists():
         if resume:
-            raise UserError(f"--resume: {out / FILE} exists: the run is finished")
-        raise UserError(f"--out: {out / FILE} already exists; pass another --out")
-    if resume and not (out / PROGRESS).is_file():
+            raise UserError(f"--resume: {out / final} exists: the run is finished")
+        raise UserError(f"--out: {out / final} already exists; pass another --out")
+    if resume and not (out / kind.file).is_file():
         raise UserError(
-            f"--resume: no interrupted automatic forecaster in {out} ({PROGRESS} is missing)"
+            f"--resume: no interrupted {what} forecaster in {out} ({kind.file} is missing)"
         )
-    if not resume and (out / PROGRESS).exists():
+    if not resume and (out / kind.file).exists():
         raise UserError(
-            f"--out: {out} holds an interrupted automatic forecaster ({PROGRESS}); pass "
+            f"--out: {out} holds an interrupted {what} forecaster ({kind.file}); pass "
             "--resume to continue it, or another --out"
         )
 
 
-def _progress(folder: Path, resume: bool, stamp: dict[str, Any]) -> Any:
-    """The run's Progress: a new one, or with --resume the saved one (a UserError if it was
-    saved for other values or options, or cannot be read)."""
+def open_progress(folder: Path, resume: bool, stamp: dict[str, Any], kind: Any = None) -> Any:
+    """The run's progress (``kind``: the Progress class, default the automatic
+    forecaster's): a new one, or with --resume the saved one (a UserError if it was saved
+    for other values or options, or cannot be read)."""
     from lstmkit.series.auto_progress import Progress
     from lstmkit.train.checkpoint import CheckpointError
 
+    kind = kind or Progress
     if not resume:
-        return Progress.start(folder, stamp)
+        return kind.start(folder, stamp)
     try:
-        progress = Progress.resume(folder, stamp)
+        progress = kind.resume(folder, stamp)
     except (CheckpointError, ValueError) as e:
         raise UserError(str(e)) from None
     print(
@@ -135,24 +198,14 @@ def _progress(folder: Path, resume: bool, stamp: dict[str, Any]) -> Any:
     return progress
 
 
-def one_go_config(args: argparse.Namespace, which: str, resumable: bool = False) -> Any:
-    """The AutoConfig of a forecaster chosen on validation windows and trained in one go
-    (``which``: "automatic" or "global"): no --val or MPI, no --resume unless
-    ``resumable``; positive sizes."""
-    from lstmkit.train import distributed
-
-    if args.val is not None or (args.resume and not resumable):
-        flags = "--resume and --val go" if not resumable else "--val goes"
+def one_go_config(args: argparse.Namespace, which: str) -> Any:
+    """The AutoConfig of a forecaster chosen on validation windows (``which``: "automatic"
+    or "global"): no --val; positive sizes."""
+    if args.val is not None:
         raise UserError(
-            f"{flags} with one LSTM (--lookback N); the {which} forecaster "
-            "validates inside the training part" + ("" if resumable else " and trains in one go")
+            f"--val goes with one LSTM (--lookback N); the {which} forecaster validates "
+            "inside the training part"
         )
-    try:
-        processes = distributed.from_arguments(args).size
-    except distributed.DistributedError as e:
-        raise UserError(str(e)) from None
-    if processes > 1:
-        raise UserError(f"the {which} forecaster runs in one process; pass --lookback for MPI")
     check_positive(args, "horizon", "season")
     check_at_least(args, 0, "holdout")
     return auto_config(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ import numpy as np
 
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import check_positive, output_file, output_folder
-from lstmkit.cli.series_auto import auto_config, baseline_names, one_go_config
+from lstmkit.cli.series_auto import (
+    auto_config,
+    baseline_names,
+    check_out,
+    communicator,
+    fit_saving,
+    one_go_config,
+    resumable_run,
+)
 
 __all__ = [
     "add_options",
@@ -111,16 +120,17 @@ def train_global(args: argparse.Namespace) -> int:
     """``series train`` with --id-column or covariates: the global forecaster's global.npz."""
     from lstmkit.series.global_run import FILE, save_global
     from lstmkit.series.many import check_lengths, fit_global
+    from lstmkit.series.many_progress import GlobalProgress, stamp
 
     _check_single_lstm(args)
     config = one_go_config(args, "global")
+    comm = communicator(args)
     future, past = (
         _list(args.future_covariates, "--future-covariates"),
         _list(args.past_covariates, "--past-covariates"),
     )
     output_folder(args.out, "--out")
-    if (Path(args.out) / FILE).exists():
-        raise UserError(f"--out: {Path(args.out) / FILE} already exists; pass another --out")
+    check_out(Path(args.out), args.resume, GlobalProgress, FILE)
     panel, times = _read(args, future, past)
     holdout = args.horizon if args.holdout is None else args.holdout
     season = _season(args, times)
@@ -129,8 +139,6 @@ def train_global(args: argparse.Namespace) -> int:
         check_lengths(fitted, args.horizon)
     except ValueError as e:
         raise UserError(f"{e} (after the held-out tail of {holdout})") from None
-    print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
-    ensemble = fit_global(fitted, season, args.horizon, config, (future, past))
     data = {
         "column": args.column,
         "time_column": args.time_column,
@@ -138,7 +146,21 @@ def train_global(args: argparse.Namespace) -> int:
         "source": str(args.csv),
         "n_holdout": holdout,
     }
-    path = save_global(output_folder(args.out, "--out", create=True), ensemble, data)
+    folder = Path(args.out)
+
+    def announce() -> None:
+        print(f"searching on {len(panel.y)} series, season {season}", file=sys.stderr)
+
+    s = stamp(fitted, season, args.horizon, config)
+    model = partial(_member, panel.F, panel.n_past)
+    run = (comm, folder, args.resume, s, announce, GlobalProgress, FILE, model)
+    with resumable_run(*run) as progress:
+        fit = partial(fit_global, fitted, season, args.horizon, config, (future, past))
+        ensemble = fit_saving(fit, progress)
+        path = comm.on_root(partial(save_global, folder, ensemble, data))
+        comm.on_root(progress.remove)
+    if comm.rank:
+        return 0
     m = ensemble.summary()["members"][0]
     print(
         f"trained the global forecaster on {len(panel.y)} series ({len(ensemble.table)} "
@@ -147,6 +169,13 @@ def train_global(args: argparse.Namespace) -> int:
         f"{holdout} values of each held out; wrote {path}"
     )
     return 0
+
+
+def _member(F: int, P: int, c: Any) -> Any:
+    """An untrained member of candidate c reading F future and P past covariates."""
+    from lstmkit.series.covariates import CovariateLSTM
+
+    return CovariateLSTM(c.hidden, F, P)
 
 
 def _future_rows(args: argparse.Namespace, meta: dict[str, Any], ids: list[str]) -> list[Any]:

@@ -45,7 +45,16 @@ from lstmkit.nn.recurrent import LSTM
 if TYPE_CHECKING:
     from onnx import ModelProto
 
-__all__ = ["Member", "export_ensemble"]
+__all__ = [
+    "Graph",
+    "Member",
+    "check_arguments",
+    "check_member",
+    "export_ensemble",
+    "median",
+    "roll_out",
+    "save_graph",
+]
 
 _FLOAT, _DOUBLE = 1, 11  # onnx.TensorProto.FLOAT and DOUBLE (onnx is imported when used)
 
@@ -67,7 +76,7 @@ class Member:
         return self.lookback + int(self.difference)
 
 
-class _Graph:
+class Graph:
     """Nodes and initializers under fresh names."""
 
     def __init__(self) -> None:
@@ -92,22 +101,27 @@ class _Graph:
         return names[0] if outputs == 1 else names
 
 
-def _check(member: Member) -> None:
+def check_member(member: Member, inputs: int = 1, outputs: int = 1) -> None:
+    """ValueError (one line) unless the member's model is one forward LSTM layer reading
+    ``inputs`` values and a Linear head with a bias to ``outputs`` values."""
     children = dict(member.model.children)
     lstm, head = children.get("lstm"), children.get("head")
     if not isinstance(lstm, LSTM) or head is None:
         raise TypeError("member.model: expected children lstm (LSTM) and head (Linear)")
-    if (lstm.num_layers, lstm.num_directions, lstm.input_size) != (1, 1, 1) or lstm.batch_first:
+    one_layer = (lstm.num_layers, lstm.num_directions) == (1, 1) and not lstm.batch_first
+    if not one_layer or lstm.input_size != inputs:
+        reads = "one value" if inputs == 1 else f"{inputs} values"
         raise ValueError(
-            f"member.model.lstm: expected one forward layer reading one value, got {lstm!r}"
+            f"member.model.lstm: expected one forward layer reading {reads}, got {lstm!r}"
         )
-    if head.out_features != 1 or "bias" not in head.parameters():
-        raise ValueError("member.model.head: expected a Linear to one value with a bias")
+    if head.out_features != outputs or "bias" not in head.parameters():
+        to = "one value" if outputs == 1 else f"{outputs} values"
+        raise ValueError(f"member.model.head: expected a Linear to {to} with a bias")
     if member.lookback < 1:
         raise ValueError(f"member.lookback: expected >= 1, got {member.lookback}")
 
 
-def _transform(g: _Graph, p: str, member: Member, need: int) -> tuple[str, str | None]:
+def _transform(g: Graph, p: str, member: Member, need: int) -> tuple[str, str | None]:
     """(z (L, N, 1) float32 of the member's context, its last deseasoned value (N, 1) or
     None without differencing)."""
     w, m = member.need(), member.season.shape[0]
@@ -132,7 +146,7 @@ def _transform(g: _Graph, p: str, member: Member, need: int) -> tuple[str, str |
     return g.op("Unsqueeze", [z, g.const("axis2", [2])]), last
 
 
-def _roll_out(g: _Graph, p: str, member: Member, z: str, horizon: int) -> str:
+def roll_out(g: Graph, p: str, member: Member, z: str, horizon: int) -> str:
     """The member's model-space forecasts (N, horizon) float32: the LSTM over the context z,
     then one LSTM step per further forecast from the carried state."""
     lstm, head = member.model.children["lstm"], member.model.children["head"]
@@ -158,7 +172,7 @@ def _roll_out(g: _Graph, p: str, member: Member, z: str, horizon: int) -> str:
     return g.op("Transpose", [z_hat], perm=[1, 0])  # (N, horizon)
 
 
-def _decode(g: _Graph, p: str, member: Member, z_hat: str, last: str | None, h: int) -> str:
+def _decode(g: Graph, p: str, member: Member, z_hat: str, last: str | None, h: int) -> str:
     """Forecast values (N, h) float64 from the model-space z_hat (N, h) float32."""
     e = g.op("Cast", [z_hat], to=_DOUBLE)
     scale = g.const(p + "scale", member.scale, np.float64)
@@ -172,7 +186,7 @@ def _decode(g: _Graph, p: str, member: Member, z_hat: str, last: str | None, h: 
     return e
 
 
-def _median(g: _Graph, members: str, K: int) -> str:
+def median(g: Graph, members: str, K: int) -> str:
     """The median along axis 0 of (K, N, h): TopK sorts, then the middle (or the mean of
     the two middle ones)."""
     ranked, _ = g.op("TopK", [members, g.const("K", [K])], outputs=2, axis=0)
@@ -187,8 +201,39 @@ def export_ensemble(
 ) -> ModelProto:
     """Write the median ensemble of ``members`` for ``horizon`` steps to ``path`` (inputs and
     outputs in the module docstring), check it, and return the ModelProto."""
-    import onnx
     from onnx import TensorProto, helper
+
+    check_arguments(len(members), horizon, opset)
+    for member in members:
+        check_member(member)
+    need, K = max(m.need() for m in members), len(members)
+    g = Graph()
+    g.nodes.append(helper.make_node("Unsqueeze", ["n", g.const("axis1", [1])], ["n_column"]))
+    forecasts = []
+    for k, member in enumerate(members):
+        p = f"m{k}_"
+        z, last = _transform(g, p, member, need)
+        values = _decode(g, p, member, roll_out(g, p, member, z, horizon), last, horizon)
+        forecasts.append(g.op("Unsqueeze", [values, g.const("axis0", [0])]))
+    g.nodes.append(helper.make_node("Concat", forecasts, ["members"], axis=0))  # (K, N, h)
+    g.nodes.append(helper.make_node("Identity", [median(g, "members", K)], ["forecast"]))
+    inputs = [
+        helper.make_tensor_value_info("history", TensorProto.DOUBLE, ["N", need]),
+        helper.make_tensor_value_info("n", TensorProto.INT64, ["N"]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("forecast", TensorProto.DOUBLE, ["N", horizon]),
+        helper.make_tensor_value_info("members", TensorProto.DOUBLE, [K, "N", horizon]),
+    ]
+    m = members[0].season.shape[0]
+    props = {"need": need, "horizon": horizon, "season": m, "members": K}
+    return save_graph(g, "lstmkit_auto_forecaster", (inputs, outputs), props, opset, path)
+
+
+def check_arguments(members: int, horizon: Any, opset: Any) -> None:
+    """ValueError (one line) unless there are members, the horizon is an integer >= 1 and
+    the opset one that onnx knows and the LSTM operator needs."""
+    import onnx
 
     if not members:
         raise ValueError("members: expected at least one")
@@ -199,33 +244,25 @@ def export_ensemble(
             f"opset: expected an integer in {MIN_OPSET}..{onnx.defs.onnx_opset_version()}, "
             f"got {opset!r}"
         )
-    for member in members:
-        _check(member)
-    need, K = max(m.need() for m in members), len(members)
-    g = _Graph()
-    g.nodes.append(helper.make_node("Unsqueeze", ["n", g.const("axis1", [1])], ["n_column"]))
-    forecasts = []
-    for k, member in enumerate(members):
-        p = f"m{k}_"
-        z, last = _transform(g, p, member, need)
-        values = _decode(g, p, member, _roll_out(g, p, member, z, horizon), last, horizon)
-        forecasts.append(g.op("Unsqueeze", [values, g.const("axis0", [0])]))
-    g.nodes.append(helper.make_node("Concat", forecasts, ["members"], axis=0))  # (K, N, h)
-    g.nodes.append(helper.make_node("Identity", [_median(g, "members", K)], ["forecast"]))
-    inputs = [
-        helper.make_tensor_value_info("history", TensorProto.DOUBLE, ["N", need]),
-        helper.make_tensor_value_info("n", TensorProto.INT64, ["N"]),
-    ]
-    outputs = [
-        helper.make_tensor_value_info("forecast", TensorProto.DOUBLE, ["N", horizon]),
-        helper.make_tensor_value_info("members", TensorProto.DOUBLE, [K, "N", horizon]),
-    ]
-    graph = helper.make_graph(g.nodes, "lstmkit_auto_forecaster", inputs, outputs, g.inits)
+
+
+def save_graph(
+    g: Graph,
+    name: str,
+    signature: tuple[list[Any], list[Any]],
+    props: dict[str, Any],
+    opset: int,
+    path: str | os.PathLike[str],
+) -> ModelProto:
+    """The graph g with its (inputs, outputs) value infos and metadata ``props`` as a
+    model: checked, written to ``path`` and returned."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(g.nodes, name, *signature, g.inits)
     opsets = [helper.make_opsetid("", opset)]
     proto = helper.make_model(graph, opset_imports=opsets, producer_name="lstmkit")
     proto.ir_version = helper.find_min_ir_version_for(opsets)
-    m = members[0].season.shape[0]
-    props = {"need": need, "horizon": horizon, "season": m, "members": K}
     helper.set_model_props(proto, {k: str(v) for k, v in props.items()})
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, os.fspath(path))

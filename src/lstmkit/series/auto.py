@@ -401,7 +401,10 @@ def fit_auto(
     run)`` return a saved result of ``run()`` (candidate c's validation (mae, step, errors);
     its refitted model for that seed) or compute and save it; ``progress.spent`` is the
     seconds of the time budget an interrupted fit already used, and ``progress.saved(c)``
-    whether candidate c's validation is saved (it is replayed even past the deadline)."""
+    whether candidate c's validation is saved (it is replayed even past the deadline).
+    A memo that also has ``validate_all(jobs)`` and ``refit_all(jobs)`` is told each round's
+    validations (candidate, run) and all the members ((candidate, seed), run) before they
+    are asked for, to compute them elsewhere (:mod:`lstmkit.series.auto_shared`: MPI ranks)."""
     config = config or AutoConfig()
     y = np.asarray(y, np.float64)
     if y.ndim != 1 or not np.all(np.isfinite(y)):
@@ -431,11 +434,19 @@ def fit_auto(
     pool = candidates(m, h, n - h, config.hidden)
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
-    table, truncated = search(pool, n - h, config.sizes, *args, saved)
+    share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
+    prefetch = None
+    if share is not None:
+        job = partial(
+            _validate, y, m, h, config=config, deadline=search_deadline, observed=observed
+        )
+        prefetch = partial(_announce, share, job)
+    table, truncated = search(pool, n - h, config.sizes, *args, saved, prefetch)
     order = sorted(range(len(table)), key=lambda i: _val_key(table[i]))[: config.top]
     ranked = [table[i] for i in order]
     members = []
     refit_deadline = start + budget
+    jobs = []  # (candidate, transform, seed, steps, run) of every member
     for row in ranked:
         c = _candidate(row)
         tf = Transform.fit(y, m, c.deseason, c.difference)
@@ -446,14 +457,24 @@ def fit_auto(
             run = partial(
                 _train, z, c, config, seed, row["steps"], refit_deadline, None, z_observed
             )
-            model = run() if progress is None else progress.refitted(c, seed, run)
-            members.append((c, tf, model, row["steps"]))
+            jobs.append((c, tf, seed, row["steps"], run))
+    if getattr(progress, "refit_all", None) is not None:
+        progress.refit_all([((c, seed), run) for c, _, seed, _, run in jobs])
+    for c, tf, seed, steps, run in jobs:
+        model = run() if progress is None else progress.refitted(c, seed, run)
+        members.append((c, tf, model, steps))
     truncated = truncated or time.monotonic() > refit_deadline
     cut_start = time.monotonic()
     cuts = _earlier_cut_errors(y, m, h, ranked, config, refit_deadline, observed)
     seconds = time.monotonic() - cut_start
     calibration = np.concatenate([conformal.cross_fit(errors, config.top), *cuts_as_rows(cuts)])
     return Ensemble(members, y, m, table, truncated, calibration, errors, cuts, seconds)
+
+
+def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:
+    """``share`` the validations ``job(c=c)`` of a round of candidates (a shared memo's
+    ``validate_all``)."""
+    share([(c, partial(job, c=c)) for c in cands])
 
 
 def cuts_as_rows(cuts: list[np.ndarray]) -> list[np.ndarray]:
@@ -506,6 +527,7 @@ def search(
     deadline: float,
     key: Any,
     saved: Any = None,
+    prefetch: Any = None,
 ) -> tuple[list[dict[str, Any]], bool]:
     """The validation table of a candidate search, and whether the deadline cut it: a row
     (the candidate's fields and ``validate(c)``'s scores) for each candidate of ``pool``
@@ -513,12 +535,16 @@ def search(
     ``key(row)``) at each other hidden size of ``sizes``. With none fitting, the first candidate's
     row with ``fallback(c)``'s scores. Once a row exists, candidates past ``deadline`` are
     skipped, except those for which ``saved(c)`` is true (a resumed fit replays every row
-    the interrupted one finished, whatever the clock)."""
+    the interrupted one finished, whatever the clock). ``prefetch(cands)``, if given, is told
+    each round's candidates before it runs (a memo shared among MPI ranks computes them
+    there, and they count as saved)."""
     table: list[dict[str, Any]] = []
     truncated = False
 
     def run(cands: list[Candidate]) -> None:
         nonlocal truncated
+        if prefetch is not None and not (table and time.monotonic() > deadline):
+            prefetch([c for c in cands if room >= c.need()])
         for c in cands:
             late = time.monotonic() > deadline and not (saved is not None and saved(c))
             if late and table:

@@ -37,6 +37,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ class Progress:
     """The memo :func:`~lstmkit.series.auto.fit_auto` consults and fills (see the module
     docstring). Make one with :meth:`start` or :meth:`resume`."""
 
+    kind = KIND  # the file's header kind and name (a subclass saves another fit's progress)
+    file = FILE
+    score = "val_mae"  # the name of a row's validation score
+
     def __init__(self, path: Path, stamp: dict[str, Any], spent: float = 0.0) -> None:
         self.path = path
         self.stamp = stamp
@@ -87,23 +92,24 @@ class Progress:
     @classmethod
     def start(cls, folder: str | Path, stamp: dict[str, Any]) -> Progress:
         """A new progress file in ``folder`` (written at the first finished candidate)."""
-        return cls(Path(folder) / FILE, stamp)
+        return cls(Path(folder) / cls.file, stamp)
 
     @classmethod
     def resume(cls, folder: str | Path, stamp: dict[str, Any]) -> Progress:
         """The progress saved in ``folder``; ValueError (one line) if it was saved for other
         values or options, CheckpointError if the file cannot be used."""
-        path = Path(folder) / FILE
+        path = Path(folder) / cls.file
         files.clean_temp_files(path.parent)  # a write the kill interrupted
-        arrays, meta = checkpoint.load(path, _check)
+        arrays, meta = checkpoint.load(path, partial(_check, kind=cls.kind, score=cls.score))
         _compare(meta["stamp"], stamp)
         progress = cls(path, stamp, float(meta["spent"]))
         for i, row in enumerate(meta["rows"]):
             c = _candidate(row)
-            progress.rows[c] = (row["val_mae"], row["steps"], arrays[f"row{i}/errors"])
+            errors = progress._errors_from(arrays, i)
+            progress.rows[c] = (row[cls.score], row["steps"], errors)
         for j, member in enumerate(meta["members"]):
             c, prefix = _candidate(member), f"member{j}/"
-            model = Forecaster(ForecasterConfig(hidden=c.hidden))
+            model = progress._model(c)
             params = {k[len(prefix) :]: a for k, a in arrays.items() if k.startswith(prefix)}
             try:
                 model.load_state_dict(params)
@@ -130,6 +136,18 @@ class Progress:
             self._save()
         return self.members[(c, seed)]
 
+    def _model(self, c: Candidate) -> Any:
+        """An untrained model of candidate c's size (a saved member's state loads into it)."""
+        return Forecaster(ForecasterConfig(hidden=c.hidden))
+
+    def _errors_arrays(self, i: int, errors: Any) -> dict[str, np.ndarray]:
+        """Row i's validation errors as arrays of the file."""
+        return {f"row{i}/errors": errors}
+
+    def _errors_from(self, arrays: dict[str, np.ndarray], i: int) -> Any:
+        """Row i's validation errors back from the file's arrays."""
+        return arrays[f"row{i}/errors"]
+
     def remove(self) -> None:
         """Delete the file (the finished run's ``auto.npz`` holds everything)."""
         self.path.unlink(missing_ok=True)
@@ -138,14 +156,14 @@ class Progress:
         arrays: dict[str, np.ndarray] = {}
         rows = []
         for i, (c, (mae, step, errors)) in enumerate(self.rows.items()):
-            arrays[f"row{i}/errors"] = errors
-            rows.append({**asdict(c), "val_mae": mae, "steps": step})
+            arrays.update(self._errors_arrays(i, errors))
+            rows.append({**asdict(c), self.score: mae, "steps": step})
         members = []
         for j, ((c, seed), model) in enumerate(self.members.items()):
             arrays.update({f"member{j}/{k}": w for k, w in model.state_dict().items()})
             members.append({**asdict(c), "seed": seed})
         spent = self.spent + time.monotonic() - self._opened
-        meta = {"kind": KIND, "stamp": self.stamp, "spent": spent, "rows": rows}
+        meta = {"kind": self.kind, "stamp": self.stamp, "spent": spent, "rows": rows}
         checkpoint.save(self.path, arrays, {**meta, "members": members})
 
 
@@ -166,12 +184,14 @@ def _compare(saved: dict[str, Any], now: dict[str, Any]) -> None:
         raise ValueError(f"cannot resume: other options than the run's: {', '.join(changed)}")
 
 
-def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
-    if meta.get("kind") != KIND:
-        raise schema.HeaderError(f"kind: expected {KIND!r}, got {meta.get('kind')!r}")
+def _check(
+    meta: dict[str, Any], manifest: schema.Manifest, kind: str = KIND, score: str = "val_mae"
+) -> None:
+    if meta.get("kind") != kind:
+        raise schema.HeaderError(f"kind: expected {kind!r}, got {meta.get('kind')!r}")
     schema.mapping(meta, "stamp")
     schema.number(meta, "spent", "", 0.0)
-    for key, extra in (("rows", ("val_mae", "steps")), ("members", ("seed",))):
+    for key, extra in (("rows", (score, "steps")), ("members", ("seed",))):
         entries = meta.get(key)
         if not isinstance(entries, list):
             raise schema.HeaderError(f"{key}: expected a list")
@@ -187,8 +207,8 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
                 schema.integer(entry, "seed", where, 0)
                 continue
             schema.integer(entry, "steps", where, 1)
-            if not isinstance(entry["val_mae"], float):
-                raise schema.HeaderError(f"{where}val_mae: expected a number")
+            if not isinstance(entry[score], float):
+                raise schema.HeaderError(f"{where}{score}: expected a number")
             if len(manifest.get(f"row{k}/errors", (None, ()))[1]) != 2:
                 raise schema.HeaderError(f"{where[:-1]}: expected a 2-D array row{k}/errors")
 

@@ -22,13 +22,16 @@ step, with one model shared by every series:
    split-conformal interval, pooled over the steps with a sqrt(step) scale, as the
    automatic forecaster's (:meth:`GlobalEnsemble.interval`).
 
-A series too short for the lookback of every candidate is a ValueError naming it.
+A series too short for the lookback of every candidate is a ValueError naming it. Every
+candidate and member trains from its own seed, so a fit given a progress memo
+(:mod:`lstmkit.series.many_progress`) can be killed and resumed to the same ensemble.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -285,10 +288,14 @@ def fit_global(
     h: int,
     config: AutoConfig | None = None,
     names: tuple[list[str], list[str]] | None = None,
+    progress: Any = None,
 ) -> GlobalEnsemble:
     """Search on validation windows inside every series, then refit on all of them; see
     the module docstring. ``names``: the future and past covariate names (default x0, ...
-    and p0, ...)."""
+    and p0, ...). ``progress``: a memo of finished work for a resumable fit, as
+    :func:`lstmkit.series.auto.fit_auto`'s (:class:`lstmkit.series.many_progress.
+    GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
+    :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
     if names is None:
         names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
@@ -299,14 +306,15 @@ def fit_global(
     if m < 1 or h < 1:
         raise ValueError(f"season and horizon: expected integers >= 1, got {m} and {h}")
     check_lengths(panel, h)
-    start = time.monotonic()
+    start = time.monotonic() - (0.0 if progress is None else progress.spent)
     budget = np.inf if config.minutes is None else 60.0 * config.minutes
     search_deadline = start + 0.7 * budget
     room = _pool_room([len(y) for y in panel.y], h)
     errors: list[list[np.ndarray]] = []  # each row's validation errors, per series (R_i, h)
 
     def validate(c: Candidate) -> dict[str, Any]:
-        val, step, e = _validate(panel, m, h, c, config, search_deadline)
+        run = partial(_validate, panel, m, h, c, config, search_deadline)
+        val, step, e = run() if progress is None else progress.validated(c, run)
         errors.append(e)
         return {"val_mase": val, "steps": step}
 
@@ -316,21 +324,39 @@ def fit_global(
 
     pool = candidates(m, h, room, config.hidden)
     args = (validate, fallback, search_deadline, _val_key)
-    table, truncated = search(pool, room, config.sizes, *args)
+    saved = None if progress is None else progress.saved
+    share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
+    prefetch = None
+    if share is not None:
+        job = partial(_validate, panel, m, h, config=config, deadline=search_deadline)
+        prefetch = partial(_announce, share, job)
+    table, truncated = search(pool, room, config.sizes, *args, saved, prefetch)
     ranked = sorted(table, key=_val_key)[: config.top]
     members = []
+    jobs = []  # (candidate, forms, seed, steps, run) of every member
     for row in ranked:
         c = _candidate(row)
         forms = _fit_forms(panel, m, c)
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
-            model = _train(panel, c, forms, config, seed, row["steps"], start + budget)
-            members.append(Member(c, forms[0], forms[1], model, row["steps"]))
+            run = partial(_train, panel, c, forms, config, seed, row["steps"], start + budget)
+            jobs.append((c, forms, seed, row["steps"], run))
+    if getattr(progress, "refit_all", None) is not None:
+        progress.refit_all([((c, seed), run) for c, _, seed, _, run in jobs])
+    for c, forms, seed, steps, run in jobs:
+        model = run() if progress is None else progress.refitted(c, seed, run)
+        members.append(Member(c, forms[0], forms[1], model, steps))
     truncated = truncated or time.monotonic() > start + budget
     calibration = _calibration(errors, len(panel.y), h, config.top)
     return GlobalEnsemble(
         members, panel, m, table, truncated, list(names[0]), list(names[1]), calibration
     )
+
+
+def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:
+    """``share`` the validations ``job(c=c)`` of a round of candidates (the ``validate_all``
+    of a memo shared among MPI ranks, :mod:`lstmkit.series.auto_shared`)."""
+    share([(c, partial(job, c=c)) for c in cands])
 
 
 def _calibration(errors: list[list[np.ndarray]], K: int, h: int, top: int) -> list[np.ndarray]:
