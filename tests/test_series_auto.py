@@ -15,6 +15,7 @@ import lstmkit as lk
 from lstmkit.cli.app import main
 from lstmkit.series import auto
 from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_auto
+from lstmkit.series.data import Scaler
 from lstmkit.series.transform import Transform, seasonal_indices
 
 TINY = AutoConfig(steps=30, eval_every=10, hidden=4, sizes=(), top=2, seeds=1, minutes=0.5)
@@ -358,11 +359,12 @@ def test_burn_in_steps_carry_no_gradient(forecaster_dpred: list[np.ndarray]) -> 
     z = np.sin(np.arange(40.0))
     c = Candidate(8, False, False, 4)
     config = AutoConfig(steps=2, batch=5, burn_in=0.5)
-    auto._train(z, c, config, seed=0, steps=2, deadline=np.inf)
+    identity = Transform(np.zeros(1), False, Scaler(0.0, 1.0))  # encode(z) = z
+    auto._train(identity, z, c, config, seed=0, steps=2, deadline=np.inf)
     assert len(seen) == 2 and seen[0].shape == (8, 5, 1)
     assert np.all(seen[0][:4] == 0) and np.all(seen[0][4:] != 0)
     assert np.sum(np.abs(seen[0])) > 0
-    auto._train(z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
+    auto._train(identity, z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
     assert np.all(seen[-1] != 0)
 
 

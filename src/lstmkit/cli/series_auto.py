@@ -53,7 +53,8 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
         path = save_ensemble(folder, ensemble, series, holdout)
         progress.remove()
     chosen = ", ".join(
-        f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
+        f"lookback {m['lookback']}{' ES-hybrid' if m['hybrid'] else ''}"
+        f"{' deseasoned' if m['deseason'] else ''}"
         f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
         for m in ensemble.summary()["members"][:: config.seeds]
     )

@@ -72,10 +72,10 @@ def smooth(y: np.ndarray, sm: Smoothing) -> Smoothed:
 
 def _initial(y: np.ndarray, m: int, seasonal: bool) -> tuple[float, np.ndarray]:
     """(level0, season0 (m,)): the classical seasonal indices of y (zeros if not seasonal or
-    too short) and the mean of the first season's deseasoned values."""
+    too short) and the mean of the first max(m, 10) deseasoned values (fewer if y is)."""
     s0 = seasonal_indices(y, m) if seasonal and m > 1 else np.zeros(m)
-    first = min(m, len(y))
-    return float(np.mean(y[:first] - s0[:first])), s0
+    t = np.arange(min(max(m, 10), len(y)))
+    return float(np.mean(y[t] - s0[t % m])), s0
 
 
 def _sse(params: np.ndarray, y: np.ndarray, level0: float, season0: np.ndarray) -> float:

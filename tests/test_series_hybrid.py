@@ -1,0 +1,143 @@
+"""The exponential smoothing (series/smoothing.py) and the ES-hybrid form (series/hybrid.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lstmkit.io.onnx_ensemble import Member, export_ensemble
+from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_auto
+from lstmkit.series.hybrid import LevelTransform, fit_form
+from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.smoothing import Smoothing, fit, smooth
+from lstmkit.series.transform import Transform
+
+
+def seasonal(n: int, m: int, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    noise = 0.3 * np.random.default_rng(seed).standard_normal(n)
+    return 50 + 0.1 * t + 4 * np.sin(2 * np.pi * t / m) + noise
+
+
+def test_the_recursion_on_a_hand_derived_example() -> None:
+    """m = 2, alpha = gamma = 0.5, l_{-1} = 0, s = (1, -1), y = (2, 0, 3), by hand:
+    e_0 = 2 - 0 - 1 = 1,        l_0 = 0.5,   s_0 = 1.5
+    e_1 = 0 - 0.5 + 1 = 0.5,    l_1 = 0.75,  s_1 = -0.75
+    e_2 = 3 - 0.75 - 1.5 = 0.75, l_2 = 1.125, s_2 = 1.875."""
+    run = smooth(np.array([2.0, 0.0, 3.0]), Smoothing(0.5, 0.5, 0.0, np.array([1.0, -1.0])))
+    np.testing.assert_allclose(run.errors, [1.0, 0.5, 0.75])
+    np.testing.assert_allclose(run.level, [0.5, 0.75, 1.125])
+    np.testing.assert_allclose(run.season, [1.0, -1.0, 1.5])
+    np.testing.assert_allclose(run.future_season(3), [-0.75, 1.875, -0.75])  # t = 3, 4, 5
+
+
+@pytest.mark.slow  # importing statsforecast takes seconds
+def test_the_recursion_equals_statsforecasts_ets_a_n_a() -> None:
+    ets = pytest.importorskip("statsforecast.ets")
+    m, y = 4, seasonal(30, 4)
+    sm = Smoothing(0.3, 0.1, 49.5, np.array([0.2, 4.0, -0.4, -3.8]))
+    # statsforecast's state (l, s_1 .. s_m) holds the most recent season first
+    init = np.r_[sm.level0, sm.season0[::-1]]
+    _, e, x, _ = ets.pegelsresid_C(y, m, init, "A", "N", "A", False, 0.3, 0.0, 0.1, 1.0, 3)
+    run = smooth(y, sm)
+    np.testing.assert_allclose(run.errors, e, atol=1e-12)
+    np.testing.assert_allclose(run.level, x[1:, 0], atol=1e-12)
+    np.testing.assert_allclose(run.season_next, x[-1, 1:][::-1], atol=1e-12)
+
+
+def test_fit_follows_a_random_walk_and_averages_noise() -> None:
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.standard_normal(200))
+    noise = 5 + rng.standard_normal(200)
+    assert fit(walk, 1, False).alpha > 0.8
+    assert fit(noise, 1, False).alpha < 0.1
+    assert fit(noise, 12, False).gamma == 0.0
+    with pytest.raises(ValueError, match="expected at least 2 finite values"):
+        fit(np.array([1.0, np.nan]), 1, False)
+
+
+def test_windows_and_contexts_are_in_the_frame_of_their_last_level() -> None:
+    y, L = seasonal(60, 4), 8
+    tf = LevelTransform.fit(y, 4, True, L)
+    X, Y = tf.windows(y, L)  # (L, M, 1)
+    assert X.shape == Y.shape == (L, 60 - L, 1)
+    for j in (0, 17, 60 - L - 1):  # window j: inputs y[j : j + L], a history ending there
+        np.testing.assert_allclose(X[:, j, 0], tf.encode(y[: j + L])[-L:], atol=1e-12)
+    np.testing.assert_allclose(X[1:], Y[:-1])  # in one frame, the targets are the next inputs
+    origins = np.array([20, 33, 60])
+    C = tf.contexts(y, origins, L)
+    for r, o in enumerate(origins):
+        np.testing.assert_allclose(C[:, r], tf.encode(y[:o])[-L:], atol=1e-12)
+    assert 0.5 < np.sqrt(np.mean(X**2)) < 2.0  # the scale: windows' RMS about 1
+
+
+def test_decode_re_levels_and_re_seasons() -> None:
+    """The values after the history, put in the frame of l_{n-1} by hand, decode to themselves."""
+    y, n = seasonal(50, 4), 40
+    tf = LevelTransform.fit(y[:n], 4, True, 8)
+    run = smooth(y[:n], tf.smoothing)
+    z = (y[n:] - run.future_season(10) - run.level[-1]) / tf.scaler.scale
+    np.testing.assert_allclose(tf.decode(z, y[:n]), y[n:], atol=1e-10)
+    np.testing.assert_allclose(tf.decode(z[:, None], y[:n])[:, 0], y[n:], atol=1e-10)
+
+
+def test_fit_form_picks_the_candidates_transform() -> None:
+    y = seasonal(40, 4)
+    assert isinstance(fit_form(y, 4, Candidate(8, True, True, 4)), Transform)
+    assert isinstance(fit_form(y, 4, Candidate(8, True, False, 4, hybrid=True)), LevelTransform)
+    pool = candidates(12, 12, 200, hybrid=True)
+    assert [c.lookback for c in pool if c.hybrid] == [12, 24, 36]
+    assert all(c.deseason and not c.difference for c in pool if c.hybrid)
+    assert not any(c.hybrid for c in candidates(12, 12, 200))
+
+
+TINY = AutoConfig(steps=20, eval_every=10, hidden=4, sizes=(), top=3, seeds=1, minutes=None)
+
+
+def test_a_hybrid_ensemble_saves_loads_and_forecasts(tmp_path: Path) -> None:
+    from lstmkit.series.auto_run import load_ensemble, save_ensemble
+    from lstmkit.series.data import Series
+
+    y = seasonal(48, 4)
+    e = fit_auto(y, 4, 4, TINY)
+    assert any(row["hybrid"] for row in e.table)
+    # a hybrid member, in place of the last one: the checkpoint keeps its smoothing
+    c = Candidate(8, True, False, 4, hybrid=True)
+    member = (c, fit_form(y, 4, c), Forecaster(ForecasterConfig(hidden=4), seed=0), 10)
+    e.members[-1] = member
+    save_ensemble(tmp_path, e, Series(y, None, "v", None, "test"), 0)
+    loaded, meta = load_ensemble(tmp_path)
+    assert meta["members"][-1]["hybrid"] and set(meta["members"][-1]["smoothing"]) == {
+        "alpha", "gamma", "level0"
+    }  # fmt: skip
+    np.testing.assert_allclose(loaded.member_forecasts(4), e.member_forecasts(4), rtol=1e-6)
+    lo, hi = loaded.interval(4)
+    assert np.all(lo <= loaded.predict(4)) and np.all(loaded.predict(4) <= hi)
+
+
+def test_a_run_from_before_the_hybrid_still_loads(tmp_path: Path) -> None:
+    from lstmkit.series.auto_run import load_ensemble, save_ensemble
+    from lstmkit.series.data import Series
+    from lstmkit.train import checkpoint
+
+    y = seasonal(48, 4)
+    e = fit_auto(y, 4, 4, AutoConfig(**{**TINY.__dict__, "hybrid": False}))
+    path = save_ensemble(tmp_path, e, Series(y, None, "v", None, "test"), 0)
+    arrays, meta = checkpoint.load(path)
+    old = [{k: v for k, v in member.items() if k != "hybrid"} for member in meta["members"]]
+    checkpoint.save(path, arrays, {**meta, "members": old})
+    loaded, _ = load_ensemble(path)
+    np.testing.assert_allclose(loaded.predict(4), e.predict(4), rtol=1e-6)
+
+
+def test_onnx_export_refuses_a_hybrid_member_in_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    model = Forecaster(ForecasterConfig(hidden=3), seed=0)
+    plain = Member(model, 4, False, np.zeros(4), 0.0, 1.0)
+    hybrid = Member(model, 4, False, np.zeros(4), 0.0, 1.0, hybrid=True)
+    with pytest.raises(ValueError, match="member 1 is an ES-hybrid .* no ONNX export yet") as e:
+        export_ensemble([plain, hybrid], 3, tmp_path / "h.onnx")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "h.onnx").exists()
