@@ -64,17 +64,17 @@ def test_candidates_include_season_multiples_and_drop_what_cannot_train() -> Non
 
 
 def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every validation forecast's actuals lie inside y, and each candidate trained on a
-    prefix that ends before its first validation origin."""
+    """Every validation forecast's actuals lie inside y, and each candidate (the ES-hybrid
+    forms too) trained on a prefix that ends before its first validation origin."""
     y = seasonal(96)
     cuts: list[int] = []
-    real = Transform.fit
+    real = auto.fit_form
 
-    def spy(values: np.ndarray, *args: object) -> Transform:
+    def spy(values: np.ndarray, *args: object) -> object:
         cuts.append(len(values))
         return real(values, *args)
 
-    monkeypatch.setattr(auto.Transform, "fit", spy)
+    monkeypatch.setattr(auto, "fit_form", spy)
     e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2))
     search, rest = cuts[: len(e.table)], cuts[len(e.table) :]
     refits, earlier = rest[: len(e.members)], rest[len(e.members) :]
@@ -447,7 +447,7 @@ def test_search_seeds_score_a_candidate_by_the_mean_curve_of_its_seeds() -> None
                 np.mean([np.abs(y[o : o + h] - p) for o, p in zip((60, 63, 66), f)])
             )
 
-        auto._train(tf.encode(y[:60]), c, config, seed, config.steps, np.inf, record)
+        auto._train(tf, y[:60], c, config, seed, config.steps, np.inf, record)
         curves.append(curve)
     means = {t: (curves[0][t] + curves[1][t]) / 2 for t in curves[0]}
     step = min(means, key=lambda t: (means[t], t))
