@@ -11,10 +11,10 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 =====================  =====================================================
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
-candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, gamma,
-level0; runs from before the hybrid have no ``hybrid`` key), ``search`` (the validation
-table) and ``data`` (column, time column, source, n, ``n_fit`` values it saw,
-``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw).
+candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, beta,
+gamma, level0, trend0; runs from before the hybrid have no ``hybrid`` key), ``search``
+(the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
+saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw).
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
         members.append({**asdict(c), "steps": steps, "scaler": tf.scaler.to_dict()})
         if c.hybrid:
             sm = tf.smoothing
-            members[-1]["smoothing"] = {"alpha": sm.alpha, "gamma": sm.gamma, "level0": sm.level0}
+            members[-1]["smoothing"] = {
+                "alpha": sm.alpha, "beta": sm.beta, "gamma": sm.gamma,
+                "level0": sm.level0, "trend0": sm.trend0,
+            }  # fmt: skip
     n_fit = len(series) - n_holdout
     meta = {
         "kind": KIND,
@@ -144,8 +147,10 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
 
 def _check_smoothing(member: dict[str, Any], where: str) -> None:
     smoothing = schema.mapping(member, "smoothing", where)
-    for key, lo, hi in (("alpha", 0.0, 1.0), ("gamma", 0.0, 1.0), ("level0", -np.inf, np.inf)):
-        schema.number(smoothing, key, where + "smoothing.", lo, hi)
+    for key in ("alpha", "beta", "gamma"):
+        schema.number(smoothing, key, where + "smoothing.", 0.0, 1.0)
+    for key in ("level0", "trend0"):
+        schema.number(smoothing, key, where + "smoothing.")
 
 
 def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform | LevelTransform:
@@ -154,4 +159,5 @@ def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform
     if not c.hybrid:
         return Transform(season, c.difference, scaler)
     sm = d["smoothing"]
-    return LevelTransform(Smoothing(sm["alpha"], sm["gamma"], sm["level0"], season), scaler)
+    smoothing = Smoothing(sm["alpha"], sm["gamma"], sm["level0"], season, sm["beta"], sm["trend0"])
+    return LevelTransform(smoothing, scaler)
