@@ -168,3 +168,30 @@ def test_onnx_export_refuses_a_hybrid_member_in_one_line(tmp_path: Path) -> None
         export_ensemble([plain, hybrid], 3, tmp_path / "h.onnx")
     assert "\n" not in str(e.value)
     assert not (tmp_path / "h.onnx").exists()
+
+
+def test_the_command_line_refuses_to_export_a_hybrid_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("onnx")
+    from lstmkit.cli.app import main
+    from lstmkit.series.auto_run import save_ensemble
+    from lstmkit.series.data import Series
+
+    y = seasonal(48, 4)
+    save_ensemble(tmp_path, ensemble(y, 4, hybrid=True), Series(y, None, "v", None, "t"), 0)
+    out = tmp_path / "h.onnx"
+    assert main(["export", "onnx", "--run", str(tmp_path), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "member 1 is an ES-hybrid" in err and "--no-hybrid" in err and "\n" not in err
+    assert not out.exists()
+
+
+def test_no_hybrid_leaves_the_hybrid_forms_out_of_the_search() -> None:
+    from lstmkit.cli.app import build_parser
+    from lstmkit.cli.series_auto import auto_config
+
+    parser = build_parser()
+    args = ["series", "train", "--csv", "x.csv", "--column", "v", "--out", "r"]
+    assert auto_config(parser.parse_args(args)).hybrid
+    assert not auto_config(parser.parse_args([*args, "--no-hybrid"])).hybrid

@@ -64,6 +64,11 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    p.add_argument(
+        "--no-hybrid",
+        action="store_true",
+        help="auto: leave out the ES-hybrid forms (an ensemble with one has no ONNX export)",
+    )
     series_global.add_options(p, "train")
     p.set_defaults(func=_train)
 
@@ -154,6 +159,11 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    p.add_argument(
+        "--no-hybrid",
+        action="store_true",
+        help="auto: leave out the ES-hybrid forms (an ensemble with one has no ONNX export)",
+    )
     series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)
 
