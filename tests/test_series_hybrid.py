@@ -94,6 +94,23 @@ def test_windows_and_contexts_are_in_the_frame_of_their_last_level(trend: bool) 
     assert 0.5 < np.sqrt(np.mean(X**2)) < 2.0  # the scale: windows' RMS about 1
 
 
+def test_with_a_burn_in_the_frame_is_set_where_the_loss_begins() -> None:
+    """burn_in 0.75, L = 8: the frame of window j is the level after y_{j + 6}, the input
+    whose next-step prediction is the first to carry the loss; the forecast's contexts keep
+    the frame at their end."""
+    y, L = seasonal(60, 4), 8
+    tf = LevelTransform.fit(y, 4, True, L, burn_in=0.75)
+    run = smooth(y, tf.smoothing)
+    d = y - run.season
+    X, Y = tf.windows(y, L)
+    for j in (0, 30):
+        np.testing.assert_allclose(X[:, j, 0] * tf.scaler.scale, d[j : j + L] - run.level[j + 6])
+        np.testing.assert_allclose(
+            Y[:, j, 0] * tf.scaler.scale, d[j + 1 : j + L + 1] - run.level[j + 6]
+        )
+    np.testing.assert_allclose(tf.contexts(y, np.array([40]), L)[:, 0], tf.encode(y[:40])[-L:])
+
+
 @pytest.mark.parametrize("trend", [False, True])
 def test_decode_re_levels_and_re_seasons(trend: bool) -> None:
     """The values after the history, put in the frame at n - 1 by hand, decode to themselves."""

@@ -249,7 +249,7 @@ def _validate(
     while k > 1 and n - k * h < c.need() + c.lookback:
         k -= 1
     cut = n - k * h
-    tf = fit_form(y[:cut], m, c)
+    tf = fit_form(y[:cut], m, c, config.burn_in)
     origins = np.unique(np.linspace(cut, n - h, 2 * k - 1).astype(int))
     best = (np.inf, config.eval_every, np.full((len(origins), h), np.nan))
 
@@ -438,7 +438,7 @@ def fit_auto(
     refit_deadline = start + budget
     for row in ranked:
         c = _candidate(row)
-        tf = fit_form(y, m, c)
+        tf = fit_form(y, m, c, config.burn_in)
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
             z_observed = _z_observed(observed, c.difference)
@@ -487,7 +487,7 @@ def _earlier_cut_errors(
         origins = np.arange(a, a + V - h + 1)
         errors = []
         for c, steps in forms:
-            tf = fit_form(y[:a], m, c)
+            tf = fit_form(y[:a], m, c, config.burn_in)
             z_obs = None if observed is None else _z_observed(observed[:a], c.difference)
             seed = config.seed + 10 * k
             model = _train(tf, y[:a], c, config, seed, steps, deadline, None, z_obs)

@@ -8,7 +8,11 @@ lookback L ending at time e (its last input) reads
     x_k = (y_k - s_{k-m} - l_e - b_e (k - e)) / scale        k = e - L + 1 .. e + 1
 
 (inputs k <= e, the targets one step later), so the LSTM learns what the level, trend and
-season leave, in the frame of the line through l_e at the window's end. A forecast from the
+season leave, in the frame of the line through l_e at the window's end. With ``burn_in``
+(the training's: only the predictions from the input positions p >= min(int(burn_in L),
+L - 1) carry the loss) the frame is set at that first input position instead,
+e = start + min(int(burn_in L), L - 1), so the targets that carry the loss lie 1, 2, ...
+steps past the frame's point, as a forecast's steps lie past the history's end. A forecast from the
 history y_0 .. y_{n-1} rolls the LSTM out from the last L values in the frame at n - 1, then
 re-levels and re-seasons: y_hat_{n+j} = l_{n-1} + b_{n-1} (j + 1) + scale z_hat_j + s_{n+j-m}.
 
@@ -31,12 +35,15 @@ from lstmkit.series.transform import Transform
 __all__ = ["LevelTransform", "fit_form"]
 
 
-def fit_form(y: np.ndarray, m: int, c: Any, trend: bool = False) -> Transform | LevelTransform:
+def fit_form(
+    y: np.ndarray, m: int, c: Any, burn_in: float | None = None, trend: bool = False
+) -> Transform | LevelTransform:
     """The transform of candidate c (fields lookback, deseason, difference and, optionally,
-    hybrid) fitted on the history y (n,) with season m; ``trend``: the hybrid's smoothing
-    has a trend (tried on CO2 and Nile and not adopted: docs/forecasting.md)."""
+    hybrid) fitted on the history y (n,) with season m. For the hybrid: ``burn_in`` sets
+    its training windows' frame (None: at their end), ``trend`` gives its smoothing a trend
+    (tried on CO2 and Nile and not adopted: docs/forecasting.md)."""
     if getattr(c, "hybrid", False):
-        return LevelTransform.fit(y, m, c.deseason, c.lookback, trend)
+        return LevelTransform.fit(y, m, c.deseason, c.lookback, trend, burn_in)
     return Transform.fit(y, m, c.deseason, c.difference)
 
 
@@ -51,6 +58,7 @@ class LevelTransform:
 
     smoothing: smoothing.Smoothing
     scaler: Scaler  # mean 0; scale: the RMS of the training windows' inputs y - s - l_e
+    burn_in: float | None = None  # where the training windows' frame is: see the module
     difference = False  # the Transform's field, for code that reads it (the need of a member)
 
     @property
@@ -60,15 +68,21 @@ class LevelTransform:
 
     @classmethod
     def fit(
-        cls, y: np.ndarray, m: int, deseason: bool, lookback: int, trend: bool = False
+        cls,
+        y: np.ndarray,
+        m: int,
+        deseason: bool,
+        lookback: int,
+        trend: bool = False,
+        burn_in: float | None = None,
     ) -> LevelTransform:
         """Fitted on the history y (n,): the smoothing (with a ``trend`` or b = 0), then
         the scale of its windows."""
         y = np.asarray(y, np.float64)
-        unit = cls(smoothing.fit(y, m, deseason, trend), Scaler(0.0, 1.0))
+        unit = cls(smoothing.fit(y, m, deseason, trend), Scaler(0.0, 1.0), burn_in)
         X, Y = unit.windows(y, lookback)
         scale = float(np.sqrt(np.mean(X**2)))
-        return cls(unit.smoothing, Scaler(0.0, scale if scale > 0 else 1.0))
+        return cls(unit.smoothing, Scaler(0.0, scale if scale > 0 else 1.0), burn_in)
 
     def _deseasoned(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(d (n,) = y_t - s_{t-m}, level l_t (n,), trend b_t (n,)) of the history y (n,)."""
@@ -90,9 +104,15 @@ class LevelTransform:
 
     def windows(self, y: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
         """Every window of y (n,): inputs X (L, M, 1) and next-step targets Y (L, M, 1), the
-        M = n - L windows of ``make_windows``, each in the frame of its own last input's level."""
+        M = n - L windows of ``make_windows``, each in the frame at its last input (or, with
+        ``burn_in``, at the first input whose prediction carries the loss)."""
         idx = _window_index(len(y), lookback)  # (L, M)
-        X, Y = self._frame(y, idx, idx[-1]), self._frame(y, idx + 1, idx[-1])
+        e = (
+            lookback - 1
+            if self.burn_in is None
+            else min(int(self.burn_in * lookback), lookback - 1)
+        )
+        X, Y = self._frame(y, idx, idx[e]), self._frame(y, idx + 1, idx[e])
         return X[..., None], Y[..., None]
 
     def contexts(self, y: np.ndarray, origins: np.ndarray, lookback: int) -> np.ndarray:
