@@ -133,7 +133,7 @@ def test_export_of_a_trained_run_matches_series_forecast(
     run = tmp_path / "run"
     train = ["series", "train", "--csv", str(csv), "--column", "v", "--horizon", "4"]
     train += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
-    assert main(train + ["--no-progress", "--no-hybrid"]) == 0  # an ES-hybrid: no export
+    assert main(train + ["--no-progress"]) == 0
     out = tmp_path / "f.csv"
     forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv), "--horizon", "4"]
     assert main(forecast + ["--out", str(out), "--no-plot"]) == 0

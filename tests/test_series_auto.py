@@ -75,7 +75,8 @@ def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPa
         return real(values, *args)
 
     monkeypatch.setattr(auto, "fit_form", spy)
-    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2))
+    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2, hybrid=True))
+    assert any(row["hybrid"] for row in e.table)
     search, rest = cuts[: len(e.table)], cuts[len(e.table) :]
     refits, earlier = rest[: len(e.members)], rest[len(e.members) :]
     assert all(c <= 96 - 6 for c in search)  # validation windows are held out of training

@@ -200,15 +200,15 @@ def test_the_command_line_refuses_to_export_a_hybrid_run(
     out = tmp_path / "h.onnx"
     assert main(["export", "onnx", "--run", str(tmp_path), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
-    assert "member 1 is an ES-hybrid" in err and "--no-hybrid" in err and "\n" not in err
+    assert "member 1 is an ES-hybrid" in err and "without --hybrid" in err and "\n" not in err
     assert not out.exists()
 
 
-def test_no_hybrid_leaves_the_hybrid_forms_out_of_the_search() -> None:
+def test_hybrid_adds_the_hybrid_forms_to_the_search() -> None:
     from lstmkit.cli.app import build_parser
     from lstmkit.cli.series_auto import auto_config
 
     parser = build_parser()
     args = ["series", "train", "--csv", "x.csv", "--column", "v", "--out", "r"]
-    assert auto_config(parser.parse_args(args)).hybrid
-    assert not auto_config(parser.parse_args([*args, "--no-hybrid"])).hybrid
+    assert not auto_config(parser.parse_args(args)).hybrid  # off by default
+    assert auto_config(parser.parse_args([*args, "--hybrid"])).hybrid

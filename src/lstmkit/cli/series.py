@@ -65,9 +65,10 @@ def add_commands(subparsers: Any) -> None:
     )
     _auto_defaults(p)
     p.add_argument(
-        "--no-hybrid",
+        "--hybrid",
         action="store_true",
-        help="auto: leave out the ES-hybrid forms (an ensemble with one has no ONNX export)",
+        help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
+        "export for an ensemble that holds one)",
     )
     series_global.add_options(p, "train")
     p.set_defaults(func=_train)
@@ -160,9 +161,10 @@ def add_commands(subparsers: Any) -> None:
     )
     _auto_defaults(p)
     p.add_argument(
-        "--no-hybrid",
+        "--hybrid",
         action="store_true",
-        help="auto: leave out the ES-hybrid forms (an ensemble with one has no ONNX export)",
+        help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
+        "export for an ensemble that holds one)",
     )
     series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)

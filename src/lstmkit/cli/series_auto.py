@@ -182,7 +182,7 @@ def baseline_names(args: argparse.Namespace) -> list[str]:
 def auto_config(args: argparse.Namespace) -> Any:
     """The automatic forecaster's settings: its defaults, with --steps, --minutes, --hidden
     (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed,
-    --no-hybrid."""
+    --hybrid."""
     from lstmkit.series.auto import AutoConfig
 
     d = AutoConfig()
@@ -201,7 +201,7 @@ def auto_config(args: argparse.Namespace) -> Any:
         "lr": args.lr,
         "clip": args.clip,
         "seed": args.seed,
-        "hybrid": not getattr(args, "no_hybrid", False),
+        "hybrid": getattr(args, "hybrid", False),
     }
     try:
         return AutoConfig(**values)

@@ -207,7 +207,7 @@ def export_ensemble(
         if member.hybrid:
             raise ValueError(
                 f"member {k} is an ES-hybrid (a level smoothed over the whole history), which "
-                "has no ONNX export yet: train with --no-hybrid (AutoConfig(hybrid=False))"
+                "has no ONNX export yet: train without --hybrid (AutoConfig(hybrid=False))"
             )
         _check(member)
     need, K = max(m.need() for m in members), len(members)

@@ -76,7 +76,7 @@ class AutoConfig:
     calibration_cuts: int = 1  # earlier cuts whose errors also calibrate the intervals
     score_every_origin: bool = False  # score on every validation origin, not 2k - 1
     search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
-    hybrid: bool = True  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
+    hybrid: bool = False  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
