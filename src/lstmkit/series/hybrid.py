@@ -59,7 +59,6 @@ class LevelTransform:
     smoothing: smoothing.Smoothing
     scaler: Scaler  # mean 0; scale: the RMS of the training windows' inputs y - s - l_e
     burn_in: float | None = None  # where the training windows' frame is: see the module
-    difference = False  # the Transform's field, for code that reads it (the need of a member)
 
     @property
     def season(self) -> np.ndarray:
