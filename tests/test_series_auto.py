@@ -15,6 +15,7 @@ import lstmkit as lk
 from lstmkit.cli.app import main
 from lstmkit.series import auto
 from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_auto
+from lstmkit.series.data import Scaler
 from lstmkit.series.transform import Transform, seasonal_indices
 
 TINY = AutoConfig(steps=30, eval_every=10, hidden=4, sizes=(), top=2, seeds=1, minutes=0.5)
@@ -63,18 +64,19 @@ def test_candidates_include_season_multiples_and_drop_what_cannot_train() -> Non
 
 
 def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every validation forecast's actuals lie inside y, and each candidate trained on a
-    prefix that ends before its first validation origin."""
+    """Every validation forecast's actuals lie inside y, and each candidate (the ES-hybrid
+    forms too) trained on a prefix that ends before its first validation origin."""
     y = seasonal(96)
     cuts: list[int] = []
-    real = Transform.fit
+    real = auto.fit_form
 
-    def spy(values: np.ndarray, *args: object) -> Transform:
+    def spy(values: np.ndarray, *args: object) -> object:
         cuts.append(len(values))
         return real(values, *args)
 
-    monkeypatch.setattr(auto.Transform, "fit", spy)
-    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2))
+    monkeypatch.setattr(auto, "fit_form", spy)
+    e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2, hybrid=True))
+    assert any(row["hybrid"] for row in e.table)
     search, rest = cuts[: len(e.table)], cuts[len(e.table) :]
     refits, earlier = rest[: len(e.members)], rest[len(e.members) :]
     assert all(c <= 96 - 6 for c in search)  # validation windows are held out of training
@@ -358,11 +360,12 @@ def test_burn_in_steps_carry_no_gradient(forecaster_dpred: list[np.ndarray]) -> 
     z = np.sin(np.arange(40.0))
     c = Candidate(8, False, False, 4)
     config = AutoConfig(steps=2, batch=5, burn_in=0.5)
-    auto._train(z, c, config, seed=0, steps=2, deadline=np.inf)
+    identity = Transform(np.zeros(1), False, Scaler(0.0, 1.0))  # encode(z) = z
+    auto._train(identity, z, c, config, seed=0, steps=2, deadline=np.inf)
     assert len(seen) == 2 and seen[0].shape == (8, 5, 1)
     assert np.all(seen[0][:4] == 0) and np.all(seen[0][4:] != 0)
     assert np.sum(np.abs(seen[0])) > 0
-    auto._train(z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
+    auto._train(identity, z, c, replace(config, burn_in=0.0), seed=0, steps=1, deadline=np.inf)
     assert np.all(seen[-1] != 0)
 
 
@@ -445,7 +448,7 @@ def test_search_seeds_score_a_candidate_by_the_mean_curve_of_its_seeds() -> None
                 np.mean([np.abs(y[o : o + h] - p) for o, p in zip((60, 63, 66), f)])
             )
 
-        auto._train(tf.encode(y[:60]), c, config, seed, config.steps, np.inf, record)
+        auto._train(tf, y[:60], c, config, seed, config.steps, np.inf, record)
         curves.append(curve)
     means = {t: (curves[0][t] + curves[1][t]) / 2 for t in curves[0]}
     step = min(means, key=lambda t: (means[t], t))

@@ -22,8 +22,11 @@ from lstmkit.series.auto import AutoConfig, Ensemble, fit_auto
 from lstmkit.series.auto_progress import Progress, stamp
 from lstmkit.train import checkpoint
 
-# no time budget: the result must not depend on the clock
-CONFIG = AutoConfig(steps=10, eval_every=5, hidden=4, sizes=(3,), top=2, seeds=2, minutes=None)
+# no time budget: the result must not depend on the clock; with the ES-hybrid forms (off
+# by default) so that their search rows and members resume too
+CONFIG = AutoConfig(
+    steps=10, eval_every=5, hidden=4, sizes=(3,), top=2, seeds=2, minutes=None, hybrid=True
+)
 M, H = 4, 4
 
 

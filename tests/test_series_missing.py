@@ -160,6 +160,8 @@ def test_mask_gives_missing_targets_no_gradient(forecaster_dpred: list[np.ndarra
     """fit_auto(observed=...): the positions whose target is missing get dL/dpred = 0, the
     others the masked mean's gradient (2 (pred - target) / number of observed)."""
     from lstmkit.series import auto
+    from lstmkit.series.data import Scaler
+    from lstmkit.series.transform import Transform
 
     seen = forecaster_dpred
     y = 10 + np.sin(np.arange(30) / 2)
@@ -168,7 +170,8 @@ def test_mask_gives_missing_targets_no_gradient(forecaster_dpred: list[np.ndarra
     c = auto.Candidate(lookback=4, deseason=False, difference=False, hidden=3)
     config = auto.AutoConfig(steps=3, batch=30, burn_in=0.0, minutes=None)
     z_observed = auto._z_observed(observed, False)
-    auto._train(y - 10, c, config, 0, 3, np.inf, None, z_observed)
+    shift = Transform(np.zeros(1), False, Scaler(10.0, 1.0))  # encode(y) = y - 10
+    auto._train(shift, y, c, config, 0, 3, np.inf, None, z_observed)
     # windows start at s = 0..25; the target of (position p, window s) is z[s + p + 1]
     for dpred in seen:
         assert dpred.shape[1] == 26  # every window: none is dropped

@@ -121,7 +121,9 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
     members = [
-        Member(model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale)
+        Member(
+            model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
+        )
         for c, tf, model, _ in ensemble.members
     ]
     try:

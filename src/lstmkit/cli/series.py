@@ -66,6 +66,12 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    p.add_argument(
+        "--hybrid",
+        action="store_true",
+        help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
+        "export for an ensemble that holds one)",
+    )
     series_global.add_options(p, "train")
     p.set_defaults(func=_train)
 
@@ -154,6 +160,12 @@ def add_commands(subparsers: Any) -> None:
         "--difference", action="store_true", help="one LSTM on the changes v_t - v_{t-1}"
     )
     _auto_defaults(p)
+    p.add_argument(
+        "--hybrid",
+        action="store_true",
+        help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
+        "export for an ensemble that holds one)",
+    )
     series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)
 

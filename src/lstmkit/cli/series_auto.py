@@ -58,7 +58,8 @@ def train_auto(args: argparse.Namespace, read: Callable[[str, str, str | None], 
     if comm.rank:
         return 0
     chosen = ", ".join(
-        f"lookback {m['lookback']}{' deseasoned' if m['deseason'] else ''}"
+        f"lookback {m['lookback']}{' ES-hybrid' if m['hybrid'] else ''}"
+        f"{' deseasoned' if m['deseason'] else ''}"
         f"{' differenced' if m['difference'] else ''} hidden {m['hidden']} ({m['steps']} steps)"
         for m in ensemble.summary()["members"][:: config.seeds]
     )
@@ -233,7 +234,8 @@ def baseline_names(args: argparse.Namespace) -> list[str]:
 
 def auto_config(args: argparse.Namespace) -> Any:
     """The automatic forecaster's settings: its defaults, with --steps, --minutes, --hidden
-    (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed."""
+    (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed,
+    --hybrid."""
     from lstmkit.series.auto import AutoConfig
 
     d = AutoConfig()
@@ -252,6 +254,7 @@ def auto_config(args: argparse.Namespace) -> Any:
         "lr": args.lr,
         "clip": args.clip,
         "seed": args.seed,
+        "hybrid": getattr(args, "hybrid", False),
     }
     try:
         return AutoConfig(**values)

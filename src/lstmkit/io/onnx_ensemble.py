@@ -27,6 +27,9 @@ fed) when no member deseasons. The graph of a member, in the order of
    CumSum over the steps added to the last deseasoned value; plus ``s[t mod m]`` at
    t = n .. n + horizon - 1.
 
+An ES-hybrid member (:mod:`lstmkit.series.hybrid`, ``Member.hybrid``) is refused: its level
+is smoothed over the whole history, which the graph's last ``need`` values do not hold.
+
 The median across the K members: ONNX has no median operator, so TopK (K largest along the
 member axis, sorted) and the middle one, or for even K the two middle ones' sum times 0.5.
 """
@@ -70,6 +73,7 @@ class Member:
     season: np.ndarray  # (m,) additive seasonal indices by t mod m (zeros: not deseasoned)
     mean: float
     scale: float
+    hybrid: bool = False  # an ES-hybrid member: no export yet (its level reads all the history)
 
     def need(self) -> int:
         """Values of the history the member reads."""
@@ -204,7 +208,12 @@ def export_ensemble(
     from onnx import TensorProto, helper
 
     check_arguments(len(members), horizon, opset)
-    for member in members:
+    for k, member in enumerate(members):
+        if member.hybrid:
+            raise ValueError(
+                f"member {k} is an ES-hybrid (a level smoothed over the whole history), which "
+                "has no ONNX export yet: train without --hybrid (AutoConfig(hybrid=False))"
+            )
         check_member(member)
     need, K = max(m.need() for m in members), len(members)
     g = Graph()

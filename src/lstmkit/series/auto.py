@@ -5,7 +5,8 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
 1. **Candidates.** Every combination of the season handling (deseason the additive seasonal
    indices or let the LSTM see the season; only when m > 1), differencing (yes/no) and the
    lookback (multiples of the season, or of the horizon when m = 1), with hidden size
-   :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms).
+   :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms); with
+   :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`).
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
    always reads a full context, and positions with little context only add noise (chosen
@@ -38,7 +39,7 @@ remaining candidates are skipped and the refits are shortened, and the summary s
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
@@ -49,8 +50,8 @@ from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series import conformal
 from lstmkit.series.data import make_windows
 from lstmkit.series.forecast import roll_out
+from lstmkit.series.hybrid import fit_form
 from lstmkit.series.model import Forecaster, ForecasterConfig
-from lstmkit.series.transform import Transform
 
 __all__ = ["AutoConfig", "Candidate", "Ensemble", "candidates", "fit_auto"]
 
@@ -75,6 +76,7 @@ class AutoConfig:
     calibration_cuts: int = 1  # earlier cuts whose errors also calibrate the intervals
     score_every_origin: bool = False  # score on every validation origin, not 2k - 1
     search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
+    hybrid: bool = False  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
@@ -104,13 +106,14 @@ class Candidate:
     deseason: bool
     difference: bool
     hidden: int
+    hybrid: bool = False  # the ES-RNN-style form (lstmkit.series.hybrid): no differencing
 
     def need(self) -> int:
         """Values a history must hold to train this candidate (two windows)."""
         return self.lookback + 2 + int(self.difference)
 
 
-def candidates(m: int, h: int, n: int, hidden: int = 16) -> list[Candidate]:
+def candidates(m: int, h: int, n: int, hidden: int = 16, hybrid: bool = False) -> list[Candidate]:
     """The first round's candidates for season m, horizon h and n training values.
 
     Lookbacks: m, 2m, 3m for m > 1; h, 2h, 3h (at least 4) for m = 1; those the n values
@@ -121,6 +124,7 @@ def candidates(m: int, h: int, n: int, hidden: int = 16) -> list[Candidate]:
     lookbacks = [k * base for k in (1, 2, 3)]
     forms = [(d, f) for d in ((True, False) if m > 1 else (False,)) for f in (True, False)]
     out = [Candidate(L, d, f, hidden) for L in lookbacks for d, f in forms]
+    out += [Candidate(L, m > 1, False, hidden, True) for L in lookbacks if hybrid]
     fits = [c for c in out if c.need() <= n]
     if fits:
         return fits
@@ -131,7 +135,8 @@ def candidates(m: int, h: int, n: int, hidden: int = 16) -> list[Candidate]:
 
 
 def _train(
-    z: np.ndarray,
+    tf: Any,
+    y: np.ndarray,
     c: Candidate,
     config: AutoConfig,
     seed: int,
@@ -140,11 +145,12 @@ def _train(
     every: Any = None,
     z_observed: np.ndarray | None = None,
 ) -> Forecaster:
-    """An LSTM trained on every window of z (n,) for ``steps`` Adam steps (fewer past the
-    deadline); ``every(step, model)`` is called every ``eval_every`` steps and at the end.
+    """An LSTM trained on the windows ``tf.windows`` cuts from y (n,) for ``steps`` Adam steps
+    (fewer past the deadline); ``every(step, model)`` is called every ``eval_every`` steps and
+    at the end.
     ``z_observed`` (n,) bool: the loss skips the targets that are False (missing="mask")."""
     model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed)
-    X, Y = make_windows(z, c.lookback)  # (L, M, 1)
+    X, Y = tf.windows(y, c.lookback)  # (L, M, 1)
     X, Y = X.astype(model.dtype), Y.astype(model.dtype)
     W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]
     return fit_windows(model, X, Y, W, c, config, seed, steps, deadline, every)
@@ -204,7 +210,7 @@ def _z_observed(observed: np.ndarray | None, difference: bool) -> np.ndarray | N
     return observed[1:] & observed[:-1] if difference else observed.copy()
 
 
-def _predict(model: Forecaster, c: Candidate, tf: Transform, y: np.ndarray, h: int) -> np.ndarray:
+def _predict(model: Forecaster, c: Candidate, tf: Any, y: np.ndarray, h: int) -> np.ndarray:
     """The h values following the history y (n,) -> (h,)."""
     z = tf.encode(y)[-c.lookback :]
     return tf.decode(roll_out(model, z[:, None], h)[:, 0].astype(np.float64), y)
@@ -213,7 +219,7 @@ def _predict(model: Forecaster, c: Candidate, tf: Transform, y: np.ndarray, h: i
 def _errors_at(
     model: Forecaster,
     c: Candidate,
-    tf: Transform,
+    tf: Any,
     y: np.ndarray,
     actual: np.ndarray,
     origins: np.ndarray,
@@ -225,10 +231,8 @@ def _errors_at(
     ``one_by_one`` each on its own (:func:`_predict`; the search's scores keep its roundings)."""
     if one_by_one:
         return np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
-    z = tf.encode(y)  # z[k] holds the value at time k + difference
-    ends = origins - int(c.difference)
-    contexts = ends[None, :] + np.arange(-c.lookback, 0)[:, None]  # (L, origins)
-    z_hat = roll_out(model, z[contexts], h).astype(np.float64)  # (h, origins)
+    contexts = tf.contexts(y, origins, c.lookback)  # (L, origins)
+    z_hat = roll_out(model, contexts, h).astype(np.float64)  # (h, origins)
     return np.stack(
         [actual[o : o + h] - tf.decode(z_hat[:, i], y[:o]) for i, o in enumerate(origins)]
     )
@@ -250,7 +254,7 @@ def _validate(
     while k > 1 and n - k * h < c.need() + c.lookback:
         k -= 1
     cut = n - k * h
-    tf = Transform.fit(y[:cut], m, c.deseason, c.difference)
+    tf = fit_form(y[:cut], m, c, config.burn_in)
     origins = np.unique(np.linspace(cut, n - h, 2 * k - 1).astype(int))
     best = (np.inf, config.eval_every, np.full((len(origins), h), np.nan))
 
@@ -272,21 +276,20 @@ def _validate(
 
     actual = y if observed is None else np.where(observed, y, np.nan)
     z_observed = None if observed is None else _z_observed(observed[:cut], c.difference)
-    z = tf.encode(y[:cut])
     if config.search_seeds > 1:
-        curve = _seed_curves(z, c, config, deadline, z_observed, tf, y, actual, origins, h)
+        curve = _seed_curves(y[:cut], c, config, deadline, z_observed, tf, y, actual, origins, h)
         return curve if curve is not None else best
-    _train(z, c, config, config.seed, config.steps, deadline, score, z_observed)
+    _train(tf, y[:cut], c, config, config.seed, config.steps, deadline, score, z_observed)
     return best
 
 
 def _seed_curves(
-    z: np.ndarray,
+    y_fit: np.ndarray,
     c: Candidate,
     config: AutoConfig,
     deadline: float,
     z_observed: np.ndarray | None,
-    tf: Transform,
+    tf: Any,
     y: np.ndarray,
     actual: np.ndarray,
     origins: np.ndarray,
@@ -308,7 +311,7 @@ def _seed_curves(
     for k in range(config.search_seeds):
         curves.append({})
         seed = config.seed + 500 * k
-        _train(z, c, config, seed, config.steps, deadline, record, z_observed)
+        _train(tf, y_fit, c, config, seed, config.steps, deadline, record, z_observed)
     steps = sorted(set.intersection(*(set(cv) for cv in curves)))
     means = [float(np.mean([cv[t] for cv in curves])) for t in steps]
     finite = [(v, t) for v, t in zip(means, steps) if np.isfinite(v)]
@@ -334,7 +337,7 @@ class Ensemble:
     """The fitted automatic forecaster: members (candidate, transform, model, steps), the
     history they were fitted on, and the validation table of the search."""
 
-    members: list[tuple[Candidate, Transform, Forecaster, int]]
+    members: list[tuple[Candidate, Any, Forecaster, int]]  # a Transform or LevelTransform
     history: np.ndarray  # (n,)
     season: int
     table: list[dict[str, Any]]
@@ -431,7 +434,7 @@ def fit_auto(
         errors.append(np.full((1, h), np.nan))
         return {"val_mae": float("nan"), "steps": config.steps}
 
-    pool = candidates(m, h, n - h, config.hidden)
+    pool = candidates(m, h, n - h, config.hidden, config.hybrid)
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
     share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
@@ -449,13 +452,12 @@ def fit_auto(
     jobs = []  # (candidate, transform, seed, steps, run) of every member
     for row in ranked:
         c = _candidate(row)
-        tf = Transform.fit(y, m, c.deseason, c.difference)
+        tf = fit_form(y, m, c, config.burn_in)
         for k in range(config.seeds):
             seed = config.seed + 1000 * (k + 1)
             z_observed = _z_observed(observed, c.difference)
-            z = tf.encode(y)
             run = partial(
-                _train, z, c, config, seed, row["steps"], refit_deadline, None, z_observed
+                _train, tf, y, c, config, seed, row["steps"], refit_deadline, None, z_observed
             )
             jobs.append((c, tf, seed, row["steps"], run))
     if getattr(progress, "refit_all", None) is not None:
@@ -509,10 +511,10 @@ def _earlier_cut_errors(
         origins = np.arange(a, a + V - h + 1)
         errors = []
         for c, steps in forms:
-            tf = Transform.fit(y[:a], m, c.deseason, c.difference)
+            tf = fit_form(y[:a], m, c, config.burn_in)
             z_obs = None if observed is None else _z_observed(observed[:a], c.difference)
             seed = config.seed + 10 * k
-            model = _train(tf.encode(y[:a]), c, config, seed, steps, deadline, None, z_obs)
+            model = _train(tf, y[:a], c, config, seed, steps, deadline, None, z_obs)
             errors.append(_errors_at(model, c, tf, y, actual, origins, h))
         out.append(np.stack(errors))
     return out
@@ -566,4 +568,4 @@ def _val_key(row: dict[str, Any]) -> float:
 
 
 def _candidate(row: dict[str, Any]) -> Candidate:
-    return Candidate(row["lookback"], row["deseason"], row["difference"], row["hidden"])
+    return Candidate(**{f.name: row[f.name] for f in fields(Candidate) if f.name in row})

@@ -4,15 +4,17 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 
 =====================  =====================================================
 ``member<k>/<param>``  member k's LSTM and head parameters (``lstm.weight_ih_l0`` ...)
-``member<k>/season``   (m,) its seasonal indices (zeros when it does not deseason)
+``member<k>/season``   (m,) its seasonal indices (zeros when it does not deseason); for an
+                       ES-hybrid member, the smoothing's initial season
 ``errors``             (R, h) cross-fitted validation errors behind the intervals
 ``history``            (n_fit,) the values it was fitted on (``predict(h)`` follows them)
 =====================  =====================================================
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
-candidate, scaler and steps), ``search`` (the validation table) and ``data`` (column, time
-column, source, n, ``n_fit`` values it saw, ``n_holdout`` left for ``series eval``, and a
-fingerprint of the values it saw).
+candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, beta,
+gamma, level0, trend0; runs from before the hybrid have no ``hybrid`` key), ``search``
+(the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
+saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import numpy as np
 
 from lstmkit.series.auto import Candidate, Ensemble
 from lstmkit.series.data import Scaler, Series, fingerprint
+from lstmkit.series.hybrid import LevelTransform
 from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.smoothing import Smoothing
 from lstmkit.series.transform import Transform
 from lstmkit.train import checkpoint, schema
 
@@ -44,6 +48,12 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
         arrays.update({f"member{k}/{name}": w for name, w in model.state_dict().items()})
         arrays[f"member{k}/season"] = tf.season
         members.append({**asdict(c), "steps": steps, "scaler": tf.scaler.to_dict()})
+        if c.hybrid:
+            sm = tf.smoothing
+            members[-1]["smoothing"] = {
+                "alpha": sm.alpha, "beta": sm.beta, "gamma": sm.gamma,
+                "level0": sm.level0, "trend0": sm.trend0,
+            }  # fmt: skip
     n_fit = len(series) - n_holdout
     meta = {
         "kind": KIND,
@@ -93,12 +103,17 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     keys = {f.name for f in fields(Candidate)} | {"steps", "scaler"}
     for k, member in enumerate(members):
         where = f"members[{k}]."
-        if not isinstance(member, dict) or set(member) != keys:
-            raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(keys)}")
+        hybrid = isinstance(member, dict) and member.get("hybrid") is True
+        want = keys | {"smoothing"} if hybrid else keys
+        if not isinstance(member, dict) or set(member) | {"hybrid"} != want:
+            raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(want)}")
+        if hybrid:
+            _check_smoothing(member, where)
         for key in ("lookback", "hidden", "steps"):
             schema.integer(member, key, where, 1)
-        for key in ("deseason", "difference"):
-            schema.boolean(member, key, where)
+        for key in ("deseason", "difference", "hybrid"):
+            if key in member:  # a run from before the hybrid has no "hybrid"
+                schema.boolean(member, key, where)
         scaler = schema.mapping(member, "scaler", where)
         schema.number(scaler, "mean", where + "scaler.")
         schema.number(scaler, "scale", where + "scaler.", 0.0, lo_open=True)
@@ -114,9 +129,9 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
     arrays, meta = checkpoint.load(file, _check)
     members = []
     for k, d in enumerate(meta["members"]):
-        c = Candidate(**{f.name: d[f.name] for f in fields(Candidate)})
+        c = Candidate(**{f.name: d[f.name] for f in fields(Candidate) if f.name in d})
         prefix = f"member{k}/"
-        tf = Transform(arrays[prefix + "season"], c.difference, Scaler.from_dict(d["scaler"]))
+        tf = _transform(c, d, arrays[prefix + "season"])
         model = Forecaster(ForecasterConfig(hidden=c.hidden))
         params = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
         del params["season"]
@@ -128,3 +143,21 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
     history, errors = arrays["history"], arrays["errors"]
     ensemble = Ensemble(members, history, int(meta["season"]), meta["search"], False, errors)
     return ensemble, meta
+
+
+def _check_smoothing(member: dict[str, Any], where: str) -> None:
+    smoothing = schema.mapping(member, "smoothing", where)
+    for key in ("alpha", "beta", "gamma"):
+        schema.number(smoothing, key, where + "smoothing.", 0.0, 1.0)
+    for key in ("level0", "trend0"):
+        schema.number(smoothing, key, where + "smoothing.")
+
+
+def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform | LevelTransform:
+    """A member's transform from its header entry d and its ``season`` array (m,)."""
+    scaler = Scaler.from_dict(d["scaler"])
+    if not c.hybrid:
+        return Transform(season, c.difference, scaler)
+    sm = d["smoothing"]
+    smoothing = Smoothing(sm["alpha"], sm["gamma"], sm["level0"], season, sm["beta"], sm["trend0"])
+    return LevelTransform(smoothing, scaler)

@@ -170,7 +170,8 @@ def auto_forecaster(
         (folder / "auto.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
         _save_calibration(folder / "calibration.npz", ensemble)
         chosen = "; ".join(
-            f"lookback {m['lookback']}, deseason {m['deseason']}, difference "
+            f"lookback {m['lookback']}{', ES-hybrid' if m['hybrid'] else ''}, deseason "
+            f"{m['deseason']}, difference "
             f"{m['difference']}, hidden {m['hidden']}, {m['steps']} steps"
             for m in summary["members"][:: config.seeds]
         )

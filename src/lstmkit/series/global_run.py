@@ -123,8 +123,10 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     keys = {f.name for f in fields(Candidate)} | {"steps"}
     for k, member in enumerate(members):
         where = f"members[{k}]."
-        if not isinstance(member, dict) or set(member) != keys:
+        if not isinstance(member, dict) or set(member) | {"hybrid"} != keys:  # older: no hybrid
             raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(keys)}")
+        if member.get("hybrid", False) is not False:
+            raise schema.HeaderError(f"{where}hybrid: expected false (the global model has none)")
         for key in ("lookback", "steps"):
             schema.integer(member, key, where, 1)
         H = schema.integer(member, "hidden", where, 1, 4096)
@@ -192,7 +194,7 @@ def _errors(file: Path, arrays: dict[str, np.ndarray], K: int) -> list[np.ndarra
 def _member(
     file: Path, arrays: dict[str, np.ndarray], k: int, d: dict[str, Any], F: int, P: int
 ) -> Member:
-    c = Candidate(**{f.name: d[f.name] for f in fields(Candidate)})
+    c = Candidate(**{f.name: d[f.name] for f in fields(Candidate) if f.name in d})
     prefix = f"member{k}/"
     scaler, scales = arrays[prefix + "scaler"], arrays[prefix + "scales"]
     finite = all(np.all(np.isfinite(a)) for a in (scaler, scales, arrays[prefix + "season"]))

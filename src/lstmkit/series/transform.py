@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstmkit.series.data import Scaler
+from lstmkit.series.data import Scaler, make_windows
 
 __all__ = ["Transform", "seasonal_indices"]
 
@@ -88,3 +88,13 @@ class Transform:
             d_last = y[-1] - self.season[(n - 1) % m]
             return d_last + np.cumsum(e, axis=0) + s_future
         return e + s_future
+
+    def windows(self, y: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every window of ``encode(y)``: inputs X (L, M, 1) and next-step targets (L, M, 1)."""
+        return make_windows(self.encode(y), lookback)
+
+    def contexts(self, y: np.ndarray, origins: np.ndarray, lookback: int) -> np.ndarray:
+        """(L, R) the model-space values of the last L values before each origin o (history
+        y[:o]): column r equals ``encode(y[:origins[r]])[-L:]`` (encode is causal)."""
+        ends = np.asarray(origins) - int(self.difference)  # z[k] holds the value at k + difference
+        return self.encode(y)[ends[None, :] + np.arange(-lookback, 0)[:, None]]
