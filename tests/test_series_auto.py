@@ -13,7 +13,7 @@ import pytest
 
 import lstmkit as lk
 from lstmkit.cli.app import main
-from lstmkit.series import auto
+from lstmkit.series import auto, auto_calibration, auto_search
 from lstmkit.series.auto import AutoConfig, Candidate, candidates, fit_auto
 from lstmkit.series.data import Scaler
 from lstmkit.series.transform import Transform, seasonal_indices
@@ -74,7 +74,8 @@ def test_the_search_reads_nothing_after_the_history(monkeypatch: pytest.MonkeyPa
         cuts.append(len(values))
         return real(values, *args)
 
-    monkeypatch.setattr(auto, "fit_form", spy)
+    for module in (auto, auto_search, auto_calibration):  # each calls fit_form
+        monkeypatch.setattr(module, "fit_form", spy)
     e = fit_auto(y, 12, 6, replace(TINY, calibration_cuts=2, hybrid=True))
     assert any(row["hybrid"] for row in e.table)
     search, rest = cuts[: len(e.table)], cuts[len(e.table) :]

@@ -1,0 +1,127 @@
+"""Training one candidate of the automatic forecaster, and its forecasts.
+
+:func:`fit_windows` trains a model on every window of a series (random batches, the loss after
+the burn-in, masked where values were missing); :func:`_train` builds the candidate's LSTM and
+its windows first. :func:`_predict` and :func:`_errors_at` roll a trained candidate out from
+one history or from many origins (see :mod:`lstmkit.series.auto`, steps 1 and 2).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from lstmkit.nn.losses import mse
+from lstmkit.nn.optim import Adam, clip_grad_norm
+from lstmkit.series.auto_candidates import AutoConfig, Candidate
+from lstmkit.series.data import make_windows
+from lstmkit.series.forecast import roll_out
+from lstmkit.series.model import Forecaster, ForecasterConfig
+
+__all__ = ["fit_windows"]
+
+
+def _train(
+    tf: Any,
+    y: np.ndarray,
+    c: Candidate,
+    config: AutoConfig,
+    seed: int,
+    steps: int,
+    deadline: float,
+    every: Any = None,
+    z_observed: np.ndarray | None = None,
+) -> Forecaster:
+    """An LSTM trained on the windows ``tf.windows`` cuts from y (n,) for ``steps`` Adam steps
+    (fewer past the deadline); ``every(step, model)`` is called every ``eval_every`` steps and
+    at the end.
+    ``z_observed`` (n,) bool: the loss skips the targets that are False (missing="mask")."""
+    model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed)
+    X, Y = tf.windows(y, c.lookback)  # (L, M, 1)
+    X, Y = X.astype(model.dtype), Y.astype(model.dtype)
+    W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]
+    return fit_windows(model, X, Y, W, c, config, seed, steps, deadline, every)
+
+
+def fit_windows(
+    model: Any,
+    X: np.ndarray,
+    Y: np.ndarray,
+    W: np.ndarray | None,
+    c: Candidate,
+    config: AutoConfig,
+    seed: int,
+    steps: int,
+    deadline: float,
+    every: Any = None,
+) -> Any:
+    """``model`` (a Forecaster or a CovariateLSTM) trained on the windows X (L, M, D) ->
+    Y (L, M, K) for ``steps`` Adam steps on random batches (fewer past the deadline), the
+    loss the MSE after the burn-in (with W (L, M, K): only where W is 1);
+    ``every(step, model)`` is called every ``eval_every`` steps and at the end."""
+    rng = np.random.default_rng([seed, 1])
+    optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
+    B = min(config.batch, X.shape[1])
+    skip = min(int(config.burn_in * c.lookback), c.lookback - 1)
+    for step in range(1, steps + 1):
+        idx = rng.choice(X.shape[1], B, replace=False)
+        model.zero_grad()
+        pred, _ = model(X[:, idx])  # (L, B, K)
+        if W is None:
+            _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
+        else:
+            d_kept = _masked_mse_grad(pred[skip:], Y[skip:, idx], W[skip:, idx])
+        dpred = np.zeros_like(pred)
+        dpred[skip:] = d_kept
+        model.backward(dpred)
+        clip_grad_norm(model.grads, config.clip)
+        optimizer.step()
+        last = step == steps or time.monotonic() > deadline
+        if every is not None and (step % config.eval_every == 0 or last):
+            every(step, model)
+        if last:
+            break
+    return model
+
+
+def _masked_mse_grad(pred: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """d/dpred of sum(w (pred - target)^2) / sum(w), all (T, B, 1); w is 1 where the target
+    was observed, 0 where missing (no target: no gradient)."""
+    return (2.0 * w * (pred - target) / max(float(w.sum()), 1.0)).astype(pred.dtype)
+
+
+def _z_observed(observed: np.ndarray | None, difference: bool) -> np.ndarray | None:
+    """Which model-space values z (n,) or (n - 1,) rest on observed values only."""
+    if observed is None:
+        return None
+    return observed[1:] & observed[:-1] if difference else observed.copy()
+
+
+def _predict(model: Forecaster, c: Candidate, tf: Any, y: np.ndarray, h: int) -> np.ndarray:
+    """The h values following the history y (n,) -> (h,)."""
+    z = tf.encode(y)[-c.lookback :]
+    return tf.decode(roll_out(model, z[:, None], h)[:, 0].astype(np.float64), y)
+
+
+def _errors_at(
+    model: Forecaster,
+    c: Candidate,
+    tf: Any,
+    y: np.ndarray,
+    actual: np.ndarray,
+    origins: np.ndarray,
+    h: int,
+    one_by_one: bool = False,
+) -> np.ndarray:
+    """actual - forecast (origins, h) of h-step forecasts from each origin o (history y[:o];
+    ``actual`` is y with NaN where missing), all origins rolled out in one batch, or with
+    ``one_by_one`` each on its own (:func:`_predict`; the search's scores keep its roundings)."""
+    if one_by_one:
+        return np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
+    contexts = tf.contexts(y, origins, c.lookback)  # (L, origins)
+    z_hat = roll_out(model, contexts, h).astype(np.float64)  # (h, origins)
+    return np.stack(
+        [actual[o : o + h] - tf.decode(z_hat[:, i], y[:o]) for i, o in enumerate(origins)]
+    )
