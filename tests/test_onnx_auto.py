@@ -15,8 +15,11 @@ import numpy as np
 import pytest
 
 from lstmkit.cli.app import main
-from lstmkit.io.onnx_ensemble import Member, export_ensemble
+from lstmkit.cli.export import half_widths
+from lstmkit.io.onnx_ensemble import Interval, Member, export_ensemble
 from lstmkit.series.auto import Candidate, Ensemble
+from lstmkit.series.auto_run import save_ensemble
+from lstmkit.series.data import Series
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.series.transform import Transform
 
@@ -111,6 +114,43 @@ def test_lstm_variants_the_operator_expresses(tmp_path: Path) -> None:
     np.testing.assert_allclose(got[:, 0], e.member_forecasts(H, y), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("level, h", [(80, H), (50, H), (95, H + 3)])
+def test_the_graphs_interval_is_ensemble_interval(tmp_path: Path, level: int, h: int) -> None:
+    """lo and hi from ONNX Runtime equal Ensemble.interval's at every step, for levels other
+    than 80 and past the calibrated H (sqrt(j / H) widening); the widths grow with the step,
+    so half-widths shifted by a step (or reversed, or one for all) cannot pass."""
+    e = ensemble(3, 4)
+    e.errors = np.random.default_rng(7).standard_normal((20, H)) * np.sqrt(np.arange(1, H + 1))
+    path = tmp_path / "i.onnx"
+    proto = export_ensemble(to_members(e), h, path, interval=Interval(level, half_widths(
+        e.errors, level, h)))  # fmt: skip
+    assert {p.key: p.value for p in proto.metadata_props}["level"] == str(level)
+    lengths = [37, 40]
+    histories = [seasonal(40, 4, seed=1)[:n] for n in lengths]
+    feeds = {"history": np.stack([y[-9:] for y in histories]), "n": np.array(lengths)}
+    forecast, _, lo, hi = _session(path).run(None, feeds)
+    assert lo.shape == hi.shape == (2, h) and lo.dtype == np.float64
+    for k, y in enumerate(histories):
+        lo_py, hi_py = e.interval(h, level, y)
+        np.testing.assert_allclose(lo[k], lo_py, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(hi[k], hi_py, rtol=0, atol=1e-5)
+        width = (hi_py - lo_py) / 2  # the oracle's own half-widths, from its own forecast
+        np.testing.assert_allclose(hi[k] - forecast[k], width, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(forecast[k] - lo[k], width, rtol=0, atol=1e-9)
+        assert np.all(np.diff(width) > 1e-3), "widths not distinct per step: weak test"
+
+
+def test_a_graph_without_interval_has_no_bounds(tmp_path: Path) -> None:
+    e = ensemble(2, 4)
+    proto = export_ensemble(to_members(e), H, tmp_path / "a.onnx")
+    assert [o.name for o in proto.graph.output] == ["forecast", "members"]
+    assert "level" not in {p.key for p in proto.metadata_props}
+    for q, match in [(np.ones(H - 1), r"expected shape \(6,\)"), (np.full(H, np.inf), "finite")]:
+        with pytest.raises(ValueError, match=match):
+            export_ensemble(to_members(e), H, tmp_path / "b.onnx", interval=Interval(80, q))
+    assert not (tmp_path / "b.onnx").exists()
+
+
 def test_bad_members_are_refused(tmp_path: Path) -> None:
     e = ensemble(2, 4)
     with pytest.raises(ValueError, match="horizon: expected an integer >= 1"):
@@ -143,13 +183,72 @@ def test_export_of_a_trained_run_matches_series_forecast(
     assert "inputs history (N, " in capsys.readouterr().out
     model = onnx.load(str(path))
     need = int(next(p.value for p in model.metadata_props if p.key == "need"))
-    got, _ = _session(path).run(None, {"history": y[None, -need:], "n": np.array([len(y)])})
+    feeds = {"history": y[None, -need:], "n": np.array([len(y)])}
+    got = _session(path).run(None, feeds)[0]
     np.testing.assert_allclose(got[0], expected, rtol=0, atol=1e-5)
     assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--horizon", "7"]) == 0
-    got7, _ = _session(path).run(None, {"history": y[None, -need:], "n": np.array([len(y)])})
+    got7 = _session(path).run(None, feeds)[0]
     np.testing.assert_allclose(got7[0, :4], got[0], rtol=0, atol=1e-12)
     assert got7.shape == (1, 7)
     capsys.readouterr()
     bad = ["export", "onnx", "--run", str(run), "--out", str(path), "--no-sequence-lens"]
     assert main(bad) == 1
     assert "--no-sequence-lens" in capsys.readouterr().err
+    _check_intervals(tmp_path, run, csv, feeds, capsys)
+
+
+def _check_intervals(
+    tmp_path: Path, run: Path, csv: Path, feeds: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export onnx` (--level L, default 80) -> ONNX Runtime's lo, hi are the lo_L, hi_L
+    `series forecast --level L` writes; --level 0: today's graph; refusals in one line."""
+    export = ["export", "onnx", "--run", str(run), "--out", str(tmp_path / "i.onnx")]
+    for level in (None, 50):
+        out = tmp_path / "f.csv"
+        forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv), "--horizon", "6"]
+        flags = [] if level is None else ["--level", str(level)]
+        assert main(forecast + ["--out", str(out), "--no-plot", *flags]) == 0
+        header, *rows = [r.split(",") for r in out.read_text().splitlines()]
+        L = 80 if level is None else level
+        assert header[2:] == [f"lo_{L}", f"hi_{L}"]
+        written = np.array([[float(v) for v in r[1:]] for r in rows])  # (6, 3)
+        assert main([*export, "--horizon", "6", *flags]) == 0
+        assert f"the {L} % interval" in capsys.readouterr().out
+        model = onnx.load(str(tmp_path / "i.onnx"))
+        assert {p.key: p.value for p in model.metadata_props}["level"] == str(L)
+        f, _, lo, hi = _session(tmp_path / "i.onnx").run(None, feeds)
+        got = np.stack([f[0], lo[0], hi[0]], axis=1)
+        assert np.all(np.isfinite(written)) and np.ptp(written[:, 2] - written[:, 1]) > 1e-3
+        np.testing.assert_allclose(got, written, rtol=0, atol=1e-5)
+    assert main([*export, "--level", "0"]) == 0
+    model = onnx.load(str(tmp_path / "i.onnx"))
+    assert [o.name for o in model.graph.output] == ["forecast", "members"]
+    assert "level" not in {p.key for p in model.metadata_props}
+    capsys.readouterr()
+    assert main([*export, "--level", "100"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "expected a percentage 0 <= level < 100" in err, err
+
+
+@pytest.mark.parametrize(
+    "rows, flags, says",
+    [
+        (2, ["--level", "95"], "--level 95: the run holds too few calibration errors for a 95 %"),
+        (0, [], "--level 80 (the default): the run holds no calibration errors"),
+    ],
+)
+def test_a_run_without_an_interval_refuses_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: int, flags: list, says: str
+) -> None:
+    """Too few calibration errors for the level (inf half-widths) or none (NaN): --level is
+    refused in one line that says how to export without it, and --level 0 exports."""
+    e = ensemble(2, 4)
+    e.errors = np.ones((rows, H)) if rows else np.full((1, H), np.nan)  # 2 x 6: 12 scores
+    save_ensemble(tmp_path, e, Series(e.history, None, "v", None, "test"), 0)
+    export = ["export", "onnx", "--run", str(tmp_path), "--out", str(tmp_path / "a.onnx")]
+    assert main([*export, *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "--level 0" in err, err
+    assert not (tmp_path / "a.onnx").exists()
+    assert main([*export, "--level", "0"]) == 0
+    assert main([*export, "--level", "80"]) == (0 if rows else 1)  # 12 scores: enough for 80

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from lstmkit.cli.errors import UserError
 from lstmkit.cli.options import add_run_option, output_file
 from lstmkit.train.checkpoint import CheckpointError
@@ -26,7 +28,8 @@ def add_commands(subparsers: Any) -> None:
         "members (K, N, horizon). A global forecaster's run (global.npz: --id-column or "
         "covariates) likewise, with a third input series (N,) int64, each series' index among "
         "the run's (the model's metadata 'ids'), and with covariates future (N, need + "
-        "horizon, F) and past (N, need, P) float64.",
+        "horizon, F) and past (N, need, P) float64. Both also output lo and hi (N, horizon), the "
+        "prediction interval of --level.",
     )
     add_run_option(p)
     p.add_argument("--out", required=True, help="the .onnx file to write")
@@ -42,6 +45,12 @@ def add_commands(subparsers: Any) -> None:
         type=int,
         help="automatic or global forecaster: forecast steps unrolled in the graph (default: "
         "the run's)",
+    )
+    p.add_argument(
+        "--level",
+        type=int,
+        help="automatic or global forecaster: outputs lo and hi, the L %% prediction interval "
+        "`series forecast --level L` writes (default 80; 0: none, the forecast only)",
     )
     p.set_defaults(func=_onnx)
 
@@ -99,10 +108,12 @@ def _onnx(args: argparse.Namespace) -> int:
         return _onnx_ensemble(args, model)
     if isinstance(model, GlobalEnsemble):
         return _onnx_global(args, model)
-    if args.horizon is not None:
-        raise UserError(
-            "--horizon goes with an automatic or global forecaster's run (auto.npz, global.npz)"
-        )
+    for option, value in (("--horizon", args.horizon), ("--level", args.level)):
+        if value is not None:
+            raise UserError(
+                f"{option} goes with an automatic or global forecaster's run (auto.npz, "
+                "global.npz)"
+            )
     try:
         export(model, args.out, opset=args.opset, sequence_lens=not args.no_sequence_lens)
     except (ValueError, TypeError) as e:
@@ -120,6 +131,7 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
     horizon = ensemble.errors.shape[1] if args.horizon is None else args.horizon
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
+    interval = _interval(args.level, [ensemble.errors], horizon)
     members = [
         Member(
             model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
@@ -127,7 +139,7 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
         for c, tf, model, _ in ensemble.members
     ]
     try:
-        proto = export_ensemble(members, horizon, args.out, opset=args.opset)
+        proto = export_ensemble(members, horizon, args.out, opset=args.opset, interval=interval)
     except ModuleNotFoundError as e:
         raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
     except (ValueError, TypeError) as e:
@@ -136,14 +148,13 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
     print(
         f"wrote {args.out}: the median of {len(members)} LSTMs, {horizon} steps from the "
         f"last {need} values (inputs history (N, {need}) float64 and n (N,) int64)"
+        + _outputs_note(interval)
     )
     return 0
 
 
 def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     """The global forecaster's whole forecast as one graph (lstmkit.io.onnx_global)."""
-    import numpy as np
-
     from lstmkit.io.onnx_global import GlobalMember, export_global
 
     if args.no_sequence_lens:
@@ -155,6 +166,8 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     horizon = ensemble.errors[0].shape[1] if args.horizon is None else args.horizon
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
+    ids = list(ensemble.panel.ids)
+    interval = _interval(args.level, ensemble.errors, horizon, ids)
     members = [
         GlobalMember(
             mb.model,
@@ -168,9 +181,8 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
         )
         for mb in ensemble.members
     ]
-    ids = list(ensemble.panel.ids)
     try:
-        export_global(members, horizon, args.out, ids, opset=args.opset)
+        export_global(members, horizon, args.out, ids, opset=args.opset, interval=interval)
     except ModuleNotFoundError as e:
         raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None
     except (ValueError, TypeError) as e:
@@ -183,6 +195,65 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     print(
         f"wrote {args.out}: the median of {len(members)} LSTMs over {len(ids)} series, "
         f"{horizon} steps from the last {need} values (inputs history (N, {need}) float64, "
-        f"n (N,) int64, series (N,) int64, the index in the metadata ids{extra}){note}"
+        f"n (N,) int64, series (N,) int64, the index in the metadata ids{extra})"
+        f"{_outputs_note(interval)}{note}"
     )
     return 0
+
+
+def _interval(
+    level: int | None, errors: list[Any], horizon: int, ids: list[str] | None = None
+) -> Any:
+    """The graph's Interval (half-widths (horizon,) or, with ``ids``, (S, horizon)) of
+    ``--level`` from each series' calibration errors (R_i, H); None for --level 0. A
+    UserError (one line) if a series' half-widths are not finite."""
+    from lstmkit.io.onnx_ensemble import Interval
+
+    given = level is not None
+    level = 80 if level is None else level  # as `series forecast`
+    if not 0 <= level < 100:
+        raise UserError(f"--level: expected a percentage 0 <= level < 100, got {level}")
+    if not level:
+        return None
+    q = np.stack([half_widths(e, level, horizon) for e in errors])  # (S, horizon)
+    bad = np.flatnonzero(~np.isfinite(q).all(axis=1))
+    if bad.size:
+        raise UserError(_refusal(level, given, q[bad], [ids[i] for i in bad] if ids else None))
+    return Interval(level, q if ids else q[0])
+
+
+def half_widths(errors: Any, level: int, horizon: int) -> Any:
+    """q (horizon,): the half-widths of `series forecast`'s ``level`` % interval
+    (``Ensemble.interval``, ``GlobalEnsemble.interval``) from calibration errors (R, H):
+    the pooled conformal quantiles, past step H widened by sqrt(j / H)."""
+    from lstmkit.series import conformal
+
+    _, hi = conformal.interval(np.zeros(horizon), conformal.pooled_quantiles(errors, level))
+    return hi  # 0 + q
+
+
+def _refusal(level: int, given: bool, q: Any, names: list[str] | None) -> str:
+    """The one line refusing ``level`` whose half-widths q (B, horizon) are inf or NaN."""
+    option = f"--level {level}" + ("" if given else " (the default)")
+    who = "the run holds"
+    if names is not None:
+        shown = ", ".join(repr(k) for k in names[:3]) + (", ..." if len(names) > 3 else "")
+        who = f"series {shown} of the run hold" + ("s" if len(names) == 1 else "")
+    if np.isnan(q).any():
+        return (
+            f"{option}: {who} no calibration errors (no validation part, or a run saved "
+            "before it stored them), so no interval; export the forecast without lo and hi: "
+            "--level 0"
+        )
+    return (
+        f"{option}: {who} too few calibration errors for a {level} % interval (a short "
+        "history); pass a lower --level, or --level 0 to export the forecast without lo and hi"
+    )
+
+
+def _outputs_note(interval: Any) -> str:
+    """What the wrote-line adds for the interval's outputs."""
+    if interval is None:
+        return ""
+    h = np.shape(interval.q)[-1]
+    return f"; outputs lo and hi (N, {h}), the {interval.level} % interval (metadata level)"

@@ -9,6 +9,12 @@ forecaster (:mod:`lstmkit.series.auto`) as standard ONNX operators, so ONNX Runt
                                           forecast, n mod m is the season's phase
     outputs  forecast  (N, horizon) float64   the median over the members at every step
              members   (K, N, horizon) float64  each member's forecast
+             lo, hi    (N, horizon) float64   with an :class:`Interval`: forecast -+ q
+
+The prediction interval (``interval=Interval(level, q)``, optional): the half-widths q
+(horizon,) are constants computed at export (the conformal quantiles of the run's
+calibration errors, :mod:`lstmkit.series.conformal`), so lo = forecast - q and
+hi = forecast + q, broadcast over the N rows; the metadata ``level`` says which.
 
 ``need`` = max over the members of lookback + difference (the model's metadata
 ``need``, ``horizon``, ``season`` and ``members`` say it too). ``n`` is unused (but still
@@ -50,7 +56,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Graph",
+    "Interval",
     "Member",
+    "bounds",
     "check_arguments",
     "check_member",
     "export_ensemble",
@@ -78,6 +86,25 @@ class Member:
     def need(self) -> int:
         """Values of the history the member reads."""
         return self.lookback + int(self.difference)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A prediction interval's half-widths, constants of the graph: lo = forecast - q,
+    hi = forecast + q at every step."""
+
+    level: int  # the percentage (80), the metadata's ``level``
+    q: np.ndarray  # (horizon,), or (S, horizon) per series for the global graph (Gathered)
+
+    def check(self, shape: tuple[int, ...]) -> None:
+        """ValueError (one line) unless q has ``shape`` and finite values >= 0."""
+        if not 0 < self.level < 100:
+            raise ValueError(f"interval.level: expected 0 < level < 100, got {self.level!r}")
+        q = np.asarray(self.q)
+        if q.shape != shape:
+            raise ValueError(f"interval.q: expected shape {shape}, got {q.shape}")
+        if not np.all(np.isfinite(q)) or np.any(q < 0):
+            raise ValueError("interval.q: expected finite half-widths >= 0")
 
 
 class Graph:
@@ -200,14 +227,36 @@ def median(g: Graph, members: str, K: int) -> str:
     return g.op("Mul", [g.op("Add", pair), g.const("half", 0.5, np.float64)])
 
 
+def bounds(g: Graph, interval: Interval, rows: str | None = None) -> list[Any]:
+    """Nodes lo = forecast - q and hi = forecast + q, (N, horizon) float64, and their value
+    infos; q (horizon,) broadcast, or with ``rows`` (N,) int64 each row's own q Gathered
+    from the (S, horizon) table."""
+    from onnx import TensorProto, helper
+
+    q = g.const("half_width", interval.q, np.float64)
+    if rows is not None:
+        q = g.op("Gather", [q, rows], axis=0)  # (N, horizon)
+    g.nodes.append(helper.make_node("Sub", ["forecast", q], ["lo"]))
+    g.nodes.append(helper.make_node("Add", ["forecast", q], ["hi"]))
+    horizon = np.shape(interval.q)[-1]
+    return [helper.make_tensor_value_info(k, TensorProto.DOUBLE, ["N", horizon]) for k in "lo hi".split()]
+
+
 def export_ensemble(
-    members: list[Member], horizon: int, path: str | os.PathLike[str], opset: int = DEFAULT_OPSET
+    members: list[Member],
+    horizon: int,
+    path: str | os.PathLike[str],
+    opset: int = DEFAULT_OPSET,
+    interval: Interval | None = None,
 ) -> ModelProto:
     """Write the median ensemble of ``members`` for ``horizon`` steps to ``path`` (inputs and
-    outputs in the module docstring), check it, and return the ModelProto."""
+    outputs in the module docstring; ``lo``, ``hi`` with an ``interval`` of q (horizon,)),
+    check it, and return the ModelProto."""
     from onnx import TensorProto, helper
 
     check_arguments(len(members), horizon, opset)
+    if interval is not None:
+        interval.check((horizon,))
     for k, member in enumerate(members):
         if member.hybrid:
             raise ValueError(
@@ -236,6 +285,9 @@ def export_ensemble(
     ]
     m = members[0].season.shape[0]
     props = {"need": need, "horizon": horizon, "season": m, "members": K}
+    if interval is not None:
+        outputs += bounds(g, interval)
+        props["level"] = interval.level
     return save_graph(g, "lstmkit_auto_forecaster", (inputs, outputs), props, opset, path)
 
 

@@ -15,6 +15,12 @@ series' median h-step forecast out.
              past      (N, need, P) float64  with P past covariates: at n - need .. n - 1
     outputs  forecast  (N, horizon) float64   the median over the members at every step
              members   (K, N, horizon) float64  each member's forecast
+             lo, hi    (N, horizon) float64   with an interval: forecast -+ q[series]
+
+The prediction interval (``interval=Interval(level, q)``, optional): each series' own
+half-widths, a constant table q (S, horizon) computed at export from that series'
+calibration errors, Gathered by ``series``: lo = forecast - q[series], hi = forecast +
+q[series]; the metadata ``level`` says which.
 
 With covariates (:mod:`lstmkit.series.covariates`) the context's step at time t reads
 [z_t, x~_{t+1}, p~_t] (each covariate minus the series' mean, over its scale, Gathered by
@@ -41,7 +47,9 @@ import numpy as np
 from lstmkit.io.onnx import DEFAULT_OPSET, operator_weights
 from lstmkit.io.onnx_ensemble import (
     Graph,
+    Interval,
     Member,
+    bounds,
     check_arguments,
     check_member,
     median,
@@ -247,12 +255,16 @@ def export_global(
     path: str | os.PathLike[str],
     ids: list[str],
     opset: int = DEFAULT_OPSET,
+    interval: Interval | None = None,
 ) -> ModelProto:
     """Write the median of ``members`` over the series named ``ids`` for ``horizon`` steps
-    to ``path`` (inputs and outputs in the module docstring), check it, and return it."""
+    to ``path`` (inputs and outputs in the module docstring; ``lo``, ``hi`` with an
+    ``interval`` of q (S, horizon), one row per series), check it, and return it."""
     from onnx import TensorProto, helper
 
     check_arguments(len(members), horizon, opset)
+    if interval is not None:
+        interval.check((len(ids), horizon))
     for member in members:
         member.check()
         if member.season.shape[0] != len(ids):
@@ -300,4 +312,7 @@ def export_global(
     m = members[0].season.shape[1]
     props = {"need": need, "horizon": horizon, "season": m, "members": K}
     props.update({"ids": json.dumps(list(ids)), "future": F, "past": P})
+    if interval is not None:
+        outputs += bounds(g, interval, rows="series")
+        props["level"] = interval.level
     return save_graph(g, "lstmkit_global_forecaster", (inputs, outputs), props, opset, path)
