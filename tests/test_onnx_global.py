@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 from lstmkit.cli.app import main
+from lstmkit.cli.export import half_widths
+from lstmkit.io.onnx_ensemble import Interval
 from lstmkit.io.onnx_global import GlobalMember, export_global
 from lstmkit.series.auto import Candidate
 from lstmkit.series.covariates import CovariateLSTM, fit_scales
@@ -120,6 +122,47 @@ def test_onnxruntime_gives_each_series_forecast(tmp_path: Path, K: int, m: int) 
     np.testing.assert_allclose(got / scale3, e.predict(H) / scale3, rtol=0, atol=1e-6)
 
 
+def calibrated(e: GlobalEnsemble) -> GlobalEnsemble:
+    """Each series' own calibration errors: other counts and scales (its values' range)."""
+    rng = np.random.default_rng(11)
+    steps = np.sqrt(np.arange(1, H + 1))
+    e.errors = [np.ptp(y) * 0.1 * rng.standard_normal((r, H)) * steps
+                for y, r in zip(e.panel.y, (12, 30, 7))]  # fmt: skip
+    return e
+
+
+@pytest.mark.parametrize("level, h", [(80, H), (60, H), (90, H + 2)])
+def test_the_graphs_interval_is_each_series_interval(tmp_path: Path, level: int, h: int) -> None:
+    """lo and hi from ONNX Runtime equal GlobalEnsemble.interval's, each series with its own
+    half-widths Gathered by ``series`` (a batch that reorders and repeats the series), for
+    levels other than 80 and past the calibrated H; the widths differ from step to step and
+    from series to series, so a table shifted by a step or a row cannot pass."""
+    e = calibrated(ensemble(3, 4))
+    q = np.stack([half_widths(err, level, h) for err in e.errors])  # (S, h)
+    path = tmp_path / "i.onnx"
+    proto = export_global(to_members(e), h, path, e.panel.ids, interval=Interval(level, q))
+    assert {p.key: p.value for p in proto.metadata_props}["level"] == str(level)
+    need = int({p.key: p.value for p in proto.metadata_props}["need"])
+    full = {"history": np.stack([y[-need:] for y in e.panel.y]), "n": np.array([40, 30, 36])}
+    forecast, _, lo, hi = _session(path).run(None, {**full, "series": np.arange(3)})
+    lo_py, hi_py = e.interval(h, level)  # (S, h) each
+    scale = np.array([np.ptp(y) for y in e.panel.y])[:, None]
+    np.testing.assert_allclose(lo / scale, lo_py / scale, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(hi / scale, hi_py / scale, rtol=0, atol=1e-6)
+    width = (hi_py - lo_py) / 2  # the oracle's own half-widths, from its own forecast
+    assert np.all(np.diff(width, axis=1) > 1e-3) and np.all(np.diff(width[:, 0]) != 0)
+    rows = [2, 0, 1, 0, 2]
+    fresh = panel(4)
+    feeds = {
+        "history": np.stack([fresh.y[i][-need - 1 : -1] for i in rows]),
+        "n": np.array([len(fresh.y[i]) - 1 for i in rows], np.int64),
+        "series": np.array(rows, np.int64),
+    }
+    forecast, _, lo, hi = _session(path).run(None, feeds)
+    np.testing.assert_allclose(hi - forecast, width[rows], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(forecast - lo, width[rows], rtol=0, atol=1e-9)
+
+
 def covariate_ensemble(K: int, m: int, F: int, P: int) -> GlobalEnsemble:
     """K members of every form over the three series, with F known-future and P past
     covariates of their own levels and scales (each series' covariate scales differ)."""
@@ -220,7 +263,7 @@ def test_export_of_a_trained_global_run_matches_series_forecast(
     assert main([*forecast, "--out", str(out), "--no-plot", "--level", "0"]) == 0
     rows = [r.split(",") for r in out.read_text().splitlines()[1:]]
     path = tmp_path / "g.onnx"
-    assert main(["export", "onnx", "--run", str(run), "--out", str(path)]) == 0
+    assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--level", "0"]) == 0
     assert "series (N,) int64" in capsys.readouterr().out
     model = onnx.load(str(path))
     props = {p.key: p.value for p in model.metadata_props}
@@ -235,8 +278,24 @@ def test_export_of_a_trained_global_run_matches_series_forecast(
         expected = [float(r[2]) for r in rows if r[0] == name]
         scale = np.ptp(series[name])
         np.testing.assert_allclose(got[k] / scale, np.array(expected) / scale, atol=1e-6)
+    for level in (None, 50):  # the interval: lo_L, hi_L of `series forecast --level L`
+        flags = [] if level is None else ["--level", str(level)]
+        assert main([*forecast, "--out", str(out), "--no-plot", *flags]) == 0
+        header, *rows = [r.split(",") for r in out.read_text().splitlines()]
+        L = 80 if level is None else level
+        assert header[-2:] == [f"lo_{L}", f"hi_{L}"]
+        assert main(["export", "onnx", "--run", str(run), "--out", str(path), *flags]) == 0
+        assert f"the {L} % interval" in capsys.readouterr().out
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert props["level"] == str(L)
+        f, _, lo, hi = _session(path).run(None, feeds)
+        for k, name in enumerate(ids):
+            written = np.array([[float(v) for v in r[2:]] for r in rows if r[0] == name])
+            assert np.all(np.isfinite(written)) and np.ptp(written[:, 2] - written[:, 1]) > 0
+            got_k = np.stack([f[k], lo[k], hi[k]], axis=1) / np.ptp(series[name])
+            np.testing.assert_allclose(got_k, written / np.ptp(series[name]), atol=1e-6)
     assert main(["export", "onnx", "--run", str(run), "--out", str(path), "--horizon", "5"]) == 0
-    got5, _ = _session(path).run(None, feeds)  # more steps unrolled: the first ones unchanged
+    got5 = _session(path).run(None, feeds)[0]  # more steps unrolled: the first ones unchanged
     assert got5.shape == (2, 5)
     np.testing.assert_allclose(got5[:, :3], got, rtol=0, atol=1e-12)
     capsys.readouterr()
@@ -291,7 +350,7 @@ def test_export_of_a_covariate_run_matches_series_forecast(
         "future": np.stack([flag[i][40 - need : 43, None] for i in ids]),
         "past": np.stack([traffic[i][-need:, None] for i in ids]),
     }
-    got, _ = _session(path).run(None, feeds)
+    got = _session(path).run(None, feeds)[0]
     for k, name in enumerate(ids):
         expected = np.array([float(r[2]) for r in written if r[0] == name])
         scale = np.ptp(series[name])
@@ -313,7 +372,13 @@ def test_a_run_without_its_horizon_needs_the_option(
     assert main(out) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not record its horizon" in err, err
-    assert main([*out, "--horizon", "2"]) == 0
+    assert main([*out, "--horizon", "2"]) == 1  # no calibration errors: no interval
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "--level 80 (the default): series 'big', 'small', 'mid' of" in err
+    )
+    assert "hold no calibration errors" in err and "--level 0" in err, err
+    assert main([*out, "--horizon", "2", "--level", "0"]) == 0
     got, _ = _session(tmp_path / "g.onnx").run(
         None,
         {
@@ -324,3 +389,22 @@ def test_a_run_without_its_horizon_needs_the_option(
     )
     scale = np.array([np.ptp(y) for y in e.panel.y])[:, None]
     np.testing.assert_allclose(got / scale, e.predict(2) / scale, rtol=0, atol=1e-6)
+
+
+def test_a_series_with_too_few_errors_refuses_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One series' 7 x 5 calibration errors are too few for 98 %: --level 98 is refused in
+    one line naming it; 80 exports (every series has enough)."""
+    from lstmkit.series.global_run import save_global
+
+    e = calibrated(ensemble(2, 4))
+    data = {"column": "y", "time_column": None, "id_column": "id", "source": None}
+    save_global(tmp_path, e, {**data, "n_holdout": 0})
+    out = ["export", "onnx", "--run", str(tmp_path), "--out", str(tmp_path / "g.onnx")]
+    assert main([*out, "--level", "98"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--level 98: series 'mid' of the run holds too few" in err
+    assert "lower --level, or --level 0" in err, err
+    assert main(out) == 0
+    assert [o.name for o in onnx.load(str(tmp_path / "g.onnx")).graph.output][2:] == ["lo", "hi"]

@@ -111,8 +111,7 @@ def _onnx(args: argparse.Namespace) -> int:
     for option, value in (("--horizon", args.horizon), ("--level", args.level)):
         if value is not None:
             raise UserError(
-                f"{option} goes with an automatic or global forecaster's run (auto.npz, "
-                "global.npz)"
+                f"{option} goes with an automatic or global forecaster's run (auto.npz, global.npz)"
             )
     try:
         export(model, args.out, opset=args.opset, sequence_lens=not args.no_sequence_lens)

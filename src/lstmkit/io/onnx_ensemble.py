@@ -239,7 +239,10 @@ def bounds(g: Graph, interval: Interval, rows: str | None = None) -> list[Any]:
     g.nodes.append(helper.make_node("Sub", ["forecast", q], ["lo"]))
     g.nodes.append(helper.make_node("Add", ["forecast", q], ["hi"]))
     horizon = np.shape(interval.q)[-1]
-    return [helper.make_tensor_value_info(k, TensorProto.DOUBLE, ["N", horizon]) for k in "lo hi".split()]
+    return [
+        helper.make_tensor_value_info(k, TensorProto.DOUBLE, ["N", horizon])
+        for k in "lo hi".split()
+    ]
 
 
 def export_ensemble(
