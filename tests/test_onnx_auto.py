@@ -132,8 +132,8 @@ def test_the_graphs_interval_is_ensemble_interval(tmp_path: Path, level: int, h:
     assert lo.shape == hi.shape == (2, h) and lo.dtype == np.float64
     for k, y in enumerate(histories):
         lo_py, hi_py = e.interval(h, level, y)
-        np.testing.assert_allclose(lo[k], lo_py, rtol=0, atol=1e-5)
-        np.testing.assert_allclose(hi[k], hi_py, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(lo[k], lo_py, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(hi[k], hi_py, rtol=0, atol=1e-6)
         width = (hi_py - lo_py) / 2  # the oracle's own half-widths, from its own forecast
         np.testing.assert_allclose(hi[k] - forecast[k], width, rtol=0, atol=1e-9)
         np.testing.assert_allclose(forecast[k] - lo[k], width, rtol=0, atol=1e-9)
@@ -219,7 +219,7 @@ def _check_intervals(
         f, _, lo, hi = _session(tmp_path / "i.onnx").run(None, feeds)
         got = np.stack([f[0], lo[0], hi[0]], axis=1)
         assert np.all(np.isfinite(written)) and np.ptp(written[:, 2] - written[:, 1]) > 1e-3
-        np.testing.assert_allclose(got, written, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got, written, rtol=0, atol=1e-6)
     assert main([*export, "--level", "0"]) == 0
     model = onnx.load(str(tmp_path / "i.onnx"))
     assert [o.name for o in model.graph.output] == ["forecast", "members"]

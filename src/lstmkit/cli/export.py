@@ -130,7 +130,8 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
     horizon = ensemble.errors.shape[1] if args.horizon is None else args.horizon
     if horizon < 1:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
-    interval = _interval(args.level, [ensemble.errors], horizon)
+    hybrid = any(c.hybrid for c, _, _, _ in ensemble.members)  # refused below, say that first
+    interval = None if hybrid else _interval(args.level, [ensemble.errors], horizon)
     members = [
         Member(
             model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
