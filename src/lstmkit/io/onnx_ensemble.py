@@ -240,8 +240,7 @@ def bounds(g: Graph, interval: Interval, rows: str | None = None) -> list[Any]:
     g.nodes.append(helper.make_node("Add", ["forecast", q], ["hi"]))
     horizon = np.shape(interval.q)[-1]
     return [
-        helper.make_tensor_value_info(k, TensorProto.DOUBLE, ["N", horizon])
-        for k in "lo hi".split()
+        helper.make_tensor_value_info(k, TensorProto.DOUBLE, ["N", horizon]) for k in ("lo", "hi")
     ]
 
 
