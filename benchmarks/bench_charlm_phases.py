@@ -2,11 +2,12 @@
 
 The reference configuration of bench_charlm.py (embedding 64, 2x256 LSTM, seq 128,
 batch 64, Adam, global-norm clip 5) on the default corpus (Python's stdlib; its
-vocabulary sets the size of the output layer and the softmax), window after window. Each phase of a step is timed with
-``time.process_time`` (CPU time of the process, which at one thread is unaffected by
-other jobs taking the other core; with ``--threads 2`` wall time instead), in interleaved rounds of steps for each library;
-medians per phase. torch's step is cut at the layer boundaries with ``detach()`` so
-that its backward can be timed piece by piece (the same work as one backward call).
+vocabulary sets the size of the output layer and the softmax), window after window.
+Each phase of a step is timed with ``time.process_time`` (CPU time of the process, which
+at one thread is unaffected by other jobs taking the other core; with ``--threads 2``
+wall time instead), in interleaved rounds of steps for each library; medians per phase.
+torch's step is cut at the layer boundaries with ``detach()`` so that its backward can
+be timed piece by piece (the same work as one backward call).
 
     NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_charlm_phases.py \
         [--rounds 5 --steps 4] [--json]
@@ -45,14 +46,13 @@ Step = Callable[[np.ndarray, np.ndarray], dict[str, float]]
 
 
 class _Clock:
-    """Per-phase seconds of one step: ``clock("phase")`` closes the phase just run. CPU
-    time at one thread, wall time at more (``now``)."""
+    """Per-phase seconds of one step: ``clock("phase")`` closes the phase just run.
+    ``now``: ``time.process_time`` (one thread) or ``time.perf_counter`` (more)."""
 
-    now: Callable[[], float] = time.process_time
-
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
         self.times: dict[str, float] = {}
-        self.last = self.now()
+        self.last = now()
 
     def __call__(self, phase: str) -> None:
         now = self.now()
@@ -60,14 +60,14 @@ class _Clock:
         self.last = now
 
 
-def lstmkit_step(V: int, seed: int) -> Step:
+def lstmkit_step(V: int, seed: int, now: Callable[[], float]) -> Step:
     model = CharLM(CharLMConfig(V, EMBED, HIDDEN, LAYERS), seed=seed)
     opt = Adam(model.parameters(), model.grads, lr=LR)
     state = None
 
     def step(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         nonlocal state
-        clock = _Clock()
+        clock = _Clock(now)
         e = model.embed(x)  # (T, N, E)
         clock("embed fwd")
         h, state = model.lstm(e, state)  # (T, N, H)
@@ -93,7 +93,7 @@ def lstmkit_step(V: int, seed: int) -> Step:
     return step
 
 
-def torch_step(V: int, seed: int) -> Step:
+def torch_step(V: int, seed: int, now: Callable[[], float]) -> Step:
     import torch
 
     torch.manual_seed(seed)
@@ -106,7 +106,7 @@ def torch_step(V: int, seed: int) -> Step:
 
     def step(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         nonlocal state
-        clock = _Clock()
+        clock = _Clock(now)
         xt, yt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
         e = embed(xt)
         clock("embed fwd")
@@ -147,8 +147,7 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.threads > 1:
-        _Clock.now = time.perf_counter
+    now = time.process_time if args.threads == 1 else time.perf_counter
 
     import torch
     from threadpoolctl import threadpool_limits
@@ -158,7 +157,7 @@ def main() -> None:
     vocab = Vocab.build(corpus.train)
     data = list(islice(windows(vocab.encode(corpus.train), BATCH, SEQ, drop_last=True), 8))
     V = len(vocab)
-    steps = {"lstmkit": lstmkit_step(V, 0), "torch": torch_step(V, 0)}
+    steps = {"lstmkit": lstmkit_step(V, 0, now), "torch": torch_step(V, 0, now)}
     times: dict[str, dict[str, list[float]]] = {k: {p: [] for p in PHASES} for k in steps}
     with threadpool_limits(args.threads):
         for fn in steps.values():  # warm-up: compilation, first-step buffers
