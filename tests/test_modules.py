@@ -114,6 +114,27 @@ def test_embedding_matches_torch_with_repeated_ids():
     assert np.all(emb.grads["weight"][[1, 3, 4]] == 0)
 
 
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_embedding_backward_adds_rows_in_order_bit_for_bit(contiguous):
+    """float32: every repeated id's rows are added one after the other, in the order of the
+    ids, onto what the gradient held (the sums a plain loop gives, to the last bit)."""
+    rng = np.random.default_rng(4)
+    emb = Embedding(7, 5, seed=0)
+    ids = rng.integers(0, 7, (40, 3)).astype(np.uint8)  # each id ~17 times
+    scales = 10.0 ** rng.integers(-3, 4, 5)  # rows of different magnitudes round differently
+    dout = (rng.standard_normal((40, 3, 5)) * scales).astype(np.float32)
+    start = rng.standard_normal((7, 5)).astype(np.float32)
+    if not contiguous:  # a gradient that is a strided view (the fallback path)
+        emb.grads["weight"] = np.zeros((5, 7), np.float32).T
+    emb.grads["weight"][...] = start
+    emb(ids)
+    emb.backward(dout)
+    expected = start.copy()
+    for i, row in zip(ids.reshape(-1), dout.reshape(-1, 5)):
+        expected[i] = expected[i] + row  # float32 + float32, one row at a time
+    assert np.array_equal(emb.grads["weight"], expected)
+
+
 def test_embedding_init_is_standard_normal_and_ids_any_shape():
     emb = Embedding(1000, 50, seed=1)
     w = emb.parameters()["weight"]

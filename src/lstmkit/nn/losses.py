@@ -69,9 +69,50 @@ def softmax_cross_entropy(
             f"targets: expected shape {logits.shape[:-1]} (logits' shape without the class "
             f"axis), got {targets.shape}"
         )
-    valid = np.ones(targets.shape, dtype=bool)
+    valid = _counted(targets, ignore_index, mask)  # (...) bools, or None: every entry
+    counted = targets if valid is None else targets[valid]
+    if counted.size and (counted.min() < 0 or counted.max() >= C):
+        bad = counted[(counted < 0) | (counted >= C)].flat[0]
+        hint = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+        raise ValueError(f"targets: expected class ids in [0, {C}){hint}, got {bad}")
+    n = counted.size
+    if reduction == "mean" and n == 0:
+        raise ValueError(
+            "softmax_cross_entropy: every target is ignored or masked, so the mean is "
+            "undefined; check the batch or use reduction='sum'"
+        )
+    z = logits.reshape(-1, C)  # (M, C)
+    t = (targets if valid is None else np.where(valid, targets, 0)).reshape(-1)  # (M,)
+    rows = np.arange(z.shape[0])
+    counts = None if valid is None else valid.reshape(-1)  # (M,)
+
+    # log p_t = (z_t - max) - log(sum(exp(z - max))), summed in float64
+    p = z - z.max(axis=1, keepdims=True)  # (M, C): shifted, then exp, then the gradient
+    picked = p[rows, t]  # (M,)
+    np.exp(p, out=p)
+    total = p.sum(axis=1, keepdims=True)  # (M, 1)
+    picked -= np.log(total[:, 0])  # log p_t
+    loss = -float(np.sum(picked, where=counts if counts is not None else True, dtype=np.float64))
+
+    # d(-log p_t)/dz = softmax(z) - onehot(t), divided by n for the mean; zero where not
+    # counted. One pass over (M, C) scales exp(z - max) by 1 / (sum * n).
+    scale = 1.0 / n if reduction == "mean" else 1.0
+    if reduction == "mean":
+        total *= n
+    p *= np.reciprocal(total, out=total)
+    p[rows, t] -= p.dtype.type(scale)
+    if counts is not None:
+        p[~counts] = 0
+    if reduction == "mean":
+        loss /= n
+    return loss, p.reshape(logits.shape)
+
+
+def _counted(targets: np.ndarray, ignore_index: int | None, mask: Any) -> np.ndarray | None:
+    """Which targets count (not ``ignore_index``, ``mask`` True), or None if all do."""
+    valid = None
     if ignore_index is not None:
-        valid &= targets != ignore_index
+        valid = targets != ignore_index
     if mask is not None:
         m = np.asarray(mask)
         if m.shape != targets.shape:
@@ -80,34 +121,8 @@ def softmax_cross_entropy(
             if m.dtype.kind not in "iuf" or not np.isin(m, (0, 1)).all():
                 raise ValueError("mask: expected booleans or 0/1 values")
             m = m.astype(bool)
-        valid &= m
-    counted = targets[valid]
-    if counted.size and (counted.min() < 0 or counted.max() >= C):
-        bad = counted[(counted < 0) | (counted >= C)][0]
-        hint = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-        raise ValueError(f"targets: expected class ids in [0, {C}){hint}, got {bad}")
-    n = int(valid.sum())
-    if reduction == "mean" and n == 0:
-        raise ValueError(
-            "softmax_cross_entropy: every target is ignored or masked, so the mean is "
-            "undefined; check the batch or use reduction='sum'"
-        )
-
-    safe_targets = np.where(valid, targets, 0)[..., None]  # (..., 1)
-    logp = log_softmax(logits)  # (..., C)
-    picked = np.take_along_axis(logp, safe_targets, axis=-1)[..., 0]  # (...)
-    loss = -float(np.sum(picked, where=valid, dtype=np.float64))
-
-    # d(-log p_t)/dz = softmax(z) - onehot(t); zero where not counted
-    dlogits = np.exp(logp)
-    np.put_along_axis(
-        dlogits, safe_targets, np.take_along_axis(dlogits, safe_targets, axis=-1) - 1, axis=-1
-    )
-    dlogits *= valid[..., None]
-    if reduction == "mean":
-        loss /= n
-        dlogits /= logits.dtype.type(n)
-    return loss, dlogits
+        valid = m if valid is None else valid & m
+    return None if valid is None or valid.all() else valid
 
 
 def mse(pred: Any, target: Any, reduction: str = "mean") -> tuple[float, np.ndarray]:
