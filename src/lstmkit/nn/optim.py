@@ -23,16 +23,12 @@ import numpy as np
 __all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "clip_grad_norm"]
 
 
-def _lerp_(a: np.ndarray, b: np.ndarray, w: float, work: np.ndarray | None = None) -> None:
-    """a <- a + w (b - a) in place, with torch's formula for each range of w; ``work`` (a's
-    shape and dtype), if given, holds the intermediate instead of new arrays."""
-    d = np.subtract(b, a, out=work)  # b - a
+def _lerp_(a: np.ndarray, b: np.ndarray, w: float) -> None:
+    """a <- a + w (b - a) in place, with torch's formula for each range of w."""
     if abs(w) < 0.5:
-        d *= w
-        a += d
+        a += w * (b - a)
     else:
-        d *= 1.0 - w
-        np.subtract(b, d, out=a)
+        a[...] = b - (b - a) * (1.0 - w)
 
 
 def _l2_decayed(g: np.ndarray, p: np.ndarray, weight_decay: float) -> np.ndarray:
@@ -87,7 +83,6 @@ class Optimizer:
         self.lr = 0.0
         self.step_count = 0
         self.state: dict[str, dict[str, np.ndarray]] = {}  # buffer -> param name -> array
-        self._scratch: dict[np.dtype, np.ndarray] = {}  # see _work
         if hyperparameters:
             self._set_hyperparameters(hyperparameters)
 
@@ -107,16 +102,6 @@ class Optimizer:
         if name not in per_param:
             per_param[name] = np.zeros_like(like)
         return per_param[name]
-
-    def _work(self, like: np.ndarray) -> np.ndarray:
-        """Scratch of ``like``'s shape and dtype for one update's intermediates: a view of
-        one flat array per dtype, as large as the largest parameter, kept between steps (no
-        state: never saved, its contents never read before written)."""
-        flat = self._scratch.get(like.dtype)
-        if flat is None or flat.size < like.size:
-            size = max(int(p.size) for p in self.params.values() if p.dtype == like.dtype)
-            flat = self._scratch[like.dtype] = np.empty(size, like.dtype)
-        return flat[: like.size].reshape(like.shape)
 
     # ---- public -------------------------------------------------------------------
 
@@ -312,25 +297,18 @@ class Adam(Optimizer):
         return ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if self.amsgrad else [])
 
     def _update(self, name: str, p: np.ndarray, g: np.ndarray) -> None:
-        # Each line is torch's, in torch's order; the in-place forms write every
-        # intermediate into ``work`` (one scratch array) instead of a new array, with the
-        # same roundings: x * y == y * x in floating point, and NumPy casts a Python float
-        # to the array's dtype either way.
         beta1, beta2 = self.betas
         lr, t = self.lr, self.step_count
         m = self._buffer("exp_avg", name, p)
         v = self._buffer("exp_avg_sq", name, p)
-        work = self._work(p)
         if self.weight_decay != 0:
             if self._decoupled:
                 p *= 1 - lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p
-        _lerp_(m, g, 1 - beta1, work)
+        _lerp_(m, g, 1 - beta1)
         v *= beta2
-        g2 = np.multiply(g, 1 - beta2, out=work)  # (1 - beta2) * g * g
-        g2 *= g
-        v += g2
+        v += (1 - beta2) * g * g
         bias_correction1 = 1 - beta1**t
         bias_correction2 = 1 - beta2**t
         step_size = lr / bias_correction1
@@ -338,12 +316,8 @@ class Adam(Optimizer):
             v_max = self._buffer("max_exp_avg_sq", name, p)
             np.maximum(v_max, v, out=v_max)
             v = v_max
-        denom = np.sqrt(v, out=work)  # sqrt(v) / bias_correction2**0.5 + eps
-        denom /= bias_correction2**0.5
-        denom += self.eps
-        update = np.divide(m, denom, out=work)  # -step_size * (m / denom)
-        update *= -step_size
-        p += update
+        denom = np.sqrt(v) / bias_correction2**0.5 + self.eps
+        p += -step_size * (m / denom)
 
 
 class AdamW(Adam):
