@@ -181,7 +181,7 @@ def backward(
 
     uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
     parallel.split(run, N, T * N * H * GH, ex, uses_blas)
-    return _weight_grads(p, x, h_prev, dxw, dhw, grads), (dh0,)
+    return _weight_grads(p, x, h_prev, dxw, dhw, grads, ex), (dh0,)
 
 
 @_jit
@@ -230,18 +230,32 @@ def _weight_grads(
     dxw: np.ndarray,
     dhw: np.ndarray,
     grads: Params,
+    ex: Execution = DEFAULT,
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh and the biases' gradients into ``grads`` and
-    returns dx (T, N, I), as GEMMs over all T*N rows."""
+    returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block of every
+    result's rows with BLAS on one thread (as :func:`lstmkit.kernels.lstm._products`: BLAS's
+    own threads measured slower, and they spin after each call on a busy machine)."""
     T, N, I = x.shape
     GH, H = p["W_hh"].shape
     dxw_rows, dhw_rows = dxw.reshape(T * N, GH), dhw.reshape(T * N, GH)
-    grads["W_ih"] += dxw_rows.T @ x.reshape(T * N, I)
-    grads["W_hh"] += dhw_rows.T @ h_prev.reshape(T * N, H)
-    if "b_ih" in grads:
-        grads["b_ih"] += dxw_rows.sum(axis=0)
-        grads["b_hh"] += dhw_rows.sum(axis=0)
-    return (dxw_rows @ p["W_ih"]).reshape(T, N, I)
+    x_rows, h_rows = x.reshape(T * N, I), h_prev.reshape(T * N, H)
+    dx = np.empty((T, N, I), x.dtype)
+    dx_rows = dx.reshape(T * N, I)
+    work = T * N * GH * (2 * I + H)
+    n_parts = len(parallel.parts(min(T * N, GH), work, ex))
+
+    def products(i: int) -> None:
+        rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
+        np.matmul(dxw_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dxw @ W_ih
+        grads["W_ih"][g] += dxw_rows[:, g].T @ x_rows
+        grads["W_hh"][g] += dhw_rows[:, g].T @ h_rows
+        if "b_ih" in grads:
+            grads["b_ih"][g] += dxw_rows[:, g].sum(axis=0)
+            grads["b_hh"][g] += dhw_rows[:, g].sum(axis=0)
+
+    parallel.run(products, range(n_parts), one_blas_thread=parallel.small(work, ex))
+    return dx
 
 
 def prepare(params: list[Params], ex: Execution = DEFAULT, kind: str = "gru") -> Any:
