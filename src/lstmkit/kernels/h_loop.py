@@ -7,13 +7,15 @@ out (float32, numba):
 
 * the input projection ``xw = x @ W_ih.T + b_ih`` is one GEMM over all T*N rows, into the
   tape's ``gates`` array, which the loop then overwrites with the gates (GRU: r, z, n) or
-  the output (RNN: h);
+  the output (RNN: h); without padding, y and the tape's h_prev are views of one
+  (T + 1, N, H) array (as the LSTM's), and the RNN's ``gates`` is y itself;
 * the whole loop over time is one compiled call per block of sequences: each step adds
   ``h @ W_hh.T + b_hh`` (with the compiled products of :mod:`lstmkit.kernels.compiled`
   while ``rows * H * G*H <= ex.small_h``, else with BLAS called from the compiled code,
   :mod:`lstmkit.kernels.blas`), then the cell on every row; large batches are split
   across threads, each on its own sequences;
-* backward mirrors it; the weight gradients and dx are GEMMs over all T*N rows after it.
+* backward mirrors it; the weight gradients and dx are GEMMs over all T*N rows after it,
+  each thread on a block.
 
 Variable lengths as the reference: padded steps carry h and output zero.
 """
@@ -89,11 +91,14 @@ def forward(
     W_hh = p["W_hh"]  # (G*H, H)
     GH, H = W_hh.shape
     code = KINDS[kind]
-    gates = sequence.empty(workspace, "gates", (T, N, GH), x.dtype)
+    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, H, x.dtype, reverse, mask is None)
+    # the RNN's tape keeps each step's output h where the projection was: y itself unless
+    # padded steps output zeros (one array written once instead of three)
+    own_gates = code == GRU or mask is not None
+    gates = sequence.empty(workspace, "gates", (T, N, GH), x.dtype) if own_gates else y
     sequence.project(x, p["W_ih"], p.get("b_ih"), gates, ex)
-    h_prev = sequence.empty(workspace, "h_prev", (T, N, H), x.dtype)
     hw_n = sequence.empty(workspace, "hw_n", (T if code == GRU else 0, N, H), x.dtype)
-    y, h_n = np.empty((T, N, H), x.dtype), np.empty((N, H), x.dtype)
+    h_n = np.empty((N, H), x.dtype)
     order = sequence.time_order(T, reverse)
     h_prev[order[0]] = state[0]
     b_hh = p["b_hh"] if "b_hh" in p else np.zeros(GH, x.dtype)
@@ -138,7 +143,7 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
                 gru_cell.forward_row(z_t, hw, h_t, hw_n[t, r0:r1], h_new, n)
             else:
                 rnn_cell.forward_row(z_t, hw, act, h_new, n)  # into h_new: it vectorises
-                z_t[n] = h_new[n]
+                z_t[n] = h_new[n]  # (the RNN's tape; without padding z_t is y_t and h_out)
         for n in range(rows):
             if valid[t, r0 + n]:
                 h_out[n] = h_new[n]
@@ -181,7 +186,7 @@ def backward(
 
     uses_blas = lambda rows: rows * H * GH > ex.small_h  # noqa: E731
     parallel.split(run, N, T * N * H * GH, ex, uses_blas)
-    return _weight_grads(p, x, h_prev, dxw, dhw, grads), (dh0,)
+    return _weight_grads(p, x, h_prev, dxw, dhw, grads, ex), (dh0,)
 
 
 @_jit
@@ -230,18 +235,33 @@ def _weight_grads(
     dxw: np.ndarray,
     dhw: np.ndarray,
     grads: Params,
+    ex: Execution = DEFAULT,
 ) -> np.ndarray:
     """After the loop back: adds dW_ih, dW_hh and the biases' gradients into ``grads`` and
-    returns dx (T, N, I), as GEMMs over all T*N rows."""
+    returns dx (T, N, I), as GEMMs over all T*N rows, each thread on a block of every
+    result's rows with BLAS on one thread (as :func:`lstmkit.kernels.lstm._products`: BLAS's
+    own threads measured slower, and they spin after each call on a busy machine)."""
     T, N, I = x.shape
     GH, H = p["W_hh"].shape
     dxw_rows, dhw_rows = dxw.reshape(T * N, GH), dhw.reshape(T * N, GH)
-    grads["W_ih"] += dxw_rows.T @ x.reshape(T * N, I)
-    grads["W_hh"] += dhw_rows.T @ h_prev.reshape(T * N, H)
-    if "b_ih" in grads:
-        grads["b_ih"] += dxw_rows.sum(axis=0)
-        grads["b_hh"] += dhw_rows.sum(axis=0)
-    return (dxw_rows @ p["W_ih"]).reshape(T, N, I)
+    x_rows, h_rows = x.reshape(T * N, I), h_prev.reshape(T * N, H)
+    dx = np.empty((T, N, I), x.dtype)
+    dx_rows = dx.reshape(T * N, I)
+    work = T * N * GH * (2 * I + H)
+    n_parts = len(parallel.parts(min(T * N, GH), work, ex))
+
+    def products(i: int) -> None:
+        rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
+        np.matmul(dxw_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dxw @ W_ih
+        grads["W_ih"][g] += dxw_rows[:, g].T @ x_rows
+        grads["W_hh"][g] += dhw_rows[:, g].T @ h_rows
+        if "b_ih" in grads:
+            db = dxw_rows[:, g].sum(axis=0)
+            grads["b_ih"][g] += db
+            grads["b_hh"][g] += db if dhw is dxw else dhw_rows[:, g].sum(axis=0)
+
+    parallel.run(products, range(n_parts), one_blas_thread=parallel.small(work, ex))
+    return dx
 
 
 def prepare(params: list[Params], ex: Execution = DEFAULT, kind: str = "gru") -> Any:

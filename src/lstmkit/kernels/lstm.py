@@ -242,7 +242,7 @@ def forward(
     own = ring < T and (transposed or p["W_ih"].nbytes > ex.project_in_loop_inference)
     in_loop = in_loop and not own
     gates = sequence.empty(workspace, "gates", (ring if in_loop or own else T, N, GH), dtype)
-    y, h_prev = _outputs_and_inputs(workspace, T, N, P, dtype, reverse, shared=mask is None)
+    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, P, dtype, reverse, mask is None)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
     # m is y, unless h is W_hr m, or y is zero on padded steps (with zoneout on h, the loops
@@ -273,24 +273,6 @@ def forward(
         _forward_rows(tape, W_hh, scale, W_hr_t, k, peep, order, y, (h_n, c_n), ex, gains,
                       workspace)  # fmt: skip
     return y, (h_n, c_n), tape if keep_tape else None
-
-
-def _outputs_and_inputs(
-    workspace: sequence.Workspace | None,
-    T: int,
-    N: int,
-    P: int,
-    dtype: Any,
-    reverse: bool,
-    shared: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """y (T, N, P), a new array, and the tape's h_prev (T, N, P). Without padding (``shared``)
-    h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
-    array: the loops then write each h once, and the tape holds it once."""
-    if not shared:  # padded steps output zeros but carry h
-        return np.empty((T, N, P), dtype), sequence.empty(workspace, "h_prev", (T, N, P), dtype)
-    hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
-    return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
 
 
 def _forward_cells(

@@ -26,6 +26,24 @@ def empty(workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype:
     return a
 
 
+def outputs_and_inputs(
+    workspace: Workspace | None,
+    T: int,
+    N: int,
+    P: int,
+    dtype: Any,
+    reverse: bool,
+    shared: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """y (T, N, P), a new array, and the tape's h_prev (T, N, P). Without padding (``shared``)
+    h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
+    array: the loops then write each h once, and the tape holds it once."""
+    if not shared:  # padded steps output zeros but carry h
+        return np.empty((T, N, P), dtype), empty(workspace, "h_prev", (T, N, P), dtype)
+    hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
+    return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
+
+
 def time_order(T: int, reverse: bool) -> list[int]:
     return list(range(T - 1, -1, -1) if reverse else range(T))
 
