@@ -122,9 +122,24 @@ _B0, _B2 = _f32(4.89352518554385e-03), _f32(2.26843463243900e-03)
 _B4, _B6 = _f32(1.18534705686654e-04), _f32(1.19825839466702e-06)
 
 
-@_jit
+# tanh divides without fastmath's "arcp" (allow reciprocal): with it, LLVM computes a
+# vectorised loop's p / q as an estimate of 1 / q refined once (vrcpps + a Newton step) but
+# the same loop's scalar version with a true division (vdivss), which differ in the last
+# bit now and then; which version runs is chosen at run time by LLVM's check that the
+# loop's arrays do not overlap, which depends on where they lie in memory. So a result
+# depended on the addresses of fresh arrays (docs/forecasting.md, "Bit for bit").
+_exact_division = numba.njit(
+    cache=True,
+    fastmath={"nnan", "ninf", "nsz", "contract", "afn", "reassoc"},
+    nogil=True,
+    error_model="numpy",
+)
+
+
+@_exact_division
 def tanh(x):
-    """float32 tanh, to a few ulp (Eigen's rational approximation)."""
+    """float32 tanh, to a few ulp (Eigen's rational approximation); p / q a true division
+    (the same bits in scalar and vectorised code)."""
     x = min(max(x, -_CLAMP), _CLAMP)
     x2 = x * x
     p = x2 * (x2 * (x2 * (x2 * (x2 * (x2 * _A13 + _A11) + _A9) + _A7) + _A5) + _A3) + _A1
