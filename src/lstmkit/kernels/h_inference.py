@@ -14,18 +14,19 @@ path's bit for bit (``tests/test_inference_cache.py``); the cells' equations sta
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, h_loop, parallel, sequence
+from lstmkit.kernels import compiled, h_loop, kept, parallel, sequence
 from lstmkit.kernels.execution import Execution
 
 Params = dict[str, np.ndarray]
 STATES = 1  # (h,)
 
 _f32 = np.float32
+_NONE = np.empty(0, _f32)
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 
 
@@ -37,6 +38,7 @@ class Layer(NamedTuple):
     b_ih: np.ndarray | None  # (G*H,), or None without biases
     b_hh: np.ndarray  # (G*H,), zeros without biases (kept: the general path makes them)
     kind: int  # the cell's code, h_loop.KINDS
+    b_ih_or_none: np.ndarray  # b_ih, or (0,) without biases (as the compiled code takes it)
 
 
 def layers(params: list[Params], kind: str = "gru") -> tuple[Layer, ...]:
@@ -44,7 +46,8 @@ def layers(params: list[Params], kind: str = "gru") -> tuple[Layer, ...]:
     "b_hh"}`` (the biases optional), for the cell ``kind`` ("gru", "tanh", "relu")."""
     return tuple(
         Layer(p["W_ih"], p["W_hh"], p.get("b_ih"),
-              p["b_hh"] if "b_hh" in p else np.zeros(p["W_hh"].shape[0], _f32), h_loop.KINDS[kind])
+              p["b_hh"] if "b_hh" in p else np.zeros(p["W_hh"].shape[0], _f32), h_loop.KINDS[kind],
+              p.get("b_ih", _NONE))
         for p in params
     )  # fmt: skip
 
@@ -66,54 +69,62 @@ def layer(
 ) -> np.ndarray:
     """One layer over x (T, N, I) from (h0,) (N, H): y (T, N, H), a new array; ``final``,
     (h_n,) (N, H), filled."""
-    T, N, _ = x.shape
+    T, N, I = x.shape
     GH, H = w.W_hh.shape
-    gates = sequence.empty(space, "gates", (T, N, GH), _f32)
-    sequence.project(x, w.W_ih, w.b_ih, gates, ex)
-    h_prev = sequence.empty(space, "h_prev", (T, N, H), _f32)
-    h_prev[0] = state0[0]
-    hw_n = sequence.empty(space, "hw_n", (T if w.kind == h_loop.GRU else 0, N, H), _f32)
+    seq, steps, (W_ih_seen, W_ih_t), (W_hh_seen, W_hh_t) = _arrays(w, space, T, N)
+    compiled_projection = kept.projects_compiled(x, GH, ex)
+    if not compiled_projection:
+        sequence.project(x, w.W_ih, w.b_ih, seq[0], ex)
+    projection = (x.reshape(T * N, I), w.W_ih, W_ih_seen, W_ih_t, w.b_ih_or_none)
+    seq[1][0] = state0[0]  # h_prev
     y = np.empty((T, N, H), _f32)
-    seen, W_hh_t = _prepared(w, space)
-    steps = _steps(space, T, N)
 
     def run(rows: slice) -> None:
-        _run((gates, h_prev, hw_n), y, w.W_hh, w.b_hh, w.kind, seen, W_hh_t, steps, final[0],
-             ex.small_h)  # fmt: skip
+        _run(projection, compiled_projection, seq, y, w.W_hh, w.b_hh, w.kind, W_hh_seen, W_hh_t,
+             steps, final[0], ex.small_h)  # fmt: skip
 
-    if N * H * GH > ex.small_h:  # BLAS in the loop: on one thread, as the general path's
-        parallel.run(run, [slice(0, N)], one_blas_thread=parallel.small(T * N * H * GH, ex))
+    blas_in_loop = N * H * GH > ex.small_h
+    if (compiled_projection and not kept.single_threaded(T * N, I, GH)) or (
+        blas_in_loop and parallel.small(T * N * H * GH, ex)
+    ):  # BLAS on one thread, as the general path's
+        parallel.run(run, [slice(0, N)], one_blas_thread=True)
     else:
         run(slice(0, N))
     return y
 
 
-def _prepared(w: Layer, space: sequence.Workspace) -> tuple[np.ndarray, np.ndarray]:
-    """(seen, the W_hh it was made from; W_hh_t (H, G*H), W_hh.T), kept in ``space`` from
-    call to call: made here the first time, again by :func:`_run` whenever W_hh changed."""
-    seen = space.get("W_hh_seen")
-    if seen is None or seen.shape != w.W_hh.shape:
-        space["W_hh_seen"] = w.W_hh.copy()
-        space["W_hh_t_kept"] = np.ascontiguousarray(w.W_hh.T)
-    return space["W_hh_seen"], space["W_hh_t_kept"]
-
-
-def _steps(space: sequence.Workspace, T: int, N: int) -> tuple[np.ndarray, np.ndarray]:
-    """The loop's steps in order and every step valid, (T,) and (T, N) (kept)."""
-    valid = space.get("valid_all")
-    if valid is None or valid.shape != (T, N):
-        space["order_forward"] = np.arange(T)
-        space["valid_all"] = valid = np.ones((T, N), np.uint8)
-    return space["order_forward"], valid
+def _arrays(w: Layer, space: sequence.Workspace, T: int, N: int) -> tuple[Any, ...]:
+    """The loop's arrays for T steps of N rows, kept in ``space`` while the size is the
+    same (looked up once: ~2 us a call where five lookups took ~4): (gates (T, N, G*H),
+    h_prev (T, N, H), hw_n (T or 0, N, H)); the steps, in order and all valid ((T,), (T,
+    N)); the kept transposes of W_ih and W_hh (:func:`kept.kept_transpose`)."""
+    arrays = space.get("lean_arrays")
+    if arrays is None or arrays[0] != (T, N):
+        GH, H = w.W_hh.shape
+        seq = (
+            sequence.empty(space, "gates", (T, N, GH), _f32),
+            sequence.empty(space, "h_prev", (T, N, H), _f32),
+            sequence.empty(space, "hw_n", (T if w.kind == h_loop.GRU else 0, N, H), _f32),
+        )
+        steps = (np.arange(T), np.ones((T, N), np.uint8))
+        kept_ih = kept.kept_transpose(space, "W_ih", w.W_ih)
+        arrays = ((T, N), seq, steps, kept_ih, kept.kept_transpose(space, "W_hh", w.W_hh))
+        space["lean_arrays"] = arrays
+    return arrays[1:]
 
 
 @_jit
-def _run(seq, y, W_hh, b_hh, kind, seen, W_hh_t, steps, h_n, small):
-    """One layer's loop, as ``h_loop.forward``'s on all rows in one block, W_hh_t made again
-    from the live W_hh first where it changed."""
-    if compiled.renew(W_hh, seen):
-        GH, H = W_hh.shape
-        for j in range(GH):
-            for k in range(H):
+def _run(projection, project, seq, y, W_hh, b_hh, kind, W_hh_seen, W_hh_t, steps, h_n, small):
+    """One layer's loop, as ``h_loop.forward``'s on all rows in one block: with ``project``,
+    the input projection first (``projection``: :func:`kept.project_compiled`'s arguments
+    but the gates), then W_hh_t made again from the live W_hh where it changed."""
+    gates = seq[0]
+    if project:
+        x, W_ih, W_ih_seen, W_ih_t, b_ih = projection
+        T, N, GH = gates.shape
+        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih, gates.reshape(T * N, GH))
+    if compiled.renew(W_hh, W_hh_seen):
+        for j in range(W_hh.shape[0]):
+            for k in range(W_hh.shape[1]):
                 W_hh_t[k, j] = W_hh[j, k]
     h_loop._forward(seq, y, (W_hh, W_hh_t, b_hh), steps, h_n, kind, small, 0, y.shape[1])
