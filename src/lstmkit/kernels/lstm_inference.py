@@ -2,9 +2,10 @@
 which has the entry, the checks and the interface of a part).
 
 Where :func:`lstmkit.kernels.lstm.forward` would run its compiled loop over rows in one
-block, :func:`layer` does the same arithmetic: the input projection on the unscaled
-``W_ih`` (one GEMM, as the general path's), then one compiled call (:func:`_run`) that
-scales and transposes ``W_hh`` from the live weights into reused memory (only when its bits
+block, :func:`layer` does the same arithmetic in one compiled call (:func:`_run`): the
+input projection on the unscaled ``W_ih`` (one GEMM, as the general path's: from compiled
+code where :func:`lstmkit.kernels.kept.projects_compiled`), then it scales and transposes
+``W_hh`` from the live weights into reused memory (only when its bits
 changed), scales the projection and adds the biases, and runs the loop of
 :mod:`lstmkit.kernels.compiled`. The same bits as the general path: the projection scaled
 afterwards is a product by a power of two, exact (see :mod:`lstmkit.kernels.lstm_cell`),
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, parallel, sequence
+from lstmkit.kernels import compiled, kept, parallel, sequence
 from lstmkit.kernels.execution import Execution
 from lstmkit.kernels.lstm_cell import gate_constants
 
@@ -77,7 +78,10 @@ def layer(
     T, N, _ = x.shape
     GH, H = w.W_hh.shape
     gates = sequence.empty(space, "gates", (T, N, GH), _f32)
-    sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
+    project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
+    if not project:
+        sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
+    projection = (x.reshape(T * N, x.shape[2]), *kept.kept_transpose(space, "W_ih", w.W_ih))
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
     seen, W_hh_t, W_hh_s = _prepared(w, space)
@@ -85,7 +89,12 @@ def layer(
     tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
     # (views made here, not in _run: numba types a slice made in compiled code as
     # non-contiguous, and the loop would not vectorise)
-    _run(gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen, W_hh_t, W_hh_s)
+    args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen,
+            W_hh_t, W_hh_s)  # fmt: skip
+    if project and not kept.single_threaded(T * N, x.shape[2], GH):
+        parallel.run(lambda _: _run(*args), [0], one_blas_thread=True)
+    else:
+        _run(*args)
     return hy[1:]
 
 
@@ -140,12 +149,19 @@ def _scale_projection(gates, b_ih, b_hh, scale):
 
 
 @_jit
-def _run(gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen, W_hh_t, W_hh_s):
+def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen,
+         W_hh_t, W_hh_s):  # fmt: skip
     """One layer's loop, as :func:`lstmkit.kernels.compiled.forward_sequence` with the
-    plain cell on all rows: the weights prepared from ``w``'s live arrays first."""
+    plain cell on all rows: with ``project`` the (unscaled) input projection first
+    (``projection``: x (T*N, I) and the kept W_ih, W_ih.T of
+    :func:`lstmkit.kernels.kept.project_compiled`), the weights prepared from ``w``'s live
+    arrays."""
     W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = w
     T, N = gates.shape[0], gates.shape[1]
     H = W_hh.shape[1]
+    if project:
+        x, W_ih_seen, W_ih_t = projection
+        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih[:0], gates.reshape(T * N, -1))
     _refresh(W_hh, scale, W_hh_seen, W_hh_t, W_hh_s)
     _scale_projection(gates, b_ih, b_hh, scale)
     c_prev[0] = c0
