@@ -118,18 +118,28 @@ def _parts(state: object) -> tuple[np.ndarray, ...]:
     return state if isinstance(state, tuple) else (state,)
 
 
-@pytest.mark.parametrize("cell", ["GRU", "RNN"])
-def test_lean_inference_with_blas_in_the_loop(cell):
-    """Above ``small_h`` the h cells' loop calls BLAS for its products (on one thread): the
-    lean entry the same bits as the general path there too."""
-    layer = _layer(cell, 4)
-    layer.execution = lk.Execution(small_h=0)
-    x = _x(3)
-    y, h = layer(x, inference=True)
+@pytest.mark.parametrize(
+    ("cell", "inputs", "execution"),
+    [
+        ("GRU", I, lk.Execution(small_h=0)),  # BLAS in the loop (on one thread)
+        ("RNN", I, lk.Execution(small_h=0)),
+        ("GRU", 130, lk.Execution()),  # I > blas.BLOCK_INNER: the projection by NumPy
+        ("LSTM", 130, lk.Execution()),
+    ],
+)
+def test_lean_inference_on_its_other_branches(cell, inputs, execution):
+    """Where the h cells' loop calls BLAS for its products, and where the projection is
+    NumPy's GEMM rather than the compiled call's: the general path's bits there too."""
+    layer = getattr(lk, cell)(inputs, H, seed=4)
+    layer.eval()
+    layer.execution = execution
+    x = np.random.default_rng(1).standard_normal((T, 3, inputs)).astype(np.float32)
+    y, state = layer(x, inference=True)
     assert layer.__dict__["_inferrer_kept"][1](x, None, [{}]) is not None  # it applies
-    y_ref, h_ref = layer(x, lengths=[T] * 3, inference=True)
+    y_ref, state_ref = layer(x, lengths=[T] * 3, inference=True)
     np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(h, h_ref)
+    for part, ref in zip(_parts(state), _parts(state_ref), strict=True):
+        np.testing.assert_array_equal(part, ref)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])

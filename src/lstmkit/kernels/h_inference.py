@@ -71,11 +71,14 @@ def layer(
     (h_n,) (N, H), filled."""
     T, N, I = x.shape
     GH, H = w.W_hh.shape
-    seq, steps, (W_ih_seen, W_ih_t), (W_hh_seen, W_hh_t) = _arrays(w, space, T, N)
+    seq, steps, (W_hh_seen, W_hh_t) = _arrays(w, space, T, N)
     compiled_projection = kept.projects_compiled(x, GH, ex)
-    if not compiled_projection:
+    if compiled_projection:
+        W_ih_kept = kept.kept_transpose(space, "W_ih", w.W_ih)
+    else:
         sequence.project(x, w.W_ih, w.b_ih, seq[0], ex)
-    projection = (x.reshape(T * N, I), w.W_ih, W_ih_seen, W_ih_t, w.b_ih_or_none)
+        W_ih_kept = (kept.NONE, kept.NONE)  # (unused)
+    projection = (x.reshape(T * N, I), w.W_ih, *W_ih_kept, w.b_ih_or_none)
     seq[1][0] = state0[0]  # h_prev
     y = np.empty((T, N, H), _f32)
 
@@ -97,7 +100,7 @@ def _arrays(w: Layer, space: sequence.Workspace, T: int, N: int) -> tuple[Any, .
     """The loop's arrays for T steps of N rows, kept in ``space`` while the size is the
     same (looked up once: ~2 us a call where five lookups took ~4): (gates (T, N, G*H),
     h_prev (T, N, H), hw_n (T or 0, N, H)); the steps, in order and all valid ((T,), (T,
-    N)); the kept transposes of W_ih and W_hh (:func:`kept.kept_transpose`)."""
+    N)); the kept transpose of W_hh (:func:`kept.kept_transpose`)."""
     arrays = space.get("lean_arrays")
     if arrays is None or arrays[0] != (T, N):
         GH, H = w.W_hh.shape
@@ -107,8 +110,7 @@ def _arrays(w: Layer, space: sequence.Workspace, T: int, N: int) -> tuple[Any, .
             sequence.empty(space, "hw_n", (T if w.kind == h_loop.GRU else 0, N, H), _f32),
         )
         steps = (np.arange(T), np.ones((T, N), np.uint8))
-        kept_ih = kept.kept_transpose(space, "W_ih", w.W_ih)
-        arrays = ((T, N), seq, steps, kept_ih, kept.kept_transpose(space, "W_hh", w.W_hh))
+        arrays = ((T, N), seq, steps, kept.kept_transpose(space, "W_hh", w.W_hh))
         space["lean_arrays"] = arrays
     return arrays[1:]
 

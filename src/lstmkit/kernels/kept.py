@@ -23,6 +23,7 @@ except ImportError:
     BLOCK_INNER, product = 0, None  # never compiled: NumPy's GEMM (sequence.project)
 
 
+NONE = np.empty((0, 0), np.float32)  # in place of kept weights that are not used
 SMALL_PRODUCT = 100**3  # M * K * C up to which blas.product makes one call
 
 

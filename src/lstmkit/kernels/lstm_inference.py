@@ -81,7 +81,8 @@ def layer(
     project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
     if not project:
         sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
-    projection = (x.reshape(T * N, x.shape[2]), *kept.kept_transpose(space, "W_ih", w.W_ih))
+    W_ih_kept = kept.kept_transpose(space, "W_ih", w.W_ih) if project else (kept.NONE,) * 2
+    projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
     seen, W_hh_t, W_hh_s = _prepared(w, space)
