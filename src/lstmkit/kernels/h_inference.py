@@ -101,7 +101,7 @@ def _arrays(w: Layer, space: sequence.Workspace, T: int, N: int) -> tuple[Any, .
     same (looked up once: ~2 us a call where five lookups took ~4): (gates (T, N, G*H),
     h_prev (T, N, H), hw_n (T or 0, N, H)); the steps, in order and all valid ((T,), (T,
     N)); the kept transpose of W_hh (:func:`kept.kept_transpose`)."""
-    arrays = space.get("lean_arrays")
+    arrays: Any = space.get("lean_arrays")  # (a tuple kept among the workspace's arrays)
     if arrays is None or arrays[0] != (T, N):
         GH, H = w.W_hh.shape
         seq = (

@@ -20,7 +20,7 @@ from lstmkit.kernels.execution import Execution
 try:  # the projection from compiled code, where NumPy's BLAS offers its sgemm
     from lstmkit.kernels.blas import BLOCK_INNER, product
 except ImportError:
-    BLOCK_INNER, product = 0, None  # never compiled: NumPy's GEMM (sequence.project)
+    BLOCK_INNER, product = 0, None  # type: ignore[assignment]  # never compiled: NumPy's GEMM
 
 
 NONE = np.empty((0, 0), np.float32)  # in place of kept weights that are not used
@@ -38,25 +38,26 @@ def single_threaded(M: int, K: int, C: int) -> bool:
 
 
 def projects_compiled(x: np.ndarray, GH: int, ex: Execution) -> bool:
-    """Whether :func:`project_compiled` may stand in for :func:`lstmkit.kernels.sequence.project` of x (T, N, I) onto
-    G*H columns: where it gives the same bits (BLAS's ``sgemm`` on the whole inner
-    dimension, ``I <= blas.BLOCK_INNER``: measured equal to NumPy's GEMM) and
-    :func:`lstmkit.kernels.sequence.project` would run in one block with BLAS on one thread (the caller then holds
-    BLAS on one thread: :func:`lstmkit.kernels.parallel.run`)."""
+    """Whether :func:`project_compiled` may stand in for :func:`sequence.project` of x
+    (T, N, I) onto G*H columns: where it gives the same bits (BLAS's ``sgemm`` on the whole
+    inner dimension, ``I <= blas.BLOCK_INNER``: measured equal to NumPy's GEMM, and held to
+    it by ``tests/test_inference_cache.py``) and :func:`sequence.project` would run in one
+    block with BLAS on one thread (the caller then holds BLAS on one thread where
+    :func:`single_threaded` says it is needed: :func:`lstmkit.kernels.parallel.run`)."""
     T, N, I = x.shape
     work = T * N * I * GH
-    return I <= BLOCK_INNER and len(parallel.parts(T * N, work, ex)) == 1 and parallel.small(
-        work, ex
+    return (
+        I <= BLOCK_INNER and len(parallel.parts(T * N, work, ex)) == 1 and parallel.small(work, ex)
     )
 
 
 @numba.njit(cache=True, nogil=True)
 def project_compiled(x, W, W_seen, W_t, b, gates):
-    """gates (T*N, G*H) = x (T*N, I) @ W.T + b (b of length 0: none), as :func:`lstmkit.kernels.sequence.project`
-    but from compiled code (~12 us of a (100, 32) @ (32, 192) projection where NumPy's call
-    with BLAS's thread limit took ~24): W_t (I, G*H), W (G*H, I) transposed, kept by the
-    caller and made again where W differs from W_seen, its copy (see
-    :func:`lstmkit.kernels.compiled.renew`)."""
+    """gates (T*N, G*H) = x (T*N, I) @ W.T + b (b of length 0: none), as
+    :func:`lstmkit.kernels.sequence.project` but from compiled code (~12 us of a (100, 32)
+    @ (32, 192) projection where NumPy's call with BLAS's thread limit took ~24). W_t
+    (I, G*H), W (G*H, I) transposed, kept by the caller and made again where W differs
+    from W_seen, its copy (see :func:`lstmkit.kernels.compiled.renew`)."""
     if renew(W, W_seen):
         for j in range(W.shape[0]):
             for k in range(W.shape[1]):
@@ -68,7 +69,9 @@ def project_compiled(x, W, W_seen, W_t, b, gates):
                 gates[r, j] += b[j]
 
 
-def kept_transpose(space: sequence.Workspace, name: str, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def kept_transpose(
+    space: sequence.Workspace, name: str, W: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(a copy of W, W.T contiguous), kept in ``space`` under ``name`` from call to call (the
     compiled callers make the second again when W changed: :func:`project_compiled`)."""
     kept = space.get(name + "_seen")
