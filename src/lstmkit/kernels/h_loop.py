@@ -127,8 +127,12 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
         t = order[s]
         h_t, z_t, y_t = h_prev[t, r0:r1], gates[t, r0:r1], y[t, r0:r1]
         h_out = h_n[r0:r1] if s + 1 == T else h_prev[order[s + 1], r0:r1]
+        # (element loops for the copies: a row assigned as ``a[n] = b[n]`` checks the two
+        # arrays for overlap first; at (1, 100, 32, 64) the GRU's loop took 106 us with the
+        # row assignments, 88-93 with these, the same bits)
         for n in range(rows):
-            hw[n] = b_hh
+            for j in range(GH):
+                hw[n, j] = b_hh[j]
         if blas:
             product(h_t, W_hh_t, hw, 1.0)
         else:
@@ -138,11 +142,14 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
                 gru_cell.forward_row(z_t, hw, h_t, hw_n[t, r0:r1], h_new, n)
             else:
                 rnn_cell.forward_row(z_t, hw, act, h_new, n)  # into h_new: it vectorises
-                z_t[n] = h_new[n]
+                for j in range(H):
+                    z_t[n, j] = h_new[n, j]
         for n in range(rows):
             if valid[t, r0 + n]:
-                h_out[n] = h_new[n]
-                y_t[n] = h_new[n]
+                for j in range(H):
+                    h_out[n, j] = h_new[n, j]
+                for j in range(H):
+                    y_t[n, j] = h_new[n, j]
             else:  # padded step: carry the state, output zero
                 h_out[n] = h_t[n]
                 y_t[n] = 0.0
