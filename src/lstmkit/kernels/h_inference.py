@@ -35,19 +35,17 @@ class Layer(NamedTuple):
 
     W_ih: np.ndarray  # (G*H, I)
     W_hh: np.ndarray  # (G*H, H)
-    b_ih: np.ndarray | None  # (G*H,), or None without biases
+    b_ih: np.ndarray  # (G*H,), or (0,) without biases
     b_hh: np.ndarray  # (G*H,), zeros without biases (kept: the general path makes them)
     kind: int  # the cell's code, h_loop.KINDS
-    b_ih_or_none: np.ndarray  # b_ih, or (0,) without biases (as the compiled code takes it)
 
 
 def layers(params: list[Params], kind: str = "gru") -> tuple[Layer, ...]:
     """Each layer's live weights, ``params[k]`` the k-th layer's ``{"W_ih", "W_hh", "b_ih",
     "b_hh"}`` (the biases optional), for the cell ``kind`` ("gru", "tanh", "relu")."""
     return tuple(
-        Layer(p["W_ih"], p["W_hh"], p.get("b_ih"),
-              p["b_hh"] if "b_hh" in p else np.zeros(p["W_hh"].shape[0], _f32), h_loop.KINDS[kind],
-              p.get("b_ih", _NONE))
+        Layer(p["W_ih"], p["W_hh"], p.get("b_ih", _NONE),
+              p["b_hh"] if "b_hh" in p else np.zeros(p["W_hh"].shape[0], _f32), h_loop.KINDS[kind])
         for p in params
     )  # fmt: skip
 
@@ -76,9 +74,9 @@ def layer(
     if compiled_projection:
         W_ih_kept = kept.kept_transpose(space, "W_ih", w.W_ih)
     else:
-        sequence.project(x, w.W_ih, w.b_ih, seq[0], ex)
+        sequence.project(x, w.W_ih, w.b_ih if w.b_ih.size else None, seq[0], ex)
         W_ih_kept = (kept.NONE, kept.NONE)  # (unused)
-    projection = (x.reshape(T * N, I), w.W_ih, *W_ih_kept, w.b_ih_or_none)
+    projection = (x.reshape(T * N, I), w.W_ih, *W_ih_kept, w.b_ih)
     seq[1][0] = state0[0]  # h_prev
     y = np.empty((T, N, H), _f32)
 

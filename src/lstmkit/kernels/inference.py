@@ -11,16 +11,17 @@ arithmetic with only:
 * what does not change between calls kept by the layer (:func:`prepare`: each layer's live
   parameter arrays, never copies, and the cell's constants: a module's parameters are
   updated in place, so every call reads the current weights);
-* per call, a few checks of x and the state, then per layer the input projection (one
-  GEMM, as the general path's) and one compiled call that prepares ``W_hh`` as the loop
-  reads it (kept in the workspace, made again only when the weights' bits changed:
+* per call, a few checks of x and the state, then per layer one compiled call that
+  projects x (the general path's GEMM: :mod:`lstmkit.kernels.kept`; NumPy's call before
+  it where that does not apply), prepares ``W_ih`` and ``W_hh`` as the loop reads them
+  (kept in the workspace, made again only when the weights' bits changed:
   :func:`lstmkit.kernels.compiled.renew`) and runs the general path's loop.
 
 What differs between the cells is one part per loop, the same interface in each: the
 LSTM's (:mod:`lstmkit.kernels.lstm_inference`: scaled gates, state (h, c)) and the cells
 whose state is h alone (:mod:`lstmkit.kernels.h_inference`: GRU, RNN). Each part has
 ``STATES`` (how many state arrays), ``layers(params, kind)`` (the layers' live arrays as its
-loop takes them, or None where it does not apply), ``one_block(w, T, N, ex)`` (whether the
+loop takes them), ``one_block(w, T, N, ex)`` (whether the
 general path runs this size on its compiled loop in one block) and ``layer(w, x, state0,
 final, space, ex)`` (one layer: y, the final state written into ``final``).
 
