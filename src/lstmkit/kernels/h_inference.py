@@ -54,6 +54,7 @@ def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
     """Whether :func:`lstmkit.kernels.h_loop.forward` runs this size in one block (not
     split across threads: :func:`lstmkit.kernels.parallel.parts`)."""
     GH, H = w.W_hh.shape
+    ex = h_loop.inference_execution(w.kind, ex, T * N * H * GH)
     return len(parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small_h)) == 1
 
 
@@ -69,6 +70,7 @@ def layer(
     (h_n,) (N, H), filled."""
     T, N, I = x.shape
     GH, H = w.W_hh.shape
+    ex = h_loop.inference_execution(w.kind, ex, T * N * H * GH)  # as the general path's
     seq, steps, (W_hh_seen, W_hh_t) = _arrays(w, space, T, N)
     compiled_projection = kept.projects_compiled(x, GH, ex)
     if compiled_projection:

@@ -89,6 +89,8 @@ def forward(
     W_hh = p["W_hh"]  # (G*H, H)
     GH, H = W_hh.shape
     code = KINDS[kind]
+    if not keep_tape:
+        ex = inference_execution(code, ex, T * N * H * GH)
     gates = sequence.empty(workspace, "gates", (T, N, GH), x.dtype)
     sequence.project(x, p["W_ih"], p.get("b_ih"), gates, ex)
     h_prev = sequence.empty(workspace, "h_prev", (T, N, H), x.dtype)
@@ -108,6 +110,18 @@ def forward(
     parallel.split(run, N, T * N * H * GH, ex, uses_blas)
     tape = HTape(x, h_prev, gates, hw_n, mask, reverse, code) if keep_tape else None
     return y, (h_n,), tape
+
+
+def inference_execution(code: int, ex: Execution, work: int) -> Execution:
+    """``ex`` for the inference of the cell ``code`` over ``work`` multiply-adds of
+    recurrent products: the RNN's on one thread (its rows split across two measured no
+    faster at any benchmark shape: wall time, two threads / one, 1.31 and 1.31 at
+    (16, 100, 64, 128), 1.17 and 1.12 at (32, 100, 128, 256), 1.03 and 1.02 at
+    (64, 100, 256, 512), docs/performance.md), the GRU's as it is. Below ``ex.min_work``
+    nothing is split anyway, and ``ex`` is returned as it is."""
+    if code == GRU or work < ex.min_work or ex.threads == 1:
+        return ex
+    return ex.with_threads(1)
 
 
 @_jit
