@@ -74,42 +74,90 @@ def test_optimiser_step_is_seen(cell, N):
     np.testing.assert_array_equal(after, _fresh_output(layer, x))
 
 
-# The lean entry of the plain LSTM (kernels/lstm_inference.py) against the general path,
-# which runs where the lean one does not apply (lengths given: the same loop, every step
-# valid), bit for bit; and its refusals, which leave the general path to validate.
+# The lean entry (kernels/inference.py: the plain LSTM, the GRU, the RNN) against the
+# general path, which runs where the lean one does not apply (lengths given: the same loop,
+# every step valid), bit for bit; and its refusals, which leave the general path to validate.
+
+LEAN_CASES = [(1, {}), (6, {}), (3, {"num_layers": 2}), (2, {"batch_first": True}),
+              (4, {"bias": False})]  # fmt: skip
+
+
+def _random_state(layer: Layer, N: int) -> object:
+    """A random state of ``layer`` for N sequences, as forward takes it."""
+    rng = np.random.default_rng(2)
+    parts = [rng.standard_normal(s.shape).astype(np.float32) for s in _as_tuple(layer, N)]
+    return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def _as_tuple(layer: Layer, N: int) -> tuple[np.ndarray, ...]:
+    zero = layer.zero_state(N)
+    return zero if isinstance(zero, tuple) else (zero,)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN", "RNN_relu"])
+@pytest.mark.parametrize(("N", "kwargs"), LEAN_CASES)
+def test_lean_inference_equals_the_general_path(cell, N, kwargs):
+    if cell == "RNN_relu":
+        layer = lk.RNN(I, H, nonlinearity="relu", seed=3, **kwargs)
+    else:
+        layer = getattr(lk, cell)(I, H, seed=3, **kwargs)
+    layer.eval()
+    x = _x(N).transpose(1, 0, 2).copy() if kwargs.get("batch_first") else _x(N)
+    x_tm = x.transpose(1, 0, 2) if kwargs.get("batch_first") else x
+    for s in (None, _random_state(layer, N)):
+        y, state = layer(x, s, inference=True)
+        lean = layer.__dict__["_inferrer_kept"][1]
+        assert lean(x_tm, s, [{} for _ in range(layer.num_layers)]) is not None  # it applies
+        y_ref, state_ref = layer(x, s, lengths=[T] * N, inference=True)
+        np.testing.assert_array_equal(y, y_ref)
+        for part, ref in zip(_parts(state), _parts(state_ref), strict=True):
+            np.testing.assert_array_equal(part, ref)
+
+
+def _parts(state: object) -> tuple[np.ndarray, ...]:
+    return state if isinstance(state, tuple) else (state,)
 
 
 @pytest.mark.parametrize(
-    ("N", "kwargs"),
-    [(1, {}), (6, {}), (3, {"num_layers": 2}), (2, {"batch_first": True}), (4, {"bias": False})],
+    ("cell", "inputs", "execution"),
+    [
+        ("GRU", I, lk.Execution(small_h=0)),  # BLAS in the loop (on one thread)
+        ("RNN", I, lk.Execution(small_h=0)),
+        ("GRU", 130, lk.Execution()),  # I > blas.BLOCK_INNER: the projection by NumPy
+        ("LSTM", 130, lk.Execution()),
+    ],
 )
-def test_lean_inference_equals_the_general_path(N, kwargs):
-    layer = lk.LSTM(I, H, seed=3, **kwargs)
+def test_lean_inference_on_its_other_branches(cell, inputs, execution):
+    """Where the h cells' loop calls BLAS for its products, and where the projection is
+    NumPy's GEMM rather than the compiled call's: the general path's bits there too."""
+    layer = getattr(lk, cell)(inputs, H, seed=4)
     layer.eval()
-    x = _x(N).transpose(1, 0, 2).copy() if kwargs.get("batch_first") else _x(N)
-    rng = np.random.default_rng(2)
-    L = kwargs.get("num_layers", 1)
-    state = tuple(rng.standard_normal((L, N, H)).astype(np.float32) for _ in range(2))
-    for s in (None, state):
-        y, (h, c) = layer(x, s, inference=True)
-        assert layer.__dict__["_inferrer_kept"][1] is not None  # the lean entry ran
-        y_ref, (h_ref, c_ref) = layer(x, s, lengths=[T] * N, inference=True)
-        np.testing.assert_array_equal(y, y_ref)
-        np.testing.assert_array_equal(h, h_ref)
-        np.testing.assert_array_equal(c, c_ref)
+    layer.execution = execution
+    x = np.random.default_rng(1).standard_normal((T, 3, inputs)).astype(np.float32)
+    y, state = layer(x, inference=True)
+    assert layer.__dict__["_inferrer_kept"][1](x, None, [{}]) is not None  # it applies
+    y_ref, state_ref = layer(x, lengths=[T] * 3, inference=True)
+    np.testing.assert_array_equal(y, y_ref)
+    for part, ref in zip(_parts(state), _parts(state_ref), strict=True):
+        np.testing.assert_array_equal(part, ref)
 
 
-def test_lean_inference_refuses_what_the_general_path_validates():
-    layer = _layer("LSTM", 0)
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_lean_inference_refuses_what_the_general_path_validates(cell):
+    layer = _layer(cell, 0)
     x = _x(2)
     bad = x.copy()
     bad[3, 1, 2] = np.nan
     with pytest.raises(ValueError, match="x"):
         layer(bad, inference=True)
+    wrong = tuple(np.zeros((1, 3, H), np.float32) for _ in _as_tuple(layer, 3))
     with pytest.raises(ValueError, match="state"):
-        layer(x, (np.zeros((1, 3, H), np.float32),) * 2, inference=True)
+        layer(x, wrong if len(wrong) > 1 else wrong[0], inference=True)
     with pytest.raises(TypeError, match="float64"):
         layer(x.astype(np.float64), inference=True)
+    nan_state = tuple(np.full(s.shape, np.nan, np.float32) for s in _as_tuple(layer, 2))
+    with pytest.raises(ValueError, match="state"):
+        layer(x, nan_state if len(nan_state) > 1 else nan_state[0], inference=True)
 
 
 @pytest.mark.parametrize("own", [False, True])

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_series_auto_resume import Interrupting, Killed, close
+from test_series_auto_resume import Interrupting, Killed, same
 
 from lstmkit.cli.app import main
 from lstmkit.series import many_progress
@@ -52,7 +52,7 @@ def arrays_of(e: GlobalEnsemble) -> dict[str, np.ndarray]:
 
 def assert_same(a: GlobalEnsemble, b: GlobalEnsemble) -> None:
     """Every array bit for bit, the members and the search table equal (scores to 1e-7)."""
-    assert close(a.summary(), b.summary())
+    assert same(a.summary(), b.summary())
     x, y = arrays_of(a), arrays_of(b)
     assert sorted(x) == sorted(y)
     for k in x:
@@ -135,7 +135,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     for k in x:
         assert np.array_equal(x[k], y[k], equal_nan=True), k
     for key in ("members", "search", "data", "season", "ids"):
-        assert close(meta_x[key], meta_y[key]), key
+        assert same(meta_x[key], meta_y[key]), key
 
 
 def test_cli_resume_after_an_interrupt_equals_one_go(

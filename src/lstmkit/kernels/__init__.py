@@ -16,6 +16,12 @@ package imports nothing from the rest of lstmkit. The modules:
   cells across threads, on NumPy's BLAS (:mod:`lstmkit.kernels.blas`) with one wait per step
   (:mod:`lstmkit.kernels.sync`);
 * :mod:`lstmkit.kernels.parallel`: how work is split across threads;
+* :mod:`lstmkit.kernels.h_loop`: the GRU's and the RNN's loop over time (their cells:
+  :mod:`lstmkit.kernels.gru_cell`, :mod:`lstmkit.kernels.rnn_cell`);
+* :mod:`lstmkit.kernels.inference`: the lean whole-sequence inference of the plain LSTM,
+  the GRU and the RNN (``layer(x, inference=True)`` at small sizes), one part per loop
+  (:mod:`lstmkit.kernels.lstm_inference`, :mod:`lstmkit.kernels.h_inference`) and the
+  weights it keeps between calls (:mod:`lstmkit.kernels.kept`);
 * :mod:`lstmkit.kernels.streaming`: one step of a stack of layers (``layer.step``);
 * :mod:`lstmkit.kernels.numba_cache`: numba's on-disk cache, cleared when a source changed.
 """

@@ -92,6 +92,8 @@ def forward(
     GH, H = W_hh.shape
     code = KINDS[kind]
     y, h_prev = sequence.outputs_and_inputs(workspace, T, N, H, x.dtype, reverse, mask is None)
+    if not keep_tape:
+        ex = inference_execution(code, ex, T * N * H * GH)
     # the RNN's tape keeps each step's output h where the projection was: y itself unless
     # padded steps output zeros (one array written once instead of three)
     own_gates = code == GRU or mask is not None
@@ -115,6 +117,18 @@ def forward(
     return y, (h_n,), tape
 
 
+def inference_execution(code: int, ex: Execution, work: int) -> Execution:
+    """``ex`` for the inference of the cell ``code`` over ``work`` multiply-adds of
+    recurrent products: the RNN's on one thread (its rows split across two measured no
+    faster at any benchmark shape: wall time, two threads / one, 1.31 and 1.31 at
+    (16, 100, 64, 128), 1.17 and 1.12 at (32, 100, 128, 256), 1.03 and 1.02 at
+    (64, 100, 256, 512), docs/performance.md), the GRU's as it is. Below ``ex.min_work``
+    nothing is split anyway, and ``ex`` is returned as it is."""
+    if code == GRU or work < ex.min_work or ex.threads == 1:
+        return ex
+    return ex.with_threads(1)
+
+
 @_jit
 def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
     """The forward loop for the sequences r0:r1 (see :func:`forward`); ``small``: the
@@ -132,8 +146,12 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
         t = order[s]
         h_t, z_t, y_t = h_prev[t, r0:r1], gates[t, r0:r1], y[t, r0:r1]
         h_out = h_n[r0:r1] if s + 1 == T else h_prev[order[s + 1], r0:r1]
+        # (element loops for the copies: a row assigned as ``a[n] = b[n]`` checks the two
+        # arrays for overlap first; at (1, 100, 32, 64) the GRU's loop took 106 us with the
+        # row assignments, 88-93 with these, the same bits)
         for n in range(rows):
-            hw[n] = b_hh
+            for j in range(GH):
+                hw[n, j] = b_hh[j]
         if blas:
             product(h_t, W_hh_t, hw, 1.0)
         else:
@@ -143,11 +161,14 @@ def _forward(seq, y, weights, steps, h_n, kind, small, r0, r1):
                 gru_cell.forward_row(z_t, hw, h_t, hw_n[t, r0:r1], h_new, n)
             else:
                 rnn_cell.forward_row(z_t, hw, act, h_new, n)  # into h_new: it vectorises
-                z_t[n] = h_new[n]  # (the RNN's tape; without padding z_t is y_t and h_out)
+                for j in range(H):  # (the RNN's tape; without padding z_t is y_t and h_out)
+                    z_t[n, j] = h_new[n, j]
         for n in range(rows):
             if valid[t, r0 + n]:
-                h_out[n] = h_new[n]
-                y_t[n] = h_new[n]
+                for j in range(H):
+                    h_out[n, j] = h_new[n, j]
+                for j in range(H):
+                    y_t[n, j] = h_new[n, j]
             else:  # padded step: carry the state, output zero
                 h_out[n] = h_t[n]
                 y_t[n] = 0.0

@@ -1,43 +1,30 @@
-"""The plain LSTM's whole-sequence inference with little per-call work: the lean entry.
+"""The plain LSTM's part of the lean whole-sequence inference (:mod:`lstmkit.kernels.inference`,
+which has the entry, the checks and the interface of a part).
 
-``layer(x, inference=True)`` on a small plain layer spends a large share of a call outside
-its time steps: at (N, T, I, H) = (1, 100, 32, 64) ~60 us of ~235 went to the layer's
-generic preparation (input and state checks, strategy, per-call gate constants and
-structures, the weights scaled and transposed by NumPy, BLAS's thread limit set and reset
-by threadpoolctl). Where :func:`lstmkit.kernels.lstm.forward` would run its compiled loop
-over rows in one block, this entry does the same arithmetic with only:
-
-* what does not change between calls kept by the layer (:func:`prepare`: the gate
-  constants and the parameters' live arrays, never copies: a module's parameters are
-  updated in place, so every call reads the current weights);
-* per call, a few checks of x and the state, the input projection (one GEMM, as the
-  general path's), and one compiled call per layer (:func:`_run`) that scales and
-  transposes ``W_hh`` from the live weights into reused memory, scales the projection
-  and adds the biases, and runs the loop of :mod:`lstmkit.kernels.compiled`.
-
-The results are the general path's bit for bit: the same GEMM on the unscaled ``W_ih``
-then scaled (a product by a power of two, exact; see :mod:`lstmkit.kernels.lstm_cell`),
-the same loop (``tests/test_fused.py`` compares the two). Where it does not apply (another
-dtype or shape, lengths, options, a state that is not a pair of float32 arrays, values
-that are not finite), :func:`infer` returns None and the layer takes its general path,
-which also validates and raises.
+Where :func:`lstmkit.kernels.lstm.forward` would run its compiled loop over rows in one
+block, :func:`layer` does the same arithmetic in one compiled call (:func:`_run`): the
+input projection on the unscaled ``W_ih`` (one GEMM, as the general path's: from compiled
+code where :func:`lstmkit.kernels.kept.projects_compiled`), then it scales and transposes
+``W_hh`` from the live weights into reused memory (only when its bits
+changed), scales the projection and adds the biases, and runs the loop of
+:mod:`lstmkit.kernels.compiled`. The same bits as the general path: the projection scaled
+afterwards is a product by a power of two, exact (see :mod:`lstmkit.kernels.lstm_cell`),
+and the loop is the same (``tests/test_inference_cache.py`` compares the two).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, parallel, sequence
+from lstmkit.kernels import compiled, kept, parallel, sequence
 from lstmkit.kernels.execution import Execution
 from lstmkit.kernels.lstm_cell import gate_constants
 
 Params = dict[str, np.ndarray]
-Inferrer = Callable[..., "tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None"]
+STATES = 2  # (h, c)
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
@@ -55,89 +42,47 @@ class Layer(NamedTuple):
     beta: np.ndarray
 
 
-def prepare(params: list[Params], ex: Execution) -> Inferrer | None:
-    """The lean inference of L stacked one-direction layers of the plain cell,
-    ``params[k]`` the k-th layer's ``{"W_ih", "W_hh", "b_ih", "b_hh"}`` (float32, live; the
-    biases optional), or None where it does not apply (a projection ``W_hr``)."""
-    if any(name not in ("W_ih", "W_hh", "b_ih", "b_hh") for p in params for name in p):
-        return None
+def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
+    """Each layer's live weights, ``params[k]`` the k-th layer's ``{"W_ih", "W_hh", "b_ih",
+    "b_hh"}`` (the biases optional), with the gate constants of its size."""
     k = gate_constants(params[0]["W_hh"].shape[1])
     none = np.empty(0, _f32)
-    layers = tuple(
+    return tuple(
         Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3])
         for p in params
     )
-    return functools.partial(infer, layers, ex)
 
 
-def infer(
-    layers: tuple[Layer, ...],
-    ex: Execution,
-    x: Any,
-    state: Any,
-    workspaces: list[sequence.Workspace],
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
-    """y (T, N, H) and the final (h, c) (L, N, H) of the stack over x (T, N, I) from
-    ``state`` ((h0, c0) (L, N, H) float32, or None: zeros), or None where the lean entry
-    does not apply (see the module doc). ``workspaces``: one dict per layer, kept by the
-    caller (arrays reused from call to call)."""
-    first = layers[0]
-    H, I = first.W_hh.shape[1], first.W_ih.shape[1]
-    if type(x) is not np.ndarray or x.dtype != _f32 or x.ndim != 3 or x.shape[2] != I:
-        return None
-    T, N, _ = x.shape
-    L = len(layers)
-    if T == 0 or N == 0 or not _one_block(T, N, H, ex):
-        return None
-    if state is None:
-        h0 = c0 = np.zeros((L, N, H), _f32)
-    elif _pair_of(state, (L, N, H)):
-        h0, c0 = state
-    else:
-        return None
-    if not compiled.all_finite(x, h0, c0):
-        return None
-    h_n, c_n = np.empty((L, N, H), _f32), np.empty((L, N, H), _f32)
-    for layer, (w, space) in enumerate(zip(layers, workspaces)):
-        x = _layer(w, np.ascontiguousarray(x), h0[layer], c0[layer], h_n[layer], c_n[layer],
-                   space, ex)  # fmt: skip
-    return x, (h_n, c_n)
-
-
-def _pair_of(state: Any, shape: tuple[int, ...]) -> bool:
-    """Whether ``state`` is (h, c), two float32 arrays of ``shape``."""
-    return (
-        isinstance(state, tuple | list)
-        and len(state) == 2
-        and all(type(s) is np.ndarray and s.dtype == _f32 and s.shape == shape for s in state)
-    )
-
-
-def _one_block(T: int, N: int, H: int, ex: Execution) -> bool:
+def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
     """Whether :func:`lstmkit.kernels.lstm.forward` runs this size on its compiled loop over
     rows in one block (below ``ex.split_from``, not split across threads: see
     :func:`lstmkit.kernels.parallel.parts`)."""
+    H = w.W_hh.shape[1]
     if N * H * 4 * H >= ex.split_from or N * H * 4 * H > ex.small:
         return False
     work = T * N * H * 4 * H
     return work < ex.min_work or N // ex.min_rows < 2 or parallel.most_threads(ex) == 1
 
 
-def _layer(
+def layer(
     w: Layer,
     x: np.ndarray,
-    h0: np.ndarray,
-    c0: np.ndarray,
-    h_n: np.ndarray,
-    c_n: np.ndarray,
+    state0: tuple[np.ndarray, ...],
+    final: tuple[np.ndarray, ...],
     space: sequence.Workspace,
     ex: Execution,
 ) -> np.ndarray:
-    """One layer over x (T, N, I): y (T, N, H), a new array; h_n, c_n (N, H) filled."""
+    """One layer over x (T, N, I) from (h0, c0) (N, H): y (T, N, H), a new array; ``final``,
+    (h_n, c_n) (N, H), filled."""
+    (h0, c0), (h_n, c_n) = state0, final
     T, N, _ = x.shape
     GH, H = w.W_hh.shape
     gates = sequence.empty(space, "gates", (T, N, GH), _f32)
-    sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
+    project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
+    if not project:
+        sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
+    W_ih_kept = kept.kept_transpose(space, "W_ih", w.W_ih) if project else (kept.NONE,) * 2
+    projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
     seen, W_hh_t, W_hh_s = _prepared(w, space)
@@ -145,7 +90,12 @@ def _layer(
     tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
     # (views made here, not in _run: numba types a slice made in compiled code as
     # non-contiguous, and the loop would not vectorise)
-    _run(gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen, W_hh_t, W_hh_s)
+    args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen,
+            W_hh_t, W_hh_s)  # fmt: skip
+    if project and not kept.single_threaded(T * N, x.shape[2], GH):
+        parallel.run(lambda _: _run(*args), [0], one_blas_thread=True)
+    else:
+        _run(*args)
     return hy[1:]
 
 
@@ -200,12 +150,19 @@ def _scale_projection(gates, b_ih, b_hh, scale):
 
 
 @_jit
-def _run(gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen, W_hh_t, W_hh_s):
+def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen,
+         W_hh_t, W_hh_s):  # fmt: skip
     """One layer's loop, as :func:`lstmkit.kernels.compiled.forward_sequence` with the
-    plain cell on all rows: the weights prepared from ``w``'s live arrays first."""
+    plain cell on all rows: with ``project`` the (unscaled) input projection first
+    (``projection``: x (T*N, I) and the kept W_ih, W_ih.T of
+    :func:`lstmkit.kernels.kept.project_compiled`), the weights prepared from ``w``'s live
+    arrays."""
     W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = w
     T, N = gates.shape[0], gates.shape[1]
     H = W_hh.shape[1]
+    if project:
+        x, W_ih_seen, W_ih_t = projection
+        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih[:0], gates.reshape(T * N, -1))
     _refresh(W_hh, scale, W_hh_seen, W_hh_t, W_hh_s)
     _scale_projection(gates, b_ih, b_hh, scale)
     c_prev[0] = c0

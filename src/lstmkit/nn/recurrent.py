@@ -489,10 +489,10 @@ class _Recurrent(Module):
         )
 
     def _infer_lean(self, x: Any, state: Any, ex: Execution) -> tuple[np.ndarray, Any] | None:
-        """``forward(x, state, inference=True)`` by the lean entry of the plain LSTM
-        (:func:`strategy.inferrer`: little per-call work), or None where it does not apply
-        (the general path then runs, and validates). Prepared on the first call and kept
-        while the execution is the same object, as :meth:`_stepper`."""
+        """``forward(x, state, inference=True)`` by the lean entry of the plain LSTM, the GRU
+        and the RNN (:func:`strategy.inferrer`: little per-call work), or None where it does
+        not apply (the general path then runs, and validates). Prepared on the first call
+        and kept while the execution is the same object, as :meth:`_stepper`."""
         kept = self.__dict__.get("_inferrer_kept")
         if kept is None or kept[0] is not ex:
             infer = None

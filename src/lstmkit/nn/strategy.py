@@ -74,10 +74,10 @@ def _streaming() -> Any:
 
 @functools.cache
 def _lean() -> Any:
-    """:mod:`lstmkit.kernels.lstm_inference`, imported on first use."""
-    from lstmkit.kernels import lstm_inference
+    """:mod:`lstmkit.kernels.inference`, imported on first use."""
+    from lstmkit.kernels import inference
 
-    return lstm_inference
+    return inference
 
 
 def _options(cell: Cell) -> dict[str, Any]:
@@ -186,10 +186,13 @@ def stepper(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) ->
 
 def inferrer(cell: Cell, params: list[Params], dtype: np.dtype, ex: Execution) -> Any:
     """The lean whole-sequence inference of a stack of one-direction layers of the plain
-    LSTM cell (:mod:`lstmkit.kernels.lstm_inference`), prepared from their live weights: a
-    function (x, state, workspaces) -> (y, (h, c)) or None (see its ``infer``); None where
-    it does not apply (the reference, another dtype or cell, any cell option)."""
-    plain = isinstance(cell, LSTMCell) and not cell.options.changed()
-    if not plain or ex.impl == "reference" or not kernels.available(dtype):
+    LSTM cell, the GRU or the RNN (:mod:`lstmkit.kernels.inference`), prepared from their
+    live weights: a function (x, state, workspaces) -> (y, final state) or None (see its
+    ``infer``); None where it does not apply (the reference, another dtype, any LSTM
+    option)."""
+    if isinstance(cell, LSTMCell) and cell.options.changed():
         return None
-    return _lean().prepare(params, ex)
+    if ex.impl == "reference" or not kernels.available(dtype):
+        return None
+    kind = "lstm" if isinstance(cell, LSTMCell) else _options(cell)["kind"]
+    return _lean().prepare(params, ex, kind)
