@@ -28,6 +28,11 @@ from lstmkit.nn import strategy
 
 TOL = 5e-5
 SLACK = 16.0  # see _compare; measured up to 9.5 over the 240 random configurations
+# A gradient far smaller than the run's largest one is a sum that cancelled (seed 156:
+# dx = -2.65e-5 from terms of order 1, with dstate0 up to 348): its float32 error is absolute,
+# ~1e-7 like every other gradient's, so it is measured against GRAD_FLOOR x the largest
+# gradient (a dx of zero would still be off by 7.6e-4 there, 15 x TOL).
+GRAD_FLOOR = 1e-4
 
 MODES = {  # the layouts of the rows' loops; "cells" asks for the split loops, which decline
     "compiled": lk.Execution(impl="fused", split_from=2**62),
@@ -146,9 +151,13 @@ def _compare(got: dict[str, Any], ref32: dict[str, Any], ref: dict[str, Any], wh
     got_q, ref32_q, ref_q = _quantities(got), _quantities(ref32), _quantities(ref)
     assert got_q.keys() == ref_q.keys()
     assert any("_ln_" in name for name in ref_q)
+    gradients = [name for name in ref_q if name.startswith(("d", "grad "))]
+    floor = GRAD_FLOOR * max(float(np.max(np.abs(ref_q[name]))) for name in gradients)
     for name, value in ref_q.items():
-        err = rel_err(got_q[name], value)
-        assert err < max(TOL, SLACK * rel_err(ref32_q[name], value)), (where, name, err)
+        err, err32 = rel_err(got_q[name], value), rel_err(ref32_q[name], value)
+        if name in gradients and np.max(np.abs(value)) < floor:  # a cancelled sum: see GRAD_FLOOR
+            err, err32 = (e * np.max(np.abs(value)) / floor for e in (err, err32))
+        assert err < max(TOL, SLACK * err32), (where, name, err)
 
 
 def _check(cfg: dict[str, Any], options: dict[str, Any], mode: str, seed: int) -> None:
