@@ -117,14 +117,18 @@ def forward(
     return y, (h_n,), tape
 
 
+ONE_THREAD_WORK = 2**28  # (32, 100, 128, 256): 2.1e8 multiply-adds; (64, 100, 256, 512): 1.7e9
+
+
 def inference_execution(code: int, ex: Execution, work: int) -> Execution:
     """``ex`` for the inference of the cell ``code`` over ``work`` multiply-adds of
     recurrent products: the RNN's on one thread (its rows split across two measured no
-    faster at any benchmark shape: wall time, two threads / one, 1.31 and 1.31 at
-    (16, 100, 64, 128), 1.17 and 1.12 at (32, 100, 128, 256), 1.03 and 1.02 at
-    (64, 100, 256, 512), docs/performance.md), the GRU's as it is. Below ``ex.min_work``
-    nothing is split anyway, and ``ex`` is returned as it is."""
-    if code == GRU or work < ex.min_work or ex.threads == 1:
+    faster up to ONE_THREAD_WORK: wall time, two threads / one, 1.31 and 1.31 at
+    (16, 100, 64, 128), 1.17 and 1.12 at (32, 100, 128, 256), docs/performance.md; above
+    it, one thread lost: (64, 100, 256, 512) 0.71 of torch in the quiet benchmark, against
+    ahead on two), the GRU's as it is. Below ``ex.min_work`` nothing is split anyway, and
+    ``ex`` is returned as it is."""
+    if code == GRU or not ex.min_work <= work <= ONE_THREAD_WORK or ex.threads == 1:
         return ex
     return ex.with_threads(1)
 
