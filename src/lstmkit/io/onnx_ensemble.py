@@ -61,6 +61,7 @@ __all__ = [
     "bounds",
     "check_arguments",
     "check_member",
+    "differenced",
     "export_ensemble",
     "median",
     "roll_out",
@@ -163,13 +164,7 @@ def _transform(g: Graph, p: str, member: Member, need: int) -> tuple[str, str | 
         phase = g.op("Mod", [t, g.const(p + "m", [m])])  # Python's sign: t < 0 still right
         season = g.const(p + "season", member.season, np.float64)
         x = g.op("Sub", [x, g.op("Gather", [season, phase], axis=0)])  # d_t
-    last = None
-    if member.difference:
-        ends = [g.const(k, [v]) for k, v in ((p + "w", w), (p + "w-1", w - 1))]
-        last = g.op("Slice", [x, ends[1], ends[0], g.const("axis1", [1])])  # (N, 1)
-        later = g.op("Slice", [x, g.const("one", [1]), ends[0], g.const("axis1", [1])])
-        earlier = g.op("Slice", [x, g.const("zero", [0]), ends[1], g.const("axis1", [1])])
-        x = g.op("Sub", [later, earlier])  # e_t (N, L)
+    x, last = differenced(g, p, x, w) if member.difference else (x, None)
     mean = g.const(p + "mean", member.mean, np.float64)
     scale = g.const(p + "scale", member.scale, np.float64)
     z = g.op("Div", [g.op("Sub", [x, mean]), scale])  # (N, L)
@@ -215,6 +210,16 @@ def _decode(g: Graph, p: str, member: Member, z_hat: str, last: str | None, h: i
         phase = g.op("Mod", [t, p + "m"])
         e = g.op("Add", [e, g.op("Gather", [p + "season", phase], axis=0)])
     return e
+
+
+def differenced(g: Graph, p: str, x: str, w: int) -> tuple[str, str]:
+    """(e, last): the first differences e_t (N, w - 1) of x (N, w) and its last column
+    (N, 1), which the decoding adds back."""
+    ends = [g.const(k, [v]) for k, v in ((p + "w", w), (p + "w-1", w - 1))]
+    last = g.op("Slice", [x, ends[1], ends[0], g.const("axis1", [1])])  # (N, 1)
+    later = g.op("Slice", [x, g.const("one", [1]), ends[0], g.const("axis1", [1])])
+    earlier = g.op("Slice", [x, g.const("zero", [0]), ends[1], g.const("axis1", [1])])
+    return g.op("Sub", [later, earlier]), last  # e_t (N, L)
 
 
 def median(g: Graph, members: str, K: int) -> str:

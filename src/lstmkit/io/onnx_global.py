@@ -52,6 +52,7 @@ from lstmkit.io.onnx_ensemble import (
     bounds,
     check_arguments,
     check_member,
+    differenced,
     median,
     roll_out,
     save_graph,
@@ -142,13 +143,7 @@ def _transform(
     x = g.op("Slice", ["history", start, end, g.const("axis1", [1])])  # (N, w)
     if np.any(member.season != 0):
         x = g.op("Sub", [x, _season(g, p, member, g.const(p + "t_past", np.arange(-w, 0)))])
-    last = None
-    if member.difference:
-        ends = [g.const(k, [v]) for k, v in ((p + "w", w), (p + "w-1", w - 1))]
-        last = g.op("Slice", [x, ends[1], ends[0], g.const("axis1", [1])])  # (N, 1)
-        later = g.op("Slice", [x, g.const("one", [1]), ends[0], g.const("axis1", [1])])
-        earlier = g.op("Slice", [x, g.const("zero", [0]), ends[1], g.const("axis1", [1])])
-        x = g.op("Sub", [later, earlier])  # e_t (N, L)
+    x, last = differenced(g, p, x, w) if member.difference else (x, None)
     z = g.op("Div", [g.op("Sub", [x, stats[0]]), stats[1]])  # (N, L)
     z = g.op("Transpose", [g.op("Cast", [z], to=_FLOAT)], perm=[1, 0])  # float32 (L, N)
     return g.op("Unsqueeze", [z, g.const("axis2", [2])]), last
