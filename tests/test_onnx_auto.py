@@ -16,7 +16,7 @@ import pytest
 
 from lstmkit.cli.app import main
 from lstmkit.cli.export import half_widths
-from lstmkit.io.onnx_ensemble import Interval, Member, export_ensemble
+from lstmkit.io.onnx_ensemble import Interval, Member, export_ensemble, members_of
 from lstmkit.series.auto import Candidate, Ensemble
 from lstmkit.series.auto_run import save_ensemble
 from lstmkit.series.data import Series
@@ -55,18 +55,11 @@ def ensemble(K: int, m: int) -> Ensemble:
     return Ensemble(members, y, m, [], False, np.zeros((1, H)))
 
 
-def to_members(e: Ensemble) -> list[Member]:
-    return [
-        Member(model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale)
-        for c, tf, model, _ in e.members
-    ]
-
-
 @pytest.mark.parametrize("K, m", [(1, 4), (2, 4), (3, 12), (4, 4), (5, 1)])
 def test_onnxruntime_gives_the_ensembles_forecast(tmp_path: Path, K: int, m: int) -> None:
     e = ensemble(K, m)
     path = tmp_path / "auto.onnx"
-    proto = export_ensemble(to_members(e), H, path)
+    proto = export_ensemble(members_of(e), H, path)
     props = {p.key: p.value for p in proto.metadata_props}
     need = max(c.lookback + c.difference for c, _, _, _ in e.members)
     assert props == {"need": str(need), "horizon": str(H), "season": str(m), "members": str(K)}
@@ -91,7 +84,7 @@ def test_onnxruntime_gives_the_ensembles_forecast(tmp_path: Path, K: int, m: int
 def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_ones(tmp_path: Path) -> None:
     """The graph's median of its own member outputs, exactly (float64 TopK and Gather)."""
     e = ensemble(4, 4)
-    export_ensemble(to_members(e), H, tmp_path / "a.onnx")
+    export_ensemble(members_of(e), H, tmp_path / "a.onnx")
     y = seasonal(40, 4, seed=2)
     feeds = {"history": y[None, -9:], "n": np.array([40])}  # need: lookback 8 + difference
     forecast, members = _session(tmp_path / "a.onnx").run(None, feeds)
@@ -108,7 +101,7 @@ def test_lstm_variants_the_operator_expresses(tmp_path: Path) -> None:
         c = Candidate(8, True, k == 0, 5)
         members.append((c, Transform.fit(y, 4, c.deseason, c.difference), model, 1))
     e = Ensemble(members, y, 4, [], False, np.zeros((1, H)))
-    export_ensemble(to_members(e), H, tmp_path / "v.onnx")
+    export_ensemble(members_of(e), H, tmp_path / "v.onnx")
     feeds = {"history": y[None, -9:], "n": np.array([40])}
     _, got = _session(tmp_path / "v.onnx").run(None, feeds)
     np.testing.assert_allclose(got[:, 0], e.member_forecasts(H, y), rtol=0, atol=1e-5)
@@ -122,7 +115,7 @@ def test_the_graphs_interval_is_ensemble_interval(tmp_path: Path, level: int, h:
     e = ensemble(3, 4)
     e.errors = np.random.default_rng(7).standard_normal((20, H)) * np.sqrt(np.arange(1, H + 1))
     path = tmp_path / "i.onnx"
-    proto = export_ensemble(to_members(e), h, path, interval=Interval(level, half_widths(
+    proto = export_ensemble(members_of(e), h, path, interval=Interval(level, half_widths(
         e.errors, level, h)))  # fmt: skip
     assert {p.key: p.value for p in proto.metadata_props}["level"] == str(level)
     lengths = [37, 40]
@@ -142,19 +135,19 @@ def test_the_graphs_interval_is_ensemble_interval(tmp_path: Path, level: int, h:
 
 def test_a_graph_without_interval_has_no_bounds(tmp_path: Path) -> None:
     e = ensemble(2, 4)
-    proto = export_ensemble(to_members(e), H, tmp_path / "a.onnx")
+    proto = export_ensemble(members_of(e), H, tmp_path / "a.onnx")
     assert [o.name for o in proto.graph.output] == ["forecast", "members"]
     assert "level" not in {p.key for p in proto.metadata_props}
     for q, match in [(np.ones(H - 1), r"expected shape \(6,\)"), (np.full(H, np.inf), "finite")]:
         with pytest.raises(ValueError, match=match):
-            export_ensemble(to_members(e), H, tmp_path / "b.onnx", interval=Interval(80, q))
+            export_ensemble(members_of(e), H, tmp_path / "b.onnx", interval=Interval(80, q))
     assert not (tmp_path / "b.onnx").exists()
 
 
 def test_bad_members_are_refused(tmp_path: Path) -> None:
     e = ensemble(2, 4)
     with pytest.raises(ValueError, match="horizon: expected an integer >= 1"):
-        export_ensemble(to_members(e), 0, tmp_path / "a.onnx")
+        export_ensemble(members_of(e), 0, tmp_path / "a.onnx")
     deep = Forecaster(ForecasterConfig(hidden=3, layers=2), seed=0)
     bad = Member(deep, 4, False, np.zeros(4), 0.0, 1.0)
     with pytest.raises(ValueError, match="expected one forward layer reading one value"):

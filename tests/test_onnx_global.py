@@ -18,7 +18,7 @@ import pytest
 from lstmkit.cli.app import main
 from lstmkit.cli.export import half_widths
 from lstmkit.io.onnx_ensemble import Interval
-from lstmkit.io.onnx_global import GlobalMember, export_global
+from lstmkit.io.onnx_global import GlobalMember, export_global, members_of
 from lstmkit.series.auto import Candidate
 from lstmkit.series.covariates import CovariateLSTM, fit_scales
 from lstmkit.series.many import GlobalEnsemble, Member, Panel
@@ -64,25 +64,11 @@ def ensemble(K: int, m: int) -> GlobalEnsemble:
     return GlobalEnsemble(members, p, m, [], False, [], [], [np.zeros((1, H)) for _ in p.y])
 
 
-def to_members(e: GlobalEnsemble) -> list[GlobalMember]:
-    return [
-        GlobalMember(
-            mb.model,
-            mb.candidate.lookback,
-            mb.candidate.difference,
-            np.stack([tf.season for tf in mb.transforms]),
-            np.array([tf.scaler.mean for tf in mb.transforms]),
-            np.array([tf.scaler.scale for tf in mb.transforms]),
-        )
-        for mb in e.members
-    ]
-
-
 @pytest.mark.parametrize("K, m", [(1, 4), (2, 4), (3, 12), (4, 4), (5, 1)])
 def test_onnxruntime_gives_each_series_forecast(tmp_path: Path, K: int, m: int) -> None:
     e = ensemble(K, m)
     path = tmp_path / "global.onnx"
-    proto = export_global(to_members(e), H, path, e.panel.ids)
+    proto = export_global(members_of(e), H, path, e.panel.ids)
     props = {p.key: p.value for p in proto.metadata_props}
     need = max(mb.candidate.lookback + mb.candidate.difference for mb in e.members)
     assert json.loads(props.pop("ids")) == ["big", "small", "mid"]
@@ -140,7 +126,7 @@ def test_the_graphs_interval_is_each_series_interval(tmp_path: Path, level: int,
     e = calibrated(ensemble(3, 4))
     q = np.stack([half_widths(err, level, h) for err in e.errors])  # (S, h)
     path = tmp_path / "i.onnx"
-    proto = export_global(to_members(e), h, path, e.panel.ids, interval=Interval(level, q))
+    proto = export_global(members_of(e), h, path, e.panel.ids, interval=Interval(level, q))
     assert {p.key: p.value for p in proto.metadata_props}["level"] == str(level)
     need = int({p.key: p.value for p in proto.metadata_props}["need"])
     full = {"history": np.stack([y[-need:] for y in e.panel.y]), "n": np.array([40, 30, 36])}
@@ -195,7 +181,7 @@ def test_onnxruntime_gives_the_covariate_forecast(
     members = [
         GlobalMember(g.model, g.lookback, g.difference, g.season, g.mean, g.scale,
                      np.stack(mb.scales), F)
-        for g, mb in zip(to_members(e), e.members)
+        for g, mb in zip(members_of(e), e.members)
     ]  # fmt: skip
     proto = export_global(members, h, tmp_path / "c.onnx", e.panel.ids)
     need = int({q.key: q.value for q in proto.metadata_props}["need"])
@@ -221,7 +207,7 @@ def test_onnxruntime_gives_the_covariate_forecast(
 
 
 def test_bad_tables_are_refused(tmp_path: Path) -> None:
-    m = to_members(ensemble(2, 4))
+    m = members_of(ensemble(2, 4))
     with pytest.raises(ValueError, match=r"expected one row per series \(2\), got 3"):
         export_global(m, H, tmp_path / "a.onnx", ["a", "b"])
     bad = GlobalMember(m[0].model, 8, False, np.zeros((3, 4)), np.zeros(2), np.ones(3))

@@ -123,7 +123,7 @@ def _onnx(args: argparse.Namespace) -> int:
 
 def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
     """The automatic forecaster's whole forecast as one graph (lstmkit.io.onnx_ensemble)."""
-    from lstmkit.io.onnx_ensemble import Member, export_ensemble
+    from lstmkit.io.onnx_ensemble import export_ensemble, members_of
 
     if args.no_sequence_lens:
         raise UserError("--no-sequence-lens: the automatic forecaster's graph has no lengths")
@@ -132,12 +132,7 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
     hybrid = any(c.hybrid for c, _, _, _ in ensemble.members)  # refused below, say that first
     interval = None if hybrid else _interval(args.level, [ensemble.errors], horizon)
-    members = [
-        Member(
-            model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
-        )
-        for c, tf, model, _ in ensemble.members
-    ]
+    members = members_of(ensemble)
     try:
         proto = export_ensemble(members, horizon, args.out, opset=args.opset, interval=interval)
     except ModuleNotFoundError as e:
@@ -155,7 +150,7 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
 
 def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
     """The global forecaster's whole forecast as one graph (lstmkit.io.onnx_global)."""
-    from lstmkit.io.onnx_global import GlobalMember, export_global
+    from lstmkit.io.onnx_global import export_global, members_of
 
     if args.no_sequence_lens:
         raise UserError("--no-sequence-lens: the global forecaster's graph has no lengths")
@@ -168,19 +163,7 @@ def _onnx_global(args: argparse.Namespace, ensemble: Any) -> int:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
     ids = list(ensemble.panel.ids)
     interval = _interval(args.level, ensemble.errors, horizon, ids)
-    members = [
-        GlobalMember(
-            mb.model,
-            mb.candidate.lookback,
-            mb.candidate.difference,
-            np.stack([tf.season for tf in mb.transforms]),
-            np.array([tf.scaler.mean for tf in mb.transforms]),
-            np.array([tf.scaler.scale for tf in mb.transforms]),
-            np.stack(mb.scales) if F + P else None,
-            F,
-        )
-        for mb in ensemble.members
-    ]
+    members = members_of(ensemble)
     try:
         export_global(members, horizon, args.out, ids, opset=args.opset, interval=interval)
     except ModuleNotFoundError as e:

@@ -63,6 +63,7 @@ __all__ = [
     "check_member",
     "differenced",
     "export_ensemble",
+    "members_of",
     "median",
     "roll_out",
     "save_graph",
@@ -131,6 +132,17 @@ class Graph:
         names = [f"{op_type.lower()}_{self._count}_{k}" for k in range(outputs)]
         self.nodes.append(helper.make_node(op_type, inputs, names, **attrs))
         return names[0] if outputs == 1 else names
+
+
+def members_of(ensemble: Any) -> list[Member]:
+    """The members of an automatic forecaster's ensemble
+    (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps))."""
+    return [
+        Member(
+            model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
+        )
+        for c, tf, model, _ in ensemble.members
+    ]
 
 
 def check_member(member: Member, inputs: int = 1, outputs: int = 1) -> None:

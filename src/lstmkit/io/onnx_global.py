@@ -61,7 +61,7 @@ from lstmkit.io.onnx_ensemble import (
 if TYPE_CHECKING:
     from onnx import ModelProto
 
-__all__ = ["GlobalMember", "export_global"]
+__all__ = ["GlobalMember", "export_global", "members_of"]
 
 _FLOAT, _DOUBLE = 1, 11  # onnx.TensorProto.FLOAT and DOUBLE (onnx is imported when used)
 
@@ -242,6 +242,25 @@ def _decode(
     if np.any(member.season != 0):
         e = g.op("Add", [e, _season(g, p, member, g.const(p + "t_future", np.arange(h)))])
     return e
+
+
+def members_of(ensemble: Any) -> list[GlobalMember]:
+    """The members of a global forecaster's ensemble (:mod:`lstmkit.series.many`: each
+    member's candidate, per-series transforms and covariate scales)."""
+    F, P = len(ensemble.future_names), len(ensemble.past_names)
+    return [
+        GlobalMember(
+            mb.model,
+            mb.candidate.lookback,
+            mb.candidate.difference,
+            np.stack([tf.season for tf in mb.transforms]),
+            np.array([tf.scaler.mean for tf in mb.transforms]),
+            np.array([tf.scaler.scale for tf in mb.transforms]),
+            np.stack(mb.scales) if F + P else None,
+            F,
+        )
+        for mb in ensemble.members
+    ]
 
 
 def export_global(
