@@ -64,7 +64,7 @@ from lstmkit.series.auto_search import _val_key as _val_key
 from lstmkit.series.auto_search import _validate as _validate
 from lstmkit.series.auto_search import search as search
 from lstmkit.series.auto_train import _errors_at as _errors_at
-from lstmkit.series.auto_train import _masked_mse_grad as _masked_mse_grad
+from lstmkit.series.auto_train import _masked_mse as _masked_mse
 from lstmkit.series.auto_train import _predict as _predict
 from lstmkit.series.auto_train import _train as _train
 from lstmkit.series.auto_train import _z_observed as _z_observed

@@ -1,24 +1,26 @@
 """Training one candidate of the automatic forecaster, and its forecasts.
 
 :func:`fit_windows` trains a model on every window of a series (random batches, the loss after
-the burn-in, masked where values were missing); :func:`_train` builds the candidate's LSTM and
-its windows first. :func:`_predict` and :func:`_errors_at` roll a trained candidate out from
-one history or from many origins (see :mod:`lstmkit.series.auto`, steps 1 and 2).
+the burn-in, masked where values were missing): a small task (:class:`_Windows`) run by the
+one training loop, :class:`lstmkit.train.trainer.Trainer`, without a run folder;
+:func:`_train` builds the candidate's LSTM and its windows first. :func:`_predict` and
+:func:`_errors_at` roll a trained candidate out from one history or from many origins (see
+:mod:`lstmkit.series.auto`, steps 1 and 2).
 """
 
 from __future__ import annotations
 
-import time
+import math
 from typing import Any
 
 import numpy as np
 
 from lstmkit.nn.losses import mse
-from lstmkit.nn.optim import Adam, clip_grad_norm
 from lstmkit.series.auto_candidates import AutoConfig, Candidate
 from lstmkit.series.data import make_windows
 from lstmkit.series.forecast import roll_out
 from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.train.trainer import Evaluation, Options, Task, Trainer
 
 __all__ = ["fit_windows"]
 
@@ -58,38 +60,70 @@ def fit_windows(
     every: Any = None,
 ) -> Any:
     """``model`` (a Forecaster or a CovariateLSTM) trained on the windows X (L, M, D) ->
-    Y (L, M, K) for ``steps`` Adam steps on random batches (fewer past the deadline), the
-    loss the MSE after the burn-in (with W (L, M, K): only where W is 1);
-    ``every(step, model)`` is called every ``eval_every`` steps and at the end."""
-    rng = np.random.default_rng([seed, 1])
-    optimizer = Adam(model.parameters(), model.grads, lr=config.lr)
-    B = min(config.batch, X.shape[1])
-    skip = min(int(config.burn_in * c.lookback), c.lookback - 1)
-    for step in range(1, steps + 1):
-        idx = rng.choice(X.shape[1], B, replace=False)
-        model.zero_grad()
-        pred, _ = model(X[:, idx])  # (L, B, K)
-        if W is None:
-            _, d_kept = mse(pred[skip:], Y[skip:, idx])  # the steps after the burn-in
-        else:
-            d_kept = _masked_mse_grad(pred[skip:], Y[skip:, idx], W[skip:, idx])
-        dpred = np.zeros_like(pred)
-        dpred[skip:] = d_kept
-        model.backward(dpred)
-        clip_grad_norm(model.grads, config.clip)
-        optimizer.step()
-        last = step == steps or time.monotonic() > deadline
-        if every is not None and (step % config.eval_every == 0 or last):
-            every(step, model)
-        if last:
-            break
+    Y (L, M, K) for ``steps`` Adam steps on random batches (fewer past the ``deadline``, a
+    ``time.monotonic()`` instant read after each step), the loss the MSE after the burn-in
+    (with W (L, M, K): only where W is 1); ``every(step, model)`` is called every
+    ``eval_every`` steps and at the last one. The loop is :class:`lstmkit.train.trainer.Trainer`
+    without a run folder (a divergence is its TrainingError)."""
+    options = Options(
+        config.lr,
+        config.clip,
+        config.eval_every,
+        steps,
+        seed=seed,
+        deadline=deadline if deadline < math.inf else None,
+        evaluate_last=True,
+    )
+    Trainer(_Windows(model, X, Y, W, c, config, seed, every), options).fit()
     return model
 
 
-def _masked_mse_grad(pred: np.ndarray, target: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """d/dpred of sum(w (pred - target)^2) / sum(w), all (T, B, 1); w is 1 where the target
-    was observed, 0 where missing (no target: no gradient)."""
-    return (2.0 * w * (pred - target) / max(float(w.sum()), 1.0)).astype(pred.dtype)
+class _Windows(Task):
+    """:func:`fit_windows` as a task: step k draws B of the M windows without replacement
+    from the generator ``(seed, 1)`` (one draw per step, in order); the loss is the MSE of
+    the positions after the burn-in, masked by W; the evaluation calls ``every``."""
+
+    def __init__(
+        self,
+        model: Any,
+        X: np.ndarray,
+        Y: np.ndarray,
+        W: np.ndarray | None,
+        c: Candidate,
+        config: AutoConfig,
+        seed: int,
+        every: Any,
+    ) -> None:
+        self.model, self.X, self.Y, self.W, self.every = model, X, Y, W, every
+        self.rng = np.random.default_rng([seed, 1])
+        self.B = min(config.batch, X.shape[1])
+        self.skip = min(int(config.burn_in * c.lookback), c.lookback - 1)  # burn-in positions
+
+    def loss(self, step: int) -> tuple[float, np.ndarray]:
+        """The batch's MSE after the burn-in and dL/dpred (L, B, K), zero in the burn-in."""
+        idx = self.rng.choice(self.X.shape[1], self.B, replace=False)
+        pred, _ = self.model(self.X[:, idx])  # (L, B, K)
+        kept, target = pred[self.skip :], self.Y[self.skip :, idx]
+        if self.W is None:
+            loss, d_kept = mse(kept, target)
+        else:
+            loss, d_kept = _masked_mse(kept, target, self.W[self.skip :, idx])
+        dpred = np.zeros_like(pred)
+        dpred[self.skip :] = d_kept
+        return loss, dpred
+
+    def evaluate(self, step: int) -> Evaluation:
+        if self.every is not None:
+            self.every(step, self.model)
+        return Evaluation()
+
+
+def _masked_mse(pred: np.ndarray, target: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    """sum(w (pred - target)^2) / sum(w) and its gradient d/dpred, all (T, B, K); w is 1
+    where the target was observed, 0 where missing (no target: no loss, no gradient)."""
+    n = max(float(w.sum()), 1.0)
+    loss = float(np.sum(w * np.square(pred - target, dtype=np.float64)) / n)
+    return loss, (2.0 * w * (pred - target) / n).astype(pred.dtype)
 
 
 def _z_observed(observed: np.ndarray | None, difference: bool) -> np.ndarray | None:

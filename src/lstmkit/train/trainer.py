@@ -73,7 +73,16 @@ def check_options(
 
 @dataclass(frozen=True)
 class Options:
-    """How the loop runs. ``steps`` and ``seconds`` (None: no limit) end it, as may the task."""
+    """How the loop runs. ``steps``, ``seconds`` and ``deadline`` (None: no limit) end it, as
+    may the task.
+
+    The two clocks differ in when they are read: ``seconds`` (counted from :meth:`Trainer.fit`)
+    before a step, so none starts after it; ``deadline`` (an instant of ``time.monotonic()``,
+    shared by several fits, e.g. an automatic forecaster's candidates) after a step, so at
+    least one step runs and the step that ends past it is the last one (and, with
+    ``evaluate_last``, evaluated). A run folder always evaluates its last step (its final
+    checkpoint); without one, ``evaluate_last`` asks for that evaluation too.
+    """
 
     lr: float
     clip: float
@@ -84,6 +93,8 @@ class Options:
     schedule: str = "constant"  # or "cosine" (to ``steps``)
     seed: int = 0  # keys the dropout masks (with the step and the example)
     save_first: bool = False  # a new run writes latest.npz before its first step
+    deadline: float | None = None  # time.monotonic() past which no further step runs
+    evaluate_last: bool = False  # without a run folder too: evaluate the last step
 
     @classmethod
     def of(cls, config: Any, save_first: bool = False) -> Options:
@@ -310,6 +321,11 @@ class Trainer:
     ):
         self.task, self.options, self.run, self.log = task, options, run, log
         self.comm = comm or distributed.SingleProcess()
+        if options.deadline is not None and self.comm.size > 1:
+            raise ValueError(
+                "options.deadline: expected one process (each rank reads its own clock), got "
+                f"{self.comm.size}; pass options.seconds (rank 0's clock decides for all)"
+            )
         self.root, self.show_progress = self.comm.rank == 0, show_progress
         model = task.model
         self.comm.broadcast_arrays_(model.parameters().values())  # every rank from rank 0's
@@ -366,10 +382,8 @@ class Trainer:
                     self.first, self.started = self.step, time.monotonic()
                     last = self._steps(bar, stop, watchdog)
                     seconds = self.elapsed()
-                    if self.run is not None and (
-                        self.step % self.options.eval_every or last is None
-                    ):
-                        last = self._evaluate(None)  # the final checkpoint
+                    if self._last_unevaluated(last):
+                        last = self._evaluate(None)  # with a run folder: the final checkpoint
                 except KeyboardInterrupt:
                     bar.close()
                     stop.quiet = True  # saving now: further signals change nothing
@@ -395,23 +409,35 @@ class Trainer:
     ) -> Evaluation | None:
         """Whole steps (each evaluated every ``eval_every``) until the end; the last
         evaluation (an :class:`Evaluation`, or None)."""
-        steps, last = self.options.steps, None
+        steps, deadline, last = self.options.steps, self.options.deadline, None
         while (steps is None or self.step < steps) and not self._out_of_time():
             if self.stopping if self.flat is not None else stop.requested:
                 raise KeyboardInterrupt  # between whole steps: the checkpoint is exact
             self.whole = False  # a forced interrupt from here on saves nothing
-            self.loss, norm = self._update(stop.requested, watchdog)
+            self.loss, norm = self._update(stop, watchdog)
+            past = deadline is not None and time.monotonic() > deadline  # read after the step
             self._report(bar, norm)
             if self.step % self.options.eval_every == 0:
                 last = self._evaluate(bar)
                 if last.solved:
                     break
+            if past:
+                break
         return last
 
     def _out_of_time(self) -> bool:
         return self.late if self.flat is not None else time.monotonic() >= self.deadline
 
-    def _update(self, stop_requested: bool, watchdog: distributed.Watchdog) -> tuple[float, float]:
+    def _last_unevaluated(self, last: Evaluation | None) -> bool:
+        """Whether the loop ended on a step it did not evaluate and should: with a run folder
+        any (also none taken: ``last`` None, the final checkpoint), with ``evaluate_last``
+        one taken after the last multiple of ``eval_every``."""
+        unevaluated = self.step % self.options.eval_every != 0
+        if self.run is not None:
+            return unevaluated or last is None
+        return self.options.evaluate_last and unevaluated
+
+    def _update(self, stop: StopRequests, watchdog: distributed.Watchdog) -> tuple[float, float]:
         """One whole step: (loss, gradient norm before clipping), both means over the ranks.
 
         The first signal only asks to stop after the step (StopRequests); a second one may
@@ -434,7 +460,7 @@ class Trainer:
             if self.flat is not None:  # mean gradient and loss over the ranks, in place
                 late = self.root and time.monotonic() >= self.deadline
                 loss, stops, now = self.flat.allreduce_mean(
-                    self.comm, model.grads, loss, stop_requested, late
+                    self.comm, model.grads, loss, stop.requested, late
                 )
                 self.stopping, self.late = stops > 0, now > 0  # agreed by the ranks
                 watchdog.beat()
