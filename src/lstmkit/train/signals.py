@@ -4,9 +4,11 @@
   ``requested``, and the loop stops at the next step boundary (the checkpoint saved then is
   exact). A second SIGINT is *forced*: it raises KeyboardInterrupt at once, and sets
   ``forced`` so the trainer knows the live state may be mid-step.
-* :func:`held` (around an update and every checkpoint write): a signal arriving inside is
-  recorded and delivered when the block ends, so neither a second Ctrl-C nor SIGTERM can
-  land half-way through an update or a write.
+* :func:`held` (around every checkpoint write) and :meth:`StopRequests.hold` (around an
+  update): a signal arriving inside is recorded and delivered when the block ends, so
+  neither a second Ctrl-C nor SIGTERM can land half-way through an update or a write.
+  ``hold`` does it without swapping handlers: a step of a tiny model (~0.5 ms) spent ~10%
+  of its time in ``held``'s four ``signal.signal`` calls.
 
 Python runs signal handlers in the main thread only, so outside it both do nothing (the
 process's default handling applies).
@@ -65,14 +67,35 @@ class StopRequests:
         self.forced = False
         self.quiet = False
         self._previous: dict[int, Any] = {}
+        self._held: list[int] | None = None  # inside hold(): the signals that arrived
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self._held is not None:
+            self._held.append(signum)
+            return
         if self.quiet:
             return
         if self.requested and signum == signal.SIGINT:
             self.forced = True
             raise KeyboardInterrupt
         self.requested = True
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """:func:`held` for the signals this object handles: within the block they are
+        recorded, and acted upon in order when it ends (normally or by an exception), so a
+        second Ctrl-C raises KeyboardInterrupt there and not inside. No handler is swapped
+        (:func:`held` costs four ``signal.signal`` calls). Nests."""
+        if self._held is not None:  # the outer block delivers
+            yield
+            return
+        self._held = []
+        try:
+            yield
+        finally:
+            got, self._held = self._held, None
+            for signum in got:
+                self._handle(signum, None)
 
     def __enter__(self) -> StopRequests:
         if _main_thread():
