@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mpi_launch import ENV, MPIEXEC, TIMEOUT, mpi_missing, needs_mpi, ok, run_lstmkit
 
 from lstmkit.train import checkpoint, distributed
 
@@ -87,23 +87,6 @@ def test_shard_splits_streams_evenly_or_explains():
 
 # ---- under mpiexec ----------------------------------------------------------------------
 
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-
-
-def _mpi_missing() -> str | None:
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return "mpi4py is not installed (pip install 'lstmkit[mpi]')"
-    if MPIEXEC is None:
-        return "no mpiexec on PATH or beside the interpreter (pip install mpich)"
-    return None
-
-
-needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
-TIMEOUT = 120  # a hung job fails the test instead of the suite
-
 
 def _corpus(folder: Path) -> Path:
     """~600 training characters: batch 4 x seq 16 gives 8 windows, so 12 steps wrap around."""
@@ -122,21 +105,6 @@ def _args(corpus: Path, out: Path, steps: int, dtype: str = "float64", *extra: s
         "--eval-every", "5", "--eval-chars", "300", "--lr", "0.01", "--clip", "0.5",
         "--seed", "3", "--dtype", dtype, "--mpi-timeout", "60", *extra,
     ]  # fmt: skip
-
-
-def _lstmkit(
-    args: list[str], n: int | None = None, mpi: list[str] = ()
-) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "lstmkit", *args]
-    if n is not None:
-        assert MPIEXEC is not None
-        cmd = [MPIEXEC, *mpi, "-n", str(n), *cmd]
-    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
-
-
-def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -197,12 +165,12 @@ sys.exit(main(sys.argv[2:]))
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One process and two ranks, 12 steps each (float64); rank 1 may not touch the run."""
-    if _mpi_missing():
-        pytest.skip(_mpi_missing())
+    if mpi_missing():
+        pytest.skip(mpi_missing())
     root = tmp_path_factory.mktemp("mpi")
     corpus = _corpus(root / "corpus")
     single, double = root / "single", root / "double"
-    _ok(_lstmkit(_args(corpus, single, 12) + ["--no-progress"]))
+    ok(run_lstmkit(_args(corpus, single, 12) + ["--no-progress"]))
     guard = root / "guard.py"
     guard.write_text(_GUARD)
     assert MPIEXEC is not None
@@ -210,7 +178,7 @@ def runs(tmp_path_factory):
     cmd += _args(corpus, double, 12) + [":", "-n", "1", sys.executable, str(guard), str(double)]
     cmd += _args(corpus, double, 12)  # progress bar on: only rank 0 may show it
     proc = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=TIMEOUT)
-    return {"corpus": corpus, "single": single, "double": double, "proc": _ok(proc)}
+    return {"corpus": corpus, "single": single, "double": double, "proc": ok(proc)}
 
 
 @pytest.mark.slow
@@ -237,8 +205,8 @@ def test_rank_0_alone_writes_logs_and_shows_progress(runs):
 @needs_mpi
 def test_two_ranks_equal_one_process_to_float32_rounding(tmp_path, runs):
     single, double = tmp_path / "single", tmp_path / "double"
-    _ok(_lstmkit(_args(runs["corpus"], single, 6, "float32") + ["--no-progress"]))
-    _ok(_lstmkit(_args(runs["corpus"], double, 6, "float32") + ["--no-progress"], n=2))
+    ok(run_lstmkit(_args(runs["corpus"], single, 6, "float32") + ["--no-progress"]))
+    ok(run_lstmkit(_args(runs["corpus"], double, 6, "float32") + ["--no-progress"], n=2))
     _assert_same_run(double, single, rtol=2e-4)
 
 
@@ -247,8 +215,8 @@ def test_two_ranks_equal_one_process_to_float32_rounding(tmp_path, runs):
 @pytest.mark.parametrize(("first", "then"), [(2, 1), (2, 2), (1, 2)])
 def test_resume_on_any_number_of_ranks_continues_the_run(tmp_path, runs, first, then):
     out = tmp_path / "run"
-    _ok(_lstmkit(_args(runs["corpus"], out, 7) + ["--no-progress"], n=first))
-    _ok(_lstmkit(_args(runs["corpus"], out, 12) + ["--no-progress", "--resume"], n=then))
+    ok(run_lstmkit(_args(runs["corpus"], out, 7) + ["--no-progress"], n=first))
+    ok(run_lstmkit(_args(runs["corpus"], out, 12) + ["--no-progress", "--resume"], n=then))
     _assert_same_run(out, runs["single"], rtol=1e-12, logs=False)  # + a validation at step 7
 
 
@@ -257,9 +225,9 @@ def test_resume_on_any_number_of_ranks_continues_the_run(tmp_path, runs, first, 
 def test_resume_with_dropout_on_the_same_ranks_is_bit_exact(tmp_path, runs):
     whole, split = tmp_path / "whole", tmp_path / "split"
     extra = ["--no-progress", "--dropout", "0.3"]
-    _ok(_lstmkit(_args(runs["corpus"], whole, 10, "float64", *extra), n=2))
-    _ok(_lstmkit(_args(runs["corpus"], split, 6, "float64", *extra), n=2))
-    _ok(_lstmkit(_args(runs["corpus"], split, 10, "float64", *extra, "--resume"), n=2))
+    ok(run_lstmkit(_args(runs["corpus"], whole, 10, "float64", *extra), n=2))
+    ok(run_lstmkit(_args(runs["corpus"], split, 6, "float64", *extra), n=2))
+    ok(run_lstmkit(_args(runs["corpus"], split, 10, "float64", *extra, "--resume"), n=2))
     a, _ = checkpoint.load(split / "latest.npz")
     b, _ = checkpoint.load(whole / "latest.npz")
     for key in b:
@@ -274,11 +242,11 @@ def test_with_dropout_two_ranks_equal_one_process_and_resume_on_one(tmp_path, ru
     goes on on 1 as if it had never been split."""
     single, double, split = tmp_path / "single", tmp_path / "double", tmp_path / "split"
     extra = ["--no-progress", "--dropout", "0.1"]
-    _ok(_lstmkit(_args(runs["corpus"], single, 12, "float64", *extra)))
-    _ok(_lstmkit(_args(runs["corpus"], double, 12, "float64", *extra), n=2))
+    ok(run_lstmkit(_args(runs["corpus"], single, 12, "float64", *extra)))
+    ok(run_lstmkit(_args(runs["corpus"], double, 12, "float64", *extra), n=2))
     _assert_same_run(double, single, rtol=1e-10)
-    _ok(_lstmkit(_args(runs["corpus"], split, 7, "float64", *extra), n=2))
-    _ok(_lstmkit(_args(runs["corpus"], split, 12, "float64", *extra, "--resume")))
+    ok(run_lstmkit(_args(runs["corpus"], split, 7, "float64", *extra), n=2))
+    ok(run_lstmkit(_args(runs["corpus"], split, 12, "float64", *extra, "--resume")))
     _assert_same_run(split, single, rtol=1e-10, logs=False)
     # control: the masks matter (without them the runs would agree trivially)
     a, _ = checkpoint.load(single / "latest.npz")
@@ -290,7 +258,7 @@ def test_with_dropout_two_ranks_equal_one_process_and_resume_on_one(tmp_path, ru
 @needs_mpi
 def test_a_batch_that_does_not_divide_is_refused_once(tmp_path, runs):
     args = _args(runs["corpus"], tmp_path / "run", 3) + ["--batch", "5", "--no-progress"]
-    proc = _lstmkit(args, n=2)
+    proc = run_lstmkit(args, n=2)
     assert proc.returncode == 1
     assert proc.stderr.count("expected a multiple of the 2 MPI processes") == 1, proc.stderr
     assert not (tmp_path / "run").exists()
@@ -353,7 +321,7 @@ def _resumable(out: Path, corpus: Path) -> None:
     steps = meta["step"] + 2
     args = _args(corpus, out, steps, "float64", "--no-progress", "--resume")
     args[args.index("--eval-every") + 1] = "3"  # as _start_long_run
-    _ok(_lstmkit(args))
+    ok(run_lstmkit(args))
     _, meta = checkpoint.load(out / "latest.npz")
     assert meta["step"] == steps
 
@@ -412,7 +380,7 @@ def test_ctrl_c_stops_every_rank_after_the_same_step_and_resumes_exactly(tmp_pat
     steps = meta["step"] + 2
     args = _args(runs["corpus"], oracle, steps, "float64", "--no-progress")
     args[args.index("--eval-every") + 1] = "3"
-    _ok(_lstmkit(args))
+    ok(run_lstmkit(args))
     _resumable(out, runs["corpus"])
     _assert_same_run(out, oracle, rtol=1e-12, logs=False)
 
@@ -435,10 +403,10 @@ def test_forecaster_two_ranks_equal_one_process_and_resume_on_one(tmp_path):
         ]  # fmt: skip
 
     single, double, split = tmp_path / "single", tmp_path / "double", tmp_path / "split"
-    _ok(_lstmkit(args(single, 30)))
-    assert "on 2 MPI processes" in _ok(_lstmkit(args(double, 30), n=2)).stdout
-    _ok(_lstmkit(args(split, 15), n=2))
-    _ok(_lstmkit(args(split, 30, "--resume")))
+    ok(run_lstmkit(args(single, 30)))
+    assert "on 2 MPI processes" in ok(run_lstmkit(args(double, 30), n=2)).stdout
+    ok(run_lstmkit(args(split, 15), n=2))
+    ok(run_lstmkit(args(split, 30, "--resume")))
     for got, logs in ((double, True), (split, False)):
         a, ma = checkpoint.load(got / "latest.npz")
         b, mb = checkpoint.load(single / "latest.npz")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_mpi import ENV, MPIEXEC, _lstmkit, _ok, needs_mpi
+from mpi_launch import ENV, MPIEXEC, needs_mpi, ok, run_lstmkit
 
 from lstmkit.series import auto_progress
 from lstmkit.series.auto import AutoConfig, fit_auto
@@ -74,8 +74,8 @@ def test_one_process_shared_memo_changes_nothing() -> None:
 @needs_mpi
 def test_two_ranks_write_the_one_process_run(tmp_path: Path) -> None:
     csv = _series(tmp_path / "s.csv")
-    _ok(_lstmkit(_args(csv, tmp_path / "one")))
-    proc = _ok(_lstmkit(_args(csv, tmp_path / "two"), n=2))
+    ok(run_lstmkit(_args(csv, tmp_path / "one")))
+    proc = ok(run_lstmkit(_args(csv, tmp_path / "two"), n=2))
     assert "sharing the candidates among 2 MPI processes" in proc.stderr
     assert proc.stdout.count("trained the automatic forecaster") == 1  # rank 0 alone
     assert not (tmp_path / "two" / auto_progress.FILE).exists()
@@ -105,9 +105,9 @@ def test_two_ranks_resume_a_killed_one_process_run(tmp_path: Path) -> None:
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
-    resumed = _ok(_lstmkit([*argv, "--resume"], n=2))
+    resumed = ok(run_lstmkit([*argv, "--resume"], n=2))
     assert "resuming:" in resumed.stderr
-    _ok(_lstmkit(_args(csv, tmp_path / "one", steps=300)))
+    ok(run_lstmkit(_args(csv, tmp_path / "one", steps=300)))
     _assert_same_run(tmp_path / "one", killed)
 
 
@@ -132,8 +132,8 @@ def test_two_ranks_write_the_one_process_global_run(tmp_path: Path) -> None:
         "3", "--season", "4", "--steps", "30", "--eval-every", "10", "--minutes", "30",
         "--no-progress", "--mpi-timeout", "60",
     ]  # fmt: skip
-    _ok(_lstmkit([*argv, "--out", str(tmp_path / "one")]))
-    proc = _ok(_lstmkit([*argv, "--out", str(tmp_path / "two")], n=2))
+    ok(run_lstmkit([*argv, "--out", str(tmp_path / "one")]))
+    proc = ok(run_lstmkit([*argv, "--out", str(tmp_path / "two")], n=2))
     assert "sharing the candidates among 2 MPI processes" in proc.stderr
     assert proc.stdout.count("trained the global forecaster") == 1
     (x, mx), (y, my) = (checkpoint.load(tmp_path / r / "global.npz") for r in ("one", "two"))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_series_auto_resume import Interrupting, Killed, same
+from interrupting import Interrupting, Killed, same
 
 from lstmkit.cli.app import main
 from lstmkit.series import many_progress
