@@ -346,6 +346,7 @@ class Trainer:
         )
         self.whole = True  # the live state is the one after step ``self.step``
         self.stopping = self.late = False
+        self.reported = False  # fit sets it: a progress bar or metrics.jsonl to report to
         self.deadline, self.started, self.first, self.loss = math.inf, 0.0, 0, math.nan
 
     def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -371,7 +372,9 @@ class Trainer:
 
     def fit(self) -> Summary:
         """Train until ``steps``, the time budget, a solved task or a stop request."""
-        bar = progress(self.options.steps, "train", disable=not self.show_progress or not self.root)
+        shown = self.show_progress and self.root
+        bar = progress(self.options.steps, "train", disable=not shown)
+        self.reported = shown or (self.run is not None and self.root)  # _report has a reader
         try:
             with StopRequests() as stop, self.comm.watchdog() as watchdog:
                 try:
@@ -417,7 +420,8 @@ class Trainer:
             self.whole = False  # a forced interrupt from here on saves nothing
             self.loss, norm = self._update(stop, watchdog)
             past = deadline is not None and time.monotonic() > deadline  # read after the step
-            self._report(bar, norm)
+            if self.reported:
+                self._report(bar, norm)
             if self.step % self.options.eval_every == 0:
                 last = self._evaluate(bar)
                 if last.solved:
@@ -446,8 +450,9 @@ class Trainer:
         the update: from the optimizer's step until the step is counted, signals are held.
         What a step adds to the task's forward and backward is kept small (the automatic
         forecaster's models take ~0.5 ms a step): the held signals swap no handler, the
-        parameters' finiteness is checked on the optimizer's list of arrays, and the
-        generators' states are copied only for a run folder's checkpoints.
+        parameters' finiteness is checked on the optimizer's list of arrays, the
+        generators' states are copied only for a run folder's checkpoints, and nothing is
+        reported with neither a progress bar nor a run folder.
         """
         model, step = self.task.model, self.step
         self.noise.start(step, self.comm.rank)  # this rank's columns of step ``step``
