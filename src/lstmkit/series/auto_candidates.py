@@ -34,6 +34,7 @@ class AutoConfig:
     score_every_origin: bool = False  # score on every validation origin, not 2k - 1
     search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
     hybrid: bool = False  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
+    combine: bool = False  # weigh the ensemble with Holt-Winters (lstmkit.series.combination)
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
