@@ -77,7 +77,8 @@ def cross_fitted_median(errors: list[np.ndarray], top: int) -> np.ndarray:
     """The ensemble's stand-in on the validation windows: each candidate's errors (R_i, h)
     from origins one apart that end together -> (R, h), R = max R_i, the errors of the
     median forecast of the ``top`` candidates ranked on the other half of the origins (the
-    last R - R // 2 origins are the late half; see the module docstring). The median of
+    last R - R // 2 origins are the late half; see the module docstring), among those with
+    errors in the half (as :func:`lstmkit.series.conformal.cross_fit` ranks). The median of
     forecasts actual - e_i is actual - median(e_i). With R < 2, the median of the ``top``
     ranked on all origins. Missing errors (NaN; a short row's early origins) are skipped;
     an origin no candidate has is NaN."""
@@ -89,18 +90,22 @@ def cross_fitted_median(errors: list[np.ndarray], top: int) -> np.ndarray:
     for i, e in enumerate(finite):
         rows[i, R - e.shape[0] :] = e  # the rows end together
     if R < 2:
-        return _nanmedian(rows[_ranked(rows, slice(None), top)])
+        every = slice(None)
+        return _nanmedian(rows[_ranked(rows, every, every, top)])
     late = R // 2  # origins late.. form the late half
     out = np.full((R, h), np.nan)
     for fold, other in ((slice(0, late), slice(late, R)), (slice(late, R), slice(0, late))):
-        out[fold] = _nanmedian(rows[_ranked(rows, other, top), fold])
+        chosen = _ranked(rows, fold, other, top)
+        if chosen:
+            out[fold] = _nanmedian(rows[chosen, fold])
     return out
 
 
-def _ranked(rows: np.ndarray, part: slice, top: int) -> list[int]:
-    """The ``top`` candidates of rows (C, R, h) with the least mean |error| on the origins
-    ``part`` (none there: ranked last)."""
-    return sorted(range(len(rows)), key=lambda i: _mean_abs(rows[i, part]))[:top]
+def _ranked(rows: np.ndarray, fold: slice, other: slice, top: int) -> list[int]:
+    """The ``top`` candidates of rows (C, R, h), among those with errors at the origins
+    ``fold``, with the least mean |error| at the origins ``other`` (none there: ranked last)."""
+    have = [i for i in range(len(rows)) if np.isfinite(rows[i, fold]).any()]
+    return sorted(have, key=lambda i: _mean_abs(rows[i, other]))[:top]
 
 
 def _mean_abs(e: np.ndarray) -> float:

@@ -297,6 +297,11 @@ def fit_global(
     GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
     :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
+    if config.combine:
+        raise ValueError(
+            "combine: the Holt-Winters combination is for one series (fit_auto); the global "
+            "model has none yet: expected AutoConfig(combine=False)"
+        )
     if names is None:
         names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
     if (len(names[0]), len(names[1])) != (panel.F, panel.n_past):
