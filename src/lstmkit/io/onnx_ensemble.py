@@ -139,13 +139,19 @@ class Graph:
 def members_of(ensemble: Any) -> list[Member]:
     """The members of an automatic forecaster's ensemble
     (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps)); a
-    ValueError (one line) if its forecast is combined with Holt-Winters' (weight < 1)."""
+    ValueError (one line) if its forecast is combined with Holt-Winters' (weight < 1) or a
+    member reads the level (:mod:`lstmkit.series.level_input`)."""
     mix = getattr(ensemble, "combination", None)
     if mix is not None and mix.weight < 1:
         raise ValueError(
             f"the forecast is {mix.weight:g} x the LSTMs' median + {1 - mix.weight:g} x "
             "Holt-Winters' (a level smoothed over the whole history), which has no ONNX export "
             "yet: train without the combination (AutoConfig(combine=False))"
+        )
+    if any(getattr(c, "level", False) for c, _, _, _ in ensemble.members):
+        raise ValueError(
+            "a member reads the level as a second input, which has no ONNX export yet: train "
+            "without it (AutoConfig(level_input=False))"
         )
     return [
         Member(

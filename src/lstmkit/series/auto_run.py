@@ -14,7 +14,8 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
 candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, beta,
-gamma, level0, trend0; runs from before the hybrid have no ``hybrid`` key), ``search``
+gamma, level0, trend0, a level-input member its ``level_scaler``; runs from before the
+hybrid have no ``hybrid`` key, from before the level input no ``level``), ``search``
 (the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
 saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw); with a
 combination, ``combination`` (the LSTM's ``weight`` and the Holt-Winters smoothing's alpha,
@@ -33,6 +34,7 @@ from lstmkit.series.auto import Candidate, Ensemble
 from lstmkit.series.combination import Combination
 from lstmkit.series.data import Scaler, Series, fingerprint
 from lstmkit.series.hybrid import LevelTransform
+from lstmkit.series.level_input import LevelInput
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.series.smoothing import Smoothing
 from lstmkit.series.transform import Transform
@@ -55,6 +57,8 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
         members.append({**asdict(c), "steps": steps, "scaler": tf.scaler.to_dict()})
         if c.hybrid:
             members[-1]["smoothing"] = _smoothing_dict(tf.smoothing)
+        if c.level:
+            members[-1]["level_scaler"] = tf.level.to_dict()
     n_fit = len(series) - n_holdout
     meta = {
         "kind": KIND,
@@ -118,18 +122,21 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         where = f"members[{k}]."
         hybrid = isinstance(member, dict) and member.get("hybrid") is True
         want = keys | {"smoothing"} if hybrid else keys
-        if not isinstance(member, dict) or set(member) | {"hybrid"} != want:
+        with_level = isinstance(member, dict) and member.get("level") is True
+        want = want | {"level_scaler"} if with_level else want
+        if not isinstance(member, dict) or set(member) | {"hybrid", "level"} != want:
             raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(want)}")
         if hybrid:
             _check_smoothing(member, where)
         for key in ("lookback", "hidden", "steps"):
             schema.integer(member, key, where, 1)
-        for key in ("deseason", "difference", "hybrid"):
-            if key in member:  # a run from before the hybrid has no "hybrid"
+        for key in ("deseason", "difference", "hybrid", "level"):
+            if key in member:  # a run from before the hybrid (level) has no "hybrid" ("level")
                 schema.boolean(member, key, where)
-        scaler = schema.mapping(member, "scaler", where)
-        schema.number(scaler, "mean", where + "scaler.")
-        schema.number(scaler, "scale", where + "scaler.", 0.0, lo_open=True)
+        for key in ("scaler", "level_scaler") if with_level else ("scaler",):
+            scaler = schema.mapping(member, key, where)
+            schema.number(scaler, "mean", f"{where}{key}.")
+            schema.number(scaler, "scale", f"{where}{key}.", 0.0, lo_open=True)
         if manifest.get(f"member{k}/season", (None, None))[1] != (m,):
             raise schema.HeaderError(f"members[{k}]: expected seasonal indices of shape ({m},)")
     if "combination" in meta:
@@ -150,7 +157,7 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         c = Candidate(**{f.name: d[f.name] for f in fields(Candidate) if f.name in d})
         prefix = f"member{k}/"
         tf = _transform(c, d, arrays[prefix + "season"])
-        model = Forecaster(ForecasterConfig(hidden=c.hidden))
+        model = Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
         params = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
         del params["season"]
         try:
@@ -179,6 +186,8 @@ def _check_smoothing(member: dict[str, Any], where: str, key: str = "smoothing")
 def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform | LevelTransform:
     """A member's transform from its header entry d and its ``season`` array (m,)."""
     scaler = Scaler.from_dict(d["scaler"])
+    if c.level:
+        return LevelInput(Transform(season, True, scaler), Scaler.from_dict(d["level_scaler"]))
     if not c.hybrid:
         return Transform(season, c.difference, scaler)
     return LevelTransform(_smoothing(d["smoothing"], season), scaler)
