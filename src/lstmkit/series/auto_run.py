@@ -183,7 +183,9 @@ def _check_smoothing(member: dict[str, Any], where: str, key: str = "smoothing")
         schema.number(smoothing, name, f"{where}{key}.")
 
 
-def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform | LevelTransform:
+def _transform(
+    c: Candidate, d: dict[str, Any], season: np.ndarray
+) -> Transform | LevelTransform | LevelInput:
     """A member's transform from its header entry d and its ``season`` array (m,)."""
     scaler = Scaler.from_dict(d["scaler"])
     if c.level:
