@@ -65,6 +65,9 @@ def test_holt_winters_forecast_follows_its_recursion_by_hand() -> None:
     # alpha 0.5 without a season, from l_{-1} = 0: l = 1, 2 (y = 2, 3); flat at 2
     flat = Smoothing(alpha=0.5, gamma=0.0, level0=0.0, season0=np.zeros(1))
     np.testing.assert_allclose(combination.forecast([2.0, 3.0], flat, 2), [2.0, 2.0])
+    # a trend b = 0.5 that never moves (beta 0) with alpha 1: l = y - s, then + 0.5 a step
+    trend = Smoothing(alpha=1.0, gamma=0.0, level0=0.0, season0=np.zeros(1), trend0=0.5)
+    np.testing.assert_allclose(combination.forecast([2.0, 3.0], trend, 3), [3.5, 4.0, 4.5])
     mix = combination.Combination(0.25, flat)
     np.testing.assert_allclose(mix.combine(np.array([6.0, 10.0]), np.array([2.0, 3.0])), [3, 4])
 

@@ -247,17 +247,18 @@ def _combined(
     R = max(e.shape[0] for e in errors)
     origins = np.arange(n - h - R + 1, n - h + 1)
     e_lstm = combination.cross_fitted_median(errors, config.top)  # (R, h)
+    trend = config.combine_trend
     if not np.isfinite(e_lstm).any():  # no validation part: the LSTM alone
-        return Combination(1.0, combination.fit(y, m)), errors, cuts
-    e_hw = combination.errors_at(y, m, h, origins, actual)  # (R, h)
+        return Combination(1.0, combination.fit(y, m, trend)), errors, cuts
+    e_hw = combination.errors_at(y, m, h, origins, actual, trend)  # (R, h)
     w = combination.choose_weight(e_lstm, e_hw[R - e_lstm.shape[0] :])
     mixed = [w * e + (1 - w) * e_hw[R - e.shape[0] :] for e in errors]
     mixed_cuts = []
     for k, e in enumerate(cuts, start=1):  # (forms, R_k, h) from the origins a .. a + V - h
         a = n - (k + 1) * V
-        e_cut = combination.errors_at(y, m, h, np.arange(a, a + V - h + 1), actual)
+        e_cut = combination.errors_at(y, m, h, np.arange(a, a + V - h + 1), actual, trend)
         mixed_cuts.append(w * e + (1 - w) * e_cut[None])
-    return Combination(w, combination.fit(y, m)), mixed, mixed_cuts
+    return Combination(w, combination.fit(y, m, trend)), mixed, mixed_cuts
 
 
 def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:

@@ -35,6 +35,7 @@ class AutoConfig:
     search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
     hybrid: bool = False  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
     combine: bool = False  # weigh the ensemble with Holt-Winters (lstmkit.series.combination)
+    combine_trend: bool = False  # that Holt-Winters with a trend, ETS(A,A,A)
     level_input: bool = False  # differenced forms also read the level (series.level_input)
 
     def __post_init__(self) -> None:

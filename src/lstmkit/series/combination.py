@@ -6,7 +6,9 @@ The combined forecast of the automatic forecaster (:mod:`lstmkit.series.auto`, w
     y_hat_j = w lstm_j + (1 - w) hw_j          j = 1 .. h
 
 where hw is the forecast of Holt-Winters without a trend (:mod:`lstmkit.series.smoothing`,
-ETS(A,N,A), or ETS(A,N,N) for m = 1): l_{n-1} + s_{n+j-m}. The weight w is one of
+ETS(A,N,A), or ETS(A,N,N) for m = 1): l_{n-1} + s_{n+j-m}; with
+:attr:`~lstmkit.series.auto_candidates.AutoConfig.combine_trend`, with a trend, ETS(A,A,A):
+l_{n-1} + b_{n-1} j + s_{n+j-m}. The weight w is one of
 :data:`WEIGHTS`, the one with the least mean absolute error on the search's validation
 windows (never the held-out tail), :func:`choose_weight`:
 
@@ -55,9 +57,9 @@ class Combination:
         return self.weight * lstm + (1.0 - self.weight) * forecast(y, self.smoothing, len(lstm))
 
 
-def fit(y: np.ndarray, m: int) -> smoothing.Smoothing:
-    """Holt-Winters without a trend fitted on y (n,): additive season when m > 1."""
-    return smoothing.fit(y, m, seasonal=m > 1, trend=False)
+def fit(y: np.ndarray, m: int, trend: bool = False) -> smoothing.Smoothing:
+    """Holt-Winters fitted on y (n,): additive season when m > 1, a trend if ``trend``."""
+    return smoothing.fit(y, m, seasonal=m > 1, trend=trend)
 
 
 def forecast(y: np.ndarray, sm: smoothing.Smoothing, h: int) -> np.ndarray:
@@ -66,10 +68,12 @@ def forecast(y: np.ndarray, sm: smoothing.Smoothing, h: int) -> np.ndarray:
     return run.level[-1] + run.trend[-1] * np.arange(1, h + 1) + run.future_season(h)
 
 
-def errors_at(y: np.ndarray, m: int, h: int, origins: np.ndarray, actual: np.ndarray) -> np.ndarray:
+def errors_at(
+    y: np.ndarray, m: int, h: int, origins: np.ndarray, actual: np.ndarray, trend: bool = False
+) -> np.ndarray:
     """actual - forecast (R, h) of Holt-Winters fitted on y[:origins[0]] and run over the
     history y[:o] before each origin o (R,). ``actual`` (n,) is y with NaN where missing."""
-    sm = fit(y[: origins[0]], m)
+    sm = fit(y[: origins[0]], m, trend)
     return np.stack([actual[o : o + h] - forecast(y[:o], sm, h) for o in origins])
 
 
