@@ -72,18 +72,34 @@ def test_only_the_differenced_forms_read_the_level() -> None:
     assert Candidate(4, False, True, 8, level=True).inputs() == 2
 
 
-def test_a_level_input_fit_saves_loads_and_refuses_onnx(tmp_path: Path) -> None:
+def test_a_level_input_fit_resumes_saves_loads_and_refuses_onnx(tmp_path: Path) -> None:
+    """A fit replayed from its progress file (every candidate and member saved) gives the
+    same forecast, weight and calibration errors as the fit that saved it; its run folder
+    loads to the same forecast; the ONNX export refuses it in one line."""
     from lstmkit.io.onnx_ensemble import members_of
+    from lstmkit.series.auto_progress import Progress, stamp
     from lstmkit.series.auto_run import load_ensemble, save_ensemble
     from lstmkit.series.data import Series
 
     y = _series()
-    e = fit_auto(y, 4, 4, replace(TINY, level_input=True, top=12))  # every form a member
-    assert any(c.level for c, _, _, _ in e.members)
-    save_ensemble(tmp_path, e, Series(y, None, "v", None, "test"), 0)
+    config = replace(TINY, level_input=True, combine=True, minutes=None, top=12)  # all forms
+    s = stamp(y, 4, 4, config)
+    (tmp_path / "p").mkdir()
+    first = fit_auto(y, 4, 4, config, progress=Progress.start(tmp_path / "p", s))
+    again = fit_auto(y, 4, 4, config, progress=Progress.resume(tmp_path / "p", s))
+    assert any(c.level for c, _, _, _ in again.members)
+    assert again.combination.weight == first.combination.weight
+    np.testing.assert_array_equal(again.predict(4), first.predict(4))
+    np.testing.assert_array_equal(again.errors, first.errors)
+    assert "level_input" not in stamp(y, 4, 4, TINY)  # off: stamped as before the option
+
+    save_ensemble(tmp_path, first, Series(y, None, "v", None, "test"), 0)
     loaded, meta = load_ensemble(tmp_path)
     assert any("level_scaler" in d for d in meta["members"])
-    np.testing.assert_allclose(loaded.predict(4), e.predict(4), rtol=1e-6)  # float32 models
-    with pytest.raises(ValueError, match="reads the level as a second input") as info:
+    np.testing.assert_allclose(loaded.predict(4), first.predict(4), rtol=1e-6)  # float32
+    with pytest.raises(ValueError, match="no ONNX export yet") as info:
         members_of(loaded)
     assert "\n" not in str(info.value)
+    plain = replace(first, combination=None)
+    with pytest.raises(ValueError, match="reads the level as a second input"):
+        members_of(plain)

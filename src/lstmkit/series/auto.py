@@ -6,7 +6,9 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    indices or let the LSTM see the season; only when m > 1), differencing (yes/no) and the
    lookback (multiples of the season, or of the horizon when m = 1), with hidden size
    :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms); with
-   :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`).
+   :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`);
+   with :attr:`AutoConfig.level_input` (off), the differenced forms' LSTM also reads the
+   undifferenced level (:mod:`lstmkit.series.level_input`).
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
    always reads a full context, and positions with little context only add noise (chosen
