@@ -132,8 +132,8 @@ def _onnx_ensemble(args: argparse.Namespace, ensemble: Any) -> int:
         raise UserError(f"--horizon: expected an integer >= 1, got {horizon}")
     hybrid = any(c.hybrid for c, _, _, _ in ensemble.members)  # refused below, say that first
     interval = None if hybrid else _interval(args.level, [ensemble.errors], horizon)
-    members = members_of(ensemble)
     try:
+        members = members_of(ensemble)
         proto = export_ensemble(members, horizon, args.out, opset=args.opset, interval=interval)
     except ModuleNotFoundError as e:
         raise UserError(f"{e.name} is missing: pip install 'lstmkit[onnx]'") from None

@@ -34,7 +34,9 @@ fed) when no member deseasons. The graph of a member, in the order of
    t = n .. n + horizon - 1.
 
 An ES-hybrid member (:mod:`lstmkit.series.hybrid`, ``Member.hybrid``) is refused: its level
-is smoothed over the whole history, which the graph's last ``need`` values do not hold.
+is smoothed over the whole history, which the graph's last ``need`` values do not hold; so
+is, for the same reason, an ensemble combined with Holt-Winters (:func:`members_of`,
+:mod:`lstmkit.series.combination`).
 
 The median across the K members: ONNX has no median operator, so TopK (K largest along the
 member axis, sorted) and the middle one, or for even K the two middle ones' sum times 0.5.
@@ -136,7 +138,21 @@ class Graph:
 
 def members_of(ensemble: Any) -> list[Member]:
     """The members of an automatic forecaster's ensemble
-    (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps))."""
+    (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps)); a
+    ValueError (one line) if its forecast is combined with Holt-Winters' (weight < 1) or a
+    member reads the level (:mod:`lstmkit.series.level_input`)."""
+    mix = getattr(ensemble, "combination", None)
+    if mix is not None and mix.weight < 1:
+        raise ValueError(
+            f"the forecast is {mix.weight:g} x the LSTMs' median + {1 - mix.weight:g} x "
+            "Holt-Winters' (a level smoothed over the whole history), which has no ONNX export "
+            "yet: train without the combination (AutoConfig(combine=False))"
+        )
+    if any(getattr(c, "level", False) for c, _, _, _ in ensemble.members):
+        raise ValueError(
+            "a member reads the level as a second input, which has no ONNX export yet: train "
+            "without it (AutoConfig(level_input=False))"
+        )
     return [
         Member(
             model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid

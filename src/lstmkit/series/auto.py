@@ -6,7 +6,9 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    indices or let the LSTM see the season; only when m > 1), differencing (yes/no) and the
    lookback (multiples of the season, or of the horizon when m = 1), with hidden size
    :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms); with
-   :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`).
+   :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`);
+   with :attr:`AutoConfig.level_input` (off), the differenced forms' LSTM also reads the
+   undifferenced level (:mod:`lstmkit.series.level_input`).
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
    always reads a full context, and positions with little context only add noise (chosen
@@ -30,6 +32,9 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    the steps with a sqrt(step) scale (:func:`~lstmkit.series.conformal.pooled_quantiles`).
    They never change the point forecast: the earlier cuts train after the refits, with
    their own seeds.
+5. **Combination** (with :attr:`AutoConfig.combine`; off by default): the forecast is
+   w x the median + (1 - w) x Holt-Winters', w chosen on the validation windows
+   (:mod:`lstmkit.series.combination`); the calibration errors are then the combination's.
 
 Nothing after the end of y is read: a backtest origin hands over only the history before it.
 The time budget ``minutes`` caps one fit (selection and refit); when it runs out, the
@@ -51,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmkit.series import conformal
+from lstmkit.series import combination, conformal
 from lstmkit.series.auto_calibration import _earlier_cut_errors as _earlier_cut_errors
 from lstmkit.series.auto_calibration import cuts_as_rows as cuts_as_rows
 from lstmkit.series.auto_candidates import AutoConfig as AutoConfig
@@ -69,6 +74,7 @@ from lstmkit.series.auto_train import _predict as _predict
 from lstmkit.series.auto_train import _train as _train
 from lstmkit.series.auto_train import _z_observed as _z_observed
 from lstmkit.series.auto_train import fit_windows as fit_windows
+from lstmkit.series.combination import Combination
 from lstmkit.series.hybrid import fit_form
 from lstmkit.series.model import Forecaster
 
@@ -91,6 +97,7 @@ class Ensemble:
     candidate_errors: list[np.ndarray] = field(default_factory=list)  # per search row (R_i, h)
     cut_errors: list[np.ndarray] = field(default_factory=list)  # per earlier cut (forms, R, h)
     cut_seconds: float = 0.0  # time spent training the earlier cuts' models
+    combination: Combination | None = None  # with Holt-Winters' forecast (AutoConfig.combine)
 
     def interval(
         self, h: int, level: float = 80.0, history: np.ndarray | None = None
@@ -108,8 +115,13 @@ class Ensemble:
 
     def predict(self, h: int, history: np.ndarray | None = None) -> np.ndarray:
         """Median over the members of the h-step forecasts after ``history`` (default: the
-        fitted one) -> (h,); and every member's in :meth:`member_forecasts`."""
-        return np.median(self.member_forecasts(h, history), axis=0)
+        fitted one) -> (h,), combined with Holt-Winters' if :attr:`combination`; every
+        member's in :meth:`member_forecasts`."""
+        median = np.median(self.member_forecasts(h, history), axis=0)
+        if self.combination is None:
+            return median
+        y = self.history if history is None else np.asarray(history, np.float64)
+        return self.combination.combine(median, y)
 
     def member_forecasts(self, h: int, history: np.ndarray | None = None) -> np.ndarray:
         """(members, h) forecasts."""
@@ -125,6 +137,7 @@ class Ensemble:
             "search": self.table,
             "truncated_by_time": self.truncated,
             "calibration_cut_seconds": round(self.cut_seconds, 2),
+            **({} if self.combination is None else {"lstm_weight": self.combination.weight}),
         }
 
 
@@ -177,7 +190,7 @@ def fit_auto(
         errors.append(np.full((1, h), np.nan))
         return {"val_mae": float("nan"), "steps": config.steps}
 
-    pool = candidates(m, h, n - h, config.hidden, config.hybrid)
+    pool = candidates(m, h, n - h, config.hidden, config.hybrid, config.level_input)
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
     share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
@@ -212,8 +225,42 @@ def fit_auto(
     cut_start = time.monotonic()
     cuts = _earlier_cut_errors(y, m, h, ranked, config, refit_deadline, observed)
     seconds = time.monotonic() - cut_start
+    mix = None
+    if config.combine:
+        mix, errors, cuts = _combined(y, m, h, errors, cuts, config, observed)
     calibration = np.concatenate([conformal.cross_fit(errors, config.top), *cuts_as_rows(cuts)])
-    return Ensemble(members, y, m, table, truncated, calibration, errors, cuts, seconds)
+    return Ensemble(members, y, m, table, truncated, calibration, errors, cuts, seconds, mix)
+
+
+def _combined(
+    y: np.ndarray,
+    m: int,
+    h: int,
+    errors: list[np.ndarray],
+    cuts: list[np.ndarray],
+    config: AutoConfig,
+    observed: np.ndarray | None,
+) -> tuple[Combination, list[np.ndarray], list[np.ndarray]]:
+    """(the combination chosen on the validation windows, the search rows' errors and the
+    earlier cuts' errors of the combined forecast: w e + (1 - w) e_hw at the same origins);
+    see :mod:`lstmkit.series.combination`."""
+    n, V = len(y), config.val_horizons * h
+    actual = y if observed is None else np.where(observed, y, np.nan)
+    R = max(e.shape[0] for e in errors)
+    origins = np.arange(n - h - R + 1, n - h + 1)
+    e_lstm = combination.cross_fitted_median(errors, config.top)  # (R, h)
+    trend = config.combine_trend
+    if not np.isfinite(e_lstm).any():  # no validation part: the LSTM alone
+        return Combination(1.0, combination.fit(y, m, trend)), errors, cuts
+    e_hw = combination.errors_at(y, m, h, origins, actual, trend)  # (R, h)
+    w = combination.choose_weight(e_lstm, e_hw[R - e_lstm.shape[0] :])
+    mixed = [w * e + (1 - w) * e_hw[R - e.shape[0] :] for e in errors]
+    mixed_cuts = []
+    for k, e in enumerate(cuts, start=1):  # (forms, R_k, h) from the origins a .. a + V - h
+        a = n - (k + 1) * V
+        e_cut = combination.errors_at(y, m, h, np.arange(a, a + V - h + 1), actual, trend)
+        mixed_cuts.append(w * e + (1 - w) * e_cut[None])
+    return Combination(w, combination.fit(y, m, trend)), mixed, mixed_cuts
 
 
 def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:

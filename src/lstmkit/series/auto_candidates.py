@@ -34,6 +34,9 @@ class AutoConfig:
     score_every_origin: bool = False  # score on every validation origin, not 2k - 1
     search_seeds: int = 1  # seeds per candidate in the search; their mean curve scores it
     hybrid: bool = False  # also the ES-hybrid forms (lstmkit.series.hybrid), one per lookback
+    combine: bool = False  # weigh the ensemble with Holt-Winters (lstmkit.series.combination)
+    combine_trend: bool = False  # that Holt-Winters with a trend, ETS(A,A,A)
+    level_input: bool = False  # differenced forms also read the level (series.level_input)
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
@@ -64,14 +67,22 @@ class Candidate:
     difference: bool
     hidden: int
     hybrid: bool = False  # the ES-RNN-style form (lstmkit.series.hybrid): no differencing
+    level: bool = False  # differenced, the level a second input (lstmkit.series.level_input)
+
+    def inputs(self) -> int:
+        """Values the LSTM reads per step."""
+        return 2 if self.level else 1
 
     def need(self) -> int:
         """Values a history must hold to train this candidate (two windows)."""
         return self.lookback + 2 + int(self.difference)
 
 
-def candidates(m: int, h: int, n: int, hidden: int = 16, hybrid: bool = False) -> list[Candidate]:
-    """The first round's candidates for season m, horizon h and n training values.
+def candidates(
+    m: int, h: int, n: int, hidden: int = 16, hybrid: bool = False, level: bool = False
+) -> list[Candidate]:
+    """The first round's candidates for season m, horizon h and n training values; with
+    ``level``, the differenced forms read the level too (:mod:`lstmkit.series.level_input`).
 
     Lookbacks: m, 2m, 3m for m > 1; h, 2h, 3h (at least 4) for m = 1; those the n values
     cannot train (see :meth:`Candidate.need`) are dropped, and if none is left the longest
@@ -80,7 +91,7 @@ def candidates(m: int, h: int, n: int, hidden: int = 16, hybrid: bool = False) -
     base = m if m > 1 else max(h, 4)
     lookbacks = [k * base for k in (1, 2, 3)]
     forms = [(d, f) for d in ((True, False) if m > 1 else (False,)) for f in (True, False)]
-    out = [Candidate(L, d, f, hidden) for L in lookbacks for d, f in forms]
+    out = [Candidate(L, d, f, hidden, level=f and level) for L in lookbacks for d, f in forms]
     out += [Candidate(L, m > 1, False, hidden, True) for L in lookbacks if hybrid]
     fits = [c for c in out if c.need() <= n]
     if fits:

@@ -55,6 +55,7 @@ FILE = "auto-progress.npz"
 
 Validation = tuple[float, int, np.ndarray]  # (mae, step, errors (origins, h))
 _FIELDS = [f.name for f in fields(Candidate)]
+_NEW_OPTIONS = ("combine", "combine_trend", "level_input")  # stamped only when on
 
 
 def stamp(
@@ -62,6 +63,9 @@ def stamp(
 ) -> dict[str, Any]:
     """What a resumed fit must share with the saved one, JSON-ready."""
     options = {k: v for k, v in asdict(config).items() if k != "minutes"}
+    for k in _NEW_OPTIONS:  # off, as in the fits saved before these options existed
+        if options[k] is False:
+            del options[k]
     mask = None if observed is None else fingerprint(np.asarray(observed, np.float64))
     data = {"values": fingerprint(y), "n": len(y), "observed": mask, "season": m, "horizon": h}
     return json.loads(json.dumps({**data, **options}))  # tuples as lists, as when loaded
@@ -138,7 +142,7 @@ class Progress:
 
     def _model(self, c: Candidate) -> Any:
         """An untrained model of candidate c's size (a saved member's state loads into it)."""
-        return Forecaster(ForecasterConfig(hidden=c.hidden))
+        return Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
 
     def _errors_arrays(self, i: int, errors: Any) -> dict[str, np.ndarray]:
         """Row i's validation errors as arrays of the file."""
@@ -197,7 +201,7 @@ def _check(
             raise schema.HeaderError(f"{key}: expected a list")
         for k, entry in enumerate(entries):
             where = f"{key}[{k}]."
-            if not isinstance(entry, dict) or set(entry) != {*_FIELDS, *extra}:
+            if not isinstance(entry, dict) or set(entry) | {"level"} != {*_FIELDS, *extra}:
                 raise schema.HeaderError(f"{where[:-1]}: expected the keys {_FIELDS + [*extra]}")
             for name in ("lookback", "hidden"):
                 schema.integer(entry, name, where, 1)
@@ -214,4 +218,4 @@ def _check(
 
 
 def _candidate(entry: dict[str, Any]) -> Candidate:
-    return Candidate(**{name: entry[name] for name in _FIELDS})
+    return Candidate(**{name: entry[name] for name in _FIELDS if name in entry})  # older: no level

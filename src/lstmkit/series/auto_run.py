@@ -8,13 +8,18 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
                        ES-hybrid member, the smoothing's initial season
 ``errors``             (R, h) cross-fitted validation errors behind the intervals
 ``history``            (n_fit,) the values it was fitted on (``predict(h)`` follows them)
+``combination/season`` (m,) with a combination (:mod:`lstmkit.series.combination`): the
+                       Holt-Winters smoothing's initial season
 =====================  =====================================================
 
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
 candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, beta,
-gamma, level0, trend0; runs from before the hybrid have no ``hybrid`` key), ``search``
+gamma, level0, trend0, a level-input member its ``level_scaler``; runs from before the
+hybrid have no ``hybrid`` key, from before the level input no ``level``), ``search``
 (the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
-saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw).
+saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw); with a
+combination, ``combination`` (the LSTM's ``weight`` and the Holt-Winters smoothing's alpha,
+beta, gamma, level0, trend0).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ from typing import Any
 import numpy as np
 
 from lstmkit.series.auto import Candidate, Ensemble
+from lstmkit.series.combination import Combination
 from lstmkit.series.data import Scaler, Series, fingerprint
 from lstmkit.series.hybrid import LevelTransform
+from lstmkit.series.level_input import LevelInput
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.series.smoothing import Smoothing
 from lstmkit.series.transform import Transform
@@ -49,11 +56,9 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
         arrays[f"member{k}/season"] = tf.season
         members.append({**asdict(c), "steps": steps, "scaler": tf.scaler.to_dict()})
         if c.hybrid:
-            sm = tf.smoothing
-            members[-1]["smoothing"] = {
-                "alpha": sm.alpha, "beta": sm.beta, "gamma": sm.gamma,
-                "level0": sm.level0, "trend0": sm.trend0,
-            }  # fmt: skip
+            members[-1]["smoothing"] = _smoothing_dict(tf.smoothing)
+        if c.level:
+            members[-1]["level_scaler"] = tf.level.to_dict()
     n_fit = len(series) - n_holdout
     meta = {
         "kind": KIND,
@@ -70,8 +75,20 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
             "fingerprint": fingerprint(series.values[:n_fit]),
         },
     }
+    mix = ensemble.combination
+    if mix is not None:
+        meta["combination"] = {"weight": mix.weight, **_smoothing_dict(mix.smoothing)}
+        arrays["combination/season"] = mix.smoothing.season0
     checkpoint.save(path, arrays, meta)
     return path
+
+
+def _smoothing_dict(sm: Smoothing) -> dict[str, float]:
+    """A smoothing's parameters and initial level and trend (its season is an array)."""
+    return {
+        "alpha": sm.alpha, "beta": sm.beta, "gamma": sm.gamma,
+        "level0": sm.level0, "trend0": sm.trend0,
+    }  # fmt: skip
 
 
 def is_auto_run(path: str | Path) -> bool:
@@ -105,20 +122,28 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         where = f"members[{k}]."
         hybrid = isinstance(member, dict) and member.get("hybrid") is True
         want = keys | {"smoothing"} if hybrid else keys
-        if not isinstance(member, dict) or set(member) | {"hybrid"} != want:
+        with_level = isinstance(member, dict) and member.get("level") is True
+        want = want | {"level_scaler"} if with_level else want
+        if not isinstance(member, dict) or set(member) | {"hybrid", "level"} != want:
             raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(want)}")
         if hybrid:
             _check_smoothing(member, where)
         for key in ("lookback", "hidden", "steps"):
             schema.integer(member, key, where, 1)
-        for key in ("deseason", "difference", "hybrid"):
-            if key in member:  # a run from before the hybrid has no "hybrid"
+        for key in ("deseason", "difference", "hybrid", "level"):
+            if key in member:  # a run from before the hybrid (level) has no "hybrid" ("level")
                 schema.boolean(member, key, where)
-        scaler = schema.mapping(member, "scaler", where)
-        schema.number(scaler, "mean", where + "scaler.")
-        schema.number(scaler, "scale", where + "scaler.", 0.0, lo_open=True)
+        for key in ("scaler", "level_scaler") if with_level else ("scaler",):
+            scaler = schema.mapping(member, key, where)
+            schema.number(scaler, "mean", f"{where}{key}.")
+            schema.number(scaler, "scale", f"{where}{key}.", 0.0, lo_open=True)
         if manifest.get(f"member{k}/season", (None, None))[1] != (m,):
             raise schema.HeaderError(f"members[{k}]: expected seasonal indices of shape ({m},)")
+    if "combination" in meta:
+        _check_smoothing(meta, "", "combination")
+        schema.number(meta["combination"], "weight", "combination.", 0.0, 1.0)
+        if manifest.get("combination/season", (None, None))[1] != (m,):
+            raise schema.HeaderError(f"combination: expected a season of shape ({m},)")
 
 
 def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
@@ -132,7 +157,7 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         c = Candidate(**{f.name: d[f.name] for f in fields(Candidate) if f.name in d})
         prefix = f"member{k}/"
         tf = _transform(c, d, arrays[prefix + "season"])
-        model = Forecaster(ForecasterConfig(hidden=c.hidden))
+        model = Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
         params = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
         del params["season"]
         try:
@@ -142,22 +167,34 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         members.append((c, tf, model, int(d["steps"])))
     history, errors = arrays["history"], arrays["errors"]
     ensemble = Ensemble(members, history, int(meta["season"]), meta["search"], False, errors)
+    if "combination" in meta:
+        d = meta["combination"]
+        sm = _smoothing(d, arrays["combination/season"])
+        ensemble.combination = Combination(float(d["weight"]), sm)
     return ensemble, meta
 
 
-def _check_smoothing(member: dict[str, Any], where: str) -> None:
-    smoothing = schema.mapping(member, "smoothing", where)
-    for key in ("alpha", "beta", "gamma"):
-        schema.number(smoothing, key, where + "smoothing.", 0.0, 1.0)
-    for key in ("level0", "trend0"):
-        schema.number(smoothing, key, where + "smoothing.")
+def _check_smoothing(member: dict[str, Any], where: str, key: str = "smoothing") -> None:
+    """The smoothing parameters under ``member[key]``."""
+    smoothing = schema.mapping(member, key, where)
+    for name in ("alpha", "beta", "gamma"):
+        schema.number(smoothing, name, f"{where}{key}.", 0.0, 1.0)
+    for name in ("level0", "trend0"):
+        schema.number(smoothing, name, f"{where}{key}.")
 
 
-def _transform(c: Candidate, d: dict[str, Any], season: np.ndarray) -> Transform | LevelTransform:
+def _transform(
+    c: Candidate, d: dict[str, Any], season: np.ndarray
+) -> Transform | LevelTransform | LevelInput:
     """A member's transform from its header entry d and its ``season`` array (m,)."""
     scaler = Scaler.from_dict(d["scaler"])
+    if c.level:
+        return LevelInput(Transform(season, True, scaler), Scaler.from_dict(d["level_scaler"]))
     if not c.hybrid:
         return Transform(season, c.difference, scaler)
-    sm = d["smoothing"]
-    smoothing = Smoothing(sm["alpha"], sm["gamma"], sm["level0"], season, sm["beta"], sm["trend0"])
-    return LevelTransform(smoothing, scaler)
+    return LevelTransform(_smoothing(d["smoothing"], season), scaler)
+
+
+def _smoothing(d: dict[str, Any], season: np.ndarray) -> Smoothing:
+    """A smoothing from its header entry d and its initial ``season`` (m,)."""
+    return Smoothing(d["alpha"], d["gamma"], d["level0"], season, d["beta"], d["trend0"])

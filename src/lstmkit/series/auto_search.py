@@ -102,7 +102,7 @@ def _seed_curves(
     if not finite:
         return None
     mae, step = min(finite, key=lambda vt: vt[0])  # the earliest of equal means
-    model = Forecaster(ForecasterConfig(hidden=c.hidden))
+    model = Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
     model.load_state_dict(snapshots[step])
     dense = np.arange(origins[0], len(y) - h + 1)
     return mae, step, _errors_at(model, c, tf, y, actual, dense, h)

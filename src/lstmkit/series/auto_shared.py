@@ -119,4 +119,4 @@ def _state(run: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
 
 def _forecaster(c: Candidate) -> Forecaster:
     """An untrained member of candidate c (the automatic forecaster's model)."""
-    return Forecaster(ForecasterConfig(hidden=c.hidden))
+    return Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())

@@ -40,8 +40,8 @@ def _train(
     (fewer past the deadline); ``every(step, model)`` is called every ``eval_every`` steps and
     at the end.
     ``z_observed`` (n,) bool: the loss skips the targets that are False (missing="mask")."""
-    model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed)
-    X, Y = tf.windows(y, c.lookback)  # (L, M, 1)
+    model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed, inputs=c.inputs())
+    X, Y = tf.windows(y, c.lookback)  # (L, M, D), (L, M, 1)
     X, Y = X.astype(model.dtype), Y.astype(model.dtype)
     W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]
     return fit_windows(model, X, Y, W, c, config, seed, steps, deadline, every)
@@ -135,8 +135,15 @@ def _z_observed(observed: np.ndarray | None, difference: bool) -> np.ndarray | N
 
 def _predict(model: Forecaster, c: Candidate, tf: Any, y: np.ndarray, h: int) -> np.ndarray:
     """The h values following the history y (n,) -> (h,)."""
-    z = tf.encode(y)[-c.lookback :]
-    return tf.decode(roll_out(model, z[:, None], h)[:, 0].astype(np.float64), y)
+    z = tf.encode(y)[-c.lookback :]  # (L,) or (L, D)
+    return tf.decode(_roll_out(model, tf, z[:, None], h)[:, 0].astype(np.float64), y)
+
+
+def _roll_out(model: Forecaster, tf: Any, context: np.ndarray, h: int) -> np.ndarray:
+    """The transform's own roll-out (the level-input form feeds back two values), else
+    :func:`~lstmkit.series.forecast.roll_out`: context (L, N) or (L, N, D) -> (h, N)."""
+    own = getattr(tf, "roll_out", None)
+    return own(model, context, h) if own is not None else roll_out(model, context, h)
 
 
 def _errors_at(
@@ -154,8 +161,8 @@ def _errors_at(
     ``one_by_one`` each on its own (:func:`_predict`; the search's scores keep its roundings)."""
     if one_by_one:
         return np.stack([actual[o : o + h] - _predict(model, c, tf, y[:o], h) for o in origins])
-    contexts = tf.contexts(y, origins, c.lookback)  # (L, origins)
-    z_hat = roll_out(model, contexts, h).astype(np.float64)  # (h, origins)
+    contexts = tf.contexts(y, origins, c.lookback)  # (L, origins) or (L, origins, D)
+    z_hat = _roll_out(model, tf, contexts, h).astype(np.float64)  # (h, origins)
     return np.stack(
         [actual[o : o + h] - tf.decode(z_hat[:, i], y[:o]) for i, o in enumerate(origins)]
     )

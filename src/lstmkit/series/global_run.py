@@ -123,7 +123,7 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     keys = {f.name for f in fields(Candidate)} | {"steps"}
     for k, member in enumerate(members):
         where = f"members[{k}]."
-        if not isinstance(member, dict) or set(member) | {"hybrid"} != keys:  # older: no hybrid
+        if not isinstance(member, dict) or set(member) | {"hybrid", "level"} != keys:  # older
             raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(keys)}")
         if member.get("hybrid", False) is not False:
             raise schema.HeaderError(f"{where}hybrid: expected false (the global model has none)")

@@ -30,6 +30,7 @@ import numpy as np
 
 from lstmkit.series import smoothing
 from lstmkit.series.data import Scaler
+from lstmkit.series.level_input import LevelInput
 from lstmkit.series.transform import Transform
 
 __all__ = ["LevelTransform", "fit_form"]
@@ -37,13 +38,15 @@ __all__ = ["LevelTransform", "fit_form"]
 
 def fit_form(
     y: np.ndarray, m: int, c: Any, burn_in: float | None = None, trend: bool = False
-) -> Transform | LevelTransform:
+) -> Transform | LevelTransform | LevelInput:
     """The transform of candidate c (fields lookback, deseason, difference and, optionally,
-    hybrid) fitted on the history y (n,) with season m. For the hybrid: ``burn_in`` sets
+    hybrid and level) fitted on the history y (n,) with season m. For the hybrid: ``burn_in`` sets
     its training windows' frame (None: at their end), ``trend`` gives its smoothing a trend
     (tried on CO2 and Nile and not adopted: docs/forecasting.md)."""
     if getattr(c, "hybrid", False):
         return LevelTransform.fit(y, m, c.deseason, c.lookback, trend, burn_in)
+    if getattr(c, "level", False):
+        return LevelInput.fit(y, m, c.deseason)
     return Transform.fit(y, m, c.deseason, c.difference)
 
 

@@ -297,6 +297,12 @@ def fit_global(
     GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
     :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
+    for name in ("combine", "level_input"):
+        if getattr(config, name):
+            raise ValueError(
+                f"{name}: for one series only (fit_auto); the global model has none yet: "
+                f"expected AutoConfig({name}=False)"
+            )
     if names is None:
         names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
     if (len(names[0]), len(names[1])) != (panel.F, panel.n_past):

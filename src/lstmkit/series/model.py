@@ -7,7 +7,8 @@ forecast reads a context once and then feeds each prediction back with :meth:`st
 Shapes, with H the hidden size and L the number of LSTM layers:
 
 =========  ===========
-x          (T, N, 1)   scaled values z_t
+x          (T, N, D)   scaled values z_t (D = ``inputs``: 1, or 2 with the level,
+                       :mod:`lstmkit.series.level_input`)
 y          (T, N, H)
 pred       (T, N, 1)   predictions of z_{t+1}
 state      ((L, N, H), (L, N, H))
@@ -45,8 +46,12 @@ class ForecasterConfig:
 
 class Forecaster(Model):
     def __init__(
-        self, config: ForecasterConfig, seed: int | np.random.Generator | None = None
+        self,
+        config: ForecasterConfig,
+        seed: int | np.random.Generator | None = None,
+        inputs: int = 1,
     ) -> None:
+        """``inputs``: values read per step (2: the level-input form)."""
         super().__init__()
         if config.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype: expected 'float32' or 'float64', got {config.dtype!r}")
@@ -56,7 +61,7 @@ class Forecaster(Model):
         self.lstm: LSTM = self.add(
             "lstm",
             LSTM(
-                1,
+                inputs,
                 config.hidden,
                 config.layers,
                 dropout=config.dropout,
@@ -76,7 +81,7 @@ class Forecaster(Model):
     def forward(
         self, x: np.ndarray, state: State | None = None, *, inference: bool = False
     ) -> tuple[np.ndarray, State]:
-        """x (T, N, 1) -> predictions of the next value (T, N, 1), final state.
+        """x (T, N, D) -> predictions of the next value (T, N, 1), final state.
         ``inference``: the LSTM records nothing for backward (see :class:`lstmkit.LSTM`)."""
         y, state = self.lstm(x, state, inference=inference)  # (T, N, H)
         return self.head(self.drop(y)), state  # (T, N, 1)
@@ -87,6 +92,6 @@ class Forecaster(Model):
         self.lstm.backward(dy)
 
     def step(self, x_t: np.ndarray, state: State | None = None) -> tuple[np.ndarray, State]:
-        """One value per sequence, for roll-outs: x_t (N, 1) -> prediction (N, 1), new state."""
+        """One step per sequence, for roll-outs: x_t (N, D) -> prediction (N, 1), new state."""
         y, state = self.lstm.step(x_t, state)  # (N, H)
         return self.head(y), state
