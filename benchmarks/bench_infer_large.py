@@ -1,4 +1,4 @@
-"""Whole-sequence LSTM inference at medium and large shapes: lstmkit vs torch vs ONNX Runtime.
+"""Whole-sequence inference at medium and large shapes: lstmkit vs torch vs ONNX Runtime.
 
 Run from the repository root (issue 17's measure, docs/performance.md, "Inference at
 medium and large shapes")::
@@ -10,7 +10,8 @@ One thread (the default; numba's through the environment, torch's, ORT's and Num
 set here): CPU time per call (``time.process_time``), which a shared machine disturbs
 less than wall time. ``--threads 2 --wall``: wall time, the best of ``--rounds``
 interleaved rounds (lstmkit, torch, ORT, lstmkit, ...). ``--shapes 2,3``: only those rows
-(0-based). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
+(0-based). ``--cell GRU`` (or RNN): that layer instead of the LSTM (not with
+``--profile``). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
 alone (:func:`profile`). OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset as by ``bench_lstm.py``.
 """
 
@@ -46,7 +47,7 @@ def timed(fn: Callable[[], object], n: int, wall: bool) -> float:
 
 
 def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
-        rounds: int) -> str:  # fmt: skip
+        rounds: int, cell: str = "LSTM") -> str:  # fmt: skip
     """One shape's line: each runtime's best loop (ms per call) and best peer / lstmkit."""
     import numpy as np
     import torch
@@ -54,13 +55,13 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
     import lstmkit as lk
 
     N, T, I, H, L, bi = shape
-    layer = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=0)
+    layer = getattr(lk, cell)(I, H, num_layers=L, bidirectional=bi, seed=0)
     layer.eval()
-    module = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi).eval()
+    module = getattr(torch.nn, cell)(I, H, num_layers=L, bidirectional=bi).eval()
     x = np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32)
     session = bench_lstm._onnx_session(layer, threads)
     zeros = np.zeros((L * (2 if bi else 1), N, H), np.float32)
-    feeds = {"x": x, "h0": zeros, "c0": zeros}
+    feeds = {"x": x, "h0": zeros, "c0": zeros} if cell == "LSTM" else {"x": x, "h0": zeros}
     x_t = torch.from_numpy(x)
 
     def run_torch() -> None:
@@ -72,7 +73,7 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
         "torch": run_torch,
         "ORT": lambda: session.run(None, feeds),
     }
-    flops = 2 * T * N * 4 * H * (I + H) * (2 if bi else 1) * L  # first layer's I for all: rough
+    flops = 2 * T * N * bench_lstm.GATES[cell] * H * (I + H) * (2 if bi else 1) * L  # first layer's I for all: rough
     n = max(2, int(0.4e9 / max(flops, 1)))  # ~0.4 GFLOP per loop
     best = dict.fromkeys(fns, float("inf"))
     for fn in fns.values():  # warm-up (compilation, workspaces)
@@ -82,7 +83,7 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
             best[name] = min(best[name], timed(fn, n, wall))
     ours = best["lstmkit"]
     ratio = min(best["torch"], best["ORT"]) / ours
-    label = f"{N},{T},{I},{H}" + (f" {L} layers bidir." if bi else "")
+    label = f"{cell} {N},{T},{I},{H}" + (f" {L} layers bidir." if bi else "")
     return (f"infer {label}: lstmkit {ours:.2f} ms, torch {best['torch']:.2f}, "
             f"ORT {best['ORT']:.2f}; best peer / lstmkit = {ratio:.2f}")  # fmt: skip
 
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", default="", help="comma-separated row indices")
     parser.add_argument("--profile", action="store_true", help="one thread: the loop's parts")
+    parser.add_argument("--cell", default="LSTM", choices=bench_lstm.CELLS)
     args = bench_lstm.parse_args_without_blas_env(parser, argv)
     bench_lstm.set_threads(args.threads)
     import numba
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             print(profile(SHAPES[i]), flush=True)
         else:
-            print(row(SHAPES[i], args.threads, args.wall, args.rounds), flush=True)
+            print(row(SHAPES[i], args.threads, args.wall, args.rounds, args.cell), flush=True)
 
 
 if __name__ == "__main__":
