@@ -1,5 +1,5 @@
 """The GRU's and the plain RNN's inference loop with each thread owning a block of cells, the
-recurrent product computed with the weights as the left matrix: the part of the lean
+products computed with the weights as the left matrix: the part of the lean
 inference (:mod:`lstmkit.kernels.h_inference`) for large ``W_hh``.
 
 Where ``W_hh`` is far larger than a core's L2 (from ``Execution.transposed_from`` bytes, 8 MB:
@@ -11,22 +11,24 @@ slower than the same product transposed (measured, one core, CPU time, this mach
 (1024, 3072) on one thread 66; (1536, 1024) @ (1024, 64), a thread's share split by cells
 and transposed, 97 through :func:`lstmkit.kernels.blas.product`'s blocks). So, as the
 LSTM's loops (:mod:`lstmkit.kernels.cell_split`), thread ``me`` of ``parts`` owns the cells
-``c0:c1`` (C of them) and at every step
+``c0:c1`` (C of them) and at every step, on the transposed layout (row j of its (C, G*N)
+arrays holds cell c0 + j's gates, gate by gate, for the N sequences):
 
+* computes its input pre-activations ``xw = W_ih[rows] @ x[t].T + b_ih`` (before waiting:
+  they need no other thread), one product per gate on the live weights' contiguous rows
+  ``q*H + c0 : q*H + c1`` (nothing is copied or kept between calls; no (T, N, G*H)
+  projection array, no transpose of one);
 * waits until every thread has written its part of h entering the step
-  (:mod:`lstmkit.kernels.sync`),
-* computes its gates' recurrent pre-activations transposed, ``a_t (G*C, N) = W_hh[rows] @
-  h.T``, one product per gate on the live ``W_hh``'s rows ``q*H + c0 : q*H + c1`` (contiguous:
-  nothing is copied or kept between calls),
-* gathers them with the biases and its columns of the input projection (made before the
-  loop, one GEMM over all T*N rows, as the general path's) into (N, G*C) rows, runs the cell
-  (:func:`lstmkit.kernels.gru_cell.forward_row`, :func:`lstmkit.kernels.rnn_cell.forward_row`:
-  the one copy of its equations) on each row, writes its cells of y, of the final state and,
-  transposed, of h for the next step (``h_rows``, a ring of two steps), and publishes.
+  (:mod:`lstmkit.kernels.sync`), then ``hw = W_hh[rows] @ h.T + b_hh`` the same way;
+* runs the cell on its rows (:func:`lstmkit.kernels.gru_cell.forward_row`,
+  :func:`lstmkit.kernels.rnn_cell.forward_row`, the one copy of the equations, as they are:
+  they are elementwise, so N stands in for H), writing h straight into ``h_rows`` (2, H, N),
+  the ring of two steps the next products read, then its block of y (and of the final
+  state), transposed; and publishes.
 
 The products sum in another order than the general path's (``h @ W_hh.T`` on all of
-``W_hh``, the bias first), so the results equal it to float32 rounding, not bit for bit
-(``tests/test_inference_h_split.py``).
+``W_hh``; ``x @ W_ih.T`` over all T*N rows, then ``b_ih``), so the results equal it to
+float32 rounding, not bit for bit (``tests/test_inference_h_split.py``).
 """
 
 from __future__ import annotations
