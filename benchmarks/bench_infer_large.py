@@ -10,7 +10,8 @@ One thread (the default; numba's through the environment, torch's, ORT's and Num
 set here): CPU time per call (``time.process_time``), which a shared machine disturbs
 less than wall time. ``--threads 2 --wall``: wall time, the best of ``--rounds``
 interleaved rounds (lstmkit, torch, ORT, lstmkit, ...). ``--shapes 2,3``: only those rows
-(0-based). ``--cell GRU`` (or RNN): that layer instead of the LSTM (with ``--profile``:
+(0-based). ``--no-torch``: lstmkit and ONNX Runtime only
+(torch 0 in the line). ``--cell GRU`` (or RNN): that layer instead of the LSTM (with ``--profile``:
 :func:`profile_h`). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
 alone (:func:`profile`). OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset as by ``bench_lstm.py``.
 """
@@ -47,7 +48,7 @@ def timed(fn: Callable[[], object], n: int, wall: bool) -> float:
 
 
 def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
-        rounds: int, cell: str = "LSTM") -> str:  # fmt: skip
+        rounds: int, cell: str = "LSTM", torch_too: bool = True) -> str:  # fmt: skip
     """One shape's line: each runtime's best loop (ms per call) and best peer / lstmkit."""
     import numpy as np
     import torch
@@ -76,6 +77,8 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
     G = bench_lstm.GATES[cell]
     flops = 2 * T * N * G * H * (I + H) * (2 if bi else 1) * L  # first layer's I for all: rough
     n = max(2, int(0.4e9 / max(flops, 1)))  # ~0.4 GFLOP per loop
+    if not torch_too:
+        del fns["torch"]
     best = dict.fromkeys(fns, float("inf"))
     for fn in fns.values():  # warm-up (compilation, workspaces)
         timed(fn, 2, wall)
@@ -83,9 +86,9 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
         for name, fn in fns.items():
             best[name] = min(best[name], timed(fn, n, wall))
     ours = best["lstmkit"]
-    ratio = min(best["torch"], best["ORT"]) / ours
+    ratio = min(best.get("torch", float("inf")), best["ORT"]) / ours
     label = f"{cell} {N},{T},{I},{H}" + (f" {L} layers bidir." if bi else "")
-    return (f"infer {label}: lstmkit {ours:.2f} ms, torch {best['torch']:.2f}, "
+    return (f"infer {label}: lstmkit {ours:.2f} ms, torch {best.get('torch', 0):.2f}, "
             f"ORT {best['ORT']:.2f}; best peer / lstmkit = {ratio:.2f}")  # fmt: skip
 
 
@@ -213,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shapes", default="", help="comma-separated row indices")
     parser.add_argument("--profile", action="store_true", help="one thread: the loop's parts")
     parser.add_argument("--cell", default="LSTM", choices=bench_lstm.CELLS)
+    parser.add_argument("--no-torch", action="store_true", help="lstmkit and ORT only")
     args = bench_lstm.parse_args_without_blas_env(parser, argv)
     bench_lstm.set_threads(args.threads)
     import numba
@@ -229,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.profile:
             print(profile(SHAPES[i]), flush=True)
         else:
-            print(row(SHAPES[i], args.threads, args.wall, args.rounds, args.cell), flush=True)
+            print(row(SHAPES[i], args.threads, args.wall, args.rounds, args.cell,
+                      not args.no_torch), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
