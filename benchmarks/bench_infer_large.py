@@ -1,4 +1,4 @@
-"""Whole-sequence LSTM inference at medium and large shapes: lstmkit vs torch vs ONNX Runtime.
+"""Whole-sequence inference at medium and large shapes: lstmkit vs torch vs ONNX Runtime.
 
 Run from the repository root (issue 17's measure, docs/performance.md, "Inference at
 medium and large shapes")::
@@ -10,7 +10,9 @@ One thread (the default; numba's through the environment, torch's, ORT's and Num
 set here): CPU time per call (``time.process_time``), which a shared machine disturbs
 less than wall time. ``--threads 2 --wall``: wall time, the best of ``--rounds``
 interleaved rounds (lstmkit, torch, ORT, lstmkit, ...). ``--shapes 2,3``: only those rows
-(0-based). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
+(0-based). ``--no-torch``: lstmkit and ONNX Runtime only
+(torch 0 in the line). ``--cell GRU`` (or RNN): that layer instead of the LSTM (with ``--profile``:
+:func:`profile_h`). ``--profile`` (one thread): where a call's time goes, the loop's parts timed
 alone (:func:`profile`). OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE are unset as by ``bench_lstm.py``.
 """
 
@@ -46,7 +48,7 @@ def timed(fn: Callable[[], object], n: int, wall: bool) -> float:
 
 
 def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
-        rounds: int) -> str:  # fmt: skip
+        rounds: int, cell: str = "LSTM", torch_too: bool = True) -> str:  # fmt: skip
     """One shape's line: each runtime's best loop (ms per call) and best peer / lstmkit."""
     import numpy as np
     import torch
@@ -54,13 +56,13 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
     import lstmkit as lk
 
     N, T, I, H, L, bi = shape
-    layer = lk.LSTM(I, H, num_layers=L, bidirectional=bi, seed=0)
+    layer = getattr(lk, cell)(I, H, num_layers=L, bidirectional=bi, seed=0)
     layer.eval()
-    module = torch.nn.LSTM(I, H, num_layers=L, bidirectional=bi).eval()
+    module = getattr(torch.nn, cell)(I, H, num_layers=L, bidirectional=bi).eval()
     x = np.random.default_rng(0).standard_normal((T, N, I)).astype(np.float32)
     session = bench_lstm._onnx_session(layer, threads)
     zeros = np.zeros((L * (2 if bi else 1), N, H), np.float32)
-    feeds = {"x": x, "h0": zeros, "c0": zeros}
+    feeds = {"x": x, "h0": zeros, "c0": zeros} if cell == "LSTM" else {"x": x, "h0": zeros}
     x_t = torch.from_numpy(x)
 
     def run_torch() -> None:
@@ -72,8 +74,11 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
         "torch": run_torch,
         "ORT": lambda: session.run(None, feeds),
     }
-    flops = 2 * T * N * 4 * H * (I + H) * (2 if bi else 1) * L  # first layer's I for all: rough
+    G = bench_lstm.GATES[cell]
+    flops = 2 * T * N * G * H * (I + H) * (2 if bi else 1) * L  # first layer's I for all: rough
     n = max(2, int(0.4e9 / max(flops, 1)))  # ~0.4 GFLOP per loop
+    if not torch_too:
+        del fns["torch"]
     best = dict.fromkeys(fns, float("inf"))
     for fn in fns.values():  # warm-up (compilation, workspaces)
         timed(fn, 2, wall)
@@ -81,9 +86,9 @@ def row(shape: tuple[int, int, int, int, int, bool], threads: int, wall: bool,
         for name, fn in fns.items():
             best[name] = min(best[name], timed(fn, n, wall))
     ours = best["lstmkit"]
-    ratio = min(best["torch"], best["ORT"]) / ours
-    label = f"{N},{T},{I},{H}" + (f" {L} layers bidir." if bi else "")
-    return (f"infer {label}: lstmkit {ours:.2f} ms, torch {best['torch']:.2f}, "
+    ratio = min(best.get("torch", float("inf")), best["ORT"]) / ours
+    label = f"{cell} {N},{T},{I},{H}" + (f" {L} layers bidir." if bi else "")
+    return (f"infer {label}: lstmkit {ours:.2f} ms, torch {best.get('torch', 0):.2f}, "
             f"ORT {best['ORT']:.2f}; best peer / lstmkit = {ratio:.2f}")  # fmt: skip
 
 
@@ -148,6 +153,61 @@ def profile(shape: tuple[int, int, int, int, int, bool]) -> str:
     return f"profile {N},{T},{I},{H}: " + "; ".join(parts)
 
 
+def profile_h(shape: tuple[int, int, int, int, int, bool], cell: str) -> str:
+    """One thread, CPU time per call, the GRU's or RNN's inference of one layer: the whole
+    call, then its products alone, each in both loops' ways: the general loop's (the input
+    projection as one GEMM, then per step ``h @ W_hh.T`` as one BLAS call) and the split
+    loop's (:mod:`lstmkit.kernels.h_split`: per step and gate ``W[rows] @ x_t.T`` and
+    ``W[rows] @ h.T``, the weights as the left matrix, :func:`blas.product`); GFLOP/s of
+    each, and the bytes of weights each step streams."""
+    import numba
+    import numpy as np
+
+    import lstmkit as lk
+    from lstmkit.kernels.blas import product
+
+    @numba.njit(nogil=True)
+    def general(h, W_hh_t, hw, T):  # the general loop's recurrent products
+        for _ in range(T):
+            product(h, W_hh_t, hw, 1.0)
+
+    @numba.njit(nogil=True)
+    def split(W, v, out, T, G):  # the split loop's products of W (G*H, K) by v (K, N)
+        H, N = W.shape[0] // G, v.shape[1]
+        for _ in range(T):
+            for q in range(G):
+                product(W[q * H : (q + 1) * H], v, out[:, q * N : (q + 1) * N], 1.0)
+
+    N, T, I, H, _, _ = shape
+    G = bench_lstm.GATES[cell]
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    layer = getattr(lk, cell)(I, H, seed=0)
+    layer.eval()
+    W_ih, W_hh = layer.parameters()["weight_ih_l0"], layer.parameters()["weight_hh_l0"]
+    x = rng.standard_normal((T, N, I)).astype(f32)
+    h, hw = rng.standard_normal((N, H)).astype(f32), np.zeros((N, G * H), f32)
+    x_t, h_t = rng.standard_normal((I, N)).astype(f32), rng.standard_normal((H, N)).astype(f32)
+    out, gates = np.zeros((H, G * N), f32), np.empty((T * N, G * H), f32)
+    W_hh_t = np.ascontiguousarray(W_hh.T)
+    n = max(2, int(2e9 / (2 * T * N * G * H * (I + H))))
+    ms = {
+        "whole": lambda: layer(x, inference=True),
+        "input GEMM": lambda: np.matmul(x.reshape(T * N, I), W_ih.T, out=gates),
+        "recurrent, h @ W_hh.T": lambda: general(h, W_hh_t, hw, T),
+        "input, W_ih @ x.T": lambda: split(W_ih, x_t, out, T, G),
+        "recurrent, W_hh @ h.T": lambda: split(W_hh, h_t, out, T, G),
+    }
+    out_ms = {name: min(timed(fn, n, False) for _ in range(3)) for name, fn in ms.items()}
+    k = {"whole": I + H, "input GEMM": I, "recurrent, h @ W_hh.T": H, "input, W_ih @ x.T": I,
+         "recurrent, W_hh @ h.T": H}  # fmt: skip
+    parts = [f"{name} {t:.1f} ms ({2 * T * N * G * H * k[name] / t / 1e6:.0f} GF/s)"
+             for name, t in out_ms.items()]  # fmt: skip
+    streamed = (W_ih.nbytes + W_hh.nbytes) / 2**20
+    return (f"profile {cell} {N},{T},{I},{H}: " + "; ".join(parts)
+            + f"; weights {streamed:.0f} MB read per step by the split loop")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -155,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shapes", default="", help="comma-separated row indices")
     parser.add_argument("--profile", action="store_true", help="one thread: the loop's parts")
+    parser.add_argument("--cell", default="LSTM", choices=bench_lstm.CELLS)
+    parser.add_argument("--no-torch", action="store_true", help="lstmkit and ORT only")
     args = bench_lstm.parse_args_without_blas_env(parser, argv)
     bench_lstm.set_threads(args.threads)
     import numba
@@ -166,10 +228,13 @@ def main(argv: list[str] | None = None) -> None:
           f"BLAS env {bench_lstm.blas_env_note(args.keep_blas_env)}; "
           f"load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     for i in picked:
-        if args.profile:
+        if args.profile and args.cell != "LSTM":
+            print(profile_h(SHAPES[i], args.cell), flush=True)
+        elif args.profile:
             print(profile(SHAPES[i]), flush=True)
         else:
-            print(row(SHAPES[i], args.threads, args.wall, args.rounds), flush=True)
+            print(row(SHAPES[i], args.threads, args.wall, args.rounds, args.cell,
+                      not args.no_torch), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ the general path transposes it on every call, ~9 us at (192, 64)) and runs the g
 path's loop, ``h_loop._forward``, on the same arrays. So the results are the general
 path's bit for bit (``tests/test_inference_cache.py``); the cells' equations stay in
 :mod:`lstmkit.kernels.gru_cell` and :mod:`lstmkit.kernels.rnn_cell`.
+
+From ``Execution.transposed_from`` bytes of ``W_hh`` (8 MB: the GRU at H = 1024) the layer
+runs instead the loop of :mod:`lstmkit.kernels.h_split`, each thread on a block of cells
+with the weights as the products' left matrix, on one thread or two (where the general path
+would split the batch across threads): equal to the general path to float32 rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any, NamedTuple
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, h_loop, kept, parallel, sequence
+from lstmkit.kernels import compiled, h_loop, h_split, kept, parallel, sequence
 from lstmkit.kernels.execution import Execution
 
 Params = dict[str, np.ndarray]
@@ -51,8 +56,11 @@ def layers(params: list[Params], kind: str = "gru") -> tuple[Layer, ...]:
 
 
 def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
-    """Whether :func:`lstmkit.kernels.h_loop.forward` runs this size in one block (not
-    split across threads: :func:`lstmkit.kernels.parallel.parts`)."""
+    """Whether this part runs this size: where :func:`lstmkit.kernels.h_loop.forward` runs
+    it in one block (not split across threads: :func:`lstmkit.kernels.parallel.parts`), and
+    wherever :mod:`lstmkit.kernels.h_split` applies."""
+    if h_split.applies(w.W_hh, ex):
+        return True
     GH, H = w.W_hh.shape
     ex = h_loop.inference_execution(w.kind, ex, T * N * H * GH)
     return len(parallel.parts(N, T * N * H * GH, ex, lambda rows: rows * H * GH > ex.small_h)) == 1
@@ -71,6 +79,8 @@ def layer(
     T, N, I = x.shape
     GH, H = w.W_hh.shape
     ex = h_loop.inference_execution(w.kind, ex, T * N * H * GH)  # as the general path's
+    if h_split.applies(w.W_hh, ex):
+        return h_split.layer(*w, x, state0[0], final[0], space, ex)
     seq, steps, (W_hh_seen, W_hh_t) = _arrays(w, space, T, N)
     compiled_projection = kept.projects_compiled(x, GH, ex)
     if compiled_projection:
