@@ -193,6 +193,7 @@ def forward(
     ex: Execution = DEFAULT,
     workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
+    out: np.ndarray | None = None,
     **options: bool,
 ) -> tuple[np.ndarray, State, FusedTape | None]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
@@ -213,7 +214,9 @@ def forward(
     steps of gates and cell states, in arrays private to each thread (less memory and
     memory traffic, and threads writing neighbouring columns of one array slow each other
     down; measured per thread at (32, ., 128, 256), the pointwise part of a step: 27 us
-    writing the tape, 20 on shared two-step rings, 12 on private ones).
+    writing the tape, 20 on shared two-step rings, 12 on private ones). ``out``: a
+    (T + 2, N, P) view that y is written into, as :func:`sequence.outputs_and_inputs`
+    lays it out (a bidirectional layer's output without a concatenation).
     """
     T, N, I = x.shape
     W_hh = p["W_hh"]  # (4H, P)
@@ -242,7 +245,7 @@ def forward(
     own = ring < T and (transposed or p["W_ih"].nbytes > ex.project_in_loop_inference)
     in_loop = in_loop and not own
     gates = sequence.empty(workspace, "gates", (ring if in_loop or own else T, N, GH), dtype)
-    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, P, dtype, reverse, mask is None)
+    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, P, dtype, reverse, mask is None, out)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
     # m is y, unless h is W_hr m, or y is zero on padded steps (with zoneout on h, the loops
@@ -261,8 +264,9 @@ def forward(
         sequence.project(x, p["W_ih"], None, gates, ex)
         gains = layer_norm.project_input(gates, p, k.scale, norms)
     elif split is None or not (in_loop or own):
-        W_ih_s = sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype)
-        np.multiply(p["W_ih"], k.scale[:, None], out=W_ih_s)
+        # (not kept in the workspace: needed for this product only, and a (4H, I) array
+        # kept per layer-direction is 2 MB each of a bidirectional layer of 256 at I = 512)
+        W_ih_s = np.multiply(p["W_ih"], k.scale[:, None])
         sequence.project(x, W_ih_s, b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop or own else None
@@ -554,10 +558,13 @@ def backward(
     )  # for dW_hr
     dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
     dc0 = np.array(dstate[1], dtype, order="C")
-    dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = sequence.time_order(T, tape.reverse)
     peep = peepholes_of(p, gate_constants(GH // 4).scale)
     split = _split_loops() if W_hr is None and record is None and tape.norms is None else None
+    if mask is not None:
+        dy = dy * mask
+    elif split is None:  # (the split loops read dy as it is: one direction's columns of a
+        dy = np.ascontiguousarray(dy)  # bidirectional layer's, with no copy)
     ln = None  # with layer norm: (d_c, dz_h), dL/d of c's norm's output and of W_hh h
     if tape.norms is not None:
         ln = (sequence.empty(workspace, "d_c", (T, N, GH // 4), dtype),
