@@ -590,6 +590,7 @@ class _Recurrent(Module):
                 for parts, ds in zip(dstate0, ds0):
                     parts[layer * D + d] = ds
             d_out = d_in
+            del runs, dx  # the other direction's dx, not kept through the next layer's backward
         dx_user = self._to_user_layout(d_out, unbatched)
         return dx_user, self._public_state([np.stack(parts) for parts in dstate0], unbatched)
 
