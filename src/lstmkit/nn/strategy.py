@@ -104,8 +104,9 @@ def forward_directions(
 
     ``joined`` (T + 2, N, D*P) or None: the layer's output is then ``joined[1:T + 1]``,
     each direction's y in its columns. The LSTM's fused kernel writes y there itself (its
-    tape's h_prev is ``joined`` shifted by a step: :func:`lstmkit.kernels.sequence.outputs_and_inputs`),
-    which saves a (T, N, D*P) copy of every layer's output; the other paths' y is copied in."""
+    tape's h_prev is ``joined`` shifted by a step:
+    :func:`lstmkit.kernels.sequence.outputs_and_inputs`), which saves a (T, N, D*P) copy of
+    every layer's output; the other paths' y is copied in."""
     D = len(params)
     kernel = fused_kernel(cell, x.dtype, ex)
     spaces = workspaces or [{} for _ in range(D)]
