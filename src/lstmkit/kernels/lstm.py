@@ -209,7 +209,8 @@ def forward(
     Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
     limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
     the caller from call to call, whose arrays the tape reuses (so a tape is valid until the
-    next call with the same workspace; y and the states are always new arrays).
+    next call with the same workspace; y and the states are always new arrays, y a view of
+    ``out`` when given).
     ``keep_tape=False`` (inference): the tape is None, and the split loops keep only two
     steps of gates and cell states, in arrays private to each thread (less memory and
     memory traffic, and threads writing neighbouring columns of one array slow each other
