@@ -758,7 +758,10 @@ def _products(
     dx_rows = dx.reshape(T * N, I)
     work = T * N * GH * (2 * I + P)
     n_parts = len(parallel.parts(min(T * N, GH), work, ex))
-    grad_rows = max(GRADIENT_ROWS, H)  # rows of a gradient computed at once: a gate's, or 512
+    # rows of a gradient computed at once: a gate's, or 512, on one thread (a bidirectional
+    # layer's direction, or one thread allowed); threads sharing the products each make a
+    # temporary of their share only, in one product (blocks cost time: add_product_t)
+    grad_rows = max(GRADIENT_ROWS, H) if n_parts == 1 else GH
 
     def products(i: int) -> None:
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
