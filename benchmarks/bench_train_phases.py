@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of blocks (3)")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per block (5)")
     parser.add_argument("--no-torch", action="store_true", help="skip the comparison")
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference")
     parser.add_argument(
         "--also",
         action="append",
@@ -175,10 +176,9 @@ def main(argv: list[str] | None = None) -> None:
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     shape = (N, T, I, H, args.layers, args.bidirectional)
     m = bench_lstm.make_models(shape, cell=args.cell)
-    fns = {
-        "fused": bench_lstm._train_fn(m["lstmkit"], m["x"]),
-        "reference": bench_lstm._train_fn(m["reference"], m["x"]),
-    }
+    fns = {"fused": bench_lstm._train_fn(m["lstmkit"], m["x"])}
+    if not args.no_reference:
+        fns["reference"] = bench_lstm._train_fn(m["reference"], m["x"])
     for change in args.also:
         fns[f"fused {change}"] = _with_execution(m["lstmkit"], m["x"], change)
     if not args.no_torch:

@@ -701,3 +701,39 @@ def test_small_work_runs_blas_on_one_thread() -> None:
     parallel.split(lambda rows: seen.setdefault("rows", blas_threads()), 1, ex.min_work, ex)
     assert seen == {"small": [1] * len(before), "one": [1] * len(before), "rows": before}
     assert blas_threads() == before
+
+
+def test_bidirectional_output_written_in_place() -> None:
+    """The fused bidirectional layer writes both directions' y into its output (no
+    concatenation): each direction's tape keeps h_prev as a view of that array; backward
+    reads dy's columns where they are and leaves dy as given; everything equals the
+    reference's to float32 rounding."""
+    rng = np.random.default_rng(3)
+    layers = [lk.LSTM(6, 8, num_layers=2, bidirectional=True, seed=2) for _ in range(2)]
+    layers[0].execution = _execution("cells split", impl="fused")
+    layers[1].impl = "reference"
+    x = rng.standard_normal((5, 3, 6)).astype(np.float32)
+    dy = rng.standard_normal((5, 3, 16)).astype(np.float32)
+    dy_given = dy.copy()
+    (y, _), (y_ref, _) = (layer(x) for layer in layers)
+    for tape in layers[0]._tape["tapes"][2:]:  # the last layer's two directions
+        assert np.shares_memory(tape.h_prev, y)
+    (dx, _), (dx_ref, _) = (layer.backward(dy) for layer in layers)
+    np.testing.assert_array_equal(dy, dy_given)
+    assert rel_err(y, y_ref) < 2e-5 and rel_err(dx, dx_ref) < 2e-5
+    for name, g in layers[1].grads.items():
+        assert rel_err(layers[0].grads[name], g) < 2e-5, name
+
+
+def test_weight_gradients_in_blocks_of_rows_are_the_whole_products() -> None:
+    """add_product_t sums a weight's gradient a block of rows at a time: the same bits as
+    the one product over all rows (what keeps the blocks free of any change of results)."""
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((1600, 1024)).astype(np.float32)  # dz (T*N, 4H)
+    b = rng.standard_normal((1600, 96)).astype(np.float32)  # x (T*N, I)
+    acc0 = rng.standard_normal((1024, 96)).astype(np.float32)
+    whole = acc0 + a.T @ b
+    for rows in (512, 700, 1024):
+        acc = acc0.copy()
+        fast_lstm.add_product_t(acc, a, b, rows)
+        np.testing.assert_array_equal(acc, whole)

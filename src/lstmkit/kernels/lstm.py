@@ -193,6 +193,7 @@ def forward(
     ex: Execution = DEFAULT,
     workspace: sequence.Workspace | None = None,
     keep_tape: bool = True,
+    out: np.ndarray | None = None,
     **options: bool,
 ) -> tuple[np.ndarray, State, FusedTape | None]:
     """Run the LSTM over x (T, N, I) from state (h (N, P), c (N, H)).
@@ -208,12 +209,15 @@ def forward(
     Returns y (T, N, P), the final (h, c) and the tape. ``ex``: the crossovers and thread
     limit (see :class:`lstmkit.kernels.execution.Execution`). ``workspace``: a dict kept by
     the caller from call to call, whose arrays the tape reuses (so a tape is valid until the
-    next call with the same workspace; y and the states are always new arrays).
+    next call with the same workspace; y and the states are always new arrays, y a view of
+    ``out`` when given).
     ``keep_tape=False`` (inference): the tape is None, and the split loops keep only two
     steps of gates and cell states, in arrays private to each thread (less memory and
     memory traffic, and threads writing neighbouring columns of one array slow each other
     down; measured per thread at (32, ., 128, 256), the pointwise part of a step: 27 us
-    writing the tape, 20 on shared two-step rings, 12 on private ones).
+    writing the tape, 20 on shared two-step rings, 12 on private ones). ``out``: a
+    (T + 2, N, P) view that y is written into, as :func:`sequence.outputs_and_inputs`
+    lays it out (a bidirectional layer's output without a concatenation).
     """
     T, N, I = x.shape
     W_hh = p["W_hh"]  # (4H, P)
@@ -242,7 +246,7 @@ def forward(
     own = ring < T and (transposed or p["W_ih"].nbytes > ex.project_in_loop_inference)
     in_loop = in_loop and not own
     gates = sequence.empty(workspace, "gates", (ring if in_loop or own else T, N, GH), dtype)
-    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, P, dtype, reverse, mask is None)
+    y, h_prev = sequence.outputs_and_inputs(workspace, T, N, P, dtype, reverse, mask is None, out)
     c_prev = sequence.empty(workspace, "c_prev", (ring, N, H), dtype)
     tanh_c = sequence.empty(workspace, "tanh_c", (ring, N, H), dtype)
     # m is y, unless h is W_hr m, or y is zero on padded steps (with zoneout on h, the loops
@@ -261,8 +265,9 @@ def forward(
         sequence.project(x, p["W_ih"], None, gates, ex)
         gains = layer_norm.project_input(gates, p, k.scale, norms)
     elif split is None or not (in_loop or own):
-        W_ih_s = sequence.empty(workspace, "W_ih_s", p["W_ih"].shape, dtype)
-        np.multiply(p["W_ih"], k.scale[:, None], out=W_ih_s)
+        # (not kept in the workspace: needed for this product only, and a (4H, I) array
+        # kept per layer-direction is 2 MB each of a bidirectional layer of 256 at I = 512)
+        W_ih_s = np.multiply(p["W_ih"], k.scale[:, None])
         sequence.project(x, W_ih_s, b, gates, ex)
     if split is not None:
         W_ih_in_loop = p["W_ih"] if in_loop or own else None
@@ -554,10 +559,13 @@ def backward(
     )  # for dW_hr
     dh0 = np.array(dstate[0], dtype, order="C")  # in: the final state's gradient, out: h0's
     dc0 = np.array(dstate[1], dtype, order="C")
-    dy = np.ascontiguousarray(dy if mask is None else dy * mask)
     order = sequence.time_order(T, tape.reverse)
     peep = peepholes_of(p, gate_constants(GH // 4).scale)
     split = _split_loops() if W_hr is None and record is None and tape.norms is None else None
+    if mask is not None:
+        dy = dy * mask
+    elif split is None:  # (the split loops read dy as it is: one direction's columns of a
+        dy = np.ascontiguousarray(dy)  # bidirectional layer's, with no copy)
     ln = None  # with layer norm: (d_c, dz_h), dL/d of c's norm's output and of W_hh h
     if tape.norms is not None:
         ln = (sequence.empty(workspace, "d_c", (T, N, GH // 4), dtype),
@@ -750,19 +758,39 @@ def _products(
     dx_rows = dx.reshape(T * N, I)
     work = T * N * GH * (2 * I + P)
     n_parts = len(parallel.parts(min(T * N, GH), work, ex))
+    # rows of a gradient computed at once: a gate's, or 512, on one thread (a bidirectional
+    # layer's direction, or one thread allowed); threads sharing the products each make a
+    # temporary of their share only, in one product (blocks cost time: add_product_t)
+    grad_rows = max(GRADIENT_ROWS, H) if n_parts == 1 else GH
 
     def products(i: int) -> None:
         rows, g = parallel.block(T * N, n_parts, i), parallel.block(GH, n_parts, i)
         np.matmul(dz_rows[rows], p["W_ih"], out=dx_rows[rows])  # dx = dz @ W_ih
-        grads["W_ih"][g] += dz_rows[:, g].T @ x_rows
-        grads["W_hh"][g] += dz_h_rows[:, g].T @ h_rows
+        add_product_t(grads["W_ih"][g], dz_rows[:, g], x_rows, grad_rows)  # += dz.T @ x
+        add_product_t(grads["W_hh"][g], dz_h_rows[:, g], h_rows, grad_rows)
         if "b_ih" in grads:
             db = dz_rows[:, g].sum(axis=0)
             grads["b_ih"][g] += db
             grads["b_hh"][g] += db
         if W_hr is not None:
             r = parallel.block(P, n_parts, i)
-            grads["W_hr"][r] += dh_rows[:, r].T @ m_rows
+            add_product_t(grads["W_hr"][r], dh_rows[:, r], m_rows, grad_rows)
 
     parallel.run(products, range(n_parts), one_blas_thread=parallel.small(work, ex))
     return dx
+
+
+GRADIENT_ROWS = 512  # fewest rows of a weight gradient computed in one product
+
+
+def add_product_t(acc: np.ndarray, a: np.ndarray, b: np.ndarray, rows: int) -> None:
+    """acc (G, C) += a.T @ b for a (K, G), b (K, C): a weight's gradient summed over all
+    K = T*N rows, ``rows`` of ``acc``'s rows at a time. The same sums in the same order (a
+    product's row does not depend on the others: the threads already split these products
+    by rows), but the temporary product is a block, not a second copy of the weight (2 MB
+    at 4H = 1024, I = 512, one per direction of a bidirectional layer at once, at the
+    step's peak of memory). Blocks of fewer than ~512 rows cost time (measured one thread,
+    (K, G, C) = (1600, 1024, 512): 18.2 ms whole, 19.0 in blocks of 512 rows, 19.7 of 256,
+    21.4 of 128; (3200, 4096, 1024): 293, 302 of 1024, 311 of 512, 329 of 256)."""
+    for r in range(0, acc.shape[0], rows):
+        acc[r : r + rows] += a[:, r : r + rows].T @ b

@@ -34,13 +34,21 @@ def outputs_and_inputs(
     dtype: Any,
     reverse: bool,
     shared: bool,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """y (T, N, P), a new array, and the tape's h_prev (T, N, P). Without padding (``shared``)
     h entering a step is the previous step's output, so both are views of one (T + 1, N, P)
-    array: the loops then write each h once, and the tape holds it once."""
+    array: the loops then write each h once, and the tape holds it once.
+
+    ``out`` (T + 2, N, P), a view of the caller's (maybe strided: one direction's columns
+    of a bidirectional layer's output): y is then ``out[1:T + 1]``, and without padding
+    h_prev is ``out`` shifted by one step, h0 in row 0 (row T + 1 in reverse): the layer's
+    output is the directions' y side by side, with no copy and no concatenation."""
     if not shared:  # padded steps output zeros but carry h
-        return np.empty((T, N, P), dtype), empty(workspace, "h_prev", (T, N, P), dtype)
-    hy = np.empty((T + 1, N, P), dtype)  # h0 at the start of the time order
+        y = np.empty((T, N, P), dtype) if out is None else out[1 : T + 1]
+        return y, empty(workspace, "h_prev", (T, N, P), dtype)
+    # h0 at the start of the time order
+    hy = np.empty((T + 1, N, P), dtype) if out is None else (out[1:] if reverse else out[:-1])
     return (hy[:-1], hy[1:]) if reverse else (hy[1:], hy[:-1])
 
 

@@ -454,6 +454,8 @@ class _Recurrent(Module):
                 params = [self._local(self._params, layer, d) for d in range(D)]
                 for p, noise in zip(params, self._noise(layer, layer_input.shape, self.training)):
                     p.update(noise)
+                # both directions' y side by side, written in place (no concatenation)
+                joined = None if D == 1 else np.empty((T + 2, N, D * self.output_size), x.dtype)
                 runs = strategy.forward_directions(
                     self.cell,
                     params,
@@ -463,13 +465,14 @@ class _Recurrent(Module):
                     ex,
                     workspaces=None if spaces is None else spaces[layer * D : (layer + 1) * D],
                     keep_tape=not inference,
+                    joined=joined,
                 )
                 for y, final, tape in runs:
                     outputs.append(y)
                     tapes.append(tape)
                     for parts, s in zip(finals, final):
                         parts.append(s)
-                layer_input = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)
+                layer_input = outputs[0] if joined is None else joined[1 : T + 1]
                 if layer < self.num_layers - 1 and self.training and self.dropout > 0:
                     keep = self._uniform(layer_input.shape, batch_axis=1) >= self.dropout
                     drop = keep.astype(self.dtype) / (1.0 - self.dropout)
@@ -575,18 +578,19 @@ class _Recurrent(Module):
                 self.cell,
                 [self._local(self._params, layer, d) for d in range(D)],
                 tape["tapes"][layer * D : (layer + 1) * D],
-                [np.ascontiguousarray(d_out[:, :, d * P : (d + 1) * P]) for d in range(D)],
+                [d_out[:, :, d * P : (d + 1) * P] for d in range(D)],  # (views: no copies)
                 [tuple(s[layer * D + d] for s in dfinal) for d in range(D)],
                 [self._local(self.grads, layer, d) for d in range(D)],
                 records,
                 tape["execution"],
                 self._backward_workspaces,
             )
-            for d, (dx, ds0) in enumerate(runs):
-                d_in = dx if d_in is None else d_in + dx
+            for d, (dx, ds0) in enumerate(runs):  # (dx: each run's own new array)
+                d_in = dx if d_in is None else np.add(d_in, dx, out=d_in)
                 for parts, ds in zip(dstate0, ds0):
                     parts[layer * D + d] = ds
             d_out = d_in
+            del runs, dx  # the other direction's dx, not kept through the next layer's backward
         dx_user = self._to_user_layout(d_out, unbatched)
         return dx_user, self._public_state([np.stack(parts) for parts in dstate0], unbatched)
 

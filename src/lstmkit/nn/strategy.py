@@ -96,25 +96,38 @@ def forward_directions(
     ex: Execution,
     workspaces: list[Workspace] | None = None,
     keep_tape: bool = True,
+    joined: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, State, Any]]:
     """Each direction d of one layer (``reverse = d == 1``) over x (T, N, I) from
     ``states[d]``: [(y (T, N, P), final state, tape or None)]. ``workspaces``: one per
-    direction, kept by the caller (see :func:`lstmkit.kernels.lstm.forward`)."""
+    direction, kept by the caller (see :func:`lstmkit.kernels.lstm.forward`).
+
+    ``joined`` (T + 2, N, D*P) or None: the layer's output is then ``joined[1:T + 1]``,
+    each direction's y in its columns. The LSTM's fused kernel writes y there itself (its
+    tape's h_prev is ``joined`` shifted by a step:
+    :func:`lstmkit.kernels.sequence.outputs_and_inputs`), which saves a (T, N, D*P) copy of
+    every layer's output; the other paths' y is copied in."""
     D = len(params)
     kernel = fused_kernel(cell, x.dtype, ex)
     spaces = workspaces or [{} for _ in range(D)]
     concurrent = kernel is not None and _concurrent(params, x.shape, ex)
     inner = ex.with_threads(1) if concurrent else ex
     out: list[Any] = [None] * D
+    into = joined is not None and kernel is not None and isinstance(cell, LSTMCell)
 
     def one(d: int) -> None:
+        P = states[d][0].shape[1]
+        columns = None if joined is None else joined[:, :, d * P : (d + 1) * P]  # (T + 2, N, P)
         if kernel is None:
             y, final, tape = time_loop.forward(cell, params[d], x, states[d], mask, d == 1)
             out[d] = (y, final, tape if keep_tape else None)
         else:
             args = (params[d], x, states[d], mask, d == 1)
+            kw = {"out": columns} if into else {}
             out[d] = kernel.forward(*args, **_options(cell), ex=inner, workspace=spaces[d],
-                                    keep_tape=keep_tape)  # fmt: skip
+                                    keep_tape=keep_tape, **kw)  # fmt: skip
+        if columns is not None and not into:
+            columns[1:-1] = out[d][0]
 
     _each(one, D, concurrent)
     return out
