@@ -19,15 +19,17 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, kept, parallel, sequence
+from lstmkit.kernels import compiled, kept, panels, parallel, sequence
 from lstmkit.kernels.execution import Execution
-from lstmkit.kernels.lstm_cell import gate_constants
+from lstmkit.kernels.lstm_cell import gate, gate_constants, tanh
 
 Params = dict[str, np.ndarray]
 STATES = 2  # (h, c)
+PANEL_ROWS = 64  # rows (sequences) up to which the loop's product is panels.add_product's
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+_inline = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", inline="always")
 
 
 class Layer(NamedTuple):
@@ -85,18 +87,41 @@ def layer(
     projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
-    seen, W_hh_t, W_hh_s = _prepared(w, space)
-    c_prev = sequence.empty(space, "c_prev", (T, N, H), _f32)
-    tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
-    # (views made here, not in _run: numba types a slice made in compiled code as
-    # non-contiguous, and the loop would not vectorise)
-    args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n, seen,
-            W_hh_t, W_hh_s)  # fmt: skip
-    if project and not kept.single_threaded(T * N, x.shape[2], GH):
-        parallel.run(lambda _: _run(*args), [0], one_blas_thread=True)
+    if N <= PANEL_ROWS and panels.fits(H):
+        seen, W_panels = _packed(w, space)
+        c_ring = sequence.empty(space, "c_ring", (2, N, H), _f32)
+        args = (projection, project, gates, hy, c_ring, w, c0, h_n, c_n, seen, W_panels)
+        run = _run_panels
     else:
-        _run(*args)
+        seen, W_hh_t, W_hh_s = _prepared(w, space)
+        c_prev = sequence.empty(space, "c_prev", (T, N, H), _f32)
+        tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
+        # (views made here, not in _run: numba types a slice made in compiled code as
+        # non-contiguous, and the loop would not vectorise)
+        args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n,
+                seen, W_hh_t, W_hh_s)  # fmt: skip
+        run = _run
+    if project and not kept.single_threaded(T * N, x.shape[2], GH):
+        parallel.run(lambda _: run(*args), [0], one_blas_thread=True)
+    else:
+        run(*args)
     return hy[1:]
+
+
+def _packed(w: Layer, space: sequence.Workspace) -> tuple[np.ndarray, np.ndarray]:
+    """(seen, the W_hh they were made from; W_panels, :func:`lstmkit.kernels.panels.pack`'s
+    layout), kept in ``space`` from call to call: made here the first time, by ``pack``
+    whenever W_hh changed."""
+    seen = space.get("W_hh_panels_seen")
+    if seen is None or seen.shape != w.W_hh.shape:
+        GH, H = w.W_hh.shape
+        C = panels.CELLS
+        W_s = (w.W_hh * w.scale[:, None]).reshape(4, H // C, C, H)  # (gate, panel, cell, k)
+        space["W_hh_panels_seen"] = w.W_hh.copy()
+        space["W_hh_panels"] = np.ascontiguousarray(
+            W_s.transpose(1, 3, 0, 2).reshape(H // C, H, panels.PANEL)
+        )
+    return space["W_hh_panels_seen"], space["W_hh_panels"]
 
 
 def _prepared(w: Layer, space: sequence.Workspace) -> tuple[np.ndarray, ...]:
@@ -150,6 +175,29 @@ def _scale_projection(gates, b_ih, b_hh, scale):
 
 
 @_jit
+def _project(projection, project, gates, w):
+    """With ``project``, the (unscaled) input projection into gates (T, N, 4H) from
+    ``projection``: x (T*N, I) and the kept W_ih, W_ih.T of
+    :func:`lstmkit.kernels.kept.project_compiled`; then scaled, the biases added."""
+    W_ih, _, b_ih, b_hh, scale, _, _ = w
+    T, N = gates.shape[0], gates.shape[1]
+    if project:
+        x, W_ih_seen, W_ih_t = projection
+        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih[:0], gates.reshape(T * N, -1))
+    _scale_projection(gates, b_ih, b_hh, scale)
+
+
+@_jit
+def _run_panels(projection, project, gates, hy, c_ring, w, c0, h_n, c_n, W_hh_seen, W_panels):
+    """:func:`_run` with the loop of :func:`_loop_panels` (W_panels of
+    :func:`lstmkit.kernels.panels.pack`, hy (T + 1, N, H): h0 in, then y)."""
+    _project(projection, project, gates, w)
+    panels.pack(w.W_hh, w.scale, W_hh_seen, W_panels)
+    c_ring[0] = c0
+    _loop_panels(gates, hy, c_ring, W_panels, w.alpha, w.beta, h_n, c_n)
+
+
+@_jit
 def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n, W_hh_seen,
          W_hh_t, W_hh_s):  # fmt: skip
     """One layer's loop, as :func:`lstmkit.kernels.compiled.forward_sequence` with the
@@ -160,11 +208,8 @@ def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n,
     W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = w
     T, N = gates.shape[0], gates.shape[1]
     H = W_hh.shape[1]
-    if project:
-        x, W_ih_seen, W_ih_t = projection
-        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih[:0], gates.reshape(T * N, -1))
+    _project(projection, project, gates, w)
     _refresh(W_hh, scale, W_hh_seen, W_hh_t, W_hh_s)
-    _scale_projection(gates, b_ih, b_hh, scale)
     c_prev[0] = c0
     seq = (gates, h_prev, c_prev, tanh_c, y)
     no = np.empty((0, H), _f32)
@@ -174,3 +219,53 @@ def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n,
     peep = (e, e, e, e, e, e)
     compiled._forward_sequence_plain(seq, y, (W_hh_s, W_hh_t, no, no), k, peep, steps,
                                     (h_n, c_n), 0, N)  # fmt: skip
+
+
+@_inline
+def _cells(s, alpha, beta, c_prev, c_out, tanh_c, m, n, b):
+    """Row n, the cells of panel b from their sums s (:func:`lstmkit.kernels.panels.
+    panel_sums`): the plain cell of :func:`lstmkit.kernels.lstm_cell.cell_forward`,
+    i, f, g, o = gate(s) and c = f * c_prev + i * g, m = o * tanh(c)."""
+    H = c_prev.shape[1]
+    C = panels.CELLS
+    for c in range(C):
+        j = b * C + c
+        i = gate(s[c], alpha[j], beta[j])
+        f = gate(s[C + c], alpha[H + j], beta[H + j])
+        g = gate(s[2 * C + c], alpha[2 * H + j], beta[2 * H + j])
+        o = gate(s[3 * C + c], alpha[3 * H + j], beta[3 * H + j])
+        c_j = f * c_prev[n, j] + i * g
+        t = tanh(c_j)
+        c_out[n, j] = c_j
+        tanh_c[n, j] = t
+        m[n, j] = o * t
+
+
+@_jit
+def _loop_panels(gates, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
+    """The loop of :func:`lstmkit.kernels.compiled._forward_sequence_plain` (no padding, all
+    rows) with the recurrent product of :mod:`lstmkit.kernels.panels` and each panel's
+    cells computed from its sums in registers: gates (T, N, 4H) the scaled projection in;
+    hy (T + 1, N, H) h0 in, then y out; c_ring (2, N, H), c0 in c_ring[0]; (h_n, c_n)
+    (N, H) out."""
+    T = gates.shape[0]
+    N, H = h_n.shape
+    s, u = panels.sums(), panels.sums()
+    tanh_c = np.empty((N, H), _f32)
+    for t in range(T):
+        z, h, m = gates[t], hy[t], hy[t + 1]
+        c_in = c_ring[t & 1]
+        c_out = c_ring[(t + 1) & 1] if t + 1 < T else c_n
+        for p in range(N // 2):
+            n = 2 * p
+            for b in range(H // panels.CELLS):
+                panels.panel_sums_pair(h, W_panels, z, n, b, s, u)
+                _cells(s, alpha, beta, c_in, c_out, tanh_c, m, n, b)
+                _cells(u, alpha, beta, c_in, c_out, tanh_c, m, n + 1, b)
+        if N % 2:
+            for b in range(H // panels.CELLS):
+                panels.panel_sums(h, W_panels, z, N - 1, b, s)
+                _cells(s, alpha, beta, c_in, c_out, tanh_c, m, N - 1, b)
+    for n in range(N):
+        for j in range(H):
+            h_n[n, j] = hy[T, n, j]

@@ -1,0 +1,132 @@
+"""A recurrent product with its sums in registers, for the lean inference at few rows: the
+weights packed in panels of PANEL columns, kept from call to call.
+
+The loops of :mod:`lstmkit.kernels.compiled` compute ``z += h @ W_hh^T`` row by row
+(:func:`lstmkit.kernels.compiled.matmul_add`): each pass over four rows of ``W_hh^T``
+loads and stores all 4H sums again, which held a (1, 64) @ (64, 256) step at ~0.8 us.
+Here the sums of PANEL columns stay in registers over the whole inner dimension (an
+array on the stack, :func:`_stack_floats`, of a constant size: LLVM promotes it to
+registers), and the weights are read from ``W_panels`` (4H / PANEL, K, PANEL), each panel
+contiguous: ~0.6 us a step at (1, 64) @ (64, 256), where the 64 KB of weights stream from
+L2 (at (1, 32) @ (32, 128), 16 KB in L1: 0.20 -> 0.09 us).
+
+Each sum is the same expression as :func:`lstmkit.kernels.compiled.matmul_add`'s (four
+products of k, k+1, k+2, k+3 added to the sum, then single products for K's remainder),
+so the bits are the same (``tests/test_inference_cache.py`` compares the lean entry,
+which uses this at one row, with the general path).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from lstmkit.kernels.compiled import renew
+
+CELLS = 16  # cells per panel
+PANEL = 4 * CELLS  # columns per panel (i, f, g, o of CELLS cells): four 512-bit registers
+
+_f32 = np.float32
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+_inline = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy", inline="always")
+
+
+def fits(H: int) -> bool:
+    """Whether H cells split into whole panels."""
+    return H % CELLS == 0
+
+
+@intrinsic
+def _stack_floats(typingctx, count):
+    """A pointer to ``count`` (a literal) float32 on the stack of the compiled caller."""
+    if not isinstance(count, types.IntegerLiteral):
+        return None
+    n = count.literal_value
+
+    def codegen(context, builder, signature, args):
+        f32 = context.get_value_type(types.float32)
+        block = cgutils.alloca_once(builder, ir.ArrayType(f32, n))
+        return builder.bitcast(block, f32.as_pointer())
+
+    return types.CPointer(types.float32)(count), codegen
+
+
+@_inline
+def sums():
+    """PANEL float32 on the caller's stack (in registers where LLVM can keep them)."""
+    return numba.carray(_stack_floats(PANEL), (PANEL,))
+
+
+@_jit
+def pack(W, scale, seen, W_panels):
+    """Where W (4H, K) differs from ``seen`` (its copy when W_panels was last made: see
+    :func:`lstmkit.kernels.compiled.renew`): W_panels (H / CELLS, K, PANEL), panel b's
+    column q * CELLS + c = gate q of cell b * CELLS + c, i.e. (W * scale[:, None]).T with
+    its columns regrouped by cells."""
+    if not renew(W, seen):
+        return
+    H = W.shape[0] // 4
+    for b in range(H // CELLS):
+        for k in range(W.shape[1]):
+            for q in range(4):
+                for c in range(CELLS):
+                    j = q * H + b * CELLS + c
+                    W_panels[b, k, q * CELLS + c] = W[j, k] * scale[j]
+
+
+@_inline
+def _start(z, n, b, s):
+    """s = panel b's columns of z's row n (z (N, 4H) in the gates' order)."""
+    H = z.shape[1] // 4
+    for q in range(4):
+        for c in range(CELLS):
+            s[q * CELLS + c] = z[n, q * H + b * CELLS + c]
+
+
+@_inline
+def panel_sums(h, W_panels, z, n, b, s):
+    """s (PANEL,) = panel b's columns of z[n] + h[n] @ W^T (the four gates of cells
+    b*CELLS ... in turn)."""
+    K = W_panels.shape[1]
+    _start(z, n, b, s)
+    for k4 in range(K // 4):
+        k = 4 * k4
+        a0, a1, a2, a3 = h[n, k], h[n, k + 1], h[n, k + 2], h[n, k + 3]
+        for q in range(PANEL):
+            s[q] += (
+                a0 * W_panels[b, k, q]
+                + a1 * W_panels[b, k + 1, q]
+                + a2 * W_panels[b, k + 2, q]
+                + a3 * W_panels[b, k + 3, q]
+            )
+    for k in range(K - K % 4, K):
+        a0 = h[n, k]
+        for q in range(PANEL):
+            s[q] += a0 * W_panels[b, k, q]
+
+
+@_inline
+def panel_sums_pair(h, W_panels, z, n, b, s, u):
+    """:func:`panel_sums` of rows n (into s) and n + 1 (into u), each weight loaded once."""
+    K = W_panels.shape[1]
+    m = n + 1
+    _start(z, n, b, s)
+    _start(z, m, b, u)
+    for k4 in range(K // 4):
+        k = 4 * k4
+        a0, a1, a2, a3 = h[n, k], h[n, k + 1], h[n, k + 2], h[n, k + 3]
+        e0, e1, e2, e3 = h[m, k], h[m, k + 1], h[m, k + 2], h[m, k + 3]
+        for q in range(PANEL):
+            w0, w1 = W_panels[b, k, q], W_panels[b, k + 1, q]
+            w2, w3 = W_panels[b, k + 2, q], W_panels[b, k + 3, q]
+            s[q] += a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+            u[q] += e0 * w0 + e1 * w1 + e2 * w2 + e3 * w3
+    for k in range(K - K % 4, K):
+        a0, e0 = h[n, k], h[m, k]
+        for q in range(PANEL):
+            s[q] += a0 * W_panels[b, k, q]
+            u[q] += e0 * W_panels[b, k, q]
