@@ -42,15 +42,23 @@ class Layer(NamedTuple):
     scale: np.ndarray  # (4H,) the gate constants (lstm_cell.gate_constants)
     alpha: np.ndarray
     beta: np.ndarray
+    order: np.ndarray  # (4H,) the panels' order of the columns (panels.order), or (0,)
+    alpha_p: np.ndarray  # (H / CELLS, PANEL) alpha and beta in that order, or (0, 0)
+    beta_p: np.ndarray
 
 
 def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
     """Each layer's live weights, ``params[k]`` the k-th layer's ``{"W_ih", "W_hh", "b_ih",
     "b_hh"}`` (the biases optional), with the gate constants of its size."""
-    k = gate_constants(params[0]["W_hh"].shape[1])
+    H = params[0]["W_hh"].shape[1]
+    k = gate_constants(H)
+    fits = panels.fits(H)
+    in_panels = tuple(panels.regroup(v) if fits else np.empty((0, 0), _f32) for v in k[1:3])
+    order = panels.order(H) if fits else np.empty(0, np.int64)
     none = np.empty(0, _f32)
     return tuple(
-        Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3])
+        Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3], order,
+              *in_panels)  # fmt: skip
         for p in params
     )
 
@@ -87,10 +95,12 @@ def layer(
     projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
-    if N <= PANEL_ROWS and panels.fits(H):
+    if project and N <= PANEL_ROWS and panels.fits(H):
         seen, W_panels = _packed(w, space)
+        W_ih_kept = kept.kept_transpose(space, "W_ih_panels", w.W_ih, w.order)
+        projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
         c_ring = sequence.empty(space, "c_ring", (2, N, H), _f32)
-        args = (projection, project, gates, hy, c_ring, w, c0, h_n, c_n, seen, W_panels)
+        args = (projection, gates, hy, c_ring, w, c0, h_n, c_n, seen, W_panels)
         run = _run_panels
     else:
         seen, W_hh_t, W_hh_s = _prepared(w, space)
@@ -179,22 +189,47 @@ def _project(projection, project, gates, w):
     """With ``project``, the (unscaled) input projection into gates (T, N, 4H) from
     ``projection``: x (T*N, I) and the kept W_ih, W_ih.T of
     :func:`lstmkit.kernels.kept.project_compiled`; then scaled, the biases added."""
-    W_ih, _, b_ih, b_hh, scale, _, _ = w
     T, N = gates.shape[0], gates.shape[1]
     if project:
         x, W_ih_seen, W_ih_t = projection
-        kept.project_compiled(x, W_ih, W_ih_seen, W_ih_t, b_ih[:0], gates.reshape(T * N, -1))
-    _scale_projection(gates, b_ih, b_hh, scale)
+        kept.project_compiled(x, w.W_ih, W_ih_seen, W_ih_t, w.b_ih[:0], gates.reshape(T * N, -1))
+    _scale_projection(gates, w.b_ih, w.b_hh, w.scale)
 
 
 @_jit
-def _run_panels(projection, project, gates, hy, c_ring, w, c0, h_n, c_n, W_hh_seen, W_panels):
-    """:func:`_run` with the loop of :func:`_loop_panels` (W_panels of
-    :func:`lstmkit.kernels.panels.pack`, hy (T + 1, N, H): h0 in, then y)."""
-    _project(projection, project, gates, w)
+def _run_panels(projection, gates, hy, c_ring, w, c0, h_n, c_n, W_hh_seen, W_panels):
+    """:func:`_run` with the loop of :func:`_loop_panels`: the projection into gates
+    (T, N, 4H) with its columns in the panels' order (``w.order``; ``projection``: x
+    (T*N, I) and the kept W_ih, W_ih[order].T), W_panels of
+    :func:`lstmkit.kernels.panels.pack`, hy (T + 1, N, H): h0 in, then y."""
+    x, W_ih_seen, W_ih_t = projection
+    T, N, GH = gates.shape
+    kept.project_in_order(x, w.W_ih, w.order, W_ih_seen, W_ih_t, gates.reshape(T * N, GH))
+    _scale_in_order(gates, w.b_ih, w.b_hh, w.scale, w.order)
     panels.pack(w.W_hh, w.scale, W_hh_seen, W_panels)
     c_ring[0] = c0
-    _loop_panels(gates, hy, c_ring, W_panels, w.alpha, w.beta, h_n, c_n)
+    z = gates.reshape(T, N, GH // panels.PANEL, panels.PANEL)
+    _loop_panels(z, hy, c_ring, W_panels, w.alpha_p, w.beta_p, h_n, c_n)
+
+
+@_jit
+def _scale_in_order(gates, b_ih, b_hh, scale, order):
+    """:func:`_scale_projection` on gates (T, N, 4H) whose columns are in the order
+    ``order``: g[j] = g[j] * scale[o] + (b_ih[o] + b_hh[o]) * scale[o], o = order[j] (the
+    same bits, column by column)."""
+    T, N, GH = gates.shape
+    s = np.empty(GH, _f32)
+    b = np.zeros(GH, _f32)
+    for j in range(GH):
+        o = order[j]
+        s[j] = scale[o]
+        if b_ih.shape[0] > 0:
+            b[j] = (b_ih[o] + b_hh[o]) * scale[o]
+    for t in range(T):
+        for n in range(N):
+            g = gates[t, n]
+            for j in range(GH):
+                g[j] = g[j] * s[j] + b[j]
 
 
 @_jit
@@ -205,15 +240,14 @@ def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n,
     (``projection``: x (T*N, I) and the kept W_ih, W_ih.T of
     :func:`lstmkit.kernels.kept.project_compiled`), the weights prepared from ``w``'s live
     arrays."""
-    W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = w
     T, N = gates.shape[0], gates.shape[1]
-    H = W_hh.shape[1]
+    H = w.W_hh.shape[1]
     _project(projection, project, gates, w)
-    _refresh(W_hh, scale, W_hh_seen, W_hh_t, W_hh_s)
+    _refresh(w.W_hh, w.scale, W_hh_seen, W_hh_t, W_hh_s)
     c_prev[0] = c0
     seq = (gates, h_prev, c_prev, tanh_c, y)
     no = np.empty((0, H), _f32)
-    k = (scale, alpha, beta, 0)
+    k = (w.scale, w.alpha, w.beta, 0)
     steps = (np.arange(T), np.ones((T, N), np.uint8))
     e = np.empty(0, _f32)
     peep = (e, e, e, e, e, e)
@@ -225,15 +259,16 @@ def _run(projection, project, gates, h_prev, y, c_prev, tanh_c, w, c0, h_n, c_n,
 def _cells(s, alpha, beta, c_prev, c_out, tanh_c, m, n, b):
     """Row n, the cells of panel b from their sums s (:func:`lstmkit.kernels.panels.
     panel_sums`): the plain cell of :func:`lstmkit.kernels.lstm_cell.cell_forward`,
-    i, f, g, o = gate(s) and c = f * c_prev + i * g, m = o * tanh(c)."""
-    H = c_prev.shape[1]
+    i, f, g, o = gate(s) and c = f * c_prev + i * g, m = o * tanh(c) (alpha, beta in the
+    panels' order; tanh_c (N, H) is written as the general path's tape: without that
+    store, LLVM reassociates ``o * tanh(c)`` and rounds otherwise)."""
     C = panels.CELLS
     for c in range(C):
         j = b * C + c
-        i = gate(s[c], alpha[j], beta[j])
-        f = gate(s[C + c], alpha[H + j], beta[H + j])
-        g = gate(s[2 * C + c], alpha[2 * H + j], beta[2 * H + j])
-        o = gate(s[3 * C + c], alpha[3 * H + j], beta[3 * H + j])
+        i = gate(s[c], alpha[b, c], beta[b, c])
+        f = gate(s[C + c], alpha[b, C + c], beta[b, C + c])
+        g = gate(s[2 * C + c], alpha[b, 2 * C + c], beta[b, 2 * C + c])
+        o = gate(s[3 * C + c], alpha[b, 3 * C + c], beta[b, 3 * C + c])
         c_j = f * c_prev[n, j] + i * g
         t = tanh(c_j)
         c_out[n, j] = c_j
@@ -242,30 +277,40 @@ def _cells(s, alpha, beta, c_prev, c_out, tanh_c, m, n, b):
 
 
 @_jit
-def _loop_panels(gates, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
+def _loop_panels(z_all, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
     """The loop of :func:`lstmkit.kernels.compiled._forward_sequence_plain` (no padding, all
     rows) with the recurrent product of :mod:`lstmkit.kernels.panels` and each panel's
-    cells computed from its sums in registers: gates (T, N, 4H) the scaled projection in;
-    hy (T + 1, N, H) h0 in, then y out; c_ring (2, N, H), c0 in c_ring[0]; (h_n, c_n)
-    (N, H) out."""
-    T = gates.shape[0]
+    cells computed from its sums in registers: z_all (T, N, H / CELLS, PANEL) the scaled
+    projection in the panels' order (alpha, beta too: (H / CELLS, PANEL)); hy (T + 1, N,
+    H) h0 in, then y out; c_ring (2, N, H), c0 in c_ring[0]; (h_n, c_n) (N, H) out."""
+    T = z_all.shape[0]
     N, H = h_n.shape
     s, u = panels.sums(), panels.sums()
     tanh_c = np.empty((N, H), _f32)
     for t in range(T):
-        z, h, m = gates[t], hy[t], hy[t + 1]
+        z, h, m = z_all[t], hy[t], hy[t + 1]
         c_in = c_ring[t & 1]
         c_out = c_ring[(t + 1) & 1] if t + 1 < T else c_n
         for p in range(N // 2):
             n = 2 * p
             for b in range(H // panels.CELLS):
-                panels.panel_sums_pair(h, W_panels, z, n, b, s, u)
+                _start(z, n, b, s)
+                _start(z, n + 1, b, u)
+                panels.add_panel_pair(h, W_panels, n, b, s, u)
                 _cells(s, alpha, beta, c_in, c_out, tanh_c, m, n, b)
                 _cells(u, alpha, beta, c_in, c_out, tanh_c, m, n + 1, b)
         if N % 2:
             for b in range(H // panels.CELLS):
-                panels.panel_sums(h, W_panels, z, N - 1, b, s)
+                _start(z, N - 1, b, s)
+                panels.add_panel(h, W_panels, N - 1, b, s)
                 _cells(s, alpha, beta, c_in, c_out, tanh_c, m, N - 1, b)
     for n in range(N):
         for j in range(H):
             h_n[n, j] = hy[T, n, j]
+
+
+@_inline
+def _start(z, n, b, s):
+    """s = z[n, b]: panel b's scaled projection of row n."""
+    for q in range(panels.PANEL):
+        s[q] = z[n, b, q]

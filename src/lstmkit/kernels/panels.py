@@ -78,21 +78,25 @@ def pack(W, scale, seen, W_panels):
                     W_panels[b, k, q * CELLS + c] = W[j, k] * scale[j]
 
 
-@_inline
-def _start(z, n, b, s):
-    """s = panel b's columns of z's row n (z (N, 4H) in the gates' order)."""
-    H = z.shape[1] // 4
-    for q in range(4):
-        for c in range(CELLS):
-            s[q * CELLS + c] = z[n, q * H + b * CELLS + c]
+def regroup(v: np.ndarray) -> np.ndarray:
+    """A per-column vector (4H,) of the gates' order (i, f, g, o blocks) as (H / CELLS,
+    PANEL): the panels' order of :func:`pack`."""
+    H = v.shape[0] // 4
+    return np.ascontiguousarray(v.reshape(4, H // CELLS, CELLS).transpose(1, 0, 2)).reshape(
+        H // CELLS, PANEL
+    )
+
+
+def order(H: int) -> np.ndarray:
+    """(4H,) int64: the gates' columns (i, f, g, o blocks) in the panels' order of
+    :func:`pack`, ``regroup(v) == v[order(H)].reshape(H / CELLS, PANEL)``."""
+    return regroup(np.arange(4 * H)).reshape(4 * H)
 
 
 @_inline
-def panel_sums(h, W_panels, z, n, b, s):
-    """s (PANEL,) = panel b's columns of z[n] + h[n] @ W^T (the four gates of cells
-    b*CELLS ... in turn)."""
+def add_panel(h, W_panels, n, b, s):
+    """s (PANEL,) += h[n] @ W^T's panel b (the four gates of cells b*CELLS ... in turn)."""
     K = W_panels.shape[1]
-    _start(z, n, b, s)
     for k4 in range(K // 4):
         k = 4 * k4
         a0, a1, a2, a3 = h[n, k], h[n, k + 1], h[n, k + 2], h[n, k + 3]
@@ -110,12 +114,10 @@ def panel_sums(h, W_panels, z, n, b, s):
 
 
 @_inline
-def panel_sums_pair(h, W_panels, z, n, b, s, u):
-    """:func:`panel_sums` of rows n (into s) and n + 1 (into u), each weight loaded once."""
+def add_panel_pair(h, W_panels, n, b, s, u):
+    """:func:`add_panel` of rows n (into s) and n + 1 (into u), each weight loaded once."""
     K = W_panels.shape[1]
     m = n + 1
-    _start(z, n, b, s)
-    _start(z, m, b, u)
     for k4 in range(K // 4):
         k = 4 * k4
         a0, a1, a2, a3 = h[n, k], h[n, k + 1], h[n, k + 2], h[n, k + 3]
