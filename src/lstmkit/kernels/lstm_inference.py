@@ -53,8 +53,8 @@ def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
     H = params[0]["W_hh"].shape[1]
     k = gate_constants(H)
     fits = panels.fits(H)
-    in_panels = tuple(panels.regroup(v) if fits else np.empty((0, 0), _f32) for v in k[1:3])
     order = panels.order(H) if fits else np.empty(0, np.int64)
+    in_panels = tuple(panels.regroup(v) if fits else np.empty((0, 0), _f32) for v in k[1:3])
     none = np.empty(0, _f32)
     return tuple(
         Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3], order,
@@ -87,34 +87,55 @@ def layer(
     (h0, c0), (h_n, c_n) = state0, final
     T, N, _ = x.shape
     GH, H = w.W_hh.shape
-    gates = sequence.empty(space, "gates", (T, N, GH), _f32)
     project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
+    if project and N <= PANEL_ROWS and panels.fits(H):
+        return _layer_panels(w, x, h0, c0, h_n, c_n, space)
+    gates = sequence.empty(space, "gates", (T, N, GH), _f32)
     if not project:
         sequence.project(x, w.W_ih, None, gates, ex)  # unscaled: _run scales it
     W_ih_kept = kept.kept_transpose(space, "W_ih", w.W_ih) if project else (kept.NONE,) * 2
     projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
     hy = np.empty((T + 1, N, H), _f32)  # h0, then y: the loop's h_prev and y, as lstm.py's
     hy[0] = h0
-    if project and N <= PANEL_ROWS and panels.fits(H):
-        seen, W_panels = _packed(w, space)
-        W_ih_kept = kept.kept_transpose(space, "W_ih_panels", w.W_ih, w.order)
-        projection = (x.reshape(T * N, x.shape[2]), *W_ih_kept)
-        c_ring = sequence.empty(space, "c_ring", (2, N, H), _f32)
-        args = (projection, gates, hy, c_ring, w, c0, h_n, c_n, seen, W_panels)
-        run = _run_panels
-    else:
-        seen, W_hh_t, W_hh_s = _prepared(w, space)
-        c_prev = sequence.empty(space, "c_prev", (T, N, H), _f32)
-        tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
-        # (views made here, not in _run: numba types a slice made in compiled code as
-        # non-contiguous, and the loop would not vectorise)
-        args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n,
-                seen, W_hh_t, W_hh_s)  # fmt: skip
-        run = _run
+    seen, W_hh_t, W_hh_s = _prepared(w, space)
+    c_prev = sequence.empty(space, "c_prev", (T, N, H), _f32)
+    tanh_c = sequence.empty(space, "tanh_c", (T, N, H), _f32)
+    # (views made here, not in _run: numba types a slice made in compiled code as
+    # non-contiguous, and the loop would not vectorise)
+    args = (projection, project, gates, hy[:-1], hy[1:], c_prev, tanh_c, w, c0, h_n, c_n,
+            seen, W_hh_t, W_hh_s)  # fmt: skip
     if project and not kept.single_threaded(T * N, x.shape[2], GH):
-        parallel.run(lambda _: run(*args), [0], one_blas_thread=True)
+        parallel.run(lambda _: _run(*args), [0], one_blas_thread=True)
     else:
-        run(*args)
+        _run(*args)
+    return hy[1:]
+
+
+def _layer_panels(
+    w: Layer,
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    h_n: np.ndarray,
+    c_n: np.ndarray,
+    space: sequence.Workspace,
+) -> np.ndarray:
+    """:func:`layer` by :func:`_run_panels`, its arrays passed one by one (numba types a
+    tuple argument in Python: the Layer's ten arrays as one took ~4.7 us a call, the same
+    arrays as arguments ~2)."""
+    T, N, I = x.shape
+    GH, H = w.W_hh.shape
+    gates = sequence.empty(space, "gates", (T, N, GH), _f32)
+    hy = np.empty((T + 1, N, H), _f32)  # h0, then y
+    hy[0] = h0
+    W_ih_seen, W_ih_t = kept.kept_transpose(space, "W_ih_panels", w.W_ih, w.order)
+    W_hh_seen, W_panels = _packed(w, space)
+    args = (x.reshape(T * N, I), w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.alpha_p, w.beta_p, W_ih_seen,
+            W_ih_t, W_hh_seen, W_panels, gates, hy, c0, h_n, c_n)  # fmt: skip
+    if kept.single_threaded(T * N, I, GH):
+        _run_panels(*args)
+    else:
+        parallel.run(lambda _: _run_panels(*args), [0], one_blas_thread=True)
     return hy[1:]
 
 
@@ -197,34 +218,39 @@ def _project(projection, project, gates, w):
 
 
 @_jit
-def _run_panels(projection, gates, hy, c_ring, w, c0, h_n, c_n, W_hh_seen, W_panels):
-    """:func:`_run` with the loop of :func:`_loop_panels`: the projection into gates
-    (T, N, 4H) with its columns in the panels' order (``w.order``; ``projection``: x
-    (T*N, I) and the kept W_ih, W_ih[order].T), W_panels of
-    :func:`lstmkit.kernels.panels.pack`, hy (T + 1, N, H): h0 in, then y."""
-    x, W_ih_seen, W_ih_t = projection
+def _run_panels(x, W_ih, W_hh, b_ih, b_hh, alpha, beta, W_ih_seen, W_ih_t, W_hh_seen, W_panels,
+                gates, hy, c0, h_n, c_n):  # fmt: skip
+    """:func:`_run` with the loop of :func:`_loop_panels`: x (T*N, I) projected into gates
+    (T, N, 4H) with the columns in the panels' order (W_ih_t, W_ih[order].T kept as
+    :func:`lstmkit.kernels.kept.project_in_order` keeps it; W_panels of
+    :func:`lstmkit.kernels.panels.pack`); hy (T + 1, N, H): h0 in, then y."""
     T, N, GH = gates.shape
-    kept.project_in_order(x, w.W_ih, w.order, W_ih_seen, W_ih_t, gates.reshape(T * N, GH))
-    _scale_in_order(gates, w.b_ih, w.b_hh, w.scale, w.order)
-    panels.pack(w.W_hh, w.scale, W_hh_seen, W_panels)
+    H = GH // 4
+    order = panels.columns(H)
+    kept.project_in_order(x, W_ih, order, W_ih_seen, W_ih_t, gates.reshape(T * N, GH))
+    _scale_in_order(gates, b_ih, b_hh, order)
+    panels.pack(W_hh, W_hh_seen, W_panels)
+    c_ring = np.empty((2, N, H), _f32)
     c_ring[0] = c0
     z = gates.reshape(T, N, GH // panels.PANEL, panels.PANEL)
-    _loop_panels(z, hy, c_ring, W_panels, w.alpha_p, w.beta_p, h_n, c_n)
+    _loop_panels(z, hy, c_ring, W_panels, alpha, beta, h_n, c_n)
 
 
 @_jit
-def _scale_in_order(gates, b_ih, b_hh, scale, order):
+def _scale_in_order(gates, b_ih, b_hh, order):
     """:func:`_scale_projection` on gates (T, N, 4H) whose columns are in the order
-    ``order``: g[j] = g[j] * scale[o] + (b_ih[o] + b_hh[o]) * scale[o], o = order[j] (the
-    same bits, column by column)."""
+    ``order`` (:func:`lstmkit.kernels.panels.columns`): g[j] = g[j] * s + (b_ih[o] +
+    b_hh[o]) * s, o = order[j], s the scale of its gate (the same bits, column by
+    column)."""
     T, N, GH = gates.shape
+    H = GH // 4
     s = np.empty(GH, _f32)
     b = np.zeros(GH, _f32)
     for j in range(GH):
         o = order[j]
-        s[j] = scale[o]
+        s[j] = panels.gate_scale(o // H)
         if b_ih.shape[0] > 0:
-            b[j] = (b_ih[o] + b_hh[o]) * scale[o]
+            b[j] = (b_ih[o] + b_hh[o]) * s[j]
     for t in range(T):
         for n in range(N):
             g = gates[t, n]
@@ -260,8 +286,9 @@ def _cells(s, alpha, beta, c_prev, c_out, tanh_c, m, n, b):
     """Row n, the cells of panel b from their sums s (:func:`lstmkit.kernels.panels.
     panel_sums`): the plain cell of :func:`lstmkit.kernels.lstm_cell.cell_forward`,
     i, f, g, o = gate(s) and c = f * c_prev + i * g, m = o * tanh(c) (alpha, beta in the
-    panels' order; tanh_c (N, H) is written as the general path's tape: without that
-    store, LLVM reassociates ``o * tanh(c)`` and rounds otherwise)."""
+    panels' order, loaded: as constants, LLVM folds them otherwise than the general path's
+    loop and the bits differ; tanh_c (N, H) is written as the general path's tape: without
+    that store, LLVM reassociates ``o * tanh(c)`` and rounds otherwise)."""
     C = panels.CELLS
     for c in range(C):
         j = b * C + c

@@ -62,11 +62,22 @@ def sums():
 
 
 @_jit
-def pack(W, scale, seen, W_panels):
+def columns(H):
+    """(4H,) int64, compiled: :func:`order`."""
+    out = np.empty(4 * H, np.int64)
+    for b in range(H // CELLS):
+        for q in range(4):
+            for c in range(CELLS):
+                out[b * PANEL + q * CELLS + c] = q * H + b * CELLS + c
+    return out
+
+
+@_jit
+def pack(W, seen, W_panels):
     """Where W (4H, K) differs from ``seen`` (its copy when W_panels was last made: see
     :func:`lstmkit.kernels.compiled.renew`): W_panels (H / CELLS, K, PANEL), panel b's
     column q * CELLS + c = gate q of cell b * CELLS + c, i.e. (W * scale[:, None]).T with
-    its columns regrouped by cells."""
+    its columns regrouped by cells, scale the plain LSTM's (:func:`gate_scale`)."""
     if not renew(W, seen):
         return
     H = W.shape[0] // 4
@@ -74,8 +85,14 @@ def pack(W, scale, seen, W_panels):
         for k in range(W.shape[1]):
             for q in range(4):
                 for c in range(CELLS):
-                    j = q * H + b * CELLS + c
-                    W_panels[b, k, q * CELLS + c] = W[j, k] * scale[j]
+                    W_panels[b, k, q * CELLS + c] = W[q * H + b * CELLS + c, k] * gate_scale(q)
+
+
+@_inline
+def gate_scale(q):
+    """The plain LSTM's scale of gate q (i, f, g, o): 1/2, 1/2, 1, 1/2
+    (:func:`lstmkit.kernels.lstm_cell.gate_constants`)."""
+    return _f32(1.0) if q == 2 else _f32(0.5)
 
 
 def regroup(v: np.ndarray) -> np.ndarray:
