@@ -188,8 +188,11 @@ def test_split_loops_see_an_in_place_update(name, own):
 PANEL_H = 16
 
 
-@pytest.mark.parametrize(("N", "kwargs"), [(1, {}), (2, {}), (3, {"num_layers": 2}),
-                                           (1, {"bias": False}), (5, {"batch_first": True})])  # fmt: skip
+PANEL_CASES = [(1, {}), (2, {}), (3, {"num_layers": 2}), (1, {"bias": False}),
+               (5, {"batch_first": True})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("N", "kwargs"), PANEL_CASES)
 def test_panel_loop_equals_the_general_path(N, kwargs):
     layer = lk.LSTM(I, PANEL_H, seed=5, **kwargs)
     layer.eval()

@@ -10,6 +10,17 @@ changed), scales the projection and adds the biases, and runs the loop of
 :mod:`lstmkit.kernels.compiled`. The same bits as the general path: the projection scaled
 afterwards is a product by a power of two, exact (see :mod:`lstmkit.kernels.lstm_cell`),
 and the loop is the same (``tests/test_inference_cache.py`` compares the two).
+
+At up to PANEL_ROWS rows, where H is a multiple of :data:`lstmkit.kernels.panels.CELLS`
+and the projection is the compiled call's, :func:`_layer_panels` runs a loop of its own
+(:func:`_loop_panels`): ``W_hh`` packed in panels of the four gates of 16 cells (kept
+like the other prepared weights), each panel's pre-activations summed in registers
+(:mod:`lstmkit.kernels.panels`) and its cells computed from them at once; the projection
+writes its columns in the panels' order (``W_ih`` kept in that order), so each step reads
+its gates contiguously. Each sum and each cell is the general path's expression, so the
+bits are the same (the tests compare them at H = 16 with one, two, three and five rows).
+(1, 100, 32, 64): ~200 -> ~150 us a call, one thread (docs/performance.md, "LSTM
+inference, round 4").
 """
 
 from __future__ import annotations
@@ -56,10 +67,10 @@ def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
     order = panels.order(H) if fits else np.empty(0, np.int64)
     in_panels = tuple(panels.regroup(v) if fits else np.empty((0, 0), _f32) for v in k[1:3])
     none = np.empty(0, _f32)
+    biases = [(p.get("b_ih", none), p.get("b_hh", none)) for p in params]
     return tuple(
-        Layer(p["W_ih"], p["W_hh"], p.get("b_ih", none), p.get("b_hh", none), *k[:3], order,
-              *in_panels)  # fmt: skip
-        for p in params
+        Layer(p["W_ih"], p["W_hh"], *b, *k[:3], order, *in_panels)
+        for p, b in zip(params, biases, strict=True)
     )
 
 
