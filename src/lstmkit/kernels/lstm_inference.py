@@ -239,21 +239,20 @@ def _run_panels(x, W_ih, W_hh, b_ih, b_hh, alpha, beta, W_ih_seen, W_ih_t, W_hh_
     H = GH // 4
     order = panels.columns(H)
     kept.project_in_order(x, W_ih, order, W_ih_seen, W_ih_t, gates.reshape(T * N, GH))
-    _scale_in_order(gates, b_ih, b_hh, order)
+    scale, bias = _scale_in_order(b_ih, b_hh, order)
     panels.pack(W_hh, W_hh_seen, W_panels)
     c_ring = np.empty((2, N, H), _f32)
     c_ring[0] = c0
     z = gates.reshape(T, N, GH // panels.PANEL, panels.PANEL)
-    _loop_panels(z, hy, c_ring, W_panels, alpha, beta, h_n, c_n)
+    _loop_panels(z, hy, c_ring, W_panels, (scale, bias, alpha, beta), h_n, c_n)
 
 
 @_jit
-def _scale_in_order(gates, b_ih, b_hh, order):
-    """:func:`_scale_projection` on gates (T, N, 4H) whose columns are in the order
-    ``order`` (:func:`lstmkit.kernels.panels.columns`): g[j] = g[j] * s + (b_ih[o] +
-    b_hh[o]) * s, o = order[j], s the scale of its gate (the same bits, column by
-    column)."""
-    T, N, GH = gates.shape
+def _scale_in_order(b_ih, b_hh, order):
+    """(scale, bias), (H / CELLS, PANEL) each, in the order ``order`` of the gates' columns
+    (:func:`lstmkit.kernels.panels.columns`): the scale s of each column's gate and
+    (b_ih + b_hh) * s (zeros without biases), as :func:`_scale_projection` makes them."""
+    GH = order.shape[0]
     H = GH // 4
     s = np.empty(GH, _f32)
     b = np.zeros(GH, _f32)
@@ -262,11 +261,8 @@ def _scale_in_order(gates, b_ih, b_hh, order):
         s[j] = panels.gate_scale(o // H)
         if b_ih.shape[0] > 0:
             b[j] = (b_ih[o] + b_hh[o]) * s[j]
-    for t in range(T):
-        for n in range(N):
-            g = gates[t, n]
-            for j in range(GH):
-                g[j] = g[j] * s[j] + b[j]
+    shape = (GH // panels.PANEL, panels.PANEL)
+    return s.reshape(shape), b.reshape(shape)
 
 
 @_jit
@@ -315,12 +311,14 @@ def _cells(s, alpha, beta, c_prev, c_out, tanh_c, m, n, b):
 
 
 @_jit
-def _loop_panels(z_all, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
+def _loop_panels(z_all, hy, c_ring, W_panels, constants, h_n, c_n):
     """The loop of :func:`lstmkit.kernels.compiled._forward_sequence_plain` (no padding, all
     rows) with the recurrent product of :mod:`lstmkit.kernels.panels` and each panel's
-    cells computed from its sums in registers: z_all (T, N, H / CELLS, PANEL) the scaled
-    projection in the panels' order (alpha, beta too: (H / CELLS, PANEL)); hy (T + 1, N,
-    H) h0 in, then y out; c_ring (2, N, H), c0 in c_ring[0]; (h_n, c_n) (N, H) out."""
+    cells computed from its sums in registers: z_all (T, N, H / CELLS, PANEL) the unscaled
+    projection in the panels' order, scaled as the sums start; ``constants``: (scale,
+    bias, alpha, beta), (H / CELLS, PANEL) each in that order; hy (T + 1, N, H) h0 in, then
+    y out; c_ring (2, N, H), c0 in c_ring[0]; (h_n, c_n) (N, H) out."""
+    scale, bias, alpha, beta = constants
     T = z_all.shape[0]
     N, H = h_n.shape
     s, u = panels.sums(), panels.sums()
@@ -332,14 +330,14 @@ def _loop_panels(z_all, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
         for p in range(N // 2):
             n = 2 * p
             for b in range(H // panels.CELLS):
-                _start(z, n, b, s)
-                _start(z, n + 1, b, u)
+                _start(z, scale, bias, n, b, s)
+                _start(z, scale, bias, n + 1, b, u)
                 panels.add_panel_pair(h, W_panels, n, b, s, u)
                 _cells(s, alpha, beta, c_in, c_out, tanh_c, m, n, b)
                 _cells(u, alpha, beta, c_in, c_out, tanh_c, m, n + 1, b)
         if N % 2:
             for b in range(H // panels.CELLS):
-                _start(z, N - 1, b, s)
+                _start(z, scale, bias, N - 1, b, s)
                 panels.add_panel(h, W_panels, N - 1, b, s)
                 _cells(s, alpha, beta, c_in, c_out, tanh_c, m, N - 1, b)
     for n in range(N):
@@ -348,7 +346,8 @@ def _loop_panels(z_all, hy, c_ring, W_panels, alpha, beta, h_n, c_n):
 
 
 @_inline
-def _start(z, n, b, s):
-    """s = z[n, b]: panel b's scaled projection of row n."""
+def _start(z, scale, bias, n, b, s):
+    """s = panel b's projection of row n scaled and the biases added, as
+    :func:`_scale_projection` does (``g * scale + bias``: the same bits)."""
     for q in range(panels.PANEL):
-        s[q] = z[n, b, q]
+        s[q] = z[n, b, q] * scale[b, q] + bias[b, q]
