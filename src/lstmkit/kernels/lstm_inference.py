@@ -36,7 +36,7 @@ from lstmkit.kernels.lstm_cell import gate, gate_constants, tanh
 
 Params = dict[str, np.ndarray]
 STATES = 2  # (h, c)
-PANEL_ROWS = 64  # rows (sequences) up to which the loop's product is panels.add_product's
+PANEL_ROWS = 64  # rows (sequences) up to which the lean entry runs _loop_panels
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
