@@ -19,8 +19,8 @@ like the other prepared weights), each panel's pre-activations summed in registe
 writes its columns in the panels' order (``W_ih`` kept in that order), so each step reads
 its gates contiguously. Each sum and each cell is the general path's expression, so the
 bits are the same (the tests compare them at H = 16 with one, two, three and five rows).
-(1, 100, 32, 64): ~200 -> ~150 us a call, one thread (docs/performance.md, "LSTM
-inference, round 4").
+(1, 100, 32, 64): 155 -> 104 us a call, one thread, best of an A/B in one process
+(``benchmarks/bench_lstm_panels.py``; docs/performance.md, "LSTM inference, round 4").
 """
 
 from __future__ import annotations
