@@ -179,3 +179,46 @@ def test_split_loops_see_an_in_place_update(name, own):
     oracle.execution = layer.execution
     oracle.load_state_dict(layer.state_dict())
     np.testing.assert_array_equal(after, oracle(x, inference=True)[0])
+
+
+# The LSTM's loop at few rows with W_hh in panels (kernels/panels.py, lstm_inference.py's
+# _loop_panels: H a multiple of panels.CELLS): the general path's bits, and its kept
+# weights (the panels, W_ih in the panels' column order) renewed when the weights change.
+
+PANEL_H = 16
+
+
+PANEL_CASES = [(1, {}), (2, {}), (3, {"num_layers": 2}), (1, {"bias": False}),
+               (5, {"batch_first": True})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("N", "kwargs"), PANEL_CASES)
+def test_panel_loop_equals_the_general_path(N, kwargs):
+    layer = lk.LSTM(I, PANEL_H, seed=5, **kwargs)
+    layer.eval()
+    x = _x(N).transpose(1, 0, 2).copy() if kwargs.get("batch_first") else _x(N)
+    for s in (None, _random_state(layer, N)):
+        y, state = layer(x, s, inference=True)
+        y_ref, state_ref = layer(x, s, lengths=[T] * N, inference=True)
+        np.testing.assert_array_equal(y, y_ref)
+        for part, ref in zip(state, state_ref, strict=True):
+            np.testing.assert_array_equal(part, ref)
+    spaces = layer._free_workspaces[-1]
+    assert all("W_hh_panels" in space for space in spaces)  # the panel loop ran
+
+
+@pytest.mark.parametrize("name", ["weight_ih_l0", "weight_hh_l0", "bias_hh_l0"])
+def test_panel_loop_sees_an_in_place_update(name):
+    layer = lk.LSTM(I, PANEL_H, seed=6)
+    layer.eval()
+    x = _x(1)
+    before = layer(x, inference=True)[0]
+    assert np.array_equal(layer(x, inference=True)[0], before)  # kept, and the same
+    w = layer.parameters()[name]
+    w[(5, 1) if w.ndim == 2 else 5] += np.float32(0.5)
+    after = layer(x, inference=True)[0]
+    assert not np.array_equal(after, before)
+    oracle = lk.LSTM(I, PANEL_H, seed=99)
+    oracle.eval()
+    oracle.load_state_dict(layer.state_dict())
+    np.testing.assert_array_equal(after, oracle(x, inference=True)[0])

@@ -20,8 +20,9 @@ package imports nothing from the rest of lstmkit. The modules:
   :mod:`lstmkit.kernels.gru_cell`, :mod:`lstmkit.kernels.rnn_cell`);
 * :mod:`lstmkit.kernels.inference`: the lean whole-sequence inference of the plain LSTM,
   the GRU and the RNN (``layer(x, inference=True)`` at small sizes), one part per loop
-  (:mod:`lstmkit.kernels.lstm_inference`, :mod:`lstmkit.kernels.h_inference`) and the
-  weights it keeps between calls (:mod:`lstmkit.kernels.kept`);
+  (:mod:`lstmkit.kernels.lstm_inference`, :mod:`lstmkit.kernels.h_inference`), the
+  weights it keeps between calls (:mod:`lstmkit.kernels.kept`) and the LSTM's recurrent
+  product at few rows with its sums in registers (:mod:`lstmkit.kernels.panels`);
 * :mod:`lstmkit.kernels.streaming`: one step of a stack of layers (``layer.step``);
 * :mod:`lstmkit.kernels.numba_cache`: numba's on-disk cache, cleared when a source changed.
 """

@@ -69,13 +69,26 @@ def project_compiled(x, W, W_seen, W_t, b, gates):
                 gates[r, j] += b[j]
 
 
+@numba.njit(cache=True, nogil=True)
+def project_in_order(x, W, order, W_seen, W_t, gates):
+    """gates (T*N, C) = x (T*N, I) @ W[order].T: :func:`project_compiled` (no bias) with the
+    columns in the order ``order`` (C,) int64; W_t (I, C) kept as there, made again where
+    W differs from W_seen. (Each column is the same product as in W's own order.)"""
+    if renew(W, W_seen):
+        for j in range(order.shape[0]):
+            for k in range(W.shape[1]):
+                W_t[k, j] = W[order[j], k]
+    product(x, W_t, gates, 0.0)
+
+
 def kept_transpose(
-    space: sequence.Workspace, name: str, W: np.ndarray
+    space: sequence.Workspace, name: str, W: np.ndarray, order: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(a copy of W, W.T contiguous), kept in ``space`` under ``name`` from call to call (the
-    compiled callers make the second again when W changed: :func:`project_compiled`)."""
+    """(a copy of W, W.T contiguous, or W[order].T), kept in ``space`` under ``name`` from
+    call to call (the compiled callers make the second again when W changed:
+    :func:`project_compiled`, :func:`project_in_order`)."""
     kept = space.get(name + "_seen")
     if kept is None or kept.shape != W.shape:
         space[name + "_seen"] = W.copy()
-        space[name + "_t_kept"] = np.ascontiguousarray(W.T)
+        space[name + "_t_kept"] = np.ascontiguousarray((W if order is None else W[order]).T)
     return space[name + "_seen"], space[name + "_t_kept"]
