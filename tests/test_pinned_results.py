@@ -22,8 +22,8 @@ The reference path itself is
 pinned from ed2caec unchanged in ``test_pinned_reference.py``. The pins are written with
 numba's default thread count on this 2-core machine (as CI runs): under
 ``NUMBA_NUM_THREADS=1`` the split LSTM's backward sums in another order and lstm32_split's
-gradients move by ~1e-7 relative (measured 2026-12-03), which this file reports. To accept an intended
-change of results, regenerate and say why in the commit::
+gradients move by ~1e-7 relative (measured 2026-12-03), which this file reports. To accept
+an intended change of results, regenerate and say why in the commit::
 
     python tests/test_pinned_results.py --regenerate
 """

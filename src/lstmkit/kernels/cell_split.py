@@ -246,7 +246,7 @@ def _add_transposed_in_place(a_t, a):
 
 
 @_jit
-def _transpose(a, out):
+def transpose(a, out):
     """out (N, C) = a (C, N) transposed, in 16 x 16 tiles (either may be a strided view)."""
     C, N = a.shape
     for j0 in range(0, C, 16):
@@ -323,7 +323,7 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
                                  c1)  # fmt: skip
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
-            _transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
+            transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
         publish(counters, me, s + 1)
 
 
@@ -424,12 +424,12 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
             _cells_backward_plain(*args, peep, c0, c1)
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
             cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
-            _transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
+            transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
         publish(counters, me, T - s)
         wait_for(counters, me, parts, T - s)  # every part of dz[t] is written
         if transposed:
             product(W_t, dz_rows[s % 2], dh_t, 0.0)
-            _transpose(dh_t, dh_prev)
+            transpose(dh_t, dh_prev)
         else:
             product(dz[t], W, dh_prev, 0.0)
         if options & H_DROPOUT:  # W_hh saw h_prev * h_mask

@@ -37,6 +37,7 @@ import numba
 import numpy as np
 
 from lstmkit.kernels import gru_cell, parallel, rnn_cell, sequence, sync
+from lstmkit.kernels.cell_split import transpose
 from lstmkit.kernels.execution import Execution
 from lstmkit.kernels.h_loop import GRU, RNN_RELU, product
 
@@ -100,7 +101,7 @@ def _loop(part, x, weights, kind, h_rows, y, h_n):
     hw_n = np.empty((C, N), _f32)  # (the GRU's tape field: unused)
     act = rnn_cell.RELU if kind == RNN_RELU else rnn_cell.TANH
     for s in range(T):
-        _transpose(x[s], x_t)
+        transpose(x[s], x_t)
         _biases(b_ih, xw, c0, H, N)
         _biases(b_hh, hw, c0, H, N)
         for q in range(G):  # xw (its cells, transposed) = W_ih[rows] @ x[s].T + b_ih
@@ -114,9 +115,9 @@ def _loop(part, x, weights, kind, h_rows, y, h_n):
                 gru_cell.forward_row(xw, hw, h_prev, hw_n, h_new, j)
             else:
                 rnn_cell.forward_row(xw, hw, act, h_new, j)
-        _transpose(h_new, y[s, :, c0:c1])
+        transpose(h_new, y[s, :, c0:c1])
         if s + 1 == T:
-            _transpose(h_new, h_n[:, c0:c1])
+            transpose(h_new, h_n[:, c0:c1])
         sync.publish(counters, me, s + 1)
 
 
@@ -130,14 +131,3 @@ def _biases(b, a, c0, H, N):
             v = b[q * H + c0 + j] if b.shape[0] > 0 else _f32(0.0)
             for n in range(N):
                 a[j, q * N + n] = v
-
-
-@_jit
-def _transpose(a, out):
-    """out (N, C) = a (C, N) transposed, in 16 x 16 tiles (either may be a strided view)."""
-    C, N = a.shape
-    for j0 in range(0, C, 16):
-        for n0 in range(0, N, 16):
-            for n in range(n0, min(n0 + 16, N)):
-                for j in range(j0, min(j0 + 16, C)):
-                    out[n, j] = a[j, n]
