@@ -10,7 +10,10 @@ those first); what differs is how the work of each step is divided between threa
   their ``c``, ``tanh(c)`` and ``h = m = o * tanh(c)``, and publishes the step; before the
   next step's ``h_prev`` product it waits for the other threads' parts of ``h``;
 * backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
-  for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``.
+  for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``;
+  or, where ``W_hh`` fits in a core's cache (``Execution.rows_backward_up_to``), each
+  thread runs the whole loop back for its block of rows, every cell, with no wait (the
+  same products row by row, so the same bits: :func:`backward`).
 
 So each product keeps the batch's full height and each thread reads only its share of
 the weights (splitting the batch instead halves the height and has every thread read all
@@ -260,7 +263,7 @@ def transpose(a, out):
 def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
     """:func:`forward` on plain tuples, ``options`` the cell's option bits and the loop's
     (``reg`` their masks)."""
-    me, parts, c0, c1, counters = part
+    me, parts, c0, c1, counters, _, _ = part  # (every row)
     h_mask, keep_h, keep_c = reg
     W_x, W_h, b = cols[0], cols[1], cols[2]
     order, valid = steps
@@ -397,15 +400,21 @@ def _forward_options(part, x, cols, steps, seq, y, final, h_rows, reg, options, 
 
 
 @_inline
+def _rows_of(keep, r0, r1):
+    """Rows r0:r1 of a step's keep mask (N, .), or its one row (1, .) in eval as it is."""
+    return keep[r0:r1] if keep.shape[0] > 1 else keep
+
+
+@_inline
 def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
     """:func:`backward` on plain tuples; ``options`` and ``reg`` as in :func:`_forward`."""
-    me, parts, c0, c1, counters = part
+    me, parts, c0, c1, counters, r0, r1 = part
     h_mask, keep_h, keep_c = reg
     gates, _, c_prev, tanh_c, _ = seq
     order, valid = steps
     dh0, dc0 = d0
-    T, N, H = gates.shape[0], gates.shape[1], dc0.shape[1]
-    dh, dc = dh0[:, c0:c1].copy(), dc0[:, c0:c1].copy()
+    T, N, H = gates.shape[0], r1 - r0, dc0.shape[1]
+    dh, dc = dh0[r0:r1, c0:c1].copy(), dc0[r0:r1, c0:c1].copy()
     dh_prev, dc_prev = np.empty_like(dh), np.empty_like(dc)
     dc_total = np.empty(c1 - c0, _f32)
     W = W_hh[:, c0:c1]
@@ -416,38 +425,42 @@ def _backward(part, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg):
     dc_kept = np.empty((N if options & ZONEOUT_C else 0, c1 - c0), _f32)
     for s in range(T - 1, -1, -1):
         t = order[s]
-        args = (dh, dc, dy[t], valid[t], gates[t], c_prev[t], tanh_c[t], dz[t], dc_prev, dc_total)
+        dz_t, c_t, valid_t = dz[t, r0:r1], c_prev[t, r0:r1], valid[t, r0:r1]
+        args = (dh, dc, dy[t, r0:r1], valid_t, gates[t, r0:r1], c_t, tanh_c[t, r0:r1], dz_t,
+                dc_prev, dc_total)  # fmt: skip
         if options:
-            kh, kc = _keep_at(keep_h, t, c_prev[t]), _keep_at(keep_c, t, c_prev[t])
+            kh = _rows_of(_keep_at(keep_h, t, c_t), r0, r1)
+            kc = _rows_of(_keep_at(keep_c, t, c_t), r0, r1)
             _cells_backward_options(*args, options, kh, kc, dh_kept, dc_kept, peep, c0, c1)
         else:
             _cells_backward_plain(*args, peep, c0, c1)
         for q in range(4 if transposed else 0):  # its columns of dz_t, transposed (slot
             cols = slice(q * H + c0, q * H + c1)  # s % 2 is rewritten at step s - 2, after
-            transpose(dz[t][:, cols], dz_rows[s % 2][cols])  # every thread has read it)
-        publish(counters, me, T - s)
-        wait_for(counters, me, parts, T - s)  # every part of dz[t] is written
+            transpose(dz_t[:, cols], dz_rows[s % 2][cols])  # every thread has read it)
+        if parts > 1:  # (a block of rows has every cell of dz_t: nothing to wait for)
+            publish(counters, me, T - s)
+            wait_for(counters, me, parts, T - s)  # every part of dz[t] is written
         if transposed:
             product(W_t, dz_rows[s % 2], dh_t, 0.0)
             transpose(dh_t, dh_prev)
         else:
-            product(dz[t], W, dh_prev, 0.0)
+            product(dz_t, W, dh_prev, 0.0)
         if options & H_DROPOUT:  # W_hh saw h_prev * h_mask
             for n in range(N):
                 for j in range(c1 - c0):
-                    dh_prev[n, j] *= h_mask[n, c0 + j]
+                    dh_prev[n, j] *= h_mask[r0 + n, c0 + j]
         if options & ZONEOUT_H:  # h_prev's and c_prev's shares k of the zoned states
             dh_prev += dh_kept
         if options & ZONEOUT_C:
             dc_prev += dc_kept
         for n in range(N):
-            if not valid[t, n]:  # padded steps pass the gradient through unchanged
+            if not valid_t[n]:  # padded steps pass the gradient through unchanged
                 for j in range(dh.shape[1]):  # (elements: no copy of the row)
                     dh_prev[n, j] += dh[n, j]
         dh, dh_prev = dh_prev, dh
         dc, dc_prev = dc_prev, dc
-    dh0[:, c0:c1] = dh
-    dc0[:, c0:c1] = dc
+    dh0[r0:r1, c0:c1] = dh
+    dc0[r0:r1, c0:c1] = dc
 
 
 @_jit
@@ -520,9 +533,11 @@ def backward(
     reg: Regularisers | None = None,
 ) -> None:
     """Thread ``part.me``'s share of :func:`lstmkit.kernels.lstm.backward`'s loop, through the
-    forward's ``seq``: its cells c0:c1 of ``d0`` (dh (N, P), dc (N, H)), which holds the final
-    state's gradient in and the initial state's out; dy (T, N, P) already masked; dz
-    (T, N, 4H) out; ``W_hh`` (4H, P) unscaled.
+    forward's ``seq``: its cells c0:c1 and rows r0:r1 of ``d0`` (dh (N, P), dc (N, H)), which
+    holds the final state's gradient in and the initial state's out; dy (T, N, P) already
+    masked; dz (T, N, 4H) out; ``W_hh`` (4H, P) unscaled. Threads share either the cells
+    (every row: they wait for each other's dz at every step) or the rows (one part each,
+    ``part.parts`` 1, every cell: no wait; each thread reads all of ``W_hh``).
 
     ``dz_rows`` (2, 4H, N), shared by the threads, or empty: then each step computes
     ``dh_prev.T = W_hh[:, c0:c1].T @ dz_t.T`` (each thread writing its columns of dz_t

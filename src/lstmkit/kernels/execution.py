@@ -55,6 +55,10 @@ class Execution:
         at 2**25 -> 306 at 2**16, RNN (16, 100, 64, 128) 5.2 -> 4.3 ms.
     transposed_from: bytes of ``W_hh`` from which the cell-split loops compute the
         recurrent product with the weights as the left matrix.
+    rows_backward_up_to: bytes of ``W_hh`` up to which the split backward loop gives each
+        thread a block of rows (every cell, the whole of ``W_hh``, no wait per step)
+        rather than a block of cells (every row, waiting for the others' dz at every
+        step); the same results either way (docs/performance.md, "Training, round 5").
     min_work: fewest multiply-adds worth starting threads for.
     min_rows: fewest rows (sequences, or rows of a product) per thread.
     min_cells: fewest cells per thread when threads share a layer's cells.
@@ -71,6 +75,7 @@ class Execution:
     small_backward: int = 2**24
     small_h: int = 2**16
     transposed_from: int = 2**23
+    rows_backward_up_to: int = 2**20
     min_work: int = 2**22
     min_rows: int = 4
     min_cells: int = 16

@@ -342,7 +342,7 @@ def _forward_cells(
             W_x = W_x[:0]
         gates_q, c_prev_q, tanh_c_q, m_q = _rings(tape, T, len(cells), W_ih is not None)
         split.forward(
-            Part(q, len(cells), c0, c1, flags),
+            Part(q, len(cells), c0, c1, flags, 0, N),
             x_c,
             GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags, peep),
             Steps(sequence.order_array(order), valid),
@@ -613,8 +613,8 @@ def _backward_cells(
     x, _, c_prev, gates, tanh_c, _, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
-    cells = parallel.cell_blocks(GH // 4, T * N * P * GH, ex)
-    flags = split.flags(len(cells))
+    flags = split.flags(max(parallel.most_threads(ex), 1))
+    parts = _backward_parts(N, GH // 4, W_hh.nbytes, T * N * P * GH, ex, flags)
     valid = sequence.valid_steps(mask, T, N)
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
@@ -623,11 +623,25 @@ def _backward_cells(
     reg, bits = regularisers(tape.noise, P, GH // 4)
     options = tape.flags | bits
 
-    def part(q: int) -> None:  # the loop back over time for the cells cells[q]
-        part_q = Part(q, len(cells), cells[q].start, cells[q].stop, flags)
-        split.backward(part_q, seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg)
+    def part(q: int) -> None:  # the loop back over time for the cells and rows of parts[q]
+        split.backward(parts[q], seq, W_hh, steps, dy, dz, d0, dz_rows, options, peep, reg)
 
-    _run_parts(part, len(cells), flags)
+    _run_parts(part, len(parts), flags)
+
+
+def _backward_parts(
+    N: int, H: int, W_hh_bytes: int, work: int, ex: Execution, flags: np.ndarray
+) -> list[Part]:
+    """The threads' shares of the split loop back: blocks of rows, every cell, where a
+    thread's whole ``W_hh`` stays in its cache (up to ``ex.rows_backward_up_to`` bytes: no
+    wait per step, the products row by row the same bits as by cells); else blocks of cells,
+    every row, waiting for each other's dz at every step."""
+    cells = parallel.cell_blocks(H, work, ex)
+    if len(cells) > 1 and W_hh_bytes <= ex.rows_backward_up_to:
+        rows = parallel.parts(N, work, ex)
+        if len(rows) > 1:  # (one part each: the counters are not used)
+            return [Part(0, 1, 0, H, flags, r.start, r.stop) for r in rows]
+    return [Part(q, len(cells), b.start, b.stop, flags, 0, N) for q, b in enumerate(cells)]
 
 
 def _backward_rows(
