@@ -81,6 +81,10 @@ MODES = {
         min_rows=1,
         min_cells=1,
         threads=2,
+        rows_backward_up_to=0,  # the loop back split by cells too
+    ),
+    "cells-split-rows": lk.Execution(  # the loop back split by rows
+        impl="fused", split_from=0, min_work=0, min_rows=1, min_cells=1, threads=2
     ),
     "cells-split-transposed": lk.Execution(
         impl="fused",

@@ -613,10 +613,10 @@ def _backward_cells(
     x, _, c_prev, gates, tanh_c, _, mask = tape[:7]
     T, N, _ = x.shape
     GH, P = W_hh.shape
-    flags = split.flags(max(parallel.most_threads(ex), 1))
-    parts = _backward_parts(N, GH // 4, W_hh.nbytes, T * N * P * GH, ex, flags)
-    valid = sequence.valid_steps(mask, T, N)
     transposed = W_hh.nbytes > ex.transposed_from  # dz passes between threads transposed
+    flags = split.flags(max(parallel.most_threads(ex), 1))
+    parts = _backward_parts(N, GH // 4, W_hh.nbytes, T * N * P * GH, ex, flags, transposed)
+    valid = sequence.valid_steps(mask, T, N)
     dz_rows = np.empty((2, GH, N) if transposed else (0, 0, 0), dz.dtype)
 
     steps, seq, d0 = Steps(sequence.order_array(order), valid), tape.sequence(), HC(*dstate)
@@ -630,14 +630,15 @@ def _backward_cells(
 
 
 def _backward_parts(
-    N: int, H: int, W_hh_bytes: int, work: int, ex: Execution, flags: np.ndarray
+    N: int, H: int, W_hh_bytes: int, work: int, ex: Execution, flags: np.ndarray, transposed: bool
 ) -> list[Part]:
     """The threads' shares of the split loop back: blocks of rows, every cell, where a
     thread's whole ``W_hh`` stays in its cache (up to ``ex.rows_backward_up_to`` bytes: no
-    wait per step, the products row by row the same bits as by cells); else blocks of cells,
-    every row, waiting for each other's dz at every step."""
+    wait per step, the products row by row the same bits as by cells); else (and with the
+    ``transposed`` products, which pass dz between the threads) blocks of cells, every row,
+    waiting for each other's dz at every step (``flags``, the counters)."""
     cells = parallel.cell_blocks(H, work, ex)
-    if len(cells) > 1 and W_hh_bytes <= ex.rows_backward_up_to:
+    if len(cells) > 1 and W_hh_bytes <= ex.rows_backward_up_to and not transposed:
         rows = parallel.parts(N, work, ex)
         if len(rows) > 1:  # (one part each: the counters are not used)
             return [Part(0, 1, 0, H, flags, r.start, r.stop) for r in rows]
