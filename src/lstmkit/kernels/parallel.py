@@ -10,7 +10,8 @@ each, and synchronises once at the end:
 * the time loop: each thread owns a block of the layer's cells and runs the whole loop
   for them, waiting for the others once per step (:mod:`lstmkit.kernels.cell_split`,
   :func:`cell_blocks`); where that does not apply, the sequences of a batch are
-  independent, so each thread runs the whole loop on its own rows (:func:`parts`);
+  independent, so each thread runs the whole loop on its own rows (:func:`parts`; so does
+  the LSTM's split loop back where ``W_hh`` fits in a core's cache, with no wait);
 * the large products before and after the loop: each thread computes a block of rows;
 * a bidirectional layer's two directions: each thread runs one whole direction on all the
   batch's rows (:func:`lstmkit.nn.strategy.forward_directions`), which keeps every per-step
