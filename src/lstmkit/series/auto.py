@@ -9,8 +9,8 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`);
    with :attr:`AutoConfig.level_input` (off), the differenced forms' LSTM also reads the
    undifferenced level (:mod:`lstmkit.series.level_input`); with
-   :attr:`AutoConfig.level_if_stationary` (off), only if the KPSS test finds the history
-   level-stationary (:mod:`lstmkit.series.stationarity`): a trending level has no mean to
+   :attr:`AutoConfig.level_if_stationary` (off), only if the ADF test rejects a unit root
+   in the history (:mod:`lstmkit.series.stationarity`): a trending level has no mean to
    revert to, and reading it would ask the LSTM to extrapolate past its training range.
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
@@ -269,7 +269,7 @@ def _combined(
 
 def _reads_level(y: np.ndarray, m: int, config: AutoConfig) -> bool:
     """Whether the differenced forms read the level (step 1): ``level_input``, or
-    ``level_if_stationary`` and KPSS does not reject a level-stationary history y (n,)."""
+    ``level_if_stationary`` and ADF rejects a unit root in the history y (n,)."""
     return config.level_input or (config.level_if_stationary and level_stationary(y, m))
 
 
