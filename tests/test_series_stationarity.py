@@ -1,6 +1,7 @@
 """The level gate (lstmkit.series.stationarity): the ADF statistic against the regression
 solved by hand and against statsmodels, MacKinnon's critical value, the gate on series whose
-answer is known, and the automatic forecaster reading the level only where the gate opens."""
+answer is known, and the automatic forecaster reading the level only where the gate opens
+(the default)."""
 
 from __future__ import annotations
 
@@ -72,24 +73,26 @@ def test_the_gate_opens_for_a_mean_reverting_level_and_shuts_for_a_trend_or_a_wa
 
 
 def test_the_forecaster_reads_the_level_only_where_the_gate_opens() -> None:
-    on = replace(TINY, level_if_stationary=True)
+    on, off = TINY, replace(TINY, level_if_stationary=False)
+    assert AutoConfig().level_if_stationary  # the default since branch fc20
     y_flat = _ar1(60, 0.3, 4)  # mean-reverting
     y_trend = 0.5 * np.arange(60) + _ar1(60, 0.3, 4)
     assert _reads_level(y_flat, 1, on) and not _reads_level(y_trend, 1, on)
-    assert not _reads_level(y_flat, 1, TINY)  # off by default
-    assert _reads_level(y_trend, 1, replace(TINY, level_input=True))  # the ungated option
+    assert not _reads_level(y_flat, 1, off)
+    assert _reads_level(y_trend, 1, replace(off, level_input=True))  # the ungated option
     forms = [(row["difference"], row["level"]) for row in fit_auto(y_flat, 1, 4, on).table]
     assert (True, True) in forms and (True, False) not in forms
     shut = fit_auto(y_trend, 1, 4, on)
     assert not any(row["level"] for row in shut.table)
     # a shut gate is the defaults, bit for bit (the held-out series are not re-run there)
-    np.testing.assert_array_equal(shut.predict(4), fit_auto(y_trend, 1, 4, TINY).predict(4))
+    np.testing.assert_array_equal(shut.predict(4), fit_auto(y_trend, 1, 4, off).predict(4))
 
 
-def test_the_global_model_refuses_the_gated_level() -> None:
+def test_the_global_model_refuses_the_ungated_level_and_reads_none_by_default() -> None:
     from lstmkit.series.many import Panel, fit_global
 
     panel = Panel.of([_ar1(48, 0.3, 5), _ar1(44, 0.3, 6)], ["a", "b"])
-    match = r"level_if_stationary: .* expected AutoConfig\(level_if_stationary=False\)"
+    match = r"level_input: .* expected AutoConfig\(level_input=False\)"
     with pytest.raises(ValueError, match=match):
-        fit_global(panel, 4, 4, replace(TINY, level_if_stationary=True))
+        fit_global(panel, 4, 4, replace(TINY, level_input=True))
+    assert TINY.level_if_stationary  # the default: accepted, the global model reads no level
