@@ -96,3 +96,14 @@ def test_the_global_model_refuses_the_ungated_level_and_reads_none_by_default() 
     with pytest.raises(ValueError, match=match):
         fit_global(panel, 4, 4, replace(TINY, level_input=True))
     assert TINY.level_if_stationary  # the default: accepted, the global model reads no level
+
+
+@pytest.mark.parametrize("command", ["train", "backtest"])
+def test_no_level_turns_the_gate_off_on_the_command_line(command: str) -> None:
+    from lstmkit.cli.app import build_parser
+    from lstmkit.cli.series_auto import auto_config
+
+    parser = build_parser()
+    args = ["series", command, "--csv", "x.csv", "--column", "v", "--out", "r"]
+    assert auto_config(parser.parse_args(args)).level_if_stationary  # on by default
+    assert not auto_config(parser.parse_args([*args, "--no-level"])).level_if_stationary
