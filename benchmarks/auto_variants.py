@@ -2,6 +2,10 @@
 
     python benchmarks/auto_variants.py --dataset co2 --horizon 12 --origins 5 --out DIR \
         --json r.json [--seed 1] [--step N] [--minutes 10] [score_every_origin=true seeds=3 ...]
+    python benchmarks/auto_variants.py --csv F.csv [--column value] --horizon 8 ...
+
+``--csv`` reads a file whose first column holds the time stamps (the season is inferred
+from them) instead of a bundled ``--dataset``.
 
 Each ``name=value`` overrides one field of :class:`lstmkit.series.auto.AutoConfig`
 (integers, floats, true/false). The origins, histories and scores are those of
@@ -31,7 +35,10 @@ def _value(text: str, kind: object) -> object:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", required=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dataset")
+    where.add_argument("--csv", type=Path)
+    p.add_argument("--column", default="value")
     p.add_argument("--horizon", type=int, required=True)
     p.add_argument("--origins", type=int, default=5)
     p.add_argument("--step", type=int)
@@ -48,10 +55,12 @@ def main() -> None:
         changes[name] = _value(text, kinds[name])
     config = replace(AutoConfig(seed=a.seed, minutes=a.minutes), **changes)
     a.out.mkdir(parents=True, exist_ok=False)
-    csv_path = a.out / f"{a.dataset}.csv"
-    write_csv(a.dataset, csv_path)
+    csv_path = a.csv or a.out / f"{a.dataset}.csv"
+    if a.csv is None:
+        write_csv(a.dataset, csv_path)
     time_column = csv_path.read_text().splitlines()[0].split(",")[0]
-    series = read_csv(str(csv_path), "value", time_column)
+    series = read_csv(str(csv_path), a.column, time_column)
+    name = a.dataset or f"{csv_path.stem}:{a.column}"
     season, _ = resolve_season(series, None)
     step = a.step or a.horizon
     origins = bt.origins(len(series), a.horizon, a.origins, step, a.horizon + 5)
@@ -66,7 +75,7 @@ def main() -> None:
     m = report["models"]["lstmkit"]
     per = " ".join(f"{p['mase']:.3f}" for p in m["per_origin"])
     print(
-        f"{a.dataset} seed {a.seed} {changes}: MASE {m['mean']['mase']:.3f} ({per}), "
+        f"{name} seed {a.seed} {changes}: MASE {m['mean']['mase']:.3f} ({per}), "
         f"coverage {100 * m['mean']['coverage']:.1f}, {m['seconds']:.0f} s"
     )
 

@@ -72,6 +72,7 @@ def add_commands(subparsers: Any) -> None:
         help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
         "export for an ensemble that holds one)",
     )
+    _no_level_option(p)
     series_global.add_options(p, "train")
     p.set_defaults(func=_train)
 
@@ -166,6 +167,7 @@ def add_commands(subparsers: Any) -> None:
         help="auto: also search the ES-hybrid forms (an exponential-smoothing level; no ONNX "
         "export for an ensemble that holds one)",
     )
+    _no_level_option(p)
     series_global.add_options(p, "backtest")
     p.set_defaults(func=_backtest, holdout=0)
 
@@ -199,6 +201,16 @@ def _auto_defaults(p: argparse.ArgumentParser) -> None:
     for action in p._actions:
         if action.dest in helps:
             action.help, action.default = helps[action.dest], None
+
+
+def _no_level_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-level",
+        action="store_true",
+        help="auto: the differenced forms never read the level as a second input (by default "
+        "they do where the ADF test finds the history mean-reverting; an ensemble that holds "
+        "such a form has no ONNX export)",
+    )
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:

@@ -235,7 +235,7 @@ def baseline_names(args: argparse.Namespace) -> list[str]:
 def auto_config(args: argparse.Namespace) -> Any:
     """The automatic forecaster's settings: its defaults, with --steps, --minutes, --hidden
     (one size instead of a search over sizes), --batch, --lr, --clip, --eval-every, --seed,
-    --hybrid."""
+    --hybrid, --no-level."""
     from lstmkit.series.auto import AutoConfig
 
     d = AutoConfig()
@@ -255,6 +255,7 @@ def auto_config(args: argparse.Namespace) -> Any:
         "clip": args.clip,
         "seed": args.seed,
         "hybrid": getattr(args, "hybrid", False),
+        "level_if_stationary": not getattr(args, "no_level", False),
     }
     try:
         return AutoConfig(**values)

@@ -151,7 +151,7 @@ def members_of(ensemble: Any) -> list[Member]:
     if any(getattr(c, "level", False) for c, _, _, _ in ensemble.members):
         raise ValueError(
             "a member reads the level as a second input, which has no ONNX export yet: train "
-            "without it (AutoConfig(level_input=False))"
+            "without it (series train --no-level, or AutoConfig(level_if_stationary=False))"
         )
     return [
         Member(

@@ -8,7 +8,10 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    :attr:`AutoConfig.hidden` (see :mod:`lstmkit.series.transform` for the forms); with
    :attr:`AutoConfig.hybrid`, also one ES-hybrid form per lookback (:mod:`lstmkit.series.hybrid`);
    with :attr:`AutoConfig.level_input` (off), the differenced forms' LSTM also reads the
-   undifferenced level (:mod:`lstmkit.series.level_input`).
+   undifferenced level (:mod:`lstmkit.series.level_input`); with
+   :attr:`AutoConfig.level_if_stationary` (off), only if the ADF test rejects a unit root
+   in the history (:mod:`lstmkit.series.stationarity`): a trending level has no mean to
+   revert to, and reading it would ask the LSTM to extrapolate past its training range.
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
    always reads a full context, and positions with little context only add noise (chosen
@@ -77,6 +80,7 @@ from lstmkit.series.auto_train import fit_windows as fit_windows
 from lstmkit.series.combination import Combination
 from lstmkit.series.hybrid import fit_form
 from lstmkit.series.model import Forecaster
+from lstmkit.series.stationarity import level_stationary
 
 __all__ = ["AutoConfig", "Candidate", "Ensemble", "candidates", "fit_auto"]
 
@@ -190,7 +194,7 @@ def fit_auto(
         errors.append(np.full((1, h), np.nan))
         return {"val_mae": float("nan"), "steps": config.steps}
 
-    pool = candidates(m, h, n - h, config.hidden, config.hybrid, config.level_input)
+    pool = candidates(m, h, n - h, config.hidden, config.hybrid, _reads_level(y, m, config))
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
     share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
@@ -261,6 +265,12 @@ def _combined(
         e_cut = combination.errors_at(y, m, h, np.arange(a, a + V - h + 1), actual, trend)
         mixed_cuts.append(w * e + (1 - w) * e_cut[None])
     return Combination(w, combination.fit(y, m, trend)), mixed, mixed_cuts
+
+
+def _reads_level(y: np.ndarray, m: int, config: AutoConfig) -> bool:
+    """Whether the differenced forms read the level (step 1): ``level_input``, or
+    ``level_if_stationary`` and ADF rejects a unit root in the history y (n,)."""
+    return config.level_input or (config.level_if_stationary and level_stationary(y, m))
 
 
 def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:

@@ -37,6 +37,9 @@ class AutoConfig:
     combine: bool = False  # weigh the ensemble with Holt-Winters (lstmkit.series.combination)
     combine_trend: bool = False  # that Holt-Winters with a trend, ETS(A,A,A)
     level_input: bool = False  # differenced forms also read the level (series.level_input)
+    # differenced forms read the level where ADF rejects a unit root (series.stationarity);
+    # one series only: the global model reads no level
+    level_if_stationary: bool = True
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")

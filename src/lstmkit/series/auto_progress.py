@@ -55,7 +55,7 @@ FILE = "auto-progress.npz"
 
 Validation = tuple[float, int, np.ndarray]  # (mae, step, errors (origins, h))
 _FIELDS = [f.name for f in fields(Candidate)]
-_NEW_OPTIONS = ("combine", "combine_trend", "level_input")  # stamped only when on
+_NEW_OPTIONS = ("combine", "combine_trend", "level_input", "level_if_stationary")  # if on
 
 
 def stamp(

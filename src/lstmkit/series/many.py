@@ -297,7 +297,7 @@ def fit_global(
     GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
     :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
-    for name in ("combine", "level_input"):
+    for name in ("combine", "level_input"):  # level_if_stationary: no level read here
         if getattr(config, name):
             raise ValueError(
                 f"{name}: for one series only (fit_auto); the global model has none yet: "
