@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, kept, panels, parallel, sequence
+from lstmkit.kernels import compiled, kept, lstm_row_split, panels, parallel, sequence
 from lstmkit.kernels.execution import Execution
 from lstmkit.kernels.lstm_cell import gate, gate_constants, tanh
 
@@ -78,7 +78,9 @@ def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
     """Whether :func:`lstmkit.kernels.lstm.forward` runs this size on its compiled loop over
     rows in one block (below ``ex.split_from``, not split across threads: see
     :func:`lstmkit.kernels.parallel.parts`)."""
-    H = w.W_hh.shape[1]
+    H, I = w.W_hh.shape[1], w.W_ih.shape[1]
+    if lstm_row_split.applies(T, N, max(I, H), H, ex):  # (every layer of the stack: I <= H)
+        return True
     if N * H * 4 * H >= ex.split_from or N * H * 4 * H > ex.small:
         return False
     work = T * N * H * 4 * H
@@ -98,6 +100,9 @@ def layer(
     (h0, c0), (h_n, c_n) = state0, final
     T, N, _ = x.shape
     GH, H = w.W_hh.shape
+    if lstm_row_split.applies(T, N, x.shape[2], H, ex):
+        weights = (w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.scale, w.alpha, w.beta)
+        return lstm_row_split.layer(weights, x, state0, final, space, ex)
     project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
     if project and N <= PANEL_ROWS and panels.fits(H):
         return _layer_panels(w, x, h0, c0, h_n, c_n, space)

@@ -1,0 +1,146 @@
+"""The plain LSTM's inference with the batch split across threads, each thread its rows for
+all T steps (no wait per step): a part of the lean inference
+(:mod:`lstmkit.kernels.lstm_inference`) at the sizes where the general path would run the
+split loops of :mod:`lstmkit.kernels.cell_split` (each thread a block of cells, a wait for
+the other threads' h at every step).
+
+Thread ``me`` owns the rows ``n0:n1`` (n of them) and at every step t, on its own arrays
+((n, 4H) pre-activations, rings of two steps of c and h):
+
+* ``a = x[t, n0:n1] @ W_x + b`` (W_x (I, 4H) = (W_ih * scale).T, b = (b_ih + b_hh) * scale);
+* ``a += h @ W_h`` (W_h (H, 4H) = (W_hh * scale).T), both by :func:`lstmkit.kernels.blas.
+  product`;
+* the cell, :func:`lstmkit.kernels.cell_split._cells_infer` on all H cells: i, f, g, o =
+  gate(a), ``c = f * c_prev + i * g``, ``h = o * tanh(c)``; h copied into y[t, n0:n1].
+
+These are the split loops' operations on one block of all cells (what they run on one
+thread), and each product's size ``rows * K * 4C`` is theirs on two threads (N/2 rows and
+4H columns against N rows and 2H columns), so :func:`lstmkit.kernels.blas.product` makes
+the same calls on the same inner blocks: the results are the general path's bit for bit,
+at one thread and at two (``tests/test_inference_row_split.py``).
+
+Why: at the middle shapes the cell split's two threads meet at every step, and each step's
+work is small (~10-150 us), so any delay of one thread (the scheduler, a cache miss, a
+neighbour's process) stalls both; here the threads meet once per call. Each thread reads all
+the weights every step instead of its half: the split pays while W_ih and W_hh fit a core's
+L2 (:data:`WEIGHTS_UP_TO`).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from lstmkit.kernels import parallel, sequence
+from lstmkit.kernels.blas import product
+from lstmkit.kernels.cell_split import _cells_infer
+from lstmkit.kernels.compiled import renew
+from lstmkit.kernels.execution import Execution
+
+WEIGHTS_UP_TO = 2**21  # bytes of W_ih and W_hh together up to which the rows are split
+
+_f32 = np.float32
+_jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
+
+
+def applies(T: int, N: int, I: int, H: int, ex: Execution) -> bool:
+    """Whether the lean inference splits the rows of x (T, N, I) for H cells: where the
+    general path runs the split loops on more than one thread (``N * H * 4H`` from
+    ``ex.split_from``, enough work and cells: :func:`lstmkit.kernels.parallel.cell_blocks`),
+    at least ``ex.min_rows`` rows per thread, and the weights within :data:`WEIGHTS_UP_TO`."""
+    GH = 4 * H
+    if N * H * GH < ex.split_from or GH * (I + H) * 4 > WEIGHTS_UP_TO:
+        return False
+    if GH * I * 4 > ex.project_in_loop_inference:  # the split loops project before theirs
+        return False
+    return len(parallel.cell_blocks(H, T * N * H * GH, ex)) > 1 and len(_rows(N, ex)) > 1
+
+
+def _rows(N: int, ex: Execution) -> list[slice]:
+    """The threads' rows: one block per thread, at least ``ex.min_rows`` each."""
+    threads = max(min(parallel.most_threads(ex), N // ex.min_rows), 1)
+    return [parallel.block(N, threads, i) for i in range(threads)]
+
+
+def layer(
+    weights: tuple[np.ndarray, ...],
+    x: np.ndarray,
+    state0: tuple[np.ndarray, np.ndarray],
+    final: tuple[np.ndarray, np.ndarray],
+    space: sequence.Workspace,
+    ex: Execution,
+) -> np.ndarray:
+    """One layer over x (T, N, I) from (h0, c0) (N, H): y (T, N, H), a new array; ``final``,
+    (h_n, c_n) (N, H), filled. ``weights``: (W_ih (4H, I), W_hh (4H, H), b_ih, b_hh (4H,) or
+    (0,) without biases, scale, alpha, beta (4H,): the gate constants)."""
+    W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = weights
+    T, N, I = x.shape
+    GH, H = W_hh.shape
+    kept = _kept(space, W_ih, W_hh)
+    y = np.empty((T, N, H), _f32)
+    args = (x, W_ih, W_hh, b_ih, b_hh, scale, alpha, beta, *kept, y, *state0, *final)
+    rows = _rows(N, ex)
+    _prepare(*args[1:6], *kept)  # once, before the threads read the kept weights
+    parallel.run(lambda r: _loop(*args, r.start, r.stop), rows, one_blas_thread=True)
+    return y
+
+
+def _kept(space: sequence.Workspace, W_ih: np.ndarray, W_hh: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(W_ih and W_hh as last seen, W_x (I, 4H), W_h (H, 4H), b (4H,)): the loop's weights
+    kept in ``space`` from call to call (made by :func:`_prepare` where the live ones
+    changed)."""
+    seen = space.get("rows_W_ih_seen")
+    if seen is None or seen.shape != W_ih.shape or space["rows_W_hh_seen"].shape != W_hh.shape:
+        GH, H = W_hh.shape
+        space["rows_W_ih_seen"] = np.full_like(W_ih, np.nan)  # (NaN: never equal, made at once)
+        space["rows_W_hh_seen"] = np.full_like(W_hh, np.nan)
+        space["rows_W_x"] = np.empty((W_ih.shape[1], GH), _f32)
+        space["rows_W_h"] = np.empty((H, GH), _f32)
+        space["rows_b"] = np.empty(GH, _f32)
+    names = ("rows_W_ih_seen", "rows_W_hh_seen", "rows_W_x", "rows_W_h", "rows_b")
+    return tuple(space[name] for name in names)
+
+
+@_jit
+def _prepare(W_ih, W_hh, b_ih, b_hh, scale, W_ih_seen, W_hh_seen, W_x, W_h, b):
+    """W_x = (W_ih * scale).T where W_ih changed, W_h = (W_hh * scale).T where W_hh changed
+    (:func:`lstmkit.kernels.compiled.renew`), b = (b_ih + b_hh) * scale (zeros without
+    biases): as the split loops' :func:`lstmkit.kernels.cell_split.gate_columns` makes them."""
+    _scaled_transpose(W_ih, scale, W_ih_seen, W_x)
+    _scaled_transpose(W_hh, scale, W_hh_seen, W_h)
+    for j in range(b.shape[0]):
+        b[j] = (b_ih[j] + b_hh[j]) * scale[j] if b_ih.shape[0] > 0 else _f32(0.0)
+
+
+@_jit
+def _scaled_transpose(W, scale, seen, W_t):
+    """W_t (K, 4H) = (W * scale[:, None]).T where W (4H, K) differs from ``seen``."""
+    if renew(W, seen):
+        for j in range(W.shape[0]):
+            for k in range(W.shape[1]):
+                W_t[k, j] = W[j, k] * scale[j]
+
+
+@_jit
+def _loop(x, W_ih, W_hh, b_ih, b_hh, scale, alpha, beta, W_ih_seen, W_hh_seen, W_x, W_h, b, y,
+          h0, c0, h_n, c_n, n0, n1):  # fmt: skip
+    """Rows n0:n1 of the layer (see the module doc): x (T, N, I), y (T, N, H) out, from
+    (h0, c0) (N, H) to (h_n, c_n) (N, H); W_x, W_h, b made by :func:`_prepare`."""
+    T = x.shape[0]
+    H = W_h.shape[0]
+    n = n1 - n0
+    a = np.empty((n, 4 * H), _f32)
+    c_ring, h_ring = np.empty((2, n, H), _f32), np.empty((2, n, H), _f32)
+    c_ring[0], h_ring[0] = c0[n0:n1], h0[n0:n1]
+    valid = np.ones(n, np.uint8)
+    for t in range(T):
+        product(x[t, n0:n1], W_x, a, 0.0)
+        for r in range(n):
+            for j in range(b.shape[0]):
+                a[r, j] += b[j]
+        product(h_ring[t & 1], W_h, a, 1.0)
+        _cells_infer(a, alpha, beta, c_ring[t & 1], h_ring[t & 1], valid, c_ring[(t + 1) & 1],
+                     h_ring[(t + 1) & 1], 0, H)  # fmt: skip
+        y[t, n0:n1] = h_ring[(t + 1) & 1]
+    h_n[n0:n1] = h_ring[T & 1]
+    c_n[n0:n1] = c_ring[T & 1]
