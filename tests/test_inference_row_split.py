@@ -40,17 +40,26 @@ def _run(layer: lk.LSTM, x: np.ndarray, state: object, ex: lk.Execution) -> list
     return [y, h, c]
 
 
-def _general(layer: lk.LSTM, x: np.ndarray, state: object, monkeypatch: pytest.MonkeyPatch):
+def _general(
+    layer: lk.LSTM,
+    x: np.ndarray,
+    state: object,
+    monkeypatch: pytest.MonkeyPatch,
+    ex: lk.Execution = SPLIT,
+) -> list[np.ndarray]:
+    """The general path's results (the row split turned off)."""
     with monkeypatch.context() as m:
         m.setattr(lstm_row_split, "WEIGHTS_UP_TO", 0)
-        return _run(layer, x, state, SPLIT)
+        return _run(layer, x, state, ex)
 
 
 @pytest.mark.parametrize(
-    ("N", "kwargs", "with_state"),
-    [(6, {}, False), (5, {}, True), (4, {"bias": False}, False), (7, {"num_layers": 2}, True)],
-)
-def test_row_split_is_the_general_path_bit_for_bit(N, kwargs, with_state, calls, monkeypatch):
+    ("N", "kwargs", "with_state", "threads"),
+    [(6, {}, False, 2), (5, {}, True, 2), (4, {"bias": False}, False, 2),
+     (7, {"num_layers": 2}, True, 2), (5, {}, True, 1)],
+)  # fmt: skip
+def test_row_split_is_the_general_path_bit_for_bit(N, kwargs, with_state, threads, calls,
+                                                   monkeypatch):  # fmt: skip
     layer = lk.LSTM(I, H, seed=3, **kwargs)
     layer.eval()
     rng = np.random.default_rng(1)
@@ -58,13 +67,14 @@ def test_row_split_is_the_general_path_bit_for_bit(N, kwargs, with_state, calls,
     L = layer.num_layers
     state = tuple(rng.standard_normal((L, N, H)).astype(np.float32) for _ in range(2))
     state = state if with_state else None
-    ours = _run(layer, x, state, SPLIT)
+    ex = SPLIT.with_threads(threads)
+    ours = _run(layer, x, state, ex)
     assert calls == [N] * L
-    general = _general(layer, x, state, monkeypatch)
+    general = _general(layer, x, state, monkeypatch, ex)
     assert calls == [N] * L  # (the general path did not take it)
     for a, b in zip(ours, general, strict=True):
         np.testing.assert_array_equal(a, b)
-    reference = _run(layer, x, state, lk.Execution(impl="reference"))
+    reference = _run(layer, x, state, lk.Execution(impl="reference"))  # independent
     for a, b in zip(ours, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6)
 
@@ -86,9 +96,9 @@ def test_row_split_sees_in_place_updates(calls, monkeypatch):
     assert len(calls) == 4
 
 
-def test_row_split_applies_only_where_the_cells_would_split():
+def test_row_split_applies_where_the_general_path_runs_the_split_loops():
     assert lstm_row_split.applies(T, 6, I, H, SPLIT)
-    assert not lstm_row_split.applies(T, 6, I, H, SPLIT.with_threads(1))
+    assert lstm_row_split.applies(T, 1, I, H, SPLIT.with_threads(1))  # one block
     assert not lstm_row_split.applies(T, 3, I, H, SPLIT)  # fewer than 2 x min_rows rows
     assert not lstm_row_split.applies(T, 6, I, 1024, SPLIT)  # weights past WEIGHTS_UP_TO
     assert not lstm_row_split.applies(T, 6, I, H, lk.Execution(threads=2))  # too small

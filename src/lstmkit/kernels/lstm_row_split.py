@@ -44,22 +44,26 @@ _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 
 
 def applies(T: int, N: int, I: int, H: int, ex: Execution) -> bool:
-    """Whether the lean inference splits the rows of x (T, N, I) for H cells: where the
-    general path runs the split loops on more than one thread (``N * H * 4H`` from
-    ``ex.split_from``, enough work and cells: :func:`lstmkit.kernels.parallel.cell_blocks`),
-    at least ``ex.min_rows`` rows per thread, and the weights within :data:`WEIGHTS_UP_TO`."""
+    """Whether the lean inference runs this loop for x (T, N, I) and H cells: where the
+    general path runs the split loops (``N * H * 4H`` from ``ex.split_from``) projecting x
+    step by step (``W_ih`` within ``ex.project_in_loop_inference``), the weights within
+    :data:`WEIGHTS_UP_TO`, and at least ``ex.min_rows`` rows for each of their blocks of
+    cells."""
     GH = 4 * H
     if N * H * GH < ex.split_from or GH * (I + H) * 4 > WEIGHTS_UP_TO:
         return False
-    if GH * I * 4 > ex.project_in_loop_inference:  # the split loops project before theirs
-        return False
-    return len(parallel.cell_blocks(H, T * N * H * GH, ex)) > 1 and len(_rows(N, ex)) > 1
+    return GH * I * 4 <= ex.project_in_loop_inference and len(_rows(T, N, H, ex)) > 0
 
 
-def _rows(N: int, ex: Execution) -> list[slice]:
-    """The threads' rows: one block per thread, at least ``ex.min_rows`` each."""
-    threads = max(min(parallel.most_threads(ex), N // ex.min_rows), 1)
-    return [parallel.block(N, threads, i) for i in range(threads)]
+def _rows(T: int, N: int, H: int, ex: Execution) -> list[slice]:
+    """The threads' rows: as many blocks as the split loops have blocks of cells
+    (:func:`lstmkit.kernels.parallel.cell_blocks`; so each thread's products have their
+    sizes, rows x inner x columns, and make the same BLAS calls), or none where that leaves
+    fewer than ``ex.min_rows`` rows to a block."""
+    parts = len(parallel.cell_blocks(H, T * N * H * 4 * H, ex))
+    if parts > 1 and N // parts < ex.min_rows:
+        return []
+    return [parallel.block(N, parts, i) for i in range(parts)]
 
 
 def layer(
@@ -79,7 +83,7 @@ def layer(
     kept = _kept(space, W_ih, W_hh)
     y = np.empty((T, N, H), _f32)
     args = (x, W_ih, W_hh, b_ih, b_hh, scale, alpha, beta, *kept, y, *state0, *final)
-    rows = _rows(N, ex)
+    rows = _rows(T, N, H, ex)
     _prepare(*args[1:6], *kept)  # once, before the threads read the kept weights
     parallel.run(lambda r: _loop(*args, r.start, r.stop), rows, one_blas_thread=True)
     return y
