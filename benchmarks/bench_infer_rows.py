@@ -7,9 +7,11 @@ Run from the repository root (docs/performance.md, "LSTM inference, round 5")::
     NUMBA_NUM_THREADS=1 nice -n 19 python benchmarks/bench_infer_rows.py --threads 1  # CPU time
     NUMBA_NUM_THREADS=1 nice -n 19 python benchmarks/bench_infer_rows.py --profile  # CPU time
 
-Each round times a loop of each variant in turn: ``rows`` (the default code), ``cells``
-(``lstm_row_split.WEIGHTS_UP_TO = 0``: the general path's split loops, the code before the
-row split, the same bits) and ``ORT`` (ONNX Runtime on as many intra-op threads); the line
+Each round times a loop of each variant in turn, a different one first in each round (ORT's
+threads spin on for a while after a call, slowing whatever runs next): ``rows`` (the default
+code), ``cells`` (``lstm_row_split.WEIGHTS_UP_TO = 0``: the general path's split loops, the
+code before the row split, the same bits) and ``ORT`` (ONNX Runtime on as many intra-op
+threads); the line
 gives the median and the best of the rounds, ms per call, and the load average. Wall time
 on two threads is disturbed by anything else running: read the load beside it (one thread:
 CPU time, less so).
@@ -76,9 +78,10 @@ def row(shape: tuple[int, int, int, int], threads: int, rounds: int) -> str:
     wall = threads > 1
     for fn in fns.values():
         timed(fn, 2, wall)
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, n, wall))
+    names = list(fns)
+    for r in range(rounds):  # each variant first in turn: ORT's threads spin on after a call
+        for name in names[r % 3 :] + names[: r % 3]:
+            times[name].append(timed(fns[name], n, wall))
     lstm_row_split.WEIGHTS_UP_TO = limit
     applies = lstm_row_split.applies(T, N, I, H, ex)
     parts = "  ".join(
@@ -127,7 +130,7 @@ def profile(shape: tuple[int, int, int, int], rounds: int) -> str:
     kept = rs._kept({}, W_ih, W_hh)
     rs._prepare(W_ih, W_hh, b, b, k.scale, *kept)
     y, z = np.empty((T, N, H), f32), np.zeros((N, H), f32)
-    loop_args = (x, W_ih, W_hh, b, b, k.scale, k.alpha, k.beta, *kept, y, z, z, z.copy(), z.copy())
+    loop_args = (x, *kept[2:], k.alpha, k.beta, y, z, z, z.copy(), z.copy())
     n2 = N // 2
     x2 = np.ascontiguousarray(x[:, :n2])
     a = 0.1 * rng.standard_normal((n2, 4 * H)).astype(f32)
@@ -136,7 +139,7 @@ def profile(shape: tuple[int, int, int, int], rounds: int) -> str:
     layer.eval()
     one = lk.Execution(threads=1)
     fns = {
-        "whole call, 1 thread": lambda: layer(x, inference=True, execution=one),
+        "whole call": lambda: layer(x, inference=True, execution=one),
         "row loop, N rows": lambda: rs._loop(*loop_args, 0, N),
         "row loop, N/2 rows": lambda: rs._loop(*loop_args, 0, n2),
         "N/2: products": lambda: products(x2, kept[2], h2, kept[3], a.copy()),
@@ -149,7 +152,8 @@ def profile(shape: tuple[int, int, int, int], rounds: int) -> str:
     flops = 2 * T * n2 * 4 * H * (I + H)
     gf = flops / best["N/2: products"] / 1e6
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in best.items())
-    return f"{shape} 1T CPU ms, best of {rounds}: {parts} ({gf:.0f} GF/s); load {os.getloadavg()[0]:.1f}"
+    load = os.getloadavg()[0]
+    return f"{shape} 1T CPU ms, best of {rounds}: {parts} ({gf:.0f} GF/s); load {load:.1f}"
 
 
 def main() -> None:
@@ -162,8 +166,10 @@ def main() -> None:
     bench_lstm._reexec_without_blas_env(sys.argv[1:])  # as bench_lstm.py runs
     shapes = SHAPES if args.rows is None else [SHAPES[int(i)] for i in args.rows.split(",")]
     for shape in shapes:
-        line = profile(shape, args.rounds) if args.profile else row(shape, args.threads, args.rounds)
-        print(line, flush=True)
+        if args.profile:
+            print(profile(shape, args.rounds), flush=True)
+        else:
+            print(row(shape, args.threads, args.rounds), flush=True)
 
 
 if __name__ == "__main__":

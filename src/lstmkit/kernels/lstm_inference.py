@@ -21,6 +21,11 @@ its gates contiguously. Each sum and each cell is the general path's expression,
 bits are the same (the tests compare them at H = 16 with one, two, three and five rows).
 (1, 100, 32, 64): 155 -> 104 us a call, one thread, best of an A/B in one process
 (``benchmarks/bench_lstm_panels.py``; docs/performance.md, "LSTM inference, round 4").
+
+Where the general path would run the split loops (:mod:`lstmkit.kernels.cell_split`, each
+thread a block of cells and a wait per step) on weights within a core's L2,
+:mod:`lstmkit.kernels.lstm_row_split` runs the same operations with each thread on its rows
+instead (no wait per step; the same bits).
 """
 
 from __future__ import annotations
@@ -75,11 +80,13 @@ def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
 
 
 def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
-    """Whether :func:`lstmkit.kernels.lstm.forward` runs this size on its compiled loop over
-    rows in one block (below ``ex.split_from``, not split across threads: see
-    :func:`lstmkit.kernels.parallel.parts`)."""
+    """Whether this part runs this size: where :func:`lstmkit.kernels.lstm.forward` runs it
+    on its compiled loop over rows in one block (below ``ex.split_from``, not split across
+    threads: see :func:`lstmkit.kernels.parallel.parts`), and where
+    :mod:`lstmkit.kernels.lstm_row_split` applies to every layer of the stack (the first
+    layer's input size I, the others' H: checked at the larger)."""
     H, I = w.W_hh.shape[1], w.W_ih.shape[1]
-    if lstm_row_split.applies(T, N, max(I, H), H, ex):  # (every layer of the stack: I <= H)
+    if lstm_row_split.applies(T, N, max(I, H), H, ex):
         return True
     if N * H * 4 * H >= ex.split_from or N * H * 4 * H > ex.small:
         return False

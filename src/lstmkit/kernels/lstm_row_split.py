@@ -14,16 +14,19 @@ Thread ``me`` owns the rows ``n0:n1`` (n of them) and at every step t, on its ow
   gate(a), ``c = f * c_prev + i * g``, ``h = o * tanh(c)``; h copied into y[t, n0:n1].
 
 These are the split loops' operations on one block of all cells (what they run on one
-thread), and each product's size ``rows * K * 4C`` is theirs on two threads (N/2 rows and
-4H columns against N rows and 2H columns), so :func:`lstmkit.kernels.blas.product` makes
-the same calls on the same inner blocks: the results are the general path's bit for bit,
-at one thread and at two (``tests/test_inference_row_split.py``).
+thread), and each product's size ``rows * K * 4C`` is theirs on as many threads (N/2 rows
+and 4H columns against N rows and 2H columns on two), so :func:`lstmkit.kernels.blas.product`
+makes the same calls on the same inner blocks: the results are the general path's bit for
+bit, at one thread and at two (``tests/test_inference_row_split.py``).
 
-Why: at the middle shapes the cell split's two threads meet at every step, and each step's
-work is small (~10-150 us), so any delay of one thread (the scheduler, a cache miss, a
-neighbour's process) stalls both; here the threads meet once per call. Each thread reads all
-the weights every step instead of its half: the split pays while W_ih and W_hh fit a core's
-L2 (:data:`WEIGHTS_UP_TO`).
+Why: the cell split's threads meet at every step, and a step's work is small (~20 us a
+thread at (16, 100, 64, 128)), so any delay of one thread (the scheduler, another process
+on the core) stalls both; here the threads meet once per call, and the call's own work
+outside the loop is less (one thread, (16, 1, 64, 128): 135 against 205 us). Each thread
+reads all the weights every step instead of its half, so the split stays where they fit a
+core's L2 (1 MB here: :data:`WEIGHTS_UP_TO`); at (32, 100, 128, 256), 1.5 MB, it measured
+both faster and slower than the cell split on a loaded machine (docs/performance.md, "LSTM
+inference, round 5").
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from lstmkit.kernels.cell_split import _cells_infer
 from lstmkit.kernels.compiled import renew
 from lstmkit.kernels.execution import Execution
 
-WEIGHTS_UP_TO = 2**21  # bytes of W_ih and W_hh together up to which the rows are split
+WEIGHTS_UP_TO = 2**20  # bytes of W_ih and W_hh together up to which the rows split: L2
 
 _f32 = np.float32
 _jit = numba.njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
@@ -69,8 +72,8 @@ def _rows(T: int, N: int, H: int, ex: Execution) -> list[slice]:
 def layer(
     weights: tuple[np.ndarray, ...],
     x: np.ndarray,
-    state0: tuple[np.ndarray, np.ndarray],
-    final: tuple[np.ndarray, np.ndarray],
+    state0: tuple[np.ndarray, ...],
+    final: tuple[np.ndarray, ...],
     space: sequence.Workspace,
     ex: Execution,
 ) -> np.ndarray:
@@ -80,12 +83,15 @@ def layer(
     W_ih, W_hh, b_ih, b_hh, scale, alpha, beta = weights
     T, N, I = x.shape
     GH, H = W_hh.shape
-    kept = _kept(space, W_ih, W_hh)
+    (h0, c0), (h_n, c_n) = state0, final
+    W_ih_seen, W_hh_seen, W_x, W_h, b = _kept(space, W_ih, W_hh)
+    _prepare(W_ih, W_hh, b_ih, b_hh, scale, W_ih_seen, W_hh_seen, W_x, W_h, b)  # once, first
     y = np.empty((T, N, H), _f32)
-    args = (x, W_ih, W_hh, b_ih, b_hh, scale, alpha, beta, *kept, y, *state0, *final)
-    rows = _rows(T, N, H, ex)
-    _prepare(*args[1:6], *kept)  # once, before the threads read the kept weights
-    parallel.run(lambda r: _loop(*args, r.start, r.stop), rows, one_blas_thread=True)
+
+    def run(rows: slice) -> None:
+        _loop(x, W_x, W_h, b, alpha, beta, y, h0, c0, h_n, c_n, rows.start, rows.stop)
+
+    parallel.run(run, _rows(T, N, H, ex), one_blas_thread=True)
     return y
 
 
@@ -126,10 +132,10 @@ def _scaled_transpose(W, scale, seen, W_t):
 
 
 @_jit
-def _loop(x, W_ih, W_hh, b_ih, b_hh, scale, alpha, beta, W_ih_seen, W_hh_seen, W_x, W_h, b, y,
-          h0, c0, h_n, c_n, n0, n1):  # fmt: skip
+def _loop(x, W_x, W_h, b, alpha, beta, y, h0, c0, h_n, c_n, n0, n1):
     """Rows n0:n1 of the layer (see the module doc): x (T, N, I), y (T, N, H) out, from
-    (h0, c0) (N, H) to (h_n, c_n) (N, H); W_x, W_h, b made by :func:`_prepare`."""
+    (h0, c0) (N, H) to (h_n, c_n) (N, H); W_x (I, 4H), W_h (H, 4H), b (4H,) made by
+    :func:`_prepare`; alpha, beta (4H,) the gate constants."""
     T = x.shape[0]
     H = W_h.shape[0]
     n = n1 - n0
