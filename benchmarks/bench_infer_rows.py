@@ -127,8 +127,8 @@ def profile(shape: tuple[int, int, int, int], rounds: int) -> str:
     W_hh = (0.1 * rng.standard_normal((4 * H, H))).astype(f32)
     b = np.zeros(4 * H, f32)
     k = gate_constants(H)
-    kept = rs._kept({}, W_ih, W_hh)
-    rs._prepare(W_ih, W_hh, b, b, k.scale, *kept)
+    kept = rs._kept({}, W_ih, W_hh, k.scale)
+    rs._prepare(W_ih, W_hh, b, b, k.scale, kept)
     y, z = np.empty((T, N, H), f32), np.zeros((N, H), f32)
     loop_args = (x, *kept[2:], k.alpha, k.beta, y, z, z, z.copy(), z.copy())
     n2 = N // 2

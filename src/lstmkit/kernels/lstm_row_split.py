@@ -84,8 +84,9 @@ def layer(
     T, N, I = x.shape
     GH, H = W_hh.shape
     (h0, c0), (h_n, c_n) = state0, final
-    W_ih_seen, W_hh_seen, W_x, W_h, b = _kept(space, W_ih, W_hh)
-    _prepare(W_ih, W_hh, b_ih, b_hh, scale, W_ih_seen, W_hh_seen, W_x, W_h, b)  # once, first
+    kept = _kept(space, W_ih, W_hh, scale)
+    _prepare(W_ih, W_hh, b_ih, b_hh, scale, kept)  # once, before the threads read them
+    W_x, W_h, b = kept[2:]
     y = np.empty((T, N, H), _f32)
 
     def run(rows: slice) -> None:
@@ -95,40 +96,43 @@ def layer(
     return y
 
 
-def _kept(space: sequence.Workspace, W_ih: np.ndarray, W_hh: np.ndarray) -> tuple[np.ndarray, ...]:
+def _kept(
+    space: sequence.Workspace, W_ih: np.ndarray, W_hh: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """(W_ih and W_hh as last seen, W_x (I, 4H), W_h (H, 4H), b (4H,)): the loop's weights
-    kept in ``space`` from call to call (made by :func:`_prepare` where the live ones
-    changed)."""
+    kept in ``space`` from call to call, made here the first time (b by :func:`_prepare`,
+    which makes the others again where the live weights changed)."""
     seen = space.get("rows_W_ih_seen")
     if seen is None or seen.shape != W_ih.shape or space["rows_W_hh_seen"].shape != W_hh.shape:
-        GH, H = W_hh.shape
-        space["rows_W_ih_seen"] = np.full_like(W_ih, np.nan)  # (NaN: never equal, made at once)
-        space["rows_W_hh_seen"] = np.full_like(W_hh, np.nan)
-        space["rows_W_x"] = np.empty((W_ih.shape[1], GH), _f32)
-        space["rows_W_h"] = np.empty((H, GH), _f32)
-        space["rows_b"] = np.empty(GH, _f32)
+        space["rows_W_ih_seen"], space["rows_W_hh_seen"] = W_ih.copy(), W_hh.copy()
+        for name, W in (("rows_W_x", W_ih), ("rows_W_h", W_hh)):  # (K, 4H), contiguous
+            space[name] = np.multiply(W.T, scale, out=np.empty(W.shape[::-1], _f32))
+        space["rows_b"] = np.empty(W_hh.shape[0], _f32)
     names = ("rows_W_ih_seen", "rows_W_hh_seen", "rows_W_x", "rows_W_h", "rows_b")
     return tuple(space[name] for name in names)
 
 
-@_jit
-def _prepare(W_ih, W_hh, b_ih, b_hh, scale, W_ih_seen, W_hh_seen, W_x, W_h, b):
-    """W_x = (W_ih * scale).T where W_ih changed, W_h = (W_hh * scale).T where W_hh changed
+def _prepare(
+    W_ih: np.ndarray,
+    W_hh: np.ndarray,
+    b_ih: np.ndarray,
+    b_hh: np.ndarray,
+    scale: np.ndarray,
+    kept: tuple[np.ndarray, ...],
+) -> None:
+    """The kept (W_ih_seen, W_hh_seen, W_x, W_h, b) made from the live weights: W_x (I, 4H)
+    = (W_ih * scale).T where W_ih changed, W_h (H, 4H) = (W_hh * scale).T where W_hh changed
     (:func:`lstmkit.kernels.compiled.renew`), b = (b_ih + b_hh) * scale (zeros without
-    biases): as the split loops' :func:`lstmkit.kernels.cell_split.gate_columns` makes them."""
-    _scaled_transpose(W_ih, scale, W_ih_seen, W_x)
-    _scaled_transpose(W_hh, scale, W_hh_seen, W_h)
-    for j in range(b.shape[0]):
-        b[j] = (b_ih[j] + b_hh[j]) * scale[j] if b_ih.shape[0] > 0 else _f32(0.0)
-
-
-@_jit
-def _scaled_transpose(W, scale, seen, W_t):
-    """W_t (K, 4H) = (W * scale[:, None]).T where W (4H, K) differs from ``seen``."""
-    if renew(W, seen):
-        for j in range(W.shape[0]):
-            for k in range(W.shape[1]):
-                W_t[k, j] = W[j, k] * scale[j]
+    biases); as the general path makes them (its scale is a power of two: exact)."""
+    W_ih_seen, W_hh_seen, W_x, W_h, b = kept
+    if renew(W_ih, W_ih_seen):
+        np.multiply(W_ih.T, scale, out=W_x)
+    if renew(W_hh, W_hh_seen):
+        np.multiply(W_hh.T, scale, out=W_h)
+    if b_ih.shape[0] > 0:
+        np.multiply(b_ih + b_hh, scale, out=b)
+    else:
+        b[:] = 0.0
 
 
 @_jit
@@ -136,21 +140,33 @@ def _loop(x, W_x, W_h, b, alpha, beta, y, h0, c0, h_n, c_n, n0, n1):
     """Rows n0:n1 of the layer (see the module doc): x (T, N, I), y (T, N, H) out, from
     (h0, c0) (N, H) to (h_n, c_n) (N, H); W_x (I, 4H), W_h (H, 4H), b (4H,) made by
     :func:`_prepare`; alpha, beta (4H,) the gate constants."""
-    T = x.shape[0]
+    T, I = x.shape[0], x.shape[2]
     H = W_h.shape[0]
     n = n1 - n0
-    a = np.empty((n, 4 * H), _f32)
+    a = np.empty((n, 4 * H), _f32)  # the step's pre-activations
     c_ring, h_ring = np.empty((2, n, H), _f32), np.empty((2, n, H), _f32)
-    c_ring[0], h_ring[0] = c0[n0:n1], h0[n0:n1]
+    x_t = np.empty((n, I), _f32)  # (a contiguous copy: the split loops' compiled product
+    # serves, where a strided view would compile another)
     valid = np.ones(n, np.uint8)
+    first = np.int64(0)  # all cells from 0 (not a literal 0: the split loops' compiled cell)
+    for r in range(n):
+        for j in range(H):
+            c_ring[0, r, j], h_ring[0, r, j] = c0[n0 + r, j], h0[n0 + r, j]
     for t in range(T):
-        product(x[t, n0:n1], W_x, a, 0.0)
+        for r in range(n):
+            for k in range(I):
+                x_t[r, k] = x[t, n0 + r, k]
+        product(x_t, W_x, a, 0.0)
         for r in range(n):
             for j in range(b.shape[0]):
                 a[r, j] += b[j]
-        product(h_ring[t & 1], W_h, a, 1.0)
-        _cells_infer(a, alpha, beta, c_ring[t & 1], h_ring[t & 1], valid, c_ring[(t + 1) & 1],
-                     h_ring[(t + 1) & 1], 0, H)  # fmt: skip
-        y[t, n0:n1] = h_ring[(t + 1) & 1]
-    h_n[n0:n1] = h_ring[T & 1]
-    c_n[n0:n1] = c_ring[T & 1]
+        h, h_new = h_ring[t & 1], h_ring[(t + 1) & 1]
+        product(h, W_h, a, 1.0)
+        _cells_infer(a, alpha, beta, c_ring[t & 1], h, valid, c_ring[(t + 1) & 1], h_new, first,
+                     H)  # fmt: skip
+        for r in range(n):
+            for j in range(H):
+                y[t, n0 + r, j] = h_new[r, j]
+    for r in range(n):
+        for j in range(H):
+            h_n[n0 + r, j], c_n[n0 + r, j] = h_ring[T & 1, r, j], c_ring[T & 1, r, j]
