@@ -21,8 +21,9 @@ package imports nothing from the rest of lstmkit. The modules:
 * :mod:`lstmkit.kernels.inference`: the lean whole-sequence inference of the plain LSTM,
   the GRU and the RNN (``layer(x, inference=True)`` at small sizes), one part per loop
   (:mod:`lstmkit.kernels.lstm_inference`, :mod:`lstmkit.kernels.h_inference`), the
-  weights it keeps between calls (:mod:`lstmkit.kernels.kept`) and the LSTM's recurrent
-  product at few rows with its sums in registers (:mod:`lstmkit.kernels.panels`);
+  weights it keeps between calls (:mod:`lstmkit.kernels.kept`), the LSTM's recurrent
+  product at few rows with its sums in registers (:mod:`lstmkit.kernels.panels`) and its
+  loop split by rows across threads (:mod:`lstmkit.kernels.lstm_row_split`);
 * :mod:`lstmkit.kernels.streaming`: one step of a stack of layers (``layer.step``);
 * :mod:`lstmkit.kernels.numba_cache`: numba's on-disk cache, cleared when a source changed.
 """

@@ -21,9 +21,10 @@ What differs between the cells is one part per loop, the same interface in each:
 LSTM's (:mod:`lstmkit.kernels.lstm_inference`: scaled gates, state (h, c)) and the cells
 whose state is h alone (:mod:`lstmkit.kernels.h_inference`: GRU, RNN). Each part has
 ``STATES`` (how many state arrays), ``layers(params, kind)`` (the layers' live arrays as its
-loop takes them), ``one_block(w, T, N, ex)`` (whether the
-general path runs this size on its compiled loop in one block) and ``layer(w, x, state0,
-final, space, ex)`` (one layer: y, the final state written into ``final``).
+loop takes them), ``one_block(w, T, N, ex)`` (whether the part runs this size: where the
+general path runs its compiled loop in one block, and where the part's own loops for larger
+sizes apply, :mod:`lstmkit.kernels.h_split`, :mod:`lstmkit.kernels.lstm_row_split`) and
+``layer(w, x, state0, final, space, ex)`` (one layer: y, the final state written into ``final``).
 
 The results are the general path's bit for bit (``tests/test_inference_cache.py``). Where
 the entry does not apply (another dtype or shape, lengths, options, a state of the wrong

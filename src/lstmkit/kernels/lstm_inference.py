@@ -21,6 +21,11 @@ its gates contiguously. Each sum and each cell is the general path's expression,
 bits are the same (the tests compare them at H = 16 with one, two, three and five rows).
 (1, 100, 32, 64): 155 -> 104 us a call, one thread, best of an A/B in one process
 (``benchmarks/bench_lstm_panels.py``; docs/performance.md, "LSTM inference, round 4").
+
+Where the general path would run the split loops (:mod:`lstmkit.kernels.cell_split`, each
+thread a block of cells and a wait per step) on weights within a core's L2,
+:mod:`lstmkit.kernels.lstm_row_split` runs the same operations with each thread on its rows
+instead (no wait per step; the same bits).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from lstmkit.kernels import compiled, kept, panels, parallel, sequence
+from lstmkit.kernels import compiled, kept, lstm_row_split, panels, parallel, sequence
 from lstmkit.kernels.execution import Execution
 from lstmkit.kernels.lstm_cell import gate, gate_constants, tanh
 
@@ -75,10 +80,14 @@ def layers(params: list[Params], kind: str = "lstm") -> tuple[Layer, ...]:
 
 
 def one_block(w: Layer, T: int, N: int, ex: Execution) -> bool:
-    """Whether :func:`lstmkit.kernels.lstm.forward` runs this size on its compiled loop over
-    rows in one block (below ``ex.split_from``, not split across threads: see
-    :func:`lstmkit.kernels.parallel.parts`)."""
-    H = w.W_hh.shape[1]
+    """Whether this part runs this size: where :func:`lstmkit.kernels.lstm.forward` runs it
+    on its compiled loop over rows in one block (below ``ex.split_from``, not split across
+    threads: see :func:`lstmkit.kernels.parallel.parts`), and where
+    :mod:`lstmkit.kernels.lstm_row_split` applies to every layer of the stack (the first
+    layer's input size I, the others' H: checked at the larger)."""
+    H, I = w.W_hh.shape[1], w.W_ih.shape[1]
+    if lstm_row_split.applies(T, N, max(I, H), H, ex):
+        return True
     if N * H * 4 * H >= ex.split_from or N * H * 4 * H > ex.small:
         return False
     work = T * N * H * 4 * H
@@ -98,6 +107,9 @@ def layer(
     (h0, c0), (h_n, c_n) = state0, final
     T, N, _ = x.shape
     GH, H = w.W_hh.shape
+    if lstm_row_split.applies(T, N, x.shape[2], H, ex):
+        weights = (w.W_ih, w.W_hh, w.b_ih, w.b_hh, w.scale, w.alpha, w.beta)
+        return lstm_row_split.layer(weights, x, state0, final, space, ex)
     project = kept.projects_compiled(x, GH, ex)  # else NumPy's GEMM, here
     if project and N <= PANEL_ROWS and panels.fits(H):
         return _layer_panels(w, x, h0, c0, h_n, c_n, space)
