@@ -225,7 +225,7 @@ def test_a_timed_study_on_the_default_corpus(tmp_path, capsys):
     stream, a random search over the learning rate; every run finishes and is reported."""
     out = tmp_path / "study"
     argv = ["study", "gates", "--out", str(out), "--variants", "vanilla,NFG,CIFG", "--tasks",
-            "charlm,reber", "--seeds", "2", "--minutes", "0.05", "--hidden", "8",
+            "charlm,reber", "--seeds", "2", "--minutes", "0.02", "--hidden", "8",
             "--reber-test-steps", "200", "--lr-spread", "0.5", "--json"]  # fmt: skip
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]

@@ -87,6 +87,14 @@ def _options(cell: Cell) -> dict[str, Any]:
     return {"kind": cell.nonlinearity if isinstance(cell, RNNCell) else "gru"}
 
 
+def _strided(cell: Cell, p: Params, mask: np.ndarray | None) -> bool:
+    """Whether the fused kernel runs this layer on strided columns of the directions' joint
+    output and gradient: torch's LSTM only (no variant, lengths or projection). numba
+    compiles each loop once more for every other mix of strided and contiguous arrays
+    (~10 s each, for the less used forms), so their arrays are copied instead."""
+    return isinstance(cell, LSTMCell) and cell.plain and mask is None and "W_hr" not in p
+
+
 def forward_directions(
     cell: Cell,
     params: list[Params],
@@ -113,7 +121,7 @@ def forward_directions(
     concurrent = kernel is not None and _concurrent(params, x.shape, ex)
     inner = ex.with_threads(1) if concurrent else ex
     out: list[Any] = [None] * D
-    into = joined is not None and kernel is not None and isinstance(cell, LSTMCell)
+    into = joined is not None and kernel is not None and _strided(cell, params[0], mask)
 
     def one(d: int) -> None:
         P = states[d][0].shape[1]
@@ -153,6 +161,8 @@ def backward_directions(
     concurrent = fused and _concurrent(params, tapes[0].x.shape, ex)
     inner = ex.with_threads(1) if concurrent else ex
     out: list[Any] = [None] * D
+    if D > 1 and kernel is not None and not _strided(cell, params[0], tapes[0].mask):
+        dys = [np.ascontiguousarray(dy) for dy in dys]  # (see _strided)
 
     def one(d: int) -> None:
         args = (params[d], tapes[d], dys[d], dstates[d], grads[d], records[d])

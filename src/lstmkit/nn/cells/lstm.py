@@ -182,6 +182,7 @@ class LSTMCell:
         self.variants = tuple(options.variants())  # asked on every call (strategy.py)
         # the options the fused kernel takes as flags, asked on every call (strategy.py)
         self.kernel_options = {name: getattr(options, name) for name in options.IN_KERNEL}
+        self.plain = not options.changed()  # torch's LSTM: the kernels' most used loops
         if options.gate_recurrence:  # the previous step's gates [i, f, o] are a state
             self.state_names = ("h", "c", "a")
 
