@@ -83,12 +83,12 @@ def test_onnxruntime_gives_the_ensembles_forecast(tmp_path: Path, K: int, m: int
     np.testing.assert_allclose(forecast, expected, rtol=0, atol=1e-5)
 
 
-def mean_reverting(n: int, m: int, seed: int = 0) -> np.ndarray:
-    """20 + an AR(1) with coefficient 0.7 (+ a season of period m): a level with a mean."""
+def mean_reverting(n: int, m: int, seed: int = 2) -> np.ndarray:
+    """20 + an AR(1) with coefficient 0.5 (+ a season of period m): a level with a mean."""
     noise = np.random.default_rng(seed).standard_normal(n)
     d = np.zeros(n)
     for t in range(1, n):
-        d[t] = 0.7 * d[t - 1] + noise[t]
+        d[t] = 0.5 * d[t - 1] + noise[t]
     return 20 + d + 3 * np.sin(2 * np.pi * np.arange(n) / m) * (m > 1)
 
 
@@ -124,7 +124,7 @@ def test_members_that_read_the_level_give_the_ensembles_forecast(
     inits = {t.name: t for t in proto.graph.initializer}
     assert [list(inits[f"m{k}_W"].dims)[-1] for k in range(3)] == [2, 2, 1]  # input_size
     lengths = [45, 46, 51]  # three phases of the season
-    histories = [mean_reverting(60, m, seed=1)[:n] for n in lengths]
+    histories = [mean_reverting(60, m, seed=3)[:n] for n in lengths]
     need = max(c.lookback + 1 for c, _, _, _ in e.members)
     feeds = {"history": np.stack([y[-need:] for y in histories]), "n": np.array(lengths)}
     forecast, got = _session(path).run(None, feeds)
@@ -248,6 +248,42 @@ def test_export_of_a_trained_run_matches_series_forecast(
     assert main(bad) == 1
     assert "--no-sequence-lens" in capsys.readouterr().err
     _check_intervals(tmp_path, run, csv, feeds, capsys)
+
+
+def test_the_default_run_of_a_mean_reverting_series_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train` with the defaults on a mean-reverting series, a slow cycle of period 20
+    (El Nino's kind: the ADF gate opens and differenced members that read the level win) ->
+    `export onnx` -> ONNX Runtime gives the numbers `series forecast` writes, at the run's
+    horizon and a longer one."""
+    from lstmkit.series.auto_run import load_ensemble
+    from lstmkit.series.stationarity import level_stationary
+
+    t = np.arange(48)
+    noise = 0.3 * np.random.default_rng(0).standard_normal(48)
+    y = 20 + 5 * np.sin(2 * np.pi * t / 20) + 4 * np.sin(2 * np.pi * t / 4) + noise
+    assert level_stationary(y, 4)
+    csv = tmp_path / "s.csv"
+    csv.write_text("v\n" + "\n".join(repr(float(v)) for v in y) + "\n")
+    run = tmp_path / "run"
+    train = ["series", "train", "--csv", str(csv), "--column", "v", "--horizon", "4"]
+    train += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
+    assert main(train + ["--no-progress"]) == 0
+    assert any(c.level for c, _, _, _ in load_ensemble(run)[0].members)
+    for h in (4, 7):
+        out, path = tmp_path / "f.csv", tmp_path / "auto.onnx"
+        forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv)]
+        assert main([*forecast, "--horizon", str(h), "--out", str(out), "--no-plot"]) == 0
+        expected = [float(r.split(",")[1]) for r in out.read_text().splitlines()[1:]]
+        export = ["export", "onnx", "--run", str(run), "--out", str(path), "--level", "0"]
+        assert main([*export, "--horizon", str(h)]) == 0
+        need = int(next(p.value for p in onnx.load(str(path)).metadata_props if p.key == "need"))
+        feeds = {"history": y[None, -need:], "n": np.array([len(y)])}
+        got = _session(path).run(None, feeds)[0]
+        assert got.shape == (1, h)
+        np.testing.assert_allclose(got[0], expected, rtol=0, atol=1e-5)
+    capsys.readouterr()
 
 
 def _check_intervals(
