@@ -42,8 +42,8 @@ values d the graph computes both channels of each context step t = n - L .. n - 
 
 a context (L, N, 2) for the operator's input_size 2; every roll-out step is fed
 (z_hat, u_{t+1}) with u_{t+1} = u_t + (scale_e z_hat + mean_e) / scale_d, u carried in
-float64 from u_{n-1} (:meth:`LevelInput.roll_out`: a Cast, Mul, Add, Div, Add and Concat per
-step). The decoding is the differenced transform's.
+float64 from u_{n-1} as :meth:`LevelInput.roll_out` carries it (per step two Casts, a Mul,
+an Add, a Div, an Add and a Concat). The decoding is the differenced transform's.
 
 An ES-hybrid member (:mod:`lstmkit.series.hybrid`, ``Member.hybrid``) is refused: its level
 is smoothed over the whole history, which the graph's last ``need`` values do not hold; so
