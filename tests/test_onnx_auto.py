@@ -2,13 +2,14 @@
 equals lstmkit's (``Ensemble.predict``, ``series forecast``) to float32 rounding.
 
 The oracle is lstmkit's own NumPy forecast (transform, LSTM roll-out, np.median), run on
-ensembles that hold every member form (deseasoned or not, differenced or not, lookbacks that
-differ) and odd and even member counts, from histories whose lengths give different phases
-of the season.
+ensembles that hold every member form (deseasoned or not, differenced or not, reading the
+level or not, lookbacks that differ) and odd and even member counts, from histories whose
+lengths give different phases of the season.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from lstmkit.io.onnx_ensemble import Interval, Member, export_ensemble, members_
 from lstmkit.series.auto import Candidate, Ensemble
 from lstmkit.series.auto_run import save_ensemble
 from lstmkit.series.data import Series
+from lstmkit.series.level_input import LevelInput
 from lstmkit.series.model import Forecaster, ForecasterConfig
 from lstmkit.series.transform import Transform
 
@@ -79,6 +81,58 @@ def test_onnxruntime_gives_the_ensembles_forecast(tmp_path: Path, K: int, m: int
     assert np.ptp(expected_members[:, 0, 0]) > 1e-2 or K == 1, "members too alike: weak test"
     np.testing.assert_allclose(members, expected_members, rtol=0, atol=1e-5)
     np.testing.assert_allclose(forecast, expected, rtol=0, atol=1e-5)
+
+
+def mean_reverting(n: int, m: int, seed: int = 2) -> np.ndarray:
+    """20 + an AR(1) with coefficient 0.5 (+ a season of period m): a level with a mean."""
+    noise = np.random.default_rng(seed).standard_normal(n)
+    d = np.zeros(n)
+    for t in range(1, n):
+        d[t] = 0.5 * d[t - 1] + noise[t]
+    return 20 + d + 3 * np.sin(2 * np.pi * np.arange(n) / m) * (m > 1)
+
+
+def level_ensemble(m: int) -> Ensemble:
+    """Members that read the level (deseasoned or not, lookbacks that differ) next to one
+    that reads z only, random LSTMs with weights large enough to be non-linear."""
+    y = mean_reverting(60, m)
+    forms = [
+        Candidate(2 * m if m > 1 else 8, m > 1, True, 5, level=True),
+        Candidate(5, False, True, 4, level=True),
+        Candidate(7, m > 1, True, 3),
+    ]
+    members = []
+    for k, c in enumerate(forms):
+        model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=10 + k, inputs=c.inputs())
+        model.load_state_dict({n: 2.5 * w for n, w in model.state_dict().items()})
+        tf = LevelInput.fit(y, m, c.deseason) if c.level else Transform.fit(y, m, c.deseason, True)
+        members.append((c, tf, model, 1))
+    return Ensemble(members, y, m, [], False, np.zeros((1, H)))
+
+
+@pytest.mark.parametrize("m, h", [(4, 1), (4, 2), (4, 9), (1, 7)])
+def test_members_that_read_the_level_give_the_ensembles_forecast(
+    tmp_path: Path, m: int, h: int
+) -> None:
+    """Level members (an LSTM reading (z, u), a roll-out that feeds back u): ONNX Runtime's
+    member forecasts and median equal Ensemble.member_forecasts and predict for N = 3 rows."""
+    e = level_ensemble(m)
+    path = tmp_path / "level.onnx"
+    members = members_of(e)
+    assert [k.level is not None for k in members] == [True, True, False]
+    proto = export_ensemble(members, h, path)
+    inits = {t.name: t for t in proto.graph.initializer}
+    assert [list(inits[f"m{k}_W"].dims)[-1] for k in range(3)] == [2, 2, 1]  # input_size
+    lengths = [45, 46, 51]  # three phases of the season
+    histories = [mean_reverting(60, m, seed=3)[:n] for n in lengths]
+    need = max(c.lookback + 1 for c, _, _, _ in e.members)
+    feeds = {"history": np.stack([y[-need:] for y in histories]), "n": np.array(lengths)}
+    forecast, got = _session(path).run(None, feeds)
+    expected = np.stack([e.member_forecasts(h, y) for y in histories], axis=1)  # (3, 3, h)
+    assert np.ptp(expected[:, :, -1]) > 1e-2, "members too alike: weak test"
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(forecast, np.median(expected, axis=0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(forecast[2], e.predict(h, histories[2]), rtol=0, atol=1e-5)
 
 
 def test_the_median_of_an_even_count_is_the_mean_of_the_two_middle_ones(tmp_path: Path) -> None:
@@ -152,6 +206,12 @@ def test_bad_members_are_refused(tmp_path: Path) -> None:
     bad = Member(deep, 4, False, np.zeros(4), 0.0, 1.0)
     with pytest.raises(ValueError, match="expected one forward layer reading one value"):
         export_ensemble([bad], H, tmp_path / "a.onnx")
+    one_input = Forecaster(ForecasterConfig(hidden=3), seed=0)
+    level = Member(one_input, 4, True, np.zeros(4), 0.0, 1.0, level=(0.0, 1.0))
+    with pytest.raises(ValueError, match="expected one forward layer reading 2 values"):
+        export_ensemble([level], H, tmp_path / "a.onnx")
+    with pytest.raises(ValueError, match="member 0 reads the level: expected a differenced"):
+        export_ensemble([replace(level, difference=False)], H, tmp_path / "a.onnx")
     assert not (tmp_path / "a.onnx").exists()
 
 
@@ -188,6 +248,42 @@ def test_export_of_a_trained_run_matches_series_forecast(
     assert main(bad) == 1
     assert "--no-sequence-lens" in capsys.readouterr().err
     _check_intervals(tmp_path, run, csv, feeds, capsys)
+
+
+def test_the_default_run_of_a_mean_reverting_series_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`series train` with the defaults on a mean-reverting series, a slow cycle of period 20
+    (El Nino's kind: the ADF gate opens and differenced members that read the level win) ->
+    `export onnx` -> ONNX Runtime gives the numbers `series forecast` writes, at the run's
+    horizon and a longer one."""
+    from lstmkit.series.auto_run import load_ensemble
+    from lstmkit.series.stationarity import level_stationary
+
+    t = np.arange(48)
+    noise = 0.3 * np.random.default_rng(0).standard_normal(48)
+    y = 20 + 5 * np.sin(2 * np.pi * t / 20) + 4 * np.sin(2 * np.pi * t / 4) + noise
+    assert level_stationary(y, 4)
+    csv = tmp_path / "s.csv"
+    csv.write_text("v\n" + "\n".join(repr(float(v)) for v in y) + "\n")
+    run = tmp_path / "run"
+    train = ["series", "train", "--csv", str(csv), "--column", "v", "--horizon", "4"]
+    train += ["--season", "4", "--steps", "20", "--hidden", "4", "--out", str(run)]
+    assert main(train + ["--no-progress"]) == 0
+    assert any(c.level for c, _, _, _ in load_ensemble(run)[0].members)
+    for h in (4, 7):
+        out, path = tmp_path / "f.csv", tmp_path / "auto.onnx"
+        forecast = ["series", "forecast", "--run", str(run), "--csv", str(csv)]
+        assert main([*forecast, "--horizon", str(h), "--out", str(out), "--no-plot"]) == 0
+        expected = [float(r.split(",")[1]) for r in out.read_text().splitlines()[1:]]
+        export = ["export", "onnx", "--run", str(run), "--out", str(path), "--level", "0"]
+        assert main([*export, "--horizon", str(h)]) == 0
+        need = int(next(p.value for p in onnx.load(str(path)).metadata_props if p.key == "need"))
+        feeds = {"history": y[None, -need:], "n": np.array([len(y)])}
+        got = _session(path).run(None, feeds)[0]
+        assert got.shape == (1, h)
+        np.testing.assert_allclose(got[0], expected, rtol=0, atol=1e-5)
+    capsys.readouterr()
 
 
 def _check_intervals(

@@ -1,6 +1,7 @@
 """The level as a second LSTM input (lstmkit.series.level_input): its inputs by hand, windows
 and contexts against the causal encode, the roll-out against one forward pass over the
-decoded forecasts re-encoded, and a fit that saves, loads and refuses the ONNX export."""
+decoded forecasts re-encoded, and a fit that saves, loads and exports to ONNX (ONNX Runtime
+gives its forecast)."""
 
 from __future__ import annotations
 
@@ -72,10 +73,11 @@ def test_only_the_differenced_forms_read_the_level() -> None:
     assert Candidate(4, False, True, 8, level=True).inputs() == 2
 
 
-def test_a_level_input_fit_resumes_saves_loads_and_refuses_onnx(tmp_path: Path) -> None:
+def test_a_level_input_fit_resumes_saves_loads_and_exports_to_onnx(tmp_path: Path) -> None:
     """A fit replayed from its progress file (every candidate and member saved) gives the
     same forecast, weight and calibration errors as the fit that saved it; its run folder
-    loads to the same forecast; the ONNX export refuses it in one line."""
+    loads to the same forecast; without the Holt-Winters combination (refused in one line)
+    its ONNX graph gives the loaded ensemble's forecast in ONNX Runtime."""
     from lstmkit.io.onnx_ensemble import members_of
     from lstmkit.series.auto_progress import Progress, stamp
     from lstmkit.series.auto_run import load_ensemble, save_ensemble
@@ -97,9 +99,27 @@ def test_a_level_input_fit_resumes_saves_loads_and_refuses_onnx(tmp_path: Path) 
     loaded, meta = load_ensemble(tmp_path)
     assert any("level_scaler" in d for d in meta["members"])
     np.testing.assert_allclose(loaded.predict(4), first.predict(4), rtol=1e-6)  # float32
-    with pytest.raises(ValueError, match="no ONNX export yet") as info:
+    with pytest.raises(ValueError, match="Holt-Winters.*no ONNX export yet") as info:
         members_of(loaded)
     assert "\n" not in str(info.value)
-    plain = replace(first, combination=None)
-    with pytest.raises(ValueError, match="reads the level as a second input"):
-        members_of(plain)
+    _check_onnx(tmp_path, replace(loaded, combination=None), y)
+
+
+def _check_onnx(tmp_path: Path, ensemble, y: np.ndarray) -> None:
+    """ONNX Runtime's forecast of ``ensemble``'s graph equals its predict (float32 rounding)
+    for N = 3 histories (prefixes of y at three phases of the season) and two horizons."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from lstmkit.io.onnx_ensemble import export_ensemble, members_of
+
+    members = members_of(ensemble)
+    assert any(k.level is not None for k in members)
+    need = max(k.need() for k in members)
+    lengths = [len(y) - 2, len(y) - 1, len(y)]
+    feeds = {"history": np.stack([y[n - need : n] for n in lengths]), "n": np.array(lengths)}
+    for h in (1, 6):
+        export_ensemble(members, h, tmp_path / "level.onnx")
+        session = ort.InferenceSession(str(tmp_path / "level.onnx"))
+        got = session.run(["forecast"], feeds)[0]  # (3, h)
+        expected = np.stack([ensemble.predict(h, y[:n]) for n in lengths])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)

@@ -208,8 +208,7 @@ def _no_level_option(p: argparse.ArgumentParser) -> None:
         "--no-level",
         action="store_true",
         help="auto: the differenced forms never read the level as a second input (by default "
-        "they do where the ADF test finds the history mean-reverting; an ensemble that holds "
-        "such a form has no ONNX export)",
+        "they do where the ADF test finds the history mean-reverting)",
     )
 
 

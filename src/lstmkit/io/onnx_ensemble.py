@@ -33,6 +33,18 @@ fed) when no member deseasons. The graph of a member, in the order of
    CumSum over the steps added to the last deseasoned value; plus ``s[t mod m]`` at
    t = n .. n + horizon - 1.
 
+A level member (``Member.level`` = (mean_d, scale_d), :mod:`lstmkit.series.level_input`: a
+differenced form whose LSTM also reads the level) differs in steps 1 and 3 only. mean_d and
+scale_d are constants fitted at training, so over the same w = lookback + 1 deseasoned
+values d the graph computes both channels of each context step t = n - L .. n - 1:
+
+    z_t = (d_t - d_{t-1} - mean_e) / scale_e,     u_t = (d_t - mean_d) / scale_d
+
+a context (L, N, 2) for the operator's input_size 2; every roll-out step is fed
+(z_hat, u_{t+1}) with u_{t+1} = u_t + (scale_e z_hat + mean_e) / scale_d, u carried in
+float64 from u_{n-1} as :meth:`LevelInput.roll_out` carries it (per step two Casts, a Mul,
+an Add, a Div, an Add and a Concat). The decoding is the differenced transform's.
+
 An ES-hybrid member (:mod:`lstmkit.series.hybrid`, ``Member.hybrid``) is refused: its level
 is smoothed over the whole history, which the graph's last ``need`` values do not hold; so
 is, for the same reason, an ensemble combined with Holt-Winters (:func:`members_of`,
@@ -77,7 +89,8 @@ _FLOAT, _DOUBLE = 1, 11  # onnx.TensorProto.FLOAT and DOUBLE (onnx is imported w
 @dataclass(frozen=True)
 class Member:
     """One member of the ensemble: its model (children ``lstm``, a one-layer forward LSTM
-    reading one value, and ``head``, a Linear to one value) and its transform."""
+    reading one value, or two with a ``level``, and ``head``, a Linear to one value) and its
+    transform."""
 
     model: Any
     lookback: int
@@ -86,10 +99,17 @@ class Member:
     mean: float
     scale: float
     hybrid: bool = False  # an ES-hybrid member: no export yet (its level reads all the history)
+    # (mean_d, scale_d) of the deseasoned values: a differenced member that also reads the
+    # level u = (d - mean_d) / scale_d (lstmkit.series.level_input); None: it reads z only
+    level: tuple[float, float] | None = None
 
     def need(self) -> int:
         """Values of the history the member reads."""
         return self.lookback + int(self.difference)
+
+    def inputs(self) -> int:
+        """Values its LSTM reads per step: z, and u with the level."""
+        return 1 if self.level is None else 2
 
 
 @dataclass(frozen=True)
@@ -138,9 +158,10 @@ class Graph:
 
 def members_of(ensemble: Any) -> list[Member]:
     """The members of an automatic forecaster's ensemble
-    (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps)); a
-    ValueError (one line) if its forecast is combined with Holt-Winters' (weight < 1) or a
-    member reads the level (:mod:`lstmkit.series.level_input`)."""
+    (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps));
+    a level member's transform (:class:`lstmkit.series.level_input.LevelInput`) gives its
+    ``level``. A ValueError (one line) if its forecast is combined with Holt-Winters'
+    (weight < 1)."""
     mix = getattr(ensemble, "combination", None)
     if mix is not None and mix.weight < 1:
         raise ValueError(
@@ -148,14 +169,16 @@ def members_of(ensemble: Any) -> list[Member]:
             "Holt-Winters' (a level smoothed over the whole history), which has no ONNX export "
             "yet: train without the combination (AutoConfig(combine=False))"
         )
-    if any(getattr(c, "level", False) for c, _, _, _ in ensemble.members):
-        raise ValueError(
-            "a member reads the level as a second input, which has no ONNX export yet: train "
-            "without it (series train --no-level, or AutoConfig(level_if_stationary=False))"
-        )
     return [
         Member(
-            model, c.lookback, c.difference, tf.season, tf.scaler.mean, tf.scaler.scale, c.hybrid
+            model,
+            c.lookback,
+            c.difference,
+            tf.season,
+            tf.scaler.mean,
+            tf.scaler.scale,
+            c.hybrid,
+            (tf.level.mean, tf.level.scale) if getattr(c, "level", False) else None,
         )
         for c, tf, model, _ in ensemble.members
     ]
@@ -181,28 +204,45 @@ def check_member(member: Member, inputs: int = 1, outputs: int = 1) -> None:
         raise ValueError(f"member.lookback: expected >= 1, got {member.lookback}")
 
 
-def _transform(g: Graph, p: str, member: Member, need: int) -> tuple[str, str | None]:
-    """(z (L, N, 1) float32 of the member's context, its last deseasoned value (N, 1) or
-    None without differencing)."""
+def _transform(g: Graph, p: str, member: Member, need: int) -> tuple[str, str | None, str | None]:
+    """(x (L, N, I) float32, the member's context; its last deseasoned value (N, 1) or None
+    without differencing; with the level, u_{n-1} (1, N, 1) float64, else None)."""
     w, m = member.need(), member.season.shape[0]
     start, end = g.const(p + "from", [need - w]), g.const("end", [need])
-    x = g.op("Slice", ["history", start, end, g.const("axis1", [1])])  # (N, w)
+    d = g.op("Slice", ["history", start, end, g.const("axis1", [1])])  # (N, w)
     if np.any(member.season != 0):
         t = g.op("Add", ["n_column", g.const(p + "t_past", np.arange(-w, 0))])  # (N, w)
         phase = g.op("Mod", [t, g.const(p + "m", [m])])  # Python's sign: t < 0 still right
         season = g.const(p + "season", member.season, np.float64)
-        x = g.op("Sub", [x, g.op("Gather", [season, phase], axis=0)])  # d_t
-    x, last = differenced(g, p, x, w) if member.difference else (x, None)
-    mean = g.const(p + "mean", member.mean, np.float64)
-    scale = g.const(p + "scale", member.scale, np.float64)
-    z = g.op("Div", [g.op("Sub", [x, mean]), scale])  # (N, L)
-    z = g.op("Transpose", [g.op("Cast", [z], to=_FLOAT)], perm=[1, 0])  # float32 (L, N)
-    return g.op("Unsqueeze", [z, g.const("axis2", [2])]), last
+        d = g.op("Sub", [d, g.op("Gather", [season, phase], axis=0)])  # d_t
+    e, last = differenced(g, p, d, w) if member.difference else (d, None)
+    z = _scaled(g, e, g.const(p + "mean", member.mean, np.float64), p + "scale", member.scale)
+    if member.level is None:
+        return _context(g, [z]), last, None
+    mean_d, scale_d = member.level
+    axis1 = g.const("axis1", [1])
+    later = g.op("Slice", [d, g.const("one", [1]), g.const(p + "w", [w]), axis1])  # (N, L)
+    u = _scaled(g, later, g.const(p + "level_mean", mean_d, np.float64), p + "level_scale", scale_d)
+    u_last = g.op("Slice", [u, g.const("minus_one", [-1]), g.const(p + "w", [w]), axis1])
+    return _context(g, [z, u]), last, g.op("Unsqueeze", [u_last, g.const("axis0", [0])])
 
 
-def roll_out(g: Graph, p: str, member: Member, z: str, horizon: int) -> str:
-    """The member's model-space forecasts (N, horizon) float32: the LSTM over the context z,
-    then one LSTM step per further forecast from the carried state."""
+def _scaled(g: Graph, x: str, mean: str, scale_name: str, scale: float) -> str:
+    """(x - mean) / scale, float64, of the same shape as x."""
+    return g.op("Div", [g.op("Sub", [x, mean]), g.const(scale_name, scale, np.float64)])
+
+
+def _context(g: Graph, channels: list[str]) -> str:
+    """The channels, each (N, L) float64, as the LSTM's input (L, N, len(channels)) float32."""
+    x = [g.op("Unsqueeze", [c, g.const("axis2", [2])]) for c in channels]  # (N, L, 1) each
+    x = g.op("Concat", x, axis=2) if len(x) > 1 else x[0]  # (N, L, I)
+    return g.op("Transpose", [g.op("Cast", [x], to=_FLOAT)], perm=[1, 0, 2])
+
+
+def roll_out(g: Graph, p: str, member: Member, x: str, horizon: int, u: str | None = None) -> str:
+    """The member's model-space forecasts (N, horizon) float32: the LSTM over the context x
+    (L, N, I), then one LSTM step per further forecast from the carried state, fed the
+    forecast z_hat (1, N, 1) and, for a level member, the level it implies (u: u_{n-1})."""
     lstm, head = member.model.children["lstm"], member.model.children["head"]
     weights = operator_weights(lstm)
     W, R, B = (g.const(p + k, weights[k], np.float32) for k in "WRB")
@@ -213,17 +253,35 @@ def roll_out(g: Graph, p: str, member: Member, z: str, horizon: int) -> str:
     attrs = {"hidden_size": lstm.hidden_size}
     if lstm.options.coupled_gates:
         attrs["input_forget"] = 1
+    level = member.level
+    if (level is None) != (u is None):
+        raise ValueError("roll_out: expected u (the name of u_{n-1}) for a level member only")
     state = ["", ""]  # zeros
     preds = []
-    x = z
-    for _ in range(horizon):
+    for k in range(horizon):
         _, h, c = g.op("LSTM", [x, W, R, B, "", *state, *P], outputs=3, **attrs)
-        x = g.op("Add", [g.op("MatMul", [h, head_w]), head_b])  # (1, N, 1)
-        preds.append(x)
+        z = g.op("Add", [g.op("MatMul", [h, head_w]), head_b])  # (1, N, 1)
+        preds.append(z)
         state = [h, c]
+        x = z
+        if level is not None and u is not None and k < horizon - 1:
+            x, u = _with_level(g, p, member, level[1], z, u)
     z_hat = g.op("Concat", preds, axis=0) if horizon > 1 else preds[0]  # (horizon, N, 1)
     z_hat = g.op("Squeeze", [z_hat, g.const("axis2", [2])])
     return g.op("Transpose", [z_hat], perm=[1, 0])  # (N, horizon)
+
+
+def _with_level(
+    g: Graph, p: str, member: Member, scale_d: float, z: str, u: str
+) -> tuple[str, str]:
+    """(x (1, N, 2) float32, u_{t+1} (1, N, 1) float64): the next input (z_hat, u_{t+1})
+    with u_{t+1} = u_t + (scale_e z_hat + mean_e) / scale_d, from z_hat (1, N, 1) float32
+    and u_t (1, N, 1) float64."""
+    scale_e = g.const(p + "scale", member.scale, np.float64)
+    e = g.op("Mul", [g.op("Cast", [z], to=_DOUBLE), scale_e])
+    e = g.op("Add", [e, g.const(p + "mean", member.mean, np.float64)])  # scale_e z_hat + mean_e
+    u = g.op("Add", [u, g.op("Div", [e, g.const(p + "level_scale", scale_d, np.float64)])])
+    return g.op("Concat", [z, g.op("Cast", [u], to=_FLOAT)], axis=2), u
 
 
 def _decode(g: Graph, p: str, member: Member, z_hat: str, last: str | None, h: int) -> str:
@@ -298,15 +356,17 @@ def export_ensemble(
                 f"member {k} is an ES-hybrid (a level smoothed over the whole history), which "
                 "has no ONNX export yet: train without --hybrid (AutoConfig(hybrid=False))"
             )
-        check_member(member)
+        if member.level is not None and not member.difference:
+            raise ValueError(f"member {k} reads the level: expected a differenced member")
+        check_member(member, inputs=member.inputs())
     need, K = max(m.need() for m in members), len(members)
     g = Graph()
     g.nodes.append(helper.make_node("Unsqueeze", ["n", g.const("axis1", [1])], ["n_column"]))
     forecasts = []
     for k, member in enumerate(members):
         p = f"m{k}_"
-        z, last = _transform(g, p, member, need)
-        values = _decode(g, p, member, roll_out(g, p, member, z, horizon), last, horizon)
+        x, last, u = _transform(g, p, member, need)
+        values = _decode(g, p, member, roll_out(g, p, member, x, horizon, u), last, horizon)
         forecasts.append(g.op("Unsqueeze", [values, g.const("axis0", [0])]))
     g.nodes.append(helper.make_node("Concat", forecasts, ["members"], axis=0))  # (K, N, h)
     g.nodes.append(helper.make_node("Identity", [median(g, "members", K)], ["forecast"]))
