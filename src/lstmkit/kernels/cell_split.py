@@ -11,9 +11,10 @@ those first); what differs is how the work of each step is divided between threa
   next step's ``h_prev`` product it waits for the other threads' parts of ``h``;
 * backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
   for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``;
-  or, where ``W_hh`` fits in a core's cache (``Execution.rows_backward_up_to``), each
-  thread runs the whole loop back for its block of rows, every cell, with no wait (the
-  same products row by row, so the same bits: :func:`backward`).
+* or, where ``W_hh`` fits in a core's cache (``Execution.rows_forward_up_to`` in training,
+  ``rows_backward_up_to``), each thread runs the whole loop for its block of rows r0:r1,
+  every cell, with no wait (the same products row by row, so the same bits: a
+  :class:`~lstmkit.kernels.structs.Part` with ``parts`` 1).
 
 So each product keeps the batch's full height and each thread reads only its share of
 the weights (splitting the batch instead halves the height and has every thread read all
@@ -496,7 +497,9 @@ def forward(
     and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, b, alpha, beta); x (T, N, I), the
     :class:`~lstmkit.kernels.structs.Sequence` ``seq`` (gates out), y (T, N, P) and
     ``final`` (h, c) whole, as there (``seq.m`` may be ``y``). A W_x with no rows: gates
-    holds the scaled input projection with the biases already.
+    holds the scaled input projection with the biases already. Its rows ``part.r0:r1``
+    (every row with several parts; a block of rows with ``part.parts`` 1 and every cell:
+    training only, the tape's arrays whole, not transposed).
 
     ``seq.gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
     along time, step t at t % R) that only this thread writes: inference without a tape.
