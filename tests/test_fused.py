@@ -100,7 +100,8 @@ def _execution(mode: str, impl: str = "auto") -> lk.Execution:
     the input projection as one GEMM before the loop; ``own``: in inference, each thread's
     own projection before its loop; ``transposed``: the recurrent products transposed);
     ``split`` two threads (splitting the batch, or with ``cells`` the cells; the loop back
-    too, or with ``rows`` the batch: Execution.rows_backward_up_to)."""
+    and the loop back too, or with ``rows`` the batch: Execution.rows_forward_up_to (in
+    training), rows_backward_up_to)."""
     ex = lk.Execution(impl=impl, split_from=0 if "cells" in mode else 2**62)
     if "per-step" in mode:
         ex = replace(ex, small=0, small_backward=0, small_h=0)
@@ -112,7 +113,8 @@ def _execution(mode: str, impl: str = "auto") -> lk.Execution:
         ex = replace(ex, project_in_loop_inference=0)
     if "split" in mode:
         ex = replace(ex, min_work=0, min_rows=1, min_cells=1, threads=2)
-        ex = replace(ex, rows_backward_up_to=2**62 if "rows" in mode else 0)
+        up_to = 2**62 if "rows" in mode else 0
+        ex = replace(ex, rows_backward_up_to=up_to, rows_forward_up_to=up_to)
     return ex
 
 
@@ -749,30 +751,43 @@ def test_weight_gradients_in_blocks_of_rows_are_the_whole_products() -> None:
 
 @pytest.mark.parametrize("options", [{}, {"recurrent_dropout": 0.3, "zoneout": (0.2, 0.1)}])
 def test_loop_back_by_rows_equals_by_cells(options: dict[str, Any], monkeypatch: Any) -> None:
-    """The split loop back on two threads, each on a block of rows (every cell, no wait per
-    step) or on a block of cells (every row): every result bit for bit, padded steps and
-    the regularisers included (a product's rows are the same sums either way, which lets
-    ``Execution.rows_backward_up_to`` choose by speed alone)."""
+    """The split loops on two threads, each on a block of rows (every cell, no wait per
+    step) or on a block of cells (every row), the forward (in training) and the loop back
+    each way: every result bit for bit, padded steps and the regularisers included (a
+    product's rows are the same sums either way, which lets ``Execution.rows_forward_up_to``
+    and ``rows_backward_up_to`` choose by speed alone)."""
     rng = np.random.default_rng(6)
     T, N, I, H = 7, 13, 24, 64
     x = rng.standard_normal((T, N, I)).astype(np.float32)
     dy = rng.standard_normal((T, N, H)).astype(np.float32)
     lengths = [7] * 6 + [4] * 4 + [1] * 3
-    real, layouts = cell_split.backward, []
+    layouts: list[tuple[str, int, int]] = []
 
-    def backward(part: Any, *args: Any) -> None:
-        layouts.append((part.parts, part.r1 - part.r0))
-        real(part, *args)
+    def recording(name: str) -> Any:
+        real = getattr(cell_split, name)
 
-    monkeypatch.setattr(cell_split, "backward", backward)
+        def loop(part: Any, *args: Any) -> None:
+            layouts.append((name, part.parts, part.r1 - part.r0))
+            real(part, *args)
+
+        return loop
+
+    for name in ("forward", "backward"):
+        monkeypatch.setattr(cell_split, name, recording(name))
     results = []
-    for up_to in (0, 2**62):
+    for forward_up_to, backward_up_to in ((0, 0), (2**62, 0), (2**62, 2**62)):
         layer = lk.LSTM(I, H, seed=3, **options)
         layer.execution = lk.Execution(impl="fused", split_from=0, min_work=0, min_cells=1,
-                                       threads=2, rows_backward_up_to=up_to)  # fmt: skip
+                                       threads=2, rows_forward_up_to=forward_up_to,
+                                       rows_backward_up_to=backward_up_to)  # fmt: skip
         y, state = layer(x, lengths=lengths)
         dx, dstate = layer.backward(dy)
         results.append([y, *state, dx, *dstate, *layer.grads.values()])
-    assert sorted(layouts) == [(1, 6), (1, 7), (2, N), (2, N)]  # both layouts ran
-    for by_cells, by_rows in zip(*results, strict=True):
-        np.testing.assert_array_equal(by_rows, by_cells)
+    runs = [sorted(layouts[i : i + 4]) for i in (0, 4, 8)]  # each run's 2 + 2 parts
+    cells, rows = [(2, N), (2, N)], [(1, 6), (1, 7)]
+    expected = [(cells, cells), (rows, cells), (rows, rows)]  # (forward, backward)
+    assert runs == [[("backward", *b) for b in back] + [("forward", *f) for f in fwd]
+                    for fwd, back in expected]  # fmt: skip
+    for cells, forward_rows, both_rows in zip(*results, strict=True):
+        np.testing.assert_array_equal(forward_rows, cells)
+        np.testing.assert_array_equal(both_rows, cells)

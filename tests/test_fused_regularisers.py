@@ -81,9 +81,10 @@ MODES = {
         min_rows=1,
         min_cells=1,
         threads=2,
-        rows_backward_up_to=0,  # the loop back split by cells too
+        rows_backward_up_to=0,  # both loops split by cells
+        rows_forward_up_to=0,
     ),
-    "cells-split-rows": lk.Execution(  # the loop back split by rows
+    "cells-split-rows": lk.Execution(  # both loops (the forward in training) split by rows
         impl="fused", split_from=0, min_work=0, min_rows=1, min_cells=1, threads=2
     ),
     "cells-split-transposed": lk.Execution(

@@ -11,9 +11,10 @@ those first); what differs is how the work of each step is divided between threa
   next step's ``h_prev`` product it waits for the other threads' parts of ``h``;
 * backward: computes ``dz`` of its cells' gates and their ``dc_prev``, publishes, waits
   for the other threads' ``dz``, then ``dh_prev`` of its cells, ``dz @ W_hh[:, c0:c1]``;
-  or, where ``W_hh`` fits in a core's cache (``Execution.rows_backward_up_to``), each
-  thread runs the whole loop back for its block of rows, every cell, with no wait (the
-  same products row by row, so the same bits: :func:`backward`).
+* or, where ``W_hh`` fits in a core's cache (``Execution.rows_forward_up_to`` in training,
+  ``rows_backward_up_to``), each thread runs the whole loop for its block of rows r0:r1,
+  every cell, with no wait (the same products row by row, so the same bits: a
+  :class:`~lstmkit.kernels.structs.Part` with ``parts`` 1).
 
 So each product keeps the batch's full height and each thread reads only its share of
 the weights (splitting the batch instead halves the height and has every thread read all
@@ -263,15 +264,15 @@ def transpose(a, out):
 def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
     """:func:`forward` on plain tuples, ``options`` the cell's option bits and the loop's
     (``reg`` their masks)."""
-    me, parts, c0, c1, counters, _, _ = part  # (every row)
+    me, parts, c0, c1, counters, r0, r1 = part
     h_mask, keep_h, keep_c = reg
     W_x, W_h, b = cols[0], cols[1], cols[2]
     order, valid = steps
     gates, h_prev, c_prev, tanh_c, m = seq
     h_n, c_n = final
-    T, N = y.shape[0], y.shape[1]
+    T, N = y.shape[0], r1 - r0
     Rz, Rc, Rt, Rm = gates.shape[0], c_prev.shape[0], tanh_c.shape[0], m.shape[0]
-    transposed = h_rows.shape[0] > 0
+    transposed = h_rows.shape[0] > 0  # (every row)
     no_tape = Rc < T  # inference on rings: the plain cell writes c and h only
     n_gates = W_h.shape[0] if transposed else W_h.shape[1]
     own = pre.shape[0] > 0  # the thread's projection, packed: each step adds into it
@@ -280,21 +281,23 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
     h_seen = np.empty((N if options & H_DROPOUT else 0, h_prev.shape[2]), _f32)  # h_t * h_mask
     for s in range(T):
         t = order[s]
-        z, h_t, c_t = gates[t % Rz], h_prev[t], c_prev[t % Rc]
-        h_out = h_n if s + 1 == T else h_prev[order[s + 1]]
-        c_out = c_n if s + 1 == T else c_prev[order[s + 1] % Rc]
-        a = pre[t] if own else a_own
+        z, h_t, c_t = gates[t % Rz, r0:r1], h_prev[t, r0:r1], c_prev[t % Rc, r0:r1]
+        h_out = h_n[r0:r1] if s + 1 == T else h_prev[order[s + 1], r0:r1]
+        c_out = c_n[r0:r1] if s + 1 == T else c_prev[order[s + 1] % Rc, r0:r1]
+        y_t, valid_t = y[t, r0:r1], valid[t, r0:r1]
+        a = pre[t, r0:r1] if own else a_own
         if own:
             for n in range(N):
                 a[n] += b
         elif W_x.shape[0] > 0:
-            product(x[t], W_x, a, 0.0)
+            product(x[t, r0:r1], W_x, a, 0.0)
             for n in range(N):  # (elements: ``a[n] += b`` copies the row first, an
                 for j in range(b.shape[0]):  # allocation per row and step in numba)
                     a[n, j] += b[j]
         elif not transposed:  # projected before the loop, into gates
             _own_columns(z, a, c0, c1)
-        wait_for(counters, me, parts, s)  # every part of h_t is written
+        if parts > 1:  # (a block of rows has every cell of h_t: nothing to wait for)
+            wait_for(counters, me, parts, s)  # every part of h_t is written
         if transposed:
             product(W_h, h_rows[s % 2], a_t, 0.0)
             if own:
@@ -304,30 +307,32 @@ def _forward(part, x, cols, steps, seq, y, final, h_rows, reg, options, pre):
         elif options & H_DROPOUT:  # W_hh sees h_t * h_mask (not transposed: see lstm.py)
             for n in range(N):
                 for j in range(h_seen.shape[1]):
-                    h_seen[n, j] = h_t[n, j] * h_mask[n, j]
+                    h_seen[n, j] = h_t[n, j] * h_mask[r0 + n, j]
             product(h_seen, W_h, a, 1.0)
         else:
             product(h_t, W_h, a, 1.0)
-        tc, m_t = tanh_c[t % Rt], m[t % Rm]
+        tc, m_t = tanh_c[t % Rt, r0:r1], m[t % Rm, r0:r1]
         if options:
-            kh, kc = _keep_at(keep_h, t, c_t), _keep_at(keep_c, t, c_t)
-            _cells_forward_options(a, cols, options, kh, kc, z, c_t, h_t, valid[t], c_out, h_out,
-                                   tc, m_t, y[t], c0, c1)  # fmt: skip
+            kh = _rows_of(_keep_at(keep_h, t, c_t), r0, r1)
+            kc = _rows_of(_keep_at(keep_c, t, c_t), r0, r1)
+            _cells_forward_options(a, cols, options, kh, kc, z, c_t, h_t, valid_t, c_out, h_out,
+                                   tc, m_t, y_t, c0, c1)  # fmt: skip
         elif no_tape:
-            _cells_infer(a, cols[3], cols[4], c_t, h_t, valid[t], c_out, y[t], c0, c1)
-            if h_out.ctypes.data != y[t].ctypes.data:  # h_n, or h apart from y (padding)
+            _cells_infer(a, cols[3], cols[4], c_t, h_t, valid_t, c_out, y_t, c0, c1)
+            if h_out.ctypes.data != y_t.ctypes.data:  # h_n, or h apart from y (padding)
                 for n in range(N):
-                    if valid[t, n]:
-                        h_out[n, c0:c1] = y[t, n, c0:c1]
+                    if valid_t[n]:
+                        h_out[n, c0:c1] = y_t[n, c0:c1]
                     else:
                         h_out[n, c0:c1] = h_t[n, c0:c1]
         else:
-            _cells_forward_plain(a, cols, z, c_t, h_t, valid[t], c_out, h_out, tc, m_t, y[t], c0,
+            _cells_forward_plain(a, cols, z, c_t, h_t, valid_t, c_out, h_out, tc, m_t, y_t, c0,
                                  c1)  # fmt: skip
         if transposed and s + 1 < T:  # the next step's h; the others read this slot at
             # step s - 1, which they finished before publishing s (awaited above)
             transpose(h_out[:, c0:c1], h_rows[(s + 1) % 2, c0:c1])
-        publish(counters, me, s + 1)
+        if parts > 1:
+            publish(counters, me, s + 1)
 
 
 @_inline
@@ -492,7 +497,9 @@ def forward(
     and W_h (P, .), the scaled ``W_ih.T`` and ``W_hh.T``, b, alpha, beta); x (T, N, I), the
     :class:`~lstmkit.kernels.structs.Sequence` ``seq`` (gates out), y (T, N, P) and
     ``final`` (h, c) whole, as there (``seq.m`` may be ``y``). A W_x with no rows: gates
-    holds the scaled input projection with the biases already.
+    holds the scaled input projection with the biases already. Its rows ``part.r0:r1``
+    (every row with several parts; a block of rows with ``part.parts`` 1 and every cell:
+    training only, the tape's arrays whole, not transposed).
 
     ``seq.gates``, ``c_prev``, ``tanh_c`` and ``m`` may instead be rings of two steps (R = 2
     along time, step t at t % R) that only this thread writes: inference without a tape.

@@ -59,6 +59,9 @@ class Execution:
         thread a block of rows (every cell, the whole of ``W_hh``, no wait per step)
         rather than a block of cells (every row, waiting for the others' dz at every
         step); the same results either way (docs/performance.md, "Training, round 5").
+    rows_forward_up_to: the same for the split forward loop in training (each thread
+        every cell of its rows, no wait for the others' h; inference keeps the cells);
+        docs/performance.md, "Training forward by rows".
     min_work: fewest multiply-adds worth starting threads for.
     min_rows: fewest rows (sequences, or rows of a product) per thread.
     min_cells: fewest cells per thread when threads share a layer's cells.
@@ -76,6 +79,7 @@ class Execution:
     small_h: int = 2**16
     transposed_from: int = 2**23
     rows_backward_up_to: int = 2**20
+    rows_forward_up_to: int = 2**20
     min_work: int = 2**22
     min_rows: int = 4
     min_cells: int = 16

@@ -313,9 +313,10 @@ def _forward_cells(
     T, N, _ = x.shape
     GH, P = W_hh.shape
     H = GH // 4
-    cells = parallel.cell_blocks(H, T * N * P * GH, ex)
+    flags = split.flags(max(parallel.most_threads(ex), 1))
+    training = c_prev.shape[0] == T and kept is None and not own
+    parts = _forward_parts(N, H, W_hh.nbytes, T * N * P * GH, ex, flags, transposed, training)
     reg, bits = regularisers(tape.noise, P, H)
-    flags = split.flags(len(cells))
     b_s = np.zeros(GH, x.dtype) if b is None else b
     x_c = np.ascontiguousarray(x)
     h_n, c_n = final
@@ -323,11 +324,11 @@ def _forward_cells(
     h_rows = np.empty((2, P, N) if transposed else (0, 0, 0), x.dtype)  # h transposed
     if transposed:
         h_rows[0] = h_prev[order[0]].T
-    layout = np.array([c for b in cells for c in (b.start, b.stop)] + [transposed, W_ih is None])
-    reuse = _kept_columns(kept, (W_ih, W_hh), layout, len(cells))
+    layout = np.array([c for w in parts for c in (w.c0, w.c1)] + [transposed, W_ih is None])
+    reuse = _kept_columns(kept, (W_ih, W_hh), layout, len(parts))
 
-    def part(q: int) -> None:  # the loop over time for the cells cells[q]
-        c0, c1 = cells[q].start, cells[q].stop
+    def part(q: int) -> None:  # the loop over time for the cells and rows of parts[q]
+        c0, c1 = parts[q].c0, parts[q].c1
         rows = np.r_[c0:c1, H + c0 : H + c1, 2 * H + c0 : 2 * H + c1, 3 * H + c0 : 3 * H + c1]
         if reuse and kept is not None:
             W_x, W_h = kept[f"split_W_x{q}"], kept[f"split_W_h{q}"]
@@ -340,9 +341,9 @@ def _forward_cells(
             pre = sequence.empty(workspace, f"pre{q}", (T, N, rows.size), x.dtype)
             np.matmul(x_c.reshape(T * N, -1), W_x, out=pre.reshape(T * N, rows.size))
             W_x = W_x[:0]
-        gates_q, c_prev_q, tanh_c_q, m_q = _rings(tape, T, len(cells), W_ih is not None)
+        gates_q, c_prev_q, tanh_c_q, m_q = _rings(tape, T, len(parts), W_ih is not None)
         split.forward(
-            Part(q, len(cells), c0, c1, flags, 0, N),
+            parts[q],
             x_c,
             GateColumns(W_x, W_h, b_s[rows], k.alpha[rows], k.beta[rows], k.flags, peep),
             Steps(sequence.order_array(order), valid),
@@ -355,7 +356,32 @@ def _forward_cells(
             pre,
         )
 
-    _run_parts(part, len(cells), flags)
+    _run_parts(part, len(parts), flags)
+
+
+def _forward_parts(
+    N: int,
+    H: int,
+    W_hh_bytes: int,
+    work: int,
+    ex: Execution,
+    flags: np.ndarray,
+    transposed: bool,
+    training: bool,
+) -> list[Part]:
+    """The threads' shares of the split loop: in training (the tape's arrays written
+    whole), where a thread's whole ``W_hh`` stays in its cache (up to
+    ``ex.rows_forward_up_to`` bytes), blocks of rows, every cell (no wait per step, each
+    thread copying all of the scaled weights; the products row by row the same bits as by
+    cells); else blocks of cells, every row, waiting for each other's h at every step
+    (``flags``, the counters). Inference keeps the cells (its rings, own projections and
+    kept weights are per cell block)."""
+    cells = parallel.cell_blocks(H, work, ex)
+    if training and len(cells) > 1 and W_hh_bytes <= ex.rows_forward_up_to and not transposed:
+        rows = parallel.parts(N, work, ex)
+        if len(rows) > 1:  # (one part each: the counters are not used)
+            return [Part(0, 1, 0, H, flags, r.start, r.stop) for r in rows]
+    return [Part(q, len(cells), b.start, b.stop, flags, 0, N) for q, b in enumerate(cells)]
 
 
 def _gate_weights(

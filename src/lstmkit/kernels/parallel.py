@@ -11,7 +11,7 @@ each, and synchronises once at the end:
   for them, waiting for the others once per step (:mod:`lstmkit.kernels.cell_split`,
   :func:`cell_blocks`); where that does not apply, the sequences of a batch are
   independent, so each thread runs the whole loop on its own rows (:func:`parts`; so does
-  the LSTM's split loop back where ``W_hh`` fits in a core's cache, with no wait);
+  the LSTM's split loops in training where ``W_hh`` fits in a core's cache, with no wait);
 * the large products before and after the loop: each thread computes a block of rows;
 * a bidirectional layer's two directions: each thread runs one whole direction on all the
   batch's rows (:func:`lstmkit.nn.strategy.forward_directions`), which keeps every per-step

@@ -49,14 +49,15 @@ class Recurrent(NamedTuple):
 
 class Part(NamedTuple):
     """One thread's share of the loops of :mod:`lstmkit.kernels.cell_split`: a block of the
-    layer's cells on every row, or (the backward loop only) every cell of a block of rows."""
+    layer's cells on every row, or (the loop back, and the forward in training) every
+    cell of a block of rows."""
 
     me: int  # this thread, 0 <= me < parts
     parts: int  # the threads sharing the layer's cells (1: none to wait for)
     c0: int  # its cells: c0:c1
     c1: int
     flags: np.ndarray  # the threads' step counters (:mod:`lstmkit.kernels.sync`)
-    r0: int = 0  # its rows (sequences): r0:r1 (the forward loop: every row, 0:N)
+    r0: int = 0  # its rows (sequences): r0:r1 (0:N with a block of cells)
     r1: int = 0
 
 
