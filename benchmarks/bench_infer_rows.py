@@ -27,23 +27,14 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_lstm  # noqa: E402  (environment handling, its ONNX session)
+from bench_infer_large import timed  # noqa: E402
 
 SHAPES = [(16, 100, 64, 128), (32, 100, 128, 256), (64, 100, 256, 512)]  # (N, T, I, H)
-
-
-def timed(fn: Callable[[], object], n: int, wall: bool) -> float:
-    """One loop of n calls: ms per call (wall or CPU time)."""
-    clock = time.perf_counter if wall else time.process_time
-    start = clock()
-    for _ in range(n):
-        fn()
-    return (clock() - start) / n * 1e3
 
 
 def row(shape: tuple[int, int, int, int], threads: int, rounds: int) -> str:
