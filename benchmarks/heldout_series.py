@@ -14,6 +14,19 @@ here from the arrays pmdarima 2.1.1 ships (``pmdarima.datasets``): ``lynx``, the
 Canadian lynx trappings 1821-1934 (R's ``datasets::lynx``, 114 values; time column
 ``year``), and ``heartrate``, 150 heart-rate readings 0.5 s apart (time column ``t``,
 1..150: no calendar frequency, the season is 1).
+
+Four more, the FRESH held-out set of branch fc21 (docs/forecasting.md, "Branch fc21"),
+chosen before anything ran on them and reported once, never tuned on; copied here from the
+arrays pmdarima 2.1.1 ships (``pmdarima/datasets/{wineind,airpassengers,woolyrnq,austres}.py``,
+R's ``forecast::wineind`` and ``datasets::{AirPassengers,austres}``, ``forecast::woolyrnq``):
+``wineind``, Australian wine sales, monthly Jan 1980 - Aug 1994 (176 values); ``airpassengers``,
+monthly airline passengers, Jan 1949 - Dec 1960 (144); ``woolyrnq``, Australian woollen yarn
+production, quarterly 1965Q1 - 1994Q3 (119); ``austres``, Australian residents (thousands),
+quarterly 1971Q2 - 1993Q2 (89). Time columns ``month`` / ``quarter`` (first day of the
+period: the season, 12 or 4, is inferred).
+
+    python benchmarks/heldout_series.py DIR          # all eleven
+    python benchmarks/heldout_series.py DIR fresh    # the four of fc21 only
 """
 
 from __future__ import annotations
@@ -301,7 +314,88 @@ HEARTRATE = [
     82.645,
 ]
 
-TIME_COLUMN = {"lynx": "year", "heartrate": "t"}
+# fmt: off
+WINEIND = [
+    15136, 16733, 20016, 17708, 18019, 19227, 22893, 23739, 21133, 22591, 26786, 29740,
+    15028, 17977, 20008, 21354, 19498, 22125, 25817, 28779, 20960, 22254, 27392, 29945,
+    16933, 17892, 20533, 23569, 22417, 22084, 26580, 27454, 24081, 23451, 28991, 31386,
+    16896, 20045, 23471, 21747, 25621, 23859, 25500, 30998, 24475, 23145, 29701, 34365,
+    17556, 22077, 25702, 22214, 26886, 23191, 27831, 35406, 23195, 25110, 30009, 36242,
+    18450, 21845, 26488, 22394, 28057, 25451, 24872, 33424, 24052, 28449, 33533, 37351,
+    19969, 21701, 26249, 24493, 24603, 26485, 30723, 34569, 26689, 26157, 32064, 38870,
+    21337, 19419, 23166, 28286, 24570, 24001, 33151, 24878, 26804, 28967, 33311, 40226,
+    20504, 23060, 23562, 27562, 23940, 24584, 34303, 25517, 23494, 29095, 32903, 34379,
+    16991, 21109, 23740, 25552, 21752, 20294, 29009, 25500, 24166, 26960, 31222, 38641,
+    14672, 17543, 25453, 32683, 22449, 22316, 27595, 25451, 25421, 25288, 32568, 35110,
+    16052, 22146, 21198, 19543, 22084, 23816, 29961, 26773, 26635, 26972, 30207, 38687,
+    16974, 21697, 24179, 23757, 25013, 24019, 30345, 24488, 25156, 25650, 30923, 37240,
+    17466, 19463, 24352, 26805, 25236, 24735, 29356, 31234, 22724, 28496, 32857, 37198,
+    13652, 22784, 23565, 26323, 23779, 27549, 29660, 23356,
+]
+
+AIRPASSENGERS = [
+    112, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118,
+    115, 126, 141, 135, 125, 149, 170, 170, 158, 133, 114, 140,
+    145, 150, 178, 163, 172, 178, 199, 199, 184, 162, 146, 166,
+    171, 180, 193, 181, 183, 218, 230, 242, 209, 191, 172, 194,
+    196, 196, 236, 235, 229, 243, 264, 272, 237, 211, 180, 201,
+    204, 188, 235, 227, 234, 264, 302, 293, 259, 229, 203, 229,
+    242, 233, 267, 269, 270, 315, 364, 347, 312, 274, 237, 278,
+    284, 277, 317, 313, 318, 374, 413, 405, 355, 306, 271, 306,
+    315, 301, 356, 348, 355, 422, 465, 467, 404, 347, 305, 336,
+    340, 318, 362, 348, 363, 435, 491, 505, 404, 359, 310, 337,
+    360, 342, 406, 396, 420, 472, 548, 559, 463, 407, 362, 405,
+    417, 391, 419, 461, 472, 535, 622, 606, 508, 461, 390, 432,
+]
+
+WOOLYRNQ = [
+    6172, 6709, 6633, 6660, 6786, 6800, 6730, 6765,
+    6720, 7133, 6946, 7095, 7047, 6757, 6915, 6921,
+    7064, 7206, 7190, 7402, 7819, 7300, 7105, 7259,
+    7001, 7475, 6840, 7061, 5845, 7529, 7819, 6943,
+    5714, 6556, 7045, 5947, 5463, 6127, 5540, 4235,
+    3324, 4793, 5906, 5834, 5240, 5458, 5505, 5002,
+    3999, 4826, 5318, 4681, 4442, 5305, 5466, 4995,
+    4573, 5081, 5696, 5079, 4373, 4986, 5341, 4800,
+    4161, 5007, 5464, 5127, 4240, 5338, 5129, 4437,
+    3642, 4602, 5524, 4895, 4380, 5186, 6080, 5588,
+    5009, 5663, 6540, 6262, 5169, 5819, 6339, 5981,
+    4766, 5976, 6590, 5590, 5135, 5762, 6077, 5882,
+    4247, 5264, 5146, 4868, 4329, 4869, 5127, 4868,
+    3827, 4987, 5222, 4928, 3930, 4469, 4954, 4752,
+    3888, 4588, 5309, 4732, 4837, 6135, 6396,
+]
+
+AUSTRES = [
+    13067.3, 13130.5, 13198.4, 13254.2, 13303.7, 13353.9, 13409.3, 13459.2,
+    13504.5, 13552.6, 13614.3, 13669.5, 13722.6, 13772.1, 13832.0, 13862.6,
+    13893.0, 13926.8, 13968.9, 14004.7, 14033.1, 14066.0, 14110.1, 14155.6,
+    14192.2, 14231.7, 14281.5, 14330.3, 14359.3, 14396.6, 14430.8, 14478.4,
+    14515.7, 14554.9, 14602.5, 14646.4, 14695.4, 14746.6, 14807.4, 14874.4,
+    14923.3, 14988.7, 15054.1, 15121.7, 15184.2, 15239.3, 15288.9, 15346.2,
+    15393.5, 15439.0, 15483.5, 15531.5, 15579.4, 15628.5, 15677.3, 15736.7,
+    15788.3, 15839.7, 15900.6, 15961.5, 16018.3, 16076.9, 16139.0, 16203.0,
+    16263.3, 16327.9, 16398.9, 16478.3, 16538.2, 16621.6, 16697.0, 16777.2,
+    16833.1, 16891.6, 16956.8, 17026.3, 17085.4, 17106.9, 17169.4, 17239.4,
+    17292.0, 17354.2, 17414.2, 17447.3, 17482.6, 17526.0, 17568.7, 17627.1,
+    17661.5,
+]
+# fmt: on
+
+# name -> (values, first year, first month, months per step)
+FRESH = {
+    "wineind": (WINEIND, 1980, 1, 1),
+    "airpassengers": (AIRPASSENGERS, 1949, 1, 1),
+    "woolyrnq": (WOOLYRNQ, 1965, 1, 3),
+    "austres": (AUSTRES, 1971, 4, 3),
+}
+
+TIME_COLUMN = {
+    "lynx": "year",
+    "heartrate": "t",
+    "wineind": "month",
+    "airpassengers": "month",
+}
 
 
 def rows(name: str) -> list[tuple[str, float]]:
@@ -310,6 +404,11 @@ def rows(name: str) -> list[tuple[str, float]]:
         return [(str(1821 + k), float(v)) for k, v in enumerate(LYNX)]
     if name == "heartrate":
         return [(str(1 + k), float(v)) for k, v in enumerate(HEARTRATE)]
+    if name in FRESH:
+        values, year, month, months = FRESH[name]
+        start = 12 * year + month - 1
+        stamps = [divmod(start + months * k, 12) for k in range(len(values))]
+        return [(f"{y:04d}-{m + 1:02d}-01", float(v)) for (y, m), v in zip(stamps, values)]
     import statsmodels.api as sm
 
     dataset, column, first = SERIES[name]
@@ -323,7 +422,10 @@ def rows(name: str) -> list[tuple[str, float]]:
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
-    for name in (*SERIES, "lynx", "heartrate"):
+    names = (*SERIES, "lynx", "heartrate", *FRESH)
+    if sys.argv[2:] == ["fresh"]:
+        names = tuple(FRESH)
+    for name in names:
         with open(out / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)
             w.writerow([TIME_COLUMN.get(name, "quarter"), "value"])

@@ -161,7 +161,7 @@ def members_of(ensemble: Any) -> list[Member]:
     (:class:`lstmkit.series.auto.Ensemble`: members (candidate, transform, model, steps));
     a level member's transform (:class:`lstmkit.series.level_input.LevelInput`) gives its
     ``level``. A ValueError (one line) if its forecast is combined with Holt-Winters'
-    (weight < 1)."""
+    (weight < 1) or a member has a highway (:attr:`lstmkit.series.auto.AutoConfig.highway`)."""
     mix = getattr(ensemble, "combination", None)
     if mix is not None and mix.weight < 1:
         raise ValueError(
@@ -169,6 +169,12 @@ def members_of(ensemble: Any) -> list[Member]:
             "Holt-Winters' (a level smoothed over the whole history), which has no ONNX export "
             "yet: train without the combination (AutoConfig(combine=False))"
         )
+    for k, (c, _, _, _) in enumerate(ensemble.members):
+        if getattr(c, "highway", 0):
+            raise ValueError(
+                f"member {k} adds a linear autoregressive highway of order {c.highway}, which "
+                "has no ONNX export yet: train without it (AutoConfig(highway=0))"
+            )
     return [
         Member(
             model,

@@ -194,7 +194,8 @@ def fit_auto(
         errors.append(np.full((1, h), np.nan))
         return {"val_mae": float("nan"), "steps": config.steps}
 
-    pool = candidates(m, h, n - h, config.hidden, config.hybrid, _reads_level(y, m, config))
+    level = _reads_level(y, m, config)
+    pool = candidates(m, h, n - h, config.hidden, config.hybrid, level, config.highway)
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
     share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from lstmkit.series.model import ForecasterConfig
+
 __all__ = ["AutoConfig", "Candidate", "candidates"]
 
 
@@ -40,6 +42,9 @@ class AutoConfig:
     # differenced forms read the level where ADF rejects a unit root (series.stationarity);
     # one series only: the global model reads no level
     level_if_stationary: bool = True
+    # q > 0: every LSTM form (not the ES-hybrid) adds a linear autoregressive highway of
+    # order q (at most its lookback) to its head (ForecasterConfig.highway); one series only
+    highway: int = 0
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
@@ -47,6 +52,8 @@ class AutoConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if not isinstance(self.highway, int) or isinstance(self.highway, bool) or self.highway < 0:
+            raise ValueError(f"highway: expected an integer >= 0, got {self.highway!r}")
         for name in ("lr", "clip"):
             if not float(getattr(self, name)) > 0:
                 raise ValueError(f"{name}: expected a number > 0, got {getattr(self, name)!r}")
@@ -71,10 +78,15 @@ class Candidate:
     hidden: int
     hybrid: bool = False  # the ES-RNN-style form (lstmkit.series.hybrid): no differencing
     level: bool = False  # differenced, the level a second input (lstmkit.series.level_input)
+    highway: int = 0  # the linear autoregressive highway's order (lstmkit.series.model)
 
     def inputs(self) -> int:
         """Values the LSTM reads per step."""
         return 2 if self.level else 1
+
+    def model_config(self) -> ForecasterConfig:
+        """The LSTM's settings for this form."""
+        return ForecasterConfig(hidden=self.hidden, highway=self.highway)
 
     def need(self) -> int:
         """Values a history must hold to train this candidate (two windows)."""
@@ -82,10 +94,18 @@ class Candidate:
 
 
 def candidates(
-    m: int, h: int, n: int, hidden: int = 16, hybrid: bool = False, level: bool = False
+    m: int,
+    h: int,
+    n: int,
+    hidden: int = 16,
+    hybrid: bool = False,
+    level: bool = False,
+    highway: int = 0,
 ) -> list[Candidate]:
     """The first round's candidates for season m, horizon h and n training values; with
-    ``level``, the differenced forms read the level too (:mod:`lstmkit.series.level_input`).
+    ``level``, the differenced forms read the level too (:mod:`lstmkit.series.level_input`);
+    with ``highway`` q > 0, the LSTM forms add a linear autoregressive highway of order
+    min(q, lookback) (:mod:`lstmkit.series.model`).
 
     Lookbacks: m, 2m, 3m for m > 1; h, 2h, 3h (at least 4) for m = 1; those the n values
     cannot train (see :meth:`Candidate.need`) are dropped, and if none is left the longest
@@ -94,7 +114,11 @@ def candidates(
     base = m if m > 1 else max(h, 4)
     lookbacks = [k * base for k in (1, 2, 3)]
     forms = [(d, f) for d in ((True, False) if m > 1 else (False,)) for f in (True, False)]
-    out = [Candidate(L, d, f, hidden, level=f and level) for L in lookbacks for d, f in forms]
+    out = [
+        Candidate(L, d, f, hidden, level=f and level, highway=min(highway, L))
+        for L in lookbacks
+        for d, f in forms
+    ]
     out += [Candidate(L, m > 1, False, hidden, True) for L in lookbacks if hybrid]
     fits = [c for c in out if c.need() <= n]
     if fits:
@@ -102,7 +126,7 @@ def candidates(
     L = n - 3
     if L < 1:
         raise ValueError(f"the history has {n} values; the forecaster needs at least 4")
-    return [Candidate(L, False, False, hidden)]
+    return [Candidate(L, False, False, hidden, highway=min(highway, L))]
 
 
 def _candidate(row: dict[str, Any]) -> Candidate:

@@ -45,7 +45,7 @@ import numpy as np
 
 from lstmkit.series.auto import AutoConfig, Candidate
 from lstmkit.series.data import fingerprint
-from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.model import Forecaster
 from lstmkit.train import checkpoint, files, schema
 
 __all__ = ["FILE", "KIND", "Progress"]
@@ -55,7 +55,7 @@ FILE = "auto-progress.npz"
 
 Validation = tuple[float, int, np.ndarray]  # (mae, step, errors (origins, h))
 _FIELDS = [f.name for f in fields(Candidate)]
-_NEW_OPTIONS = ("combine", "combine_trend", "level_input", "level_if_stationary")  # if on
+_NEW_OPTIONS = ("combine", "combine_trend", "level_input", "level_if_stationary", "highway")
 
 
 def stamp(
@@ -64,7 +64,7 @@ def stamp(
     """What a resumed fit must share with the saved one, JSON-ready."""
     options = {k: v for k, v in asdict(config).items() if k != "minutes"}
     for k in _NEW_OPTIONS:  # off, as in the fits saved before these options existed
-        if options[k] is False:
+        if options[k] is False or options[k] == 0:
             del options[k]
     mask = None if observed is None else fingerprint(np.asarray(observed, np.float64))
     data = {"values": fingerprint(y), "n": len(y), "observed": mask, "season": m, "horizon": h}
@@ -142,7 +142,7 @@ class Progress:
 
     def _model(self, c: Candidate) -> Any:
         """An untrained model of candidate c's size (a saved member's state loads into it)."""
-        return Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
+        return Forecaster(c.model_config(), inputs=c.inputs())
 
     def _errors_arrays(self, i: int, errors: Any) -> dict[str, np.ndarray]:
         """Row i's validation errors as arrays of the file."""
@@ -201,7 +201,10 @@ def _check(
             raise schema.HeaderError(f"{key}: expected a list")
         for k, entry in enumerate(entries):
             where = f"{key}[{k}]."
-            if not isinstance(entry, dict) or set(entry) | {"level"} != {*_FIELDS, *extra}:
+            if not isinstance(entry, dict) or set(entry) | {"level", "highway"} != {
+                *_FIELDS,
+                *extra,
+            }:
                 raise schema.HeaderError(f"{where[:-1]}: expected the keys {_FIELDS + [*extra]}")
             for name in ("lookback", "hidden"):
                 schema.integer(entry, name, where, 1)
@@ -218,4 +221,6 @@ def _check(
 
 
 def _candidate(entry: dict[str, Any]) -> Candidate:
-    return Candidate(**{name: entry[name] for name in _FIELDS if name in entry})  # older: no level
+    return Candidate(
+        **{name: entry[name] for name in _FIELDS if name in entry}
+    )  # older: no level, highway

@@ -15,7 +15,8 @@ Arrays (see :mod:`lstmkit.train.checkpoint`; read with ``allow_pickle=False``):
 and in the JSON header ``kind`` (:data:`KIND`), ``season``, ``members`` (each one's
 candidate, scaler and steps; an ES-hybrid member also its ``smoothing``: alpha, beta,
 gamma, level0, trend0, a level-input member its ``level_scaler``; runs from before the
-hybrid have no ``hybrid`` key, from before the level input no ``level``), ``search``
+hybrid have no ``hybrid`` key, from before the level input no ``level``, from before the
+highway no ``highway``), ``search``
 (the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
 saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw); with a
 combination, ``combination`` (the LSTM's ``weight`` and the Holt-Winters smoothing's alpha,
@@ -35,7 +36,7 @@ from lstmkit.series.combination import Combination
 from lstmkit.series.data import Scaler, Series, fingerprint
 from lstmkit.series.hybrid import LevelTransform
 from lstmkit.series.level_input import LevelInput
-from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.model import Forecaster
 from lstmkit.series.smoothing import Smoothing
 from lstmkit.series.transform import Transform
 from lstmkit.train import checkpoint, schema
@@ -124,7 +125,7 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         want = keys | {"smoothing"} if hybrid else keys
         with_level = isinstance(member, dict) and member.get("level") is True
         want = want | {"level_scaler"} if with_level else want
-        if not isinstance(member, dict) or set(member) | {"hybrid", "level"} != want:
+        if not isinstance(member, dict) or set(member) | {"hybrid", "level", "highway"} != want:
             raise schema.HeaderError(f"{where[:-1]}: expected the keys {sorted(want)}")
         if hybrid:
             _check_smoothing(member, where)
@@ -133,6 +134,8 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         for key in ("deseason", "difference", "hybrid", "level"):
             if key in member:  # a run from before the hybrid (level) has no "hybrid" ("level")
                 schema.boolean(member, key, where)
+        if "highway" in member:  # a run from before the highway has none
+            schema.integer(member, "highway", where, 0)
         for key in ("scaler", "level_scaler") if with_level else ("scaler",):
             scaler = schema.mapping(member, key, where)
             schema.number(scaler, "mean", f"{where}{key}.")
@@ -157,7 +160,7 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         c = Candidate(**{f.name: d[f.name] for f in fields(Candidate) if f.name in d})
         prefix = f"member{k}/"
         tf = _transform(c, d, arrays[prefix + "season"])
-        model = Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
+        model = Forecaster(c.model_config(), inputs=c.inputs())
         params = {n[len(prefix) :]: a for n, a in arrays.items() if n.startswith(prefix)}
         del params["season"]
         try:

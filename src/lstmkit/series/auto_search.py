@@ -17,7 +17,7 @@ import numpy as np
 from lstmkit.series.auto_candidates import AutoConfig, Candidate, _candidate
 from lstmkit.series.auto_train import _errors_at, _train, _z_observed
 from lstmkit.series.hybrid import fit_form
-from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.model import Forecaster
 
 __all__ = ["search"]
 
@@ -102,7 +102,7 @@ def _seed_curves(
     if not finite:
         return None
     mae, step = min(finite, key=lambda vt: vt[0])  # the earliest of equal means
-    model = Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
+    model = Forecaster(c.model_config(), inputs=c.inputs())
     model.load_state_dict(snapshots[step])
     dense = np.arange(origins[0], len(y) - h + 1)
     return mae, step, _errors_at(model, c, tf, y, actual, dense, h)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lstmkit.series.auto import Candidate
-from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.model import Forecaster
 
 __all__ = ["Shared"]
 
@@ -119,4 +119,4 @@ def _state(run: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
 
 def _forecaster(c: Candidate) -> Forecaster:
     """An untrained member of candidate c (the automatic forecaster's model)."""
-    return Forecaster(ForecasterConfig(hidden=c.hidden), inputs=c.inputs())
+    return Forecaster(c.model_config(), inputs=c.inputs())

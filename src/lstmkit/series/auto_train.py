@@ -19,7 +19,7 @@ from lstmkit.nn.losses import mse
 from lstmkit.series.auto_candidates import AutoConfig, Candidate
 from lstmkit.series.data import make_windows
 from lstmkit.series.forecast import roll_out
-from lstmkit.series.model import Forecaster, ForecasterConfig
+from lstmkit.series.model import Forecaster
 from lstmkit.train.trainer import Evaluation, Options, Task, Trainer
 
 __all__ = ["fit_windows"]
@@ -40,7 +40,7 @@ def _train(
     (fewer past the deadline); ``every(step, model)`` is called every ``eval_every`` steps and
     at the end.
     ``z_observed`` (n,) bool: the loss skips the targets that are False (missing="mask")."""
-    model = Forecaster(ForecasterConfig(hidden=c.hidden), seed=seed, inputs=c.inputs())
+    model = Forecaster(c.model_config(), seed=seed, inputs=c.inputs())
     X, Y = tf.windows(y, c.lookback)  # (L, M, D), (L, M, 1)
     X, Y = X.astype(model.dtype), Y.astype(model.dtype)
     W = None if z_observed is None else make_windows(z_observed.astype(model.dtype), c.lookback)[1]

@@ -303,6 +303,11 @@ def fit_global(
                 f"{name}: for one series only (fit_auto); the global model has none yet: "
                 f"expected AutoConfig({name}=False)"
             )
+    if config.highway:
+        raise ValueError(
+            f"highway: for one series only (fit_auto); the global model has none yet: "
+            f"expected AutoConfig(highway=0), got {config.highway}"
+        )
     if names is None:
         names = ([f"x{j}" for j in range(panel.F)], [f"p{j}" for j in range(panel.n_past)])
     if (len(names[0]), len(names[1])) != (panel.F, panel.n_past):
