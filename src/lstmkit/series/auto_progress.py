@@ -221,6 +221,5 @@ def _check(
 
 
 def _candidate(entry: dict[str, Any]) -> Candidate:
-    return Candidate(
-        **{name: entry[name] for name in _FIELDS if name in entry}
-    )  # older: no level, highway
+    # older fits have no "level" or "highway": the fields' defaults
+    return Candidate(**{name: entry[name] for name in _FIELDS if name in entry})
