@@ -25,8 +25,17 @@ production, quarterly 1965Q1 - 1994Q3 (119); ``austres``, Australian residents (
 quarterly 1971Q2 - 1993Q2 (89). Time columns ``month`` / ``quarter`` (first day of the
 period: the season, 12 or 4, is inferred).
 
-    python benchmarks/heldout_series.py DIR          # all eleven
+    python benchmarks/heldout_series.py DIR          # the eleven of fc20 and fc21
     python benchmarks/heldout_series.py DIR fresh    # the four of fc21 only
+    python benchmarks/heldout_series.py DIR C        # set C of fc22 only
+
+Set C of branch fc22 (docs/forecasting.md, "Branch fc22"), chosen before anything ran on
+it: ``tbilrate`` and ``realinv`` of statsmodels' ``macrodata`` (quarterly 1959Q1-2009Q3);
+``ausbeer``, Australian beer production, quarterly 1956Q1-2008Q3 (211 values; pmdarima
+2.1.1's array, whose last entry, a missing value after 2008Q3, is dropped); and the
+fertility rate (births per woman, yearly 1960-2011, time column ``year``) of statsmodels'
+``fertility`` for ``fertility_afghanistan`` and ``fertility_zimbabwe``, the first and the
+last country by name among the rows with every value of 1960-2011 (2012 and 2013 are empty).
 """
 
 from __future__ import annotations
@@ -390,7 +399,40 @@ FRESH = {
     "austres": (AUSTRES, 1971, 4, 3),
 }
 
+# fmt: off
+# pmdarima 2.1.1's ausbeer, 1956Q1 - 2008Q3 (its array ends with a missing value,
+# None, after 2008Q3: dropped)
+AUSBEER = [
+    284, 213, 227, 308, 262, 228, 236, 320, 272, 233, 237, 313,
+    261, 227, 250, 314, 286, 227, 260, 311, 295, 233, 257, 339,
+    279, 250, 270, 346, 294, 255, 278, 363, 313, 273, 300, 370,
+    331, 288, 306, 386, 335, 288, 308, 402, 353, 316, 325, 405,
+    393, 319, 327, 442, 383, 332, 361, 446, 387, 357, 374, 466,
+    410, 370, 379, 487, 419, 378, 393, 506, 458, 387, 427, 565,
+    465, 445, 450, 556, 500, 452, 435, 554, 510, 433, 453, 548,
+    486, 453, 457, 566, 515, 464, 431, 588, 503, 443, 448, 555,
+    513, 427, 473, 526, 548, 440, 469, 575, 493, 433, 480, 576,
+    475, 405, 435, 535, 453, 430, 417, 552, 464, 417, 423, 554,
+    459, 428, 429, 534, 481, 416, 440, 538, 474, 440, 447, 598,
+    467, 439, 446, 567, 485, 441, 429, 599, 464, 424, 436, 574,
+    443, 410, 420, 532, 433, 421, 410, 512, 449, 381, 423, 531,
+    426, 408, 416, 520, 409, 398, 398, 507, 432, 398, 406, 526,
+    428, 397, 403, 517, 435, 383, 424, 521, 421, 402, 414, 500,
+    451, 380, 416, 492, 428, 408, 406, 506, 435, 380, 421, 490,
+    435, 390, 412, 454, 416, 403, 408, 482, 438, 386, 405, 491,
+    427, 383, 394, 473, 420, 390, 410,
+]
+# fmt: on
+
+# set C of branch fc22 (docs/forecasting.md): name -> (statsmodels dataset, column, first row)
+C_MACRO = {"tbilrate": ("macrodata", "tbilrate", 0), "realinv": ("macrodata", "realinv", 0)}
+# fertility: the first and the last country by name among the rows complete in 1960-2011
+C_FERTILITY = {"fertility_afghanistan": "Afghanistan", "fertility_zimbabwe": "Zimbabwe"}
+SET_C = (*C_MACRO, "ausbeer", *C_FERTILITY)
+
 TIME_COLUMN = {
+    "fertility_afghanistan": "year",
+    "fertility_zimbabwe": "year",
     "lynx": "year",
     "heartrate": "t",
     "wineind": "month",
@@ -404,19 +446,30 @@ def rows(name: str) -> list[tuple[str, float]]:
         return [(str(1821 + k), float(v)) for k, v in enumerate(LYNX)]
     if name == "heartrate":
         return [(str(1 + k), float(v)) for k, v in enumerate(HEARTRATE)]
-    if name in FRESH:
-        values, year, month, months = FRESH[name]
+    if name in C_FERTILITY:
+        return _fertility(C_FERTILITY[name])
+    if name in FRESH or name == "ausbeer":
+        values, year, month, months = FRESH.get(name, (AUSBEER, 1956, 1, 3))
         start = 12 * year + month - 1
         stamps = [divmod(start + months * k, 12) for k in range(len(values))]
         return [(f"{y:04d}-{m + 1:02d}-01", float(v)) for (y, m), v in zip(stamps, values)]
     import statsmodels.api as sm
 
-    dataset, column, first = SERIES[name]
+    dataset, column, first = {**SERIES, **C_MACRO}[name]
     df = getattr(sm.datasets, dataset).load_pandas().data.iloc[first:]
     return [
         (f"{int(y):04d}-{3 * int(q) - 2:02d}-01", float(v))
         for y, q, v in zip(df["year"], df["quarter"], df[column])
     ]
+
+
+def _fertility(country: str) -> list[tuple[str, float]]:
+    """(year, births per woman) 1960-2011 of one country of statsmodels' ``fertility``."""
+    import statsmodels.api as sm
+
+    df = sm.datasets.fertility.load_pandas().data
+    row = df[df["Country Name"] == country].iloc[0]
+    return [(str(y), float(row[str(y)])) for y in range(1960, 2012)]
 
 
 def main() -> None:
@@ -425,6 +478,8 @@ def main() -> None:
     names = (*SERIES, "lynx", "heartrate", *FRESH)
     if sys.argv[2:] == ["fresh"]:
         names = tuple(FRESH)
+    elif sys.argv[2:] == ["C"]:
+        names = SET_C
     for name in names:
         with open(out / f"{name}.csv", "w", newline="", encoding="utf-8") as f:
             w = csv.writer(f)

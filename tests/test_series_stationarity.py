@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from lstmkit.series.auto import AutoConfig, _reads_level, fit_auto
+from lstmkit.series.auto import AutoConfig, _gates, fit_auto
 from lstmkit.series.stationarity import (
     adf_critical_5,
     adf_lags,
@@ -77,9 +77,9 @@ def test_the_forecaster_reads_the_level_only_where_the_gate_opens() -> None:
     assert AutoConfig().level_if_stationary  # the default since branch fc20
     y_flat = _ar1(60, 0.3, 4)  # mean-reverting
     y_trend = 0.5 * np.arange(60) + _ar1(60, 0.3, 4)
-    assert _reads_level(y_flat, 1, on) and not _reads_level(y_trend, 1, on)
-    assert not _reads_level(y_flat, 1, off)
-    assert _reads_level(y_trend, 1, replace(off, level_input=True))  # the ungated option
+    assert _gates(y_flat, 1, on) == (True, None) and _gates(y_trend, 1, on) == (False, None)
+    assert not _gates(y_flat, 1, off)[0]
+    assert _gates(y_trend, 1, replace(off, level_input=True))[0]  # the ungated option
     forms = [(row["difference"], row["level"]) for row in fit_auto(y_flat, 1, 4, on).table]
     assert (True, True) in forms and (True, False) not in forms
     shut = fit_auto(y_trend, 1, 4, on)

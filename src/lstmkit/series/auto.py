@@ -12,6 +12,10 @@ Given a history y (n,), a season m and a horizon h, :func:`fit_auto` needs no ot
    :attr:`AutoConfig.level_if_stationary` (off), only if the ADF test rejects a unit root
    in the history (:mod:`lstmkit.series.stationarity`): a trending level has no mean to
    revert to, and reading it would ask the LSTM to extrapolate past its training range.
+   With :attr:`AutoConfig.difference_if_unit_root` (off), the same test also decides d,
+   as auto.arima's unit-root test does before fitting: where it does not reject a unit
+   root, the candidates are the differenced forms only (an undifferenced form's output
+   ``W_head h + b`` is bounded and flattens on a trend); where it rejects, they are as above.
    Training draws ``batch`` windows of ``lookback`` values per Adam step and scores the
    next-value prediction at the positions after the first ``burn_in`` x lookback: a forecast
    always reads a full context, and positions with little context only add noise (chosen
@@ -102,6 +106,9 @@ class Ensemble:
     cut_errors: list[np.ndarray] = field(default_factory=list)  # per earlier cut (forms, R, h)
     cut_seconds: float = 0.0  # time spent training the earlier cuts' models
     combination: Combination | None = None  # with Holt-Winters' forecast (AutoConfig.combine)
+    # with AutoConfig.difference_if_unit_root: whether ADF left a unit root standing (the
+    # differenced forms only were searched); None when that option is off
+    unit_root: bool | None = None
 
     def interval(
         self, h: int, level: float = 80.0, history: np.ndarray | None = None
@@ -142,6 +149,7 @@ class Ensemble:
             "truncated_by_time": self.truncated,
             "calibration_cut_seconds": round(self.cut_seconds, 2),
             **({} if self.combination is None else {"lstm_weight": self.combination.weight}),
+            **({} if self.unit_root is None else {"unit_root": self.unit_root}),
         }
 
 
@@ -194,8 +202,10 @@ def fit_auto(
         errors.append(np.full((1, h), np.nan))
         return {"val_mae": float("nan"), "steps": config.steps}
 
-    level = _reads_level(y, m, config)
-    pool = candidates(m, h, n - h, config.hidden, config.hybrid, level, config.highway)
+    level, unit_root = _gates(y, m, config)
+    pool = candidates(
+        m, h, n - h, config.hidden, config.hybrid, level, config.highway, bool(unit_root)
+    )
     args = (validate, fallback, search_deadline, _val_key)
     saved = None if progress is None else progress.saved
     share = getattr(progress, "validate_all", None)  # a memo shared among MPI ranks
@@ -234,7 +244,9 @@ def fit_auto(
     if config.combine:
         mix, errors, cuts = _combined(y, m, h, errors, cuts, config, observed)
     calibration = np.concatenate([conformal.cross_fit(errors, config.top), *cuts_as_rows(cuts)])
-    return Ensemble(members, y, m, table, truncated, calibration, errors, cuts, seconds, mix)
+    return Ensemble(
+        members, y, m, table, truncated, calibration, errors, cuts, seconds, mix, unit_root
+    )
 
 
 def _combined(
@@ -268,10 +280,17 @@ def _combined(
     return Combination(w, combination.fit(y, m, trend)), mixed, mixed_cuts
 
 
-def _reads_level(y: np.ndarray, m: int, config: AutoConfig) -> bool:
-    """Whether the differenced forms read the level (step 1): ``level_input``, or
-    ``level_if_stationary`` and ADF rejects a unit root in the history y (n,)."""
-    return config.level_input or (config.level_if_stationary and level_stationary(y, m))
+def _gates(y: np.ndarray, m: int, config: AutoConfig) -> tuple[bool, bool | None]:
+    """(whether the differenced forms read the level, whether a unit root stands) (step 1).
+
+    The level: ``level_input``, or ``level_if_stationary`` and ADF rejects a unit root in
+    the history y (n,). The unit root, with ``difference_if_unit_root`` (None without):
+    ADF does not reject it, and only the differenced forms are searched. One test decides
+    both; it runs only when one of the two options reads it."""
+    asked = config.level_if_stationary or config.difference_if_unit_root
+    stationary = asked and level_stationary(y, m)
+    level = config.level_input or (config.level_if_stationary and stationary)
+    return level, (not stationary if config.difference_if_unit_root else None)
 
 
 def _announce(share: Any, job: Any, cands: list[Candidate]) -> None:

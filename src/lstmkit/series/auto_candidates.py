@@ -45,6 +45,9 @@ class AutoConfig:
     # q > 0: every LSTM form (not the ES-hybrid) adds a linear autoregressive highway of
     # order q (at most its lookback) to its head (ForecasterConfig.highway); one series only
     highway: int = 0
+    # where ADF does not reject a unit root (the level gate's test, series.stationarity),
+    # the candidates are the differenced forms only: the test decides d as auto.arima does
+    difference_if_unit_root: bool = False
 
     def __post_init__(self) -> None:
         names = ("steps", "eval_every", "val_horizons", "batch", "hidden", "top", "seeds")
@@ -101,11 +104,14 @@ def candidates(
     hybrid: bool = False,
     level: bool = False,
     highway: int = 0,
+    differenced_only: bool = False,
 ) -> list[Candidate]:
     """The first round's candidates for season m, horizon h and n training values; with
     ``level``, the differenced forms read the level too (:mod:`lstmkit.series.level_input`);
     with ``highway`` q > 0, the LSTM forms add a linear autoregressive highway of order
-    min(q, lookback) (:mod:`lstmkit.series.model`).
+    min(q, lookback) (:mod:`lstmkit.series.model`); with ``differenced_only`` (a unit root
+    not rejected, :attr:`AutoConfig.difference_if_unit_root`), only the differenced forms
+    (no undifferenced form, no ES-hybrid).
 
     Lookbacks: m, 2m, 3m for m > 1; h, 2h, 3h (at least 4) for m = 1; those the n values
     cannot train (see :meth:`Candidate.need`) are dropped, and if none is left the longest
@@ -113,20 +119,23 @@ def candidates(
     """
     base = m if m > 1 else max(h, 4)
     lookbacks = [k * base for k in (1, 2, 3)]
-    forms = [(d, f) for d in ((True, False) if m > 1 else (False,)) for f in (True, False)]
+    diffs = (True,) if differenced_only else (True, False)
+    forms = [(d, f) for d in ((True, False) if m > 1 else (False,)) for f in diffs]
     out = [
         Candidate(L, d, f, hidden, level=f and level, highway=min(highway, L))
         for L in lookbacks
         for d, f in forms
     ]
-    out += [Candidate(L, m > 1, False, hidden, True) for L in lookbacks if hybrid]
+    if hybrid and not differenced_only:
+        out += [Candidate(L, m > 1, False, hidden, True) for L in lookbacks]
     fits = [c for c in out if c.need() <= n]
     if fits:
         return fits
-    L = n - 3
+    d = differenced_only and n >= 5  # a differenced form needs one value more
+    L = n - 3 - int(d)
     if L < 1:
         raise ValueError(f"the history has {n} values; the forecaster needs at least 4")
-    return [Candidate(L, False, False, hidden, highway=min(highway, L))]
+    return [Candidate(L, False, d, hidden, highway=min(highway, L))]
 
 
 def _candidate(row: dict[str, Any]) -> Candidate:

@@ -55,7 +55,14 @@ FILE = "auto-progress.npz"
 
 Validation = tuple[float, int, np.ndarray]  # (mae, step, errors (origins, h))
 _FIELDS = [f.name for f in fields(Candidate)]
-_NEW_OPTIONS = ("combine", "combine_trend", "level_input", "level_if_stationary", "highway")
+_NEW_OPTIONS = (
+    "combine",
+    "combine_trend",
+    "level_input",
+    "level_if_stationary",
+    "highway",
+    "difference_if_unit_root",
+)
 
 
 def stamp(

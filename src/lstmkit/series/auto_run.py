@@ -20,7 +20,8 @@ highway no ``highway``), ``search``
 (the validation table) and ``data`` (column, time column, source, n, ``n_fit`` values it
 saw, ``n_holdout`` left for ``series eval``, and a fingerprint of the values it saw); with a
 combination, ``combination`` (the LSTM's ``weight`` and the Holt-Winters smoothing's alpha,
-beta, gamma, level0, trend0).
+beta, gamma, level0, trend0); with ``AutoConfig.difference_if_unit_root``, ``unit_root``
+(whether ADF left a unit root standing, so only differenced forms were searched).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def save_ensemble(folder: str | Path, ensemble: Ensemble, series: Series, n_hold
             "fingerprint": fingerprint(series.values[:n_fit]),
         },
     }
+    if ensemble.unit_root is not None:  # AutoConfig.difference_if_unit_root's test
+        meta["unit_root"] = ensemble.unit_root
     mix = ensemble.combination
     if mix is not None:
         meta["combination"] = {"weight": mix.weight, **_smoothing_dict(mix.smoothing)}
@@ -142,6 +145,8 @@ def _check(meta: dict[str, Any], manifest: schema.Manifest) -> None:
             schema.number(scaler, "scale", f"{where}{key}.", 0.0, lo_open=True)
         if manifest.get(f"member{k}/season", (None, None))[1] != (m,):
             raise schema.HeaderError(f"members[{k}]: expected seasonal indices of shape ({m},)")
+    if "unit_root" in meta:
+        schema.boolean(meta, "unit_root")
     if "combination" in meta:
         _check_smoothing(meta, "", "combination")
         schema.number(meta["combination"], "weight", "combination.", 0.0, 1.0)
@@ -170,6 +175,7 @@ def load_ensemble(path: str | Path) -> tuple[Ensemble, dict[str, Any]]:
         members.append((c, tf, model, int(d["steps"])))
     history, errors = arrays["history"], arrays["errors"]
     ensemble = Ensemble(members, history, int(meta["season"]), meta["search"], False, errors)
+    ensemble.unit_root = meta.get("unit_root")  # a run without the option has none
     if "combination" in meta:
         d = meta["combination"]
         sm = _smoothing(d, arrays["combination/season"])

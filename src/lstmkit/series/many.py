@@ -297,7 +297,9 @@ def fit_global(
     GlobalProgress`; with ``validate_all`` and ``refit_all`` one shared among MPI ranks,
     :class:`lstmkit.series.auto_shared.Shared`)."""
     config = config or AutoConfig()
-    for name in ("combine", "level_input"):  # level_if_stationary: no level read here
+    # level_if_stationary, difference_if_unit_root: the one series' unit-root test, not run
+    # here (the global model searches its forms as before whatever they say)
+    for name in ("combine", "level_input"):
         if getattr(config, name):
             raise ValueError(
                 f"{name}: for one series only (fit_auto); the global model has none yet: "
