@@ -71,7 +71,8 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
     """A forecaster checkpoint's header: model config, scaler, training config and data
     description, and the arrays they imply; HeaderError naming the field."""
     m = schema.mapping(meta, "model")
-    schema.model_keys(m, {f.name for f in fields(ForecasterConfig)} - {"variant"}, {"variant"})
+    optional = {"variant", "highway"}  # checkpoints from before either have none
+    schema.model_keys(m, {f.name for f in fields(ForecasterConfig)} - optional, optional)
     options = schema.lstm_variant(m)
     H = schema.integer(m, "hidden", "model.", 1)
     L = schema.integer(m, "layers", "model.", 1)
@@ -83,6 +84,9 @@ def check_header(meta: dict[str, Any], manifest: schema.Manifest) -> None:
         "head.weight": (1, H),
         "head.bias": (1,),
     }
+    q = schema.integer(m, "highway", "model.", 0) if "highway" in m else 0
+    if q:
+        shapes["highway.weight"] = (1, q)
     schema.model_arrays(manifest, shapes, dtype)
     schema.trainer_fields(meta, "best_val_loss")
     scaler = schema.mapping(meta, "scaler")
